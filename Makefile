@@ -1,0 +1,42 @@
+# Two entry points for a fresh clone: `make book` and `make test`. Both create .venv when it is
+# missing, install the pinned packages (offline: torch and torchvision come from the local wheels),
+# and are safe to run again.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.reprolib-installed
+
+# Real data for tests and the book: ../shared/data when it exists, unless the caller set it.
+ifeq ($(origin REPROLIB_DATA), undefined)
+  ifneq ($(wildcard ../shared/data),)
+    REPROLIB_DATA := $(abspath ../shared/data)
+  endif
+endif
+export REPROLIB_DATA
+export MPLBACKEND := Agg
+export PYTHONUNBUFFERED := 1
+
+.PHONY: install test book clean-book help
+
+help:
+	@echo "make book   - execute every notebook with papermill and build the Jupyter Book into _build/html"
+	@echo "make test   - run the whole test suite (includes executing the notebooks at scale=ci)"
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,book]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+book: $(STAMP)
+	$(PY) -m reprolib.book build $(BOOK_ARGS)
+	@echo "Book written to _build/html/index.html"
+
+clean-book:
+	rm -rf _build

@@ -1,0 +1,164 @@
+"""Build the book: execute every notebook of ``_toc.yml`` with papermill, then run Jupyter Book.
+
+``python -m reprolib.book build [--scale ci|paper] [--train-missing] [--out DIR] [--only NAME ...]``
+
+1. The book's sources (``_config.yml``, ``_toc.yml``, ``book/``) are copied into ``<out>/src``.
+2. Each notebook listed in ``_toc.yml`` is executed by papermill with the parameters of
+   ``book/params.yml`` (defaults, then the notebook's overrides, then the command-line overrides)
+   into ``<out>/src/notebooks/``. A failing cell stops the build with the notebook's name.
+3. ``jupyter-book build`` runs on the staged folder with warnings as errors (``-W -n --keep-going``),
+   producing ``<out>/html/index.html``. Jupyter Book itself executes nothing (``execute_notebooks: off``).
+
+Executed outputs live only under ``<out>``; nothing executed is written back into ``notebooks/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from reprolib.paths import REPO_ROOT
+
+BOOK_FILES = ("_config.yml", "_toc.yml")
+BOOK_DIRS = ("book",)
+
+
+def toc_files(root: Path = REPO_ROOT) -> list[str]:
+    """Every ``file:`` entry of ``_toc.yml`` (the root included), in order, without suffix."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    found = [toc["root"]]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                found.append(node["file"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk({k: v for k, v in toc.items() if k != "root"})
+    return found
+
+
+def notebooks_in_toc(root: Path = REPO_ROOT) -> list[Path]:
+    """The notebooks the book shows, as paths relative to the repository root."""
+    out = []
+    for entry in toc_files(root):
+        path = Path(entry).with_suffix(".ipynb")
+        if (root / path).exists():
+            out.append(path)
+    return out
+
+
+def notebook_parameters(name: str, overrides: dict | None = None, root: Path = REPO_ROOT) -> dict:
+    """Parameters for notebook ``name`` (stem): defaults, then per-notebook, then ``overrides``."""
+    spec = yaml.safe_load((root / "book" / "params.yml").read_text()) or {}
+    params = dict(spec.get("defaults") or {})
+    params.update((spec.get("notebooks") or {}).get(name) or {})
+    params.update(overrides or {})
+    return params
+
+
+def execute_notebooks(stage: Path, overrides: dict, only: list[str] | None = None, root: Path = REPO_ROOT,
+                      log=print) -> list[Path]:
+    """Execute the toc's notebooks with papermill into ``stage``; returns the executed paths."""
+    import papermill as pm
+
+    executed = []
+    for rel in notebooks_in_toc(root):
+        if only and rel.stem not in only:
+            continue
+        params = notebook_parameters(rel.stem, overrides, root)
+        target = stage / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        log(f"[book] executing {rel} with {params}")
+        start = time.perf_counter()
+        try:
+            pm.execute_notebook(str(root / rel), str(target), parameters=params, cwd=str(root / rel.parent),
+                                kernel_name="python3", progress_bar=False, log_output=False)
+        except pm.PapermillExecutionError as err:
+            raise RuntimeError(f"notebook {rel} failed in cell {err.exec_count}: {err.ename}: {err.evalue}") from err
+        log(f"[book] {rel} done in {time.perf_counter() - start:.1f} s")
+        executed.append(target)
+    return executed
+
+
+def stage_sources(stage: Path, root: Path = REPO_ROOT) -> None:
+    """Copy the book's non-notebook sources into a fresh ``stage`` folder."""
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    for name in BOOK_FILES:
+        shutil.copy2(root / name, stage / name)
+    for name in BOOK_DIRS:
+        shutil.copytree(root / name, stage / name)
+
+
+def build(out: Path | str = REPO_ROOT / "_build", overrides: dict | None = None, only: list[str] | None = None,
+          root: Path = REPO_ROOT, log=print) -> Path:
+    """Execute the notebooks and build the HTML book; returns the path of ``index.html``."""
+    out = Path(out).resolve()
+    stage = out / "src"
+    stage_sources(stage, root)
+    execute_notebooks(stage, overrides or {}, only=only, root=root, log=log)
+    html = out / "html"
+    if html.exists():
+        shutil.rmtree(html)
+    # jupyter-book writes <path-output>/_build/html; build into a scratch folder and move it into place.
+    scratch = out / "jb"
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(stage), "--path-output", str(scratch),
+           "--builder", "html", "-W", "-n", "--keep-going"]
+    log("[book] " + " ".join(cmd))
+    env = dict(os.environ, MPLBACKEND="Agg")
+    subprocess.run(cmd, check=True, env=env)
+    shutil.move(str(scratch / "_build" / "html"), str(html))
+    shutil.rmtree(scratch, ignore_errors=True)
+    index = html / "index.html"
+    if not index.exists():
+        raise RuntimeError(f"the book build produced no {index}")
+    return index
+
+
+def _parse_value(text: str):
+    return yaml.safe_load(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reprolib.book", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="execute the notebooks and build the book")
+    b.add_argument("--out", default=str(REPO_ROOT / "_build"), help="output folder (html/ and src/ go there)")
+    b.add_argument("--scale", choices=["ci", "paper"], help="override the scale of every notebook")
+    b.add_argument("--train-missing", action="store_true", help="train configs whose run record is missing")
+    b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any notebook parameter (YAML value), e.g. --set seeds=[0]")
+    b.add_argument("--only", nargs="*", help="execute only these notebooks (stems)")
+    args = parser.parse_args(argv)
+    overrides: dict = {}
+    if args.scale:
+        overrides["scale"] = args.scale
+    if args.train_missing:
+        overrides["train_missing"] = True
+    for item in args.set:
+        if "=" not in item:
+            parser.error(f"--set expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        overrides[key] = _parse_value(value)
+    index = build(args.out, overrides, only=args.only)
+    print(f"[book] {index}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
