@@ -1,0 +1,298 @@
+"""Helpers every book notebook uses: parameter checks, provenance, paper-vs-ours tables, missing-run notes.
+
+A notebook of the book states its parameters (papermill ``parameters`` cell), calls
+:func:`check_parameters` first (so a bad value fails before anything long starts), asks the library for
+run records, and shows them. The helpers here turn records and the sources' reported numbers
+(:mod:`reprolib.reference`) into what a reader sees:
+
+* :func:`provenance` / :func:`provenance_line`: scale, seeds, code version, device and date of the records behind a
+  figure or table;
+* :func:`paper_vs_ours`: a table with the source's number, ours, and the difference, where a missing number reads
+  "not available" (the source gives none) or "not run yet at this scale" (no record);
+* :func:`sweep_command` / :func:`missing_runs_note`: the exact ``reprolib sweep`` command that completes a page;
+* :func:`dataset_note`: what to say when a dataset is missing or only a subset.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import pandas as pd
+
+SCALES = ("ci", "paper")
+NOT_AVAILABLE = "not available"
+NOT_RUN = "not run yet at this scale"
+
+
+# --- parameters -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """The validated common parameters of a book notebook (``device`` resolved from ``auto``)."""
+
+    scale: str
+    seeds: tuple[int, ...]
+    device: str
+    train_missing: bool
+    knobs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.knobs[key]
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; ``cpu``, ``cuda``, ``cuda:N`` are checked."""
+    import torch
+
+    if not isinstance(device, str):
+        raise ValueError(f"device must be a string ('auto', 'cpu', 'cuda' or 'cuda:N'), got {device!r}")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return device
+    if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} but no CUDA device is available; use device='auto' or 'cpu'")
+        return device
+    raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+
+
+def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
+    """Return ``value`` if it is one of ``allowed``, else raise a ``ValueError`` naming both."""
+    allowed = list(allowed)
+    if value not in allowed:
+        raise ValueError(f"parameter {name}={value!r} is not allowed; expected one of {allowed}")
+    return value
+
+
+def check_subset(name: str, values: Any, allowed: Iterable[Any]) -> list:
+    """Return ``values`` as a non-empty list whose items are all in ``allowed``."""
+    allowed = list(allowed)
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise ValueError(f"parameter {name} must be a list drawn from {allowed}, got {values!r}")
+    values = list(values)
+    bad = [v for v in values if v not in allowed]
+    if not values or bad:
+        raise ValueError(f"parameter {name}={values!r}: {bad or 'empty'} not allowed; expected items of {allowed}")
+    return values
+
+
+def check_positive(name: str, value: Any, integer: bool = False) -> Any:
+    """Return ``value`` if it is a positive number (an ``int`` when ``integer``)."""
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or value <= 0:
+        kind = "a positive integer" if integer else "a positive number"
+        raise ValueError(f"parameter {name}={value!r} must be {kind}")
+    return value
+
+
+def check_parameters(scale: str, seeds: Any, device: str, train_missing: Any, **knobs: Any) -> Parameters:
+    """Validate the parameters every notebook shares; ``knobs`` are passed through (check them with
+    :func:`check_choice` / :func:`check_subset` / :func:`check_positive`).
+
+    Raises ``ValueError`` naming the bad value and what was expected.
+    """
+    check_choice("scale", scale, SCALES)
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = [seeds]
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
+        raise ValueError(f"parameter seeds must be a list of non-negative integers, got {seeds!r}")
+    seeds = list(seeds)
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        raise ValueError(f"parameter seeds must be a non-empty list of non-negative integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"parameter seeds has duplicates: {seeds!r}")
+    if not isinstance(train_missing, bool):
+        raise ValueError(f"parameter train_missing must be true or false, got {train_missing!r}")
+    return Parameters(scale=scale, seeds=tuple(seeds), device=resolve_device(device),
+                      train_missing=train_missing, knobs=dict(knobs))
+
+
+# --- provenance -------------------------------------------------------------------------------------------
+
+
+def _lookup(record: Mapping, *paths: str, default=None):
+    """First present value among dotted ``paths`` of a run record (records are nested dicts)."""
+    for path in paths:
+        node: Any = record
+        for part in path.split("."):
+            if isinstance(node, Mapping) and part in node:
+                node = node[part]
+            else:
+                break
+        else:
+            if node is not None:
+                return node
+    return default
+
+
+def record_info(record: Mapping) -> dict:
+    """Scale, seed, code version, device and date of one run record."""
+    commit = _lookup(record, "provenance.git_commit", "provenance.commit", "provenance.git.commit")
+    dirty = _lookup(record, "provenance.git_dirty", "provenance.dirty", "provenance.git.dirty", default=False)
+    version = "unknown" if not commit else str(commit)[:8] + ("+dirty" if dirty else "")
+    date = _lookup(record, "provenance.end", "provenance.finished", "provenance.start", "provenance.date",
+                   "provenance.started")
+    return {
+        "scale": _lookup(record, "config.scale", "scale", default="?"),
+        "seed": _lookup(record, "config.seed", "seed", default="?"),
+        "code": version,
+        "device": str(_lookup(record, "provenance.device_name", "provenance.device", default="unknown")),
+        "date": str(date)[:10] if date else "unknown",
+    }
+
+
+def _join(values: Iterable) -> str:
+    unique = sorted({str(v) for v in values})
+    return ", ".join(unique) if unique else "none"
+
+
+def provenance(records: Sequence[Mapping]) -> dict:
+    """Summary of a set of records: scales, number of seeds, code versions, devices, dates."""
+    infos = [record_info(r) for r in records]
+    dates = sorted(i["date"] for i in infos if i["date"] != "unknown")
+    return {
+        "runs": len(infos),
+        "scale": _join(i["scale"] for i in infos),
+        "seeds": len({i["seed"] for i in infos}),
+        "code": _join(i["code"] for i in infos),
+        "device": _join(i["device"] for i in infos),
+        "date": "unknown" if not dates else (dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"),
+    }
+
+
+def provenance_line(records: Sequence[Mapping], scale: str | None = None) -> str:
+    """One line for a caption: ``scale ci · 2 seeds (6 runs) · code 1a2b3c4d · cpu · 2026-11-23``."""
+    if not records:
+        return f"scale {scale or '?'} · no run records yet"
+    p = provenance(records)
+    return (f"scale {p['scale']} · {p['seeds']} seed{'s' if p['seeds'] != 1 else ''} ({p['runs']} runs) · "
+            f"code {p['code']} · {p['device']} · {p['date']}")
+
+
+def code_version() -> str:
+    """The working tree's git commit (short, ``+dirty`` when modified), for pages computed without records."""
+    import subprocess
+
+    from reprolib.paths import REPO_ROOT
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=8", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def simulation_provenance(device: str = "cpu") -> str:
+    """Provenance line of a figure computed in the notebook itself (a neuron simulation, no training)."""
+    import datetime
+
+    today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    return f"simulated in this notebook · no training · code {code_version()} · {device} · {today}"
+
+
+# --- tables -----------------------------------------------------------------------------------------------
+
+
+def _fmt(value: float, decimals: int) -> str:
+    return f"{value:.{decimals}f}"
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def paper_vs_ours(frame: pd.DataFrame, index: Sequence[str], paper: str = "paper", ours: str = "ours",
+                  ours_std: str | None = "ours_std", runs: str | None = "runs", decimals: int = 2,
+                  paper_std: str | None = "paper_std") -> pd.DataFrame:
+    """A display table: ``index`` columns, then *paper*, *ours* and *difference* (ours - paper).
+
+    ``frame`` has one row per compared item, numeric ``paper`` (NaN where the source reports nothing) and ``ours``
+    (NaN where no run record exists yet), optionally ``ours_std`` / ``paper_std`` and the number of ``runs``.
+    Missing numbers read "not available" (paper) or "not run yet at this scale" (ours); a difference needs both.
+    """
+    rows = []
+    for _, row in frame.iterrows():
+        p, o = row.get(paper), row.get(ours)
+        p_text = NOT_AVAILABLE if _missing(p) else _fmt(p, decimals)
+        if not _missing(p) and paper_std and not _missing(row.get(paper_std)):
+            p_text += f" ± {_fmt(row[paper_std], decimals)}"
+        if _missing(o):
+            o_text = NOT_RUN
+        else:
+            o_text = _fmt(o, decimals)
+            if ours_std and ours_std in row and not _missing(row[ours_std]):
+                o_text += f" ± {_fmt(row[ours_std], decimals)}"
+            if runs and runs in row and not _missing(row[runs]):
+                o_text += f" (n={int(row[runs])})"
+        if _missing(p):
+            d_text = NOT_AVAILABLE
+        elif _missing(o):
+            d_text = NOT_RUN
+        else:
+            d_text = f"{o - p:+.{decimals}f}"
+        rows.append({**{k: row[k] for k in index}, "paper": p_text, "ours": o_text, "difference": d_text})
+    return pd.DataFrame(rows, columns=[*index, "paper", "ours", "difference"])
+
+
+def mean_std(frame: pd.DataFrame, by: Sequence[str], value: str) -> pd.DataFrame:
+    """Mean, sample std and count of ``value`` per group (std NaN for a single run), as ``ours, ours_std, runs``."""
+    grouped = frame.groupby(list(by), dropna=False)[value]
+    out = grouped.agg(ours="mean", ours_std="std", runs="count").reset_index()
+    return out
+
+
+# --- missing runs and data ---------------------------------------------------------------------------------
+
+
+def sweep_command(experiment: str, scale: str, seeds: Sequence[int], **grid: Any) -> str:
+    """The exact command line that produces the missing records of ``experiment``."""
+    parts = ["reprolib", "sweep", experiment, "--scale", scale, "--seeds", *[str(s) for s in seeds]]
+    for key, value in grid.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        parts += ["--set", f"{key}={','.join(str(v) for v in values)}"]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def missing_runs_note(experiment: str, scale: str, seeds: Sequence[int], missing: int, total: int,
+                      train_missing: bool, **grid: Any) -> str:
+    """Markdown saying how many configs have no record and how to complete them (empty if none is missing)."""
+    if missing == 0:
+        return ""
+    command = sweep_command(experiment, scale, seeds, **grid)
+    why = ("`train_missing` is false, so this page only renders records that exist"
+           if not train_missing else "they could not be trained here")
+    return (f"**{missing} of {total} runs of `{experiment}` have no record at scale `{scale}`** ({why}); "
+            f"their cells read *{NOT_RUN}*. To complete this page, run\n\n```bash\n{command}\n```\n\n"
+            f"then rebuild the book (`make book`).")
+
+
+def dataset_note(name: str, status: str, command: str | None = None) -> str:
+    """Markdown for a dataset that is ``missing`` or a ``subset`` (empty when ``status`` is ``found``)."""
+    check_choice("status", status, ("found", "missing", "subset"))
+    if status == "found":
+        return ""
+    if status == "subset":
+        text = (f"**{name}: only a subset of the dataset is available here**, so our numbers for it are not "
+                f"comparable with the source's.")
+    else:
+        text = f"**{name} is not available on this machine**, so the cells that need it read *{NOT_RUN}*."
+    if command:
+        text += f" Where the full data exists (`$REPROLIB_DATA`, see `reprolib data`), complete it with\n\n```bash\n{command}\n```"
+    return text
+
+
+def show_markdown(text: str) -> None:
+    """Display Markdown in a notebook (a no-op for empty text)."""
+    if not text:
+        return
+    from IPython.display import Markdown, display
+
+    display(Markdown(text))

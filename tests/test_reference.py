@@ -1,0 +1,60 @@
+"""The sources' reported numbers load, carry their source and section, and match the reference pack."""
+
+import math
+
+import pytest
+
+from reprolib import reference
+
+
+@pytest.mark.parametrize("name", sorted(reference.TABLES))
+def test_every_table_names_its_source_and_section(name):
+    frame = reference.table(name)
+    assert not frame.empty
+    assert frame["source"].isin(reference.SOURCES).all()
+    assert frame["section"].notna().all()
+
+
+def test_src_table2_is_complete_and_verbatim():
+    frame = reference.table("src-table2")
+    assert len(frame) == 4 * 2 * 5  # layers x neuron x (4 image columns + N-MNIST)
+    assert reference.reported("src-table2", layers=2, neuron="SRC", dataset="MNIST", encoding="rate") == 98.32
+    assert reference.reported("src-table2", layers=5, neuron="LIF", dataset="N-MNIST") == 98.05
+
+
+def test_brf_tables():
+    assert reference.reported("brf-table1", task="SHD", model="BRF") == 91.7
+    assert reference.reported("brf-table1", column="test_accuracy_std", task="SHD", model="BRF") == 0.8
+    assert reference.reported("brf-table1", column="parameters", task="ECG", model="BRF") == 1734
+    # A number the paper does not give is None, never a guess.
+    assert reference.reported("brf-table1", column="test_accuracy_std", task="PS-MNIST", model="BHRF") is None
+    assert reference.reported("brf-table2", column="epochs_to_95", task="SHD", model="BRF") == 2
+    assert reference.reported("brf-table2", column="epochs_to_95", task="PS-MNIST", model="RF") is None
+
+
+def test_reported_rejects_unknown_names():
+    with pytest.raises(ValueError, match="unknown reference table"):
+        reference.table("nope")
+    with pytest.raises(ValueError, match="no column"):
+        reference.reported("brf-table1", colour="red")
+
+
+def test_spikingjelly_curves_match_the_reported_finals():
+    lif = reference.sj_lif_mnist_curves()
+    assert len(lif["test"]) == 100 and len(lif["train"]) == 183
+    assert math.isclose(lif["test"]["accuracy"].iloc[-1], 92.11, abs_tol=0.01)
+    curves = reference.sj_recurrent_curves()
+    assert set(curves["split"]) == {"train", "train_eval"}
+    last = curves[(curves.metric == "accuracy") & (curves.split == "train_eval") & (curves.epoch == 89)]
+    finals = dict(zip(last.model, last.value))
+    for model, value in finals.items():
+        assert math.isclose(value, reference.reported("spikingjelly", model=model,
+                                                      metric="train_eval_accuracy_final"), abs_tol=0.01)
+
+
+def test_brf_curves_reproduce_the_published_shd_accuracy():
+    curves = reference.brf_curves()
+    shd = curves[(curves.task == "SHD") & (curves.model == "BRF")]
+    best = shd.loc[shd.groupby("run").val_loss.idxmin(), "test_accuracy"]
+    assert len(best) == 5
+    assert math.isclose(best.mean(), 91.67, abs_tol=0.01)  # paper: 91.7 ± 0.8
