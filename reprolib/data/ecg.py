@@ -1,0 +1,81 @@
+"""ECG-QTDB as preprocessed by Yin et al. 2021 (the BRF paper's ECG task): per-step labels.
+
+``<root>/ECG-QTDB/QTDB_{train,test}.mat`` hold ``x`` (N, 1301, 4) level-crossing spikes and ``y``
+(N, 1301, 6) one-hot labels. As in brf-neurons the last step (padding, -1 / 0) is dropped: T = 1300.
+About 8% of the steps have an all-zero ``y`` (unlabelled); ``argmax`` would silently call them class 0,
+so they get label -1, which the per-step loss and accuracy mask out. Samples are
+``(x float [1300, 4], y LongTensor [1300])``; train / val is a seeded 557 / 61 split of the 618
+training sequences (``val_fraction=0.1``), test is the 141 official test sequences.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from . import resolve_root
+from .catalog import CATALOG
+from .checksums import EXPECTED_SHA256, DatasetNotFoundError, verify_file
+from .splits import check_split, check_val_fraction, split_indices
+
+UNLABELLED = -1
+
+
+def one_hot_to_labels(one_hot: np.ndarray) -> np.ndarray:
+    """(..., C) one-hot -> (...) int64 class, ``UNLABELLED`` where no class is set."""
+    labels = one_hot.argmax(axis=-1).astype(np.int64)
+    labels[one_hot.sum(axis=-1) == 0] = UNLABELLED
+    return labels
+
+
+class ECGQTDB(Dataset):
+    """QT database sequences (see module doc); ``split`` train | val | test."""
+
+    num_classes = 6
+    classes = ["P", "PQ", "QR", "RS", "ST", "TP"]
+
+    def __init__(
+        self,
+        root: str | os.PathLike | None = None,
+        split: str = "train",
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        transform=None,
+        target_transform=None,
+        download: bool = False,
+    ):
+        import scipy.io
+
+        self.split = check_split(split)
+        self.val_fraction = check_val_fraction(val_fraction, split)
+        self.transform, self.target_transform = transform, target_transform
+        data_root = resolve_root(root)
+        relative = f"ECG-QTDB/QTDB_{'test' if split == 'test' else 'train'}.mat"
+        if data_root is None or not (data_root / relative).is_file():
+            note = "\n(download=True cannot help: neither torchvision nor Tonic provides this file)" if download else ""
+            raise DatasetNotFoundError(CATALOG["ecg-qtdb"].missing_message(data_root, [relative]) + note)
+        verify_file(data_root / relative, EXPECTED_SHA256[relative])
+        mat = scipy.io.loadmat(data_root / relative)
+        x = mat["x"][:, :-1].astype(np.float32)  # drop the padding step: (N, 1300, 4)
+        y = one_hot_to_labels(mat["y"][:, :-1])  # (N, 1300)
+        if split != "test":
+            self.indices = split_indices(len(x), split, self.val_fraction, split_seed)
+            x, y = x[self.indices], y[self.indices]
+        else:
+            self.indices = list(range(len(x)))
+        self.data = torch.from_numpy(np.ascontiguousarray(x))
+        self.targets = torch.from_numpy(np.ascontiguousarray(y))
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int):
+        x, y = self.data[index], self.targets[index]
+        if self.transform is not None:
+            x = self.transform(x)
+        if self.target_transform is not None:
+            y = self.target_transform(y)
+        return x, y

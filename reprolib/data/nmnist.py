@@ -1,0 +1,231 @@
+"""N-MNIST as frames ``[n_time_bins, 2, 34, 34]`` (time, polarity, y, x), framed by Tonic and cached on disk.
+
+Both datasets parse recordings with Tonic's own N-MNIST reader (``tonic.io.read_mnist_file``: 40-bit
+events, overflow events dropped) and frame them with ``tonic.transforms.ToFrame(sensor_size=(34, 34, 2),
+n_time_bins=200)`` (SRC paper 3.1): equal-duration bins of ``(t_last - t_first) // n_time_bins`` µs from
+the first event; values are event counts per bin (``binarize=True`` clamps them to 1, a choice the
+paper leaves open).
+
+* ``nmnist``: the full dataset in Tonic's layout ``<root>/NMNIST/{train.zip,Train/,test.zip,Test/}``; the
+  file list comes from ``tonic.datasets.NMNIST``, which is only constructed once its own existence check
+  passes (it would download otherwise); ``download=True`` lets Tonic download into the reprolib cache.
+* ``nmnist-subset``: the 1,000 + 100 real recordings of ``<root>/N-MNIST-subset`` (SLAYER's
+  ``NMNISTsmall/<k>.bs2`` names, mapped by ``index.csv``). Tonic's dataset class refuses a folder with
+  fewer than 10,000 files, so the files are read with the same Tonic reader; each file's sha256 is checked
+  against the list shipped with reprolib.
+
+Framing costs milliseconds per sample and is repeated every epoch, so frames are cached under
+``cache_dir("nmnist-frames")``, keyed by the recording's sha256 and the number of bins (content-addressed:
+never stale), stored sparsely (indices + counts, ~30 KB instead of 0.9 MB) and written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from reprolib.paths import cache_dir
+
+from . import resolve_root
+from .catalog import CATALOG
+from .checksums import EXPECTED_SHA256, ChecksumMismatchError, DatasetNotFoundError, verify_file
+from .splits import check_split, check_val_fraction, split_indices
+
+SENSOR_SIZE = (34, 34, 2)  # tonic.datasets.NMNIST.sensor_size: (x, y, polarity)
+SUBSET_FOLDER = "N-MNIST-subset"
+
+
+def read_events(data: bytes) -> np.ndarray:
+    """Events of one N-MNIST recording (structured x, y, t [µs], p) via Tonic's reader."""
+    from tonic.datasets import NMNIST as TonicNMNIST
+    from tonic.io import read_mnist_file
+
+    return read_mnist_file(io.BytesIO(data), dtype=TonicNMNIST.dtype, is_stream=True)
+
+
+def frame_events(events: np.ndarray, n_time_bins: int = 200) -> np.ndarray:
+    """Tonic's ``ToFrame(sensor_size=(34, 34, 2), n_time_bins)``: int16 counts ``[n_time_bins, 2, 34, 34]``."""
+    from tonic.transforms import ToFrame
+
+    if len(events) == 0:
+        raise ValueError("Cannot frame an N-MNIST recording without events.")
+    return ToFrame(sensor_size=SENSOR_SIZE, n_time_bins=n_time_bins)(events)
+
+
+def _frame_cache_path(digest: str, n_time_bins: int) -> Path:
+    return cache_dir(f"nmnist-frames/T{n_time_bins}") / f"{digest}.npz"
+
+
+def load_frames(path: str | os.PathLike, n_time_bins: int = 200, expected_sha256: str | None = None, cache: bool = True) -> np.ndarray:
+    """Framed recording ``path`` (int16 counts), from the cache when possible; checks ``expected_sha256``."""
+    data = Path(path).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise ChecksumMismatchError(path, expected_sha256, digest)
+    shape = (n_time_bins, SENSOR_SIZE[2], SENSOR_SIZE[1], SENSOR_SIZE[0])
+    target = _frame_cache_path(digest, n_time_bins) if cache else None
+    if target is not None and target.is_file():
+        try:
+            with np.load(target) as stored:
+                frames = np.zeros(int(np.prod(shape)), dtype=np.int16)
+                frames[stored["index"]] = stored["count"]
+                return frames.reshape(shape)
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable cache entry: rebuild it below
+    frames = frame_events(read_events(data), n_time_bins)
+    if target is not None:
+        flat = frames.reshape(-1)
+        index = np.flatnonzero(flat).astype(np.int32)
+        handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=target.parent)
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                np.savez(stream, index=index, count=flat[index])
+            os.replace(temporary, target)  # atomic: readers see the old state or the whole file
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    return frames
+
+
+class _FrameDataset(Dataset):
+    """Recordings + labels -> ``(x float [T, 2, 34, 34], y int)``."""
+
+    def __init__(self, files, targets, expected_sha256, n_time_bins, binarize, cache, transform, target_transform):
+        if isinstance(n_time_bins, bool) or not isinstance(n_time_bins, int) or n_time_bins < 1:
+            raise ValueError(f"n_time_bins={n_time_bins!r} must be a positive integer.")
+        self.files = [Path(f) for f in files]
+        self.targets = torch.as_tensor(list(targets), dtype=torch.long)
+        self.expected_sha256 = expected_sha256
+        self.n_time_bins, self.binarize, self.cache = n_time_bins, bool(binarize), bool(cache)
+        self.transform, self.target_transform = transform, target_transform
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int):
+        expected = self.expected_sha256[index] if self.expected_sha256 is not None else None
+        frames = load_frames(self.files[index], self.n_time_bins, expected, self.cache)
+        x = torch.from_numpy(frames.astype(np.float32))
+        if self.binarize:
+            x = (x > 0).to(torch.float32)
+        y = int(self.targets[index])
+        if self.transform is not None:
+            x = self.transform(x)
+        if self.target_transform is not None:
+            y = self.target_transform(y)
+        return x, y
+
+
+class NMNISTSubset(_FrameDataset):
+    """The 1,000 train + 100 test real N-MNIST recordings of ``<root>/N-MNIST-subset`` (see module doc)."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike | None = None,
+        split: str = "train",
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        n_time_bins: int = 200,
+        binarize: bool = False,
+        cache: bool = True,
+        transform=None,
+        target_transform=None,
+        download: bool = False,
+    ):
+        from ._nmnist_subset_sha256 import NMNIST_SUBSET_SHA256
+
+        self.split = check_split(split)
+        self.val_fraction = check_val_fraction(val_fraction, split)
+        data_root = resolve_root(root)
+        info = CATALOG["nmnist-subset"]
+        folder = data_root / SUBSET_FOLDER if data_root is not None else None
+        if folder is None or not (folder / "index.csv").is_file():
+            note = "\n(download=True cannot help: the subset has no download; the full dataset is 'nmnist')" if download else ""
+            raise DatasetNotFoundError(info.missing_message(data_root) + note)
+        verify_file(folder / "index.csv", EXPECTED_SHA256[f"{SUBSET_FOLDER}/index.csv"])
+        with open(folder / "index.csv", newline="") as handle:
+            rows = [row for row in csv.DictReader(handle) if row["split"] == ("test" if split == "test" else "train")]
+        rows.sort(key=lambda row: int(row["mnist_index"]))
+        if split != "test":
+            rows = [rows[i] for i in split_indices(len(rows), split, self.val_fraction, split_seed)]
+        missing = [row["file"] for row in rows if not (folder / row["file"]).is_file()]
+        if missing:
+            raise DatasetNotFoundError(info.missing_message(data_root, [f"{SUBSET_FOLDER}/{m}" for m in missing[:10]]))
+        self.mnist_indices = [int(row["mnist_index"]) for row in rows]
+        super().__init__(
+            files=[folder / row["file"] for row in rows],
+            targets=[int(row["label"]) for row in rows],
+            expected_sha256=[NMNIST_SUBSET_SHA256[Path(row["file"]).name] for row in rows],
+            n_time_bins=n_time_bins, binarize=binarize, cache=cache,
+            transform=transform, target_transform=target_transform,
+        )
+
+
+def tonic_cache() -> Path:
+    """Where Tonic downloads go (never into the data root)."""
+    return cache_dir("tonic")
+
+
+def _tonic_layout_complete(save_to: Path, train: bool) -> bool:
+    """Tonic's own existence check for NMNIST (zip present and >= 10,000 extracted .bin files)."""
+    from tonic.datasets import NMNIST as TonicNMNIST
+
+    location = save_to / "NMNIST"
+    zip_name = TonicNMNIST.train_filename if train else TonicNMNIST.test_filename
+    folder = TonicNMNIST.train_folder if train else TonicNMNIST.test_folder
+    if not (location / zip_name).is_file():
+        return False
+    count = 0
+    for _ in (location / folder).glob("**/*.bin"):
+        count += 1
+        if count >= 10_000:
+            return True
+    return False
+
+
+class NMNIST(_FrameDataset):
+    """Full N-MNIST (60,000 / 10,000) in Tonic's layout under ``<root>/NMNIST`` (see module doc)."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike | None = None,
+        split: str = "train",
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        n_time_bins: int = 200,
+        binarize: bool = False,
+        cache: bool = True,
+        transform=None,
+        target_transform=None,
+        download: bool = False,
+    ):
+        from tonic.datasets import NMNIST as TonicNMNIST
+
+        self.split = check_split(split)
+        self.val_fraction = check_val_fraction(val_fraction, split)
+        train = split != "test"
+        data_root = resolve_root(root)
+        candidates = [p for p in (data_root, tonic_cache()) if p is not None]
+        save_to = next((p for p in candidates if _tonic_layout_complete(p, train)), None)
+        if save_to is None:
+            if not download:
+                raise DatasetNotFoundError(CATALOG["nmnist"].missing_message(data_root))
+            save_to = tonic_cache()  # explicit opt-in: Tonic downloads (md5-checked) and extracts here
+        tonic_dataset = TonicNMNIST(save_to=str(save_to), train=train)
+        files, targets = list(tonic_dataset.data), list(tonic_dataset.targets)
+        if split != "test":
+            chosen = split_indices(len(files), split, self.val_fraction, split_seed)
+            files, targets = [files[i] for i in chosen], [targets[i] for i in chosen]
+        super().__init__(
+            files=files, targets=targets, expected_sha256=None,  # no per-file checksums exist for N-MNIST
+            n_time_bins=n_time_bins, binarize=binarize, cache=cache,
+            transform=transform, target_transform=target_transform,
+        )
