@@ -110,18 +110,21 @@ def check_availability(name: str, root: Path | None, cache_root: Path | None = N
     info = CATALOG[name]
     candidates = [r for r in (root, cache_root) if r is not None]
     checker = _CHECKERS.get(name, _check_sha256_files)
-    last_missing: Availability | None = None
+    first_missing: str | None = None
     for candidate in candidates:
         try:
             checked, detail = checker(info, candidate)
         except ChecksumMismatchError as error:
             return Availability(name, "corrupt", str(candidate), 0, str(error))
         except DatasetNotFoundError as error:
-            last_missing = Availability(name, "missing", None, 0, str(error))
+            first_missing = first_missing or str(error)  # the data root's message: that is where files belong
             continue
         status = "subset" if info.subset_note else "found"
         return Availability(name, status, str(candidate), checked, detail)
-    return last_missing or Availability(name, "missing", None, 0, info.missing_message(root))
+    detail = first_missing or info.missing_message(root)
+    if root is not None and cache_root is not None:
+        detail += f"\n(also looked for a previous download in {cache_root})"
+    return Availability(name, "missing", None, 0, detail)
 
 
 def _check_sha256_files(info: DatasetInfo, root: Path) -> tuple[int, str]:
@@ -162,11 +165,12 @@ def _check_nmnist(info: DatasetInfo, root: Path) -> tuple[int, str]:
     folder = root / "NMNIST"
     problems = []
     for zip_name, md5, sub in ((NMNIST.train_filename, NMNIST.train_md5, "Train"), (NMNIST.test_filename, NMNIST.test_md5, "Test")):
+        enough_files = len(list((folder / sub).glob("**/*.bin"))) >= 10_000
         if not (folder / zip_name).is_file():
             problems.append(f"NMNIST/{zip_name}")
-        elif len(list((folder / sub).glob("**/*.bin"))) < 10_000:
-            problems.append(f"NMNIST/{sub}/ (extracted .bin files)")
-        elif not check_md5(str(folder / zip_name), md5):
+        if not enough_files:
+            problems.append(f"NMNIST/{sub}/ (the extracted .bin files, >= 10,000)")
+        if not problems and not check_md5(str(folder / zip_name), md5):
             from tonic.download_utils import calculate_md5
 
             raise ChecksumMismatchError(folder / zip_name, md5, calculate_md5(str(folder / zip_name)), algorithm="md5")
