@@ -205,10 +205,31 @@ def test_multistep_aliases_and_pure_multistep_functions():
 
 
 def test_backend_argument():
-    assert LIFNode(backend="auto").backend == "torch"
+    if "auto" not in LIFNode.multistep_backends:
+        assert LIFNode(backend="auto").backend == "torch"
     assert IFNode(backend="torch").backend == "torch"
-    with pytest.raises(ValueError, match=r"backend='cupy' is invalid; expected 'auto' or one of \['torch'\]"):
-        MultiStepIFNode(backend="cupy")
+    with pytest.raises(ValueError, match=r"backend='no-such-backend' is invalid; expected 'auto' or one of \[.*'torch'"):
+        MultiStepIFNode(backend="no-such-backend")
+
+
+def test_a_registered_backend_serves_the_multi_step_path(monkeypatch):
+    calls = []
+
+    def fake_kernel(x_seq, v0, p):
+        calls.append(p)
+        return torch.zeros_like(x_seq), v0 + 7.0
+
+    monkeypatch.setitem(LIFNode.multistep_backends, "fake", fake_kernel)
+    node = MultiStepLIFNode(tau=2.0, backend="fake")
+    assert node(torch.ones(3, 2)).sum() == 0 and torch.all(node.v == 7.0)
+    assert calls == [LIFParameters(tau=2.0, surrogate_function=node.surrogate_function)]
+    # the single-step path stays PyTorch
+    node.step_mode = "s"
+    node.reset()
+    assert node(torch.full((2,), 2.0)).tolist() == [1.0, 1.0]
+    # "auto" resolves to a registered "auto" implementation when there is one
+    monkeypatch.setitem(LIFNode.multistep_backends, "auto", fake_kernel)
+    assert LIFNode(backend="auto").backend == "auto"
 
 
 # ----------------------------------------------------------------------------- gradients of the reset

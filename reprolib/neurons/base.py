@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import math
+from importlib import import_module
 from typing import Callable, NamedTuple
 
 import torch
@@ -176,6 +177,25 @@ def _check_bool(name: str, value, owner: str) -> bool:
     return value
 
 
+#: modules imported (once, lazily) when a backend other than "torch" is asked for; importing them
+#: registers their implementations in ``multistep_backends`` (they must not require CuPy to import)
+OPTIONAL_BACKEND_MODULES = ("reprolib.kernels",)
+_optional_backends_loaded = False
+
+
+def _load_optional_backends() -> None:
+    global _optional_backends_loaded
+    if _optional_backends_loaded:
+        return
+    _optional_backends_loaded = True
+    for name in OPTIONAL_BACKEND_MODULES:
+        try:
+            import_module(name)
+        except ImportError:
+            # a missing optional package only means its backends stay unavailable
+            pass
+
+
 class BaseNode(MemoryModule):
     """Common part of the charge / fire / reset neurons (IF, LIF).
 
@@ -183,6 +203,10 @@ class BaseNode(MemoryModule):
     input as a tensor of the input's shape filled with ``v_reset`` (0 for soft reset). Subclasses set
     ``multistep_backends`` (name -> pure function ``(x_seq, v0, params) -> (spikes, v_last)``) and implement
     :meth:`neuron_parameters`, :meth:`single_step_forward`.
+
+    Backends: ``"torch"`` is always there. A fused implementation registers itself with
+    ``IFNode.multistep_backends["cupy"] = fn`` (and optionally ``["auto"]``, a function choosing per call);
+    without an ``"auto"`` entry, ``backend="auto"`` means ``"torch"``. The single-step path is always PyTorch.
     """
 
     #: pure multi-step implementations by backend name; a fused kernel registers itself here
@@ -207,8 +231,11 @@ class BaseNode(MemoryModule):
         self.register_memory("v", None)
 
     def _check_backend(self, backend) -> str:
-        # "auto" means the best available backend; today that is always the pure-PyTorch one
-        if backend == "auto":
+        if backend != "torch" and backend not in self.multistep_backends:
+            _load_optional_backends()
+        # "auto" picks the best available implementation per call when one is registered under that
+        # name (a fused kernel with a fallback), otherwise it is the pure-PyTorch path
+        if backend == "auto" and "auto" not in self.multistep_backends:
             backend = "torch"
         if backend not in self.multistep_backends:
             raise ValueError(
