@@ -1,0 +1,11 @@
+"""The single training loop of reprolib and its parts.
+
+* :func:`train` -- train one :class:`~reprolib.config.ExperimentConfig`, write its run record;
+* :mod:`.losses` -- ``rate_mse``, ``final_ce``, ``seq_nll``; :mod:`.schedules` -- optimisers and lr schedules;
+* :mod:`.checkpoint` -- per-epoch resumable checkpoints; :mod:`.toy` -- a tiny dataset/encoder/model to try it;
+* :mod:`.cli` -- ``reprolib run``.
+"""
+
+from reprolib.training.loop import NonFiniteLossError, check_config, resolve_device, train
+
+__all__ = ["train", "check_config", "resolve_device", "NonFiniteLossError"]

@@ -1,0 +1,419 @@
+"""The training loop: the one place in reprolib where a model is trained.
+
+``train(config)`` builds the loss, encoder, model, optimiser and schedule from an
+:class:`~reprolib.config.ExperimentConfig` (so bad names or options fail before any data is loaded), then
+trains for ``config.epochs`` epochs, evaluating the configured splits after each one, and writes one run
+record (:mod:`reprolib.results`).
+
+Determinism: the model is initialised after ``torch.manual_seed(seed)``; the training shuffle and the
+stochastic encoders draw from their own ``torch.Generator`` (seeded from ``seed``), and each evaluation
+re-seeds its own generator, so two runs of a config on CPU give bit-identical metrics. A checkpoint after
+every epoch stores those generator states with the model/optimiser/scheduler, so a killed run started again
+with the same config ends with the same record as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import time
+from contextlib import nullcontext
+from importlib import import_module
+from typing import Any, Callable
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from reprolib.config import ConfigError, ExperimentConfig, config_hash
+from reprolib.results import provenance
+from reprolib.results.records import Record, find_record, write_record
+from reprolib.training import checkpoint as ckpt
+from reprolib.training.losses import get_loss
+from reprolib.training.schedules import build_optimizer, build_scheduler
+
+CHECKPOINT_FORMAT = 1
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; the run is stopped and no record is written."""
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto`` -> the first CUDA device when there is one, else CPU; a CUDA device that is absent fails."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"config key 'device' = {spec!r} is not available on this machine (no CUDA); use 'auto' or 'cpu'")
+    return device
+
+
+def derived_seed(seed: int, purpose: str) -> int:
+    """Independent, stable 63-bit seed for one purpose (shuffle, encoding, one split's subset ...)."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{purpose}".encode()).digest()[:8], "little") & (2**63 - 1)
+
+
+def _import_target(path: str, key: str) -> Callable:
+    module_name, _, attr = path.partition(":")
+    try:
+        return getattr(import_module(module_name), attr)
+    except (ImportError, AttributeError) as error:
+        raise ConfigError(f"config key {key!r} = {path!r} cannot be imported ({error}); expected 'package.module:function'") from None
+
+
+# -- building blocks, all before any data is loaded ------------------------------------------------------
+def build_model(config: ExperimentConfig) -> torch.nn.Module:
+    if ":" in config.model:
+        return _import_target(config.model, "model")(**config.model_options)
+    from reprolib.models import build_model as build_registered
+
+    return build_registered(config.model, **config.model_options)
+
+
+def build_encoder(config: ExperimentConfig):
+    if ":" in config.encoding:
+        encoder = _import_target(config.encoding, "encoding")(**config.encoding_options)
+    else:
+        from reprolib.encoding import get_encoder
+
+        encoder = get_encoder(config.encoding, **config.encoding_options)
+    if not callable(getattr(encoder, "encode", None)):
+        raise ConfigError(f"config key 'encoding' = {config.encoding!r} built {encoder!r}, which has no encode(x, generator)")
+    return encoder
+
+
+def _dataset_loader(config: ExperimentConfig) -> Callable[[str], Dataset]:
+    """A function split -> dataset; the dataset name is checked now, the data is read only when called."""
+    options = {**config.dataset_options, "val_fraction": config.val_fraction, "split_seed": config.split_seed}
+    if ":" in config.dataset:
+        factory = _import_target(config.dataset, "dataset")
+        return lambda split: factory(split, **options)
+    data = import_module("reprolib.data")
+    known = getattr(data, "DATASETS", None)
+    if known is not None and config.dataset not in known:
+        raise ConfigError(f"config key 'dataset' = {config.dataset!r} is not allowed; expected one of {sorted(known)}")
+    return lambda split: data.load_dataset(config.dataset, split, **options)
+
+
+def check_config(config: ExperimentConfig) -> None:
+    """Everything that can be checked without data: names resolve, builders accept their options."""
+    get_loss(config.loss, **config.loss_options)
+    build_encoder(config)
+    _dataset_loader(config)
+    build_model(config)
+
+
+def _subset(dataset: Dataset, size: int | None, split_seed: int, split: str) -> Dataset:
+    """The first ``size`` items of a ``split_seed`` permutation (ci scale), or the whole dataset."""
+    if size is None or size >= len(dataset):
+        return dataset
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(derived_seed(split_seed, f"subset:{split}")))
+    return Subset(dataset, order[:size].sort().values.tolist())
+
+
+# -- one pass over a loader ------------------------------------------------------------------------------
+class _Meter:
+    """Sums of the per-epoch metrics, weighted by the number of samples."""
+
+    def __init__(self) -> None:
+        self.samples = 0
+        self.loss_sum = 0.0
+        self.correct = 0
+        self.counted = 0
+        self.activity_sum = 0.0
+        self.activity_samples = 0
+        self.spikes = 0.0
+        self.spike_samples = 0
+
+    def add(self, model, result, batch: int) -> None:
+        self.samples += batch
+        self.loss_sum += float(result.loss.detach()) * batch
+        self.correct += int(result.correct)
+        self.counted += int(result.count)
+        activity = getattr(model, "last_activity", None)
+        if activity is not None:
+            self.activity_sum += float(activity) * batch
+            self.activity_samples += batch
+        spike_count = getattr(model, "last_spike_count", None)
+        if spike_count is not None:
+            self.spikes += float(spike_count)
+            self.spike_samples += batch
+
+    def metrics(self, prefix: str) -> dict[str, Any]:
+        return {
+            f"{prefix}_loss": self.loss_sum / max(1, self.samples),
+            f"{prefix}_accuracy": self.correct / max(1, self.counted),
+            f"{prefix}_activity": self.activity_sum / self.activity_samples if self.activity_samples else None,
+            f"{prefix}_spikes_per_sample": self.spikes / self.spike_samples if self.spike_samples else None,
+        }
+
+
+def _batch_to(batch, device):
+    x, y = batch[0], batch[1]
+    if not torch.is_tensor(y):
+        y = torch.as_tensor(y)
+    return x.to(device, non_blocking=True), y.to(device, non_blocking=True).long()
+
+
+class _Run:
+    """State of one training run (kept together so checkpointing sees all of it)."""
+
+    def __init__(self, config: ExperimentConfig, results_dir, progress: bool):
+        self.config = config
+        self.hash = config_hash(config)
+        self.results_dir = results_dir
+        self.progress = progress
+        self.device = resolve_device(config.device)
+        self.use_amp = config.amp and self.device.type == "cuda"
+
+        # Built before any data is read, so bad names / options fail fast.
+        self.loss_fn = get_loss(config.loss, **config.loss_options)
+        self.encoder = build_encoder(config)
+        load_split = _dataset_loader(config)
+        torch.manual_seed(config.seed)
+        if self.device.type == "cuda":
+            torch.cuda.manual_seed_all(config.seed)
+        self.model = build_model(config).to(self.device)
+        self.optimizer = build_optimizer(config, self.model.parameters())
+        self.scheduler = build_scheduler(config, self.optimizer)
+        self.scaler = torch.amp.GradScaler("cuda") if self.use_amp else None
+        self.shuffle_gen = torch.Generator().manual_seed(derived_seed(config.seed, "shuffle"))
+        self.encode_gen = torch.Generator(device=self.device).manual_seed(derived_seed(config.seed, "encode"))
+
+        self.train_set = _subset(load_split("train"), config.train_subset, config.split_seed, "train")
+        self.eval_sets: dict[str, Dataset] = {}
+        for split in config.eval_splits:
+            if split == "train_eval":  # the training set in eval mode (SpikingJelly's published "test" curve)
+                self.eval_sets[split] = self.train_set
+            else:
+                size = config.val_subset if split == "val" else config.test_subset
+                self.eval_sets[split] = _subset(load_split(split), size, config.split_seed, split)
+        if len(self.train_set) == 0:
+            raise ValueError(f"{config.experiment}/{self.hash}: the training set is empty")
+        self.train_loader = DataLoader(self.train_set, batch_size=config.batch_size, shuffle=True,
+                                       generator=self.shuffle_gen, drop_last=config.drop_last,
+                                       pin_memory=self.device.type == "cuda")
+        if len(self.train_loader) == 0:
+            raise ValueError(f"{config.experiment}/{self.hash}: drop_last with batch_size {config.batch_size} "
+                             f"leaves no batch of the {len(self.train_set)} training samples")
+
+        self.history: list[dict] = []
+        self.best_epoch: int | None = None
+        self.best_val_loss = math.inf
+        self.elapsed_s = 0.0
+        self.provenance = provenance.collect(self.device, config.scale)
+        self.provenance.update(start_time=provenance.utc_now(), resumed_from_epoch=0, sessions=1)
+        self.ckpt_dir = ckpt.checkpoint_dir(config, results_dir)
+
+    # -- checkpoint ------------------------------------------------------------------------------------
+    def state(self) -> dict:
+        rng = {"torch": torch.get_rng_state(), "shuffle": self.shuffle_gen.get_state(), "encode": self.encode_gen.get_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config_hash": self.hash,
+            "epoch": len([h for h in self.history if h["epoch"] > 0]),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+            "rng": rng,
+            "history": self.history,
+            "best": {"epoch": self.best_epoch, "val_loss": self.best_val_loss},
+            "provenance": self.provenance,
+            "elapsed_s": self.elapsed_s,
+        }
+
+    def restore(self, state: dict) -> int:
+        if state.get("format") != CHECKPOINT_FORMAT or state.get("config_hash") != self.hash:
+            return 0
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.shuffle_gen.set_state(state["rng"]["shuffle"])
+        self.encode_gen.set_state(state["rng"]["encode"])
+        self.history = list(state["history"])
+        self.best_epoch, self.best_val_loss = state["best"]["epoch"], state["best"]["val_loss"]
+        self.elapsed_s = state["elapsed_s"]
+        previous = state["provenance"]
+        self.provenance.update(start_time=previous["start_time"], resumed_from_epoch=state["epoch"],
+                               sessions=previous.get("sessions", 1) + 1)
+        return state["epoch"]
+
+    # -- one epoch -------------------------------------------------------------------------------------
+    def _autocast(self):
+        return torch.autocast(device_type="cuda", dtype=torch.float16) if self.use_amp else nullcontext()
+
+    def _forward(self, x, y, generator):
+        with torch.no_grad():
+            x_seq = self.encoder.encode(x, generator=generator)
+        with self._autocast():
+            out = self.model(x_seq)
+            return self.loss_fn(out, y)
+
+    def train_epoch(self, epoch: int) -> dict:
+        config, model = self.config, self.model
+        model.train()
+        meter = _Meter()
+        after_step = getattr(model, "after_optimizer_step", None)
+        batches = self._bar(self.train_loader, f"epoch {epoch}/{config.epochs} train")
+        for index, batch in enumerate(batches):
+            x, y = _batch_to(batch, self.device)
+            result = self._forward(x, y, self.encode_gen)
+            if not torch.isfinite(result.loss):
+                raise NonFiniteLossError(
+                    f"{config.experiment}/{self.hash}: training loss is {float(result.loss)} at epoch {epoch}/{config.epochs}, "
+                    f"batch {index + 1}/{len(self.train_loader)}; the run is stopped and no record is written "
+                    f"(try a lower lr, grad_clip, or check the model's outputs)"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.scaler is not None:
+                self.scaler.scale(result.loss).backward()
+                if config.grad_clip is not None:
+                    self.scaler.unscale_(self.optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                result.loss.backward()
+                if config.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                self.optimizer.step()
+            if after_step is not None:
+                after_step()
+            meter.add(model, result, x.shape[0])
+            if hasattr(batches, "set_postfix") and index % 10 == 0:
+                batches.set_postfix(loss=f"{meter.loss_sum / meter.samples:.4g}")
+        return meter.metrics("train")
+
+    @torch.no_grad()
+    def evaluate(self, split: str) -> dict:
+        self.model.eval()
+        meter = _Meter()
+        generator = torch.Generator(device=self.device).manual_seed(derived_seed(self.config.seed, f"eval:{split}"))
+        loader = DataLoader(self.eval_sets[split], batch_size=self.config.eval_batch_size or self.config.batch_size,
+                            shuffle=False, generator=torch.Generator().manual_seed(0),
+                            pin_memory=self.device.type == "cuda")
+        for batch in self._bar(loader, f"eval {split}"):
+            x, y = _batch_to(batch, self.device)
+            meter.add(self.model, self._forward(x, y, generator), x.shape[0])
+        return meter.metrics(split)
+
+    def evaluate_all(self) -> dict:
+        started = time.perf_counter()
+        metrics: dict[str, Any] = {}
+        for split in self.config.eval_splits:
+            metrics.update(self.evaluate(split))
+        metrics["eval_time_s"] = time.perf_counter() - started
+        return metrics
+
+    def _bar(self, iterable, desc: str):
+        if not self.progress:
+            return iterable
+        from tqdm.auto import tqdm
+
+        return tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True)
+
+    def _note_selection(self, entry: dict) -> None:
+        if self.config.selection == "last":
+            self.best_epoch = entry["epoch"]
+        else:
+            loss = entry.get("val_loss")
+            if loss is not None and math.isfinite(loss) and loss < self.best_val_loss:
+                self.best_epoch, self.best_val_loss = entry["epoch"], loss
+            else:
+                return
+        ckpt.save(self.ckpt_dir / ckpt.SELECTED_FILE, {"epoch": entry["epoch"], "model": self.model.state_dict()})
+
+    # -- the run ---------------------------------------------------------------------------------------
+    def run(self, resume: bool) -> Record:
+        config = self.config
+        start_epoch = 0
+        if resume:
+            state = ckpt.load(self.ckpt_dir / ckpt.STATE_FILE)
+            if state is not None:
+                start_epoch = self.restore(state)
+        if start_epoch == 0 and not self.history and config.eval_before_training:
+            session_start = time.perf_counter()
+            entry = {"epoch": 0, "lr": self.optimizer.param_groups[0]["lr"], **self.evaluate_all()}
+            self.history.append(entry)
+            self._note_selection(entry)
+            self.elapsed_s += time.perf_counter() - session_start
+
+        epochs = range(start_epoch + 1, config.epochs + 1)
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=config.epochs, initial=start_epoch, desc=f"{config.experiment} {self.hash[:8]}",
+                       dynamic_ncols=True)
+        for epoch in epochs:
+            session_start = time.perf_counter()
+            lr = self.optimizer.param_groups[0]["lr"]
+            entry: dict[str, Any] = {"epoch": epoch, "lr": lr}
+            entry.update(self.train_epoch(epoch))
+            entry["epoch_time_s"] = time.perf_counter() - session_start
+            self.scheduler.step()
+            entry.update(self.evaluate_all())
+            self.history.append(entry)
+            self._note_selection(entry)
+            self.elapsed_s += time.perf_counter() - session_start
+            ckpt.save(self.ckpt_dir / ckpt.STATE_FILE, self.state())
+            if bar is not None:
+                shown = {k: f"{v:.4g}" for k, v in entry.items() if k.endswith(("_loss", "_accuracy")) and v is not None}
+                bar.set_postfix(shown)
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        record = self.make_record()
+        write_record(record, self.results_dir)
+        ckpt.remove_training_state(self.ckpt_dir)
+        return record
+
+    def make_record(self) -> Record:
+        config = self.config
+        if self.best_epoch is None:  # best_val_loss with a NaN validation loss at every epoch
+            self.best_epoch = self.history[-1]["epoch"]
+        selected = next(h for h in self.history if h["epoch"] == self.best_epoch)
+        trained = [h for h in self.history if h["epoch"] > 0]
+        final: dict[str, Any] = {
+            "selected_epoch": self.best_epoch,
+            "selection": config.selection,
+            "epochs_completed": len(trained),
+            "n_parameters": sum(p.numel() for p in self.model.parameters() if p.requires_grad),
+            "train_time_s": sum(h["epoch_time_s"] for h in trained),
+            "mean_epoch_time_s": sum(h["epoch_time_s"] for h in trained) / max(1, len(trained)),
+        }
+        for key, value in selected.items():
+            if key.endswith(("_loss", "_accuracy", "_activity", "_spikes_per_sample")):
+                final[key] = value
+        for split in config.eval_splits:
+            values = [h[f"{split}_accuracy"] for h in self.history if h.get(f"{split}_accuracy") is not None]
+            final[f"best_{split}_accuracy"] = max(values) if values else None
+            final[f"last_{split}_accuracy"] = values[-1] if values else None
+        prov = dict(self.provenance)
+        prov.update(end_time=provenance.utc_now(), duration_s=self.elapsed_s, pid=os.getpid())
+        return Record(config, self.history, final, prov)
+
+
+def train(config: ExperimentConfig, results_dir=None, resume: bool = True, progress: bool = True) -> Record:
+    """Train ``config`` and write its run record; returns the :class:`~reprolib.results.Record`.
+
+    ``resume=True``: an existing valid record is returned as is, and an interrupted run continues from its
+    last epoch checkpoint. ``resume=False``: train from scratch and overwrite the record.
+    Raises :class:`NonFiniteLossError` (naming epoch and batch) when the training loss is NaN or infinite.
+    """
+    if not isinstance(config, ExperimentConfig):
+        raise TypeError(f"train() takes an ExperimentConfig, got {type(config).__name__}")
+    if resume:
+        existing = find_record(config, results_dir)
+        if existing is not None:
+            return existing
+    return _Run(config, results_dir, progress).run(resume)
