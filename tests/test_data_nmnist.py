@@ -1,0 +1,125 @@
+"""N-MNIST: frames of the real subset against a hand count from the file bytes, cache, checksums, layout."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import socket
+
+import numpy as np
+import pytest
+import torch
+
+from reprolib.data import ChecksumMismatchError, DatasetNotFoundError, load_dataset
+
+SUBSET_TRAIN_PER_CLASS = [97, 116, 99, 93, 105, 92, 94, 117, 87, 100]
+SUBSET_TEST_PER_CLASS = [8, 14, 8, 11, 14, 7, 10, 15, 2, 11]
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a socket was opened: datasets must not download without download=True")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def hand_count(path, n_bins: int = 200) -> np.ndarray:
+    """Frames from the raw 40-bit events with numpy only (README's decoding, Tonic's binning rule)."""
+    b = np.fromfile(path, np.uint8).reshape(-1, 5).astype(np.int64)
+    x, y, p = b[:, 0], b[:, 1], b[:, 2] >> 7
+    t = ((b[:, 2] & 127) << 16) | (b[:, 3] << 8) | b[:, 4]
+    assert not (y == 240).any()  # no overflow markers in these short recordings
+    width = (t[-1] - t[0]) // n_bins  # equal-duration bins of whole µs from the first event
+    bins = (t - t[0]) // width
+    keep = bins < n_bins  # the remainder after n_bins * width is not framed
+    frames = np.zeros((n_bins, 2, 34, 34), dtype=np.int64)
+    np.add.at(frames, (bins[keep], p[keep], y[keep], x[keep]), 1)
+    return frames
+
+
+def test_subset_sizes_labels_and_class_balance(data_root, no_network):
+    train = load_dataset("nmnist-subset", "train", root=data_root, val_fraction=0)
+    test = load_dataset("nmnist-subset", "test", root=data_root)
+    assert (len(train), len(test)) == (1000, 100)
+    assert torch.bincount(train.targets, minlength=10).tolist() == SUBSET_TRAIN_PER_CLASS
+    assert torch.bincount(test.targets, minlength=10).tolist() == SUBSET_TEST_PER_CLASS
+    assert train.mnist_indices == list(range(1000)) and test.mnist_indices == list(range(100))
+    split_train = load_dataset("nmnist-subset", "train", root=data_root)
+    split_val = load_dataset("nmnist-subset", "val", root=data_root)
+    assert (len(split_train), len(split_val)) == (900, 100)
+    assert not set(split_train.mnist_indices) & set(split_val.mnist_indices)
+
+
+def test_frames_match_a_hand_count_of_the_file(data_root, tmp_path, monkeypatch, no_network):
+    monkeypatch.setenv("REPROLIB_CACHE", str(tmp_path / "cache"))
+    test = load_dataset("nmnist-subset", "test", root=data_root)
+    x, y = test[0]
+    path = data_root / "N-MNIST-subset" / "NMNISTsmall" / "60001.bs2"
+    assert test.files[0] == path and y == 7  # MNIST test image 0 is a 7
+    expected = hand_count(path)
+    assert x.shape == (200, 2, 34, 34) and x.dtype == torch.float32
+    assert np.array_equal(x.numpy(), expected)
+    with open(data_root / "N-MNIST-subset" / "index.csv", newline="") as handle:
+        n_events = next(int(r["n_events"]) for r in csv.DictReader(handle) if r["file"].endswith("/60001.bs2"))
+    assert 0 < n_events - x.sum().item() <= 5  # only the last bin's remainder events are left out
+
+    # second read comes from the content-addressed cache, written atomically
+    cached = list((tmp_path / "cache").glob("nmnist-frames/T200/*.npz"))
+    assert len(cached) == 1 and not list((tmp_path / "cache").glob("nmnist-frames/T200/.tmp-*"))
+    assert torch.equal(test[0][0], x)
+
+    binary = load_dataset("nmnist-subset", "test", root=data_root, binarize=True)[0][0]
+    assert torch.equal(binary, (x > 0).float()) and x.max() > 1  # counts really were clamped
+
+
+def test_corrupted_recording_is_named_with_both_hashes(data_root, tmp_path, no_network):
+    source = data_root / "N-MNIST-subset"
+    folder = tmp_path / "root" / "N-MNIST-subset"
+    (folder / "NMNISTsmall").mkdir(parents=True)
+    shutil.copy(source / "index.csv", folder / "index.csv")
+    for recording in (source / "NMNISTsmall").glob("*.bs2"):
+        (folder / "NMNISTsmall" / recording.name).symlink_to(recording)
+    corrupted = folder / "NMNISTsmall" / "60002.bs2"
+    payload = bytearray(corrupted.read_bytes())
+    corrupted.unlink()
+    payload[7] ^= 0x01
+    corrupted.write_bytes(bytes(payload))
+    test = load_dataset("nmnist-subset", "test", root=tmp_path / "root")
+    test[0]  # intact recordings still load
+    with pytest.raises(ChecksumMismatchError) as caught:
+        test[1]
+    assert str(corrupted) in str(caught.value)
+    assert "95d7ff1d758f3ecb8d8f56bd53599b2dbee8ed7356005caa50b5adf5a3f63d56" in str(caught.value)
+
+
+def test_full_nmnist_missing_gives_the_message_not_a_download(tmp_path, monkeypatch, no_network):
+    monkeypatch.setenv("REPROLIB_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetNotFoundError, match=r"NMNIST/train\.zip"):
+        load_dataset("nmnist", "train", root=tmp_path / "empty")
+    with pytest.raises(DatasetNotFoundError, match="N-MNIST-subset/index.csv"):
+        load_dataset("nmnist-subset", "test", root=tmp_path / "empty")
+
+
+def test_full_nmnist_reads_tonics_layout(data_root, tmp_path, monkeypatch, no_network):
+    """A Tonic-layout folder (zip present, >= 10,000 .bin files) built from links to the real recordings."""
+    monkeypatch.setenv("REPROLIB_CACHE", str(tmp_path / "cache"))
+    location = tmp_path / "root" / "NMNIST"
+    with open(data_root / "N-MNIST-subset" / "index.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    (location / "Train").mkdir(parents=True)
+    (location / "train.zip").write_bytes(b"")  # Tonic only checks that the archive exists
+    for i in range(10_000):
+        row = rows[i % len(rows)]
+        digit_folder = location / "Train" / row["label"]
+        digit_folder.mkdir(exist_ok=True)
+        (digit_folder / f"{i:05d}.bin").symlink_to(data_root / "N-MNIST-subset" / row["file"])
+    full = load_dataset("nmnist", "train", root=tmp_path / "root", val_fraction=0)
+    assert len(full) == 10_000
+    assert torch.bincount(full.targets, minlength=10).sum() == 10_000
+    x, y = full[0]
+    assert x.shape == (200, 2, 34, 34)
+    source = full.files[0].resolve()
+    assert np.array_equal(x.numpy(), hand_count(source)) and y == int(full.files[0].parent.name)
