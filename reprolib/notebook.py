@@ -115,35 +115,46 @@ def check_parameters(scale: str, seeds: Any, device: str, train_missing: Any, **
 # --- provenance -------------------------------------------------------------------------------------------
 
 
-def _lookup(record: Mapping, *paths: str, default=None):
-    """First present value among dotted ``paths`` of a run record (records are nested dicts)."""
-    for path in paths:
-        node: Any = record
-        for part in path.split("."):
-            if isinstance(node, Mapping) and part in node:
-                node = node[part]
-            else:
-                break
-        else:
-            if node is not None:
-                return node
+def _lookup(row: Mapping, *keys: str, default=None):
+    """First present, non-empty value among ``keys`` of a run row.
+
+    Rows are those of :func:`reprolib.results.load_records` (flat: ``seed``, ``provenance.git_commit`` ...);
+    a nested record dict (``{"config": {...}, "provenance": {...}}``) is flattened first.
+    """
+    for key in keys:
+        value = row.get(key)
+        if value is not None and not (isinstance(value, float) and math.isnan(value)):
+            return value
     return default
 
 
+def _flat(record: Mapping) -> dict:
+    if any(isinstance(v, Mapping) for v in record.values()):
+        frame = pd.json_normalize([{k: v for k, v in record.items() if k != "history"}])
+        return frame.iloc[0].to_dict()
+    return dict(record)
+
+
 def record_info(record: Mapping) -> dict:
-    """Scale, seed, code version, device and date of one run record."""
-    commit = _lookup(record, "provenance.git_commit", "provenance.commit", "provenance.git.commit")
-    dirty = _lookup(record, "provenance.git_dirty", "provenance.dirty", "provenance.git.dirty", default=False)
+    """Scale, seed, code version, device and date of one run (a records-table row or a record dict)."""
+    row = _flat(record)
+    commit = _lookup(row, "provenance.git_commit", "provenance.commit")
+    dirty = _lookup(row, "provenance.git_dirty", "provenance.dirty", default=False)
     version = "unknown" if not commit else str(commit)[:8] + ("+dirty" if dirty else "")
-    date = _lookup(record, "provenance.end", "provenance.finished", "provenance.start", "provenance.date",
-                   "provenance.started")
+    date = _lookup(row, "provenance.end_time", "provenance.end", "provenance.start_time", "provenance.date")
     return {
-        "scale": _lookup(record, "config.scale", "scale", default="?"),
-        "seed": _lookup(record, "config.seed", "seed", default="?"),
+        "scale": _lookup(row, "scale", "config.scale", "provenance.scale", default="?"),
+        "seed": _lookup(row, "seed", "config.seed", default="?"),
         "code": version,
-        "device": str(_lookup(record, "provenance.device_name", "provenance.device", default="unknown")),
+        "device": str(_lookup(row, "provenance.device_name", "provenance.device", default="unknown")),
         "date": str(date)[:10] if date else "unknown",
     }
+
+
+def _rows(records) -> list[Mapping]:
+    if isinstance(records, pd.DataFrame):
+        return records.drop(columns=["history"], errors="ignore").to_dict("records")
+    return list(records)
 
 
 def _join(values: Iterable) -> str:
@@ -151,9 +162,9 @@ def _join(values: Iterable) -> str:
     return ", ".join(unique) if unique else "none"
 
 
-def provenance(records: Sequence[Mapping]) -> dict:
-    """Summary of a set of records: scales, number of seeds, code versions, devices, dates."""
-    infos = [record_info(r) for r in records]
+def provenance(records) -> dict:
+    """Summary of a set of runs (records table or record dicts): scales, seeds, code versions, devices, dates."""
+    infos = [record_info(r) for r in _rows(records)]
     dates = sorted(i["date"] for i in infos if i["date"] != "unknown")
     return {
         "runs": len(infos),
@@ -165,9 +176,9 @@ def provenance(records: Sequence[Mapping]) -> dict:
     }
 
 
-def provenance_line(records: Sequence[Mapping], scale: str | None = None) -> str:
+def provenance_line(records, scale: str | None = None) -> str:
     """One line for a caption: ``scale ci · 2 seeds (6 runs) · code 1a2b3c4d · cpu · 2026-11-23``."""
-    if not records:
+    if len(records) == 0:
         return f"scale {scale or '?'} · no run records yet"
     p = provenance(records)
     return (f"scale {p['scale']} · {p['seeds']} seed{'s' if p['seeds'] != 1 else ''} ({p['runs']} runs) · "
@@ -289,6 +300,19 @@ def dataset_note(name: str, status: str, command: str | None = None) -> str:
     return text
 
 
+def dataset_status(name: str) -> str:
+    """``found``, ``subset`` or ``missing`` for dataset ``name`` under ``$REPROLIB_DATA`` (or the download cache).
+
+    A dataset whose files fail their checksum counts as missing (the loader would refuse it).
+    """
+    from reprolib.data import resolve_root
+    from reprolib.data.catalog import check_availability
+    from reprolib.paths import cache_dir
+
+    status = check_availability(name, resolve_root(None), cache_dir()).status
+    return status if status in ("found", "subset") else "missing"
+
+
 def show_markdown(text: str) -> None:
     """Display Markdown in a notebook (a no-op for empty text)."""
     if not text:
@@ -296,3 +320,157 @@ def show_markdown(text: str) -> None:
     from IPython.display import Markdown, display
 
     display(Markdown(text))
+
+
+# --- run records of an experiment ---------------------------------------------------------------------------
+
+
+@dataclass
+class Runs:
+    """The run records behind one page: which configs were asked for, which have a record, and the rows.
+
+    ``table`` is :func:`reprolib.results.load_records` of the configs, with accuracies in percent (records store
+    fractions; the sources print percent) and one column per grid axis of the experiment holding the axis label
+    (``input``, ``layers``, ``model``, ``neuron``, ``variant`` ...; an axis label replaces a config column of the
+    same name, e.g. ``model`` reads ``src`` / ``lif`` rather than the builder name). ``grid`` has one row per
+    requested config (``config_hash``, ``seed``, the axis columns, ``has_record``), so a table can show the
+    configs that have no record yet. ``unavailable`` maps datasets that are not on this machine to their status.
+    """
+
+    experiment: str
+    params: Parameters
+    configs: list
+    table: pd.DataFrame
+    grid: pd.DataFrame
+    missing: list
+    unavailable: dict
+    failed: dict
+    overrides: dict
+
+    @property
+    def axes(self) -> list[str]:
+        return [c for c in self.grid.columns if c not in ("config_hash", "seed", "has_record")]
+
+    def history(self) -> pd.DataFrame:
+        """Learning curves, one row per run and epoch (accuracies in percent), with the axis columns."""
+        from reprolib.results import history_frame
+
+        if self.table.empty:
+            return pd.DataFrame(columns=["config_hash", "seed", *self.axes, "epoch"])
+        return to_percent(history_frame(self.table, columns=["config_hash", "seed", *self.axes]))
+
+    def summary(self, metrics: Sequence[str], by: Sequence[str] | None = None) -> pd.DataFrame:
+        """Mean, std and number of runs of ``metrics`` per axis combination, every requested combination
+        present (NaN where no run has a record)."""
+        by = list(self.axes if by is None else by)
+        keys = self.grid[by].drop_duplicates().reset_index(drop=True)
+        if self.table.empty:
+            out = keys.copy()
+            for metric in metrics:
+                out[f"{metric}_mean"] = math.nan
+                out[f"{metric}_std"] = math.nan
+            out["n_runs"] = 0
+            return out
+        values = self.table[by].copy()
+        for metric in metrics:
+            values[metric] = pd.to_numeric(self.table[metric], errors="coerce") if metric in self.table else math.nan
+        grouped = values.groupby(by, dropna=False)
+        stats = pd.DataFrame({f"{m}_{fn}": getattr(grouped[m], fn)() for m in metrics for fn in ("mean", "std")})
+        stats["n_runs"] = grouped.size()
+        out = keys.merge(stats.reset_index(), on=by, how="left")
+        out["n_runs"] = out["n_runs"].fillna(0).astype(int)
+        return out
+
+    def provenance_line(self) -> str:
+        return provenance_line(self.table, self.params.scale)
+
+    def command(self) -> str:
+        return sweep_command(self.experiment, self.params.scale, self.params.seeds, **self.overrides)
+
+    def note(self) -> str:
+        """Markdown: missing datasets, failed runs, and the command that completes the missing runs."""
+        parts = [dataset_note(name, status, self.command() if status == "missing" else None)
+                 for name, status in self.unavailable.items()]
+        parts += [f"**Run {h[:8]} failed**: {reason}" for h, reason in self.failed.items()]
+        parts.append(missing_runs_note(self.experiment, self.params.scale, self.params.seeds, len(self.missing),
+                                       len(self.configs), self.params.train_missing, **self.overrides))
+        return "\n\n".join(p for p in parts if p)
+
+    def show_note(self) -> None:
+        show_markdown(self.note())
+
+
+def to_percent(frame: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy columns (``*accuracy*``) from fractions to percent, in a copy."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if "accuracy" in str(column) and pd.api.types.is_numeric_dtype(frame[column]):
+            frame[column] = frame[column] * 100.0
+    return frame
+
+
+def axis_labels(experiment: str, scale: str, seeds: Sequence[int], configs: Sequence, **overrides: Any) -> pd.DataFrame:
+    """One row per config: ``config_hash``, ``seed`` and the label of each grid axis of ``experiment``."""
+    from reprolib.experiments import get_configs, get_preset
+
+    root = get_preset(experiment)
+    while root.derived_from:
+        root = get_preset(root.derived_from)
+    rows = {c.hash: {"config_hash": c.hash, "seed": c.seed} for c in configs}
+    for ax in root.axes:
+        requested = overrides.get(ax.name)
+        labels = list(requested) if isinstance(requested, (list, tuple)) else (
+            [requested] if requested is not None else list(ax.choices))
+        for label in labels:
+            try:
+                selected = get_configs(experiment, scale, list(seeds), **{**overrides, ax.name: [label]})
+            except ValueError:  # a label the derived preset does not keep
+                continue
+            for config in selected:
+                if config.hash in rows:
+                    rows[config.hash][ax.name] = label
+    return pd.DataFrame(list(rows.values()))
+
+
+def _train(configs: list, device: str) -> dict:
+    """Train ``configs`` here, one after the other; returns ``{hash: reason}`` of the runs that failed."""
+    import dataclasses
+
+    from reprolib.training import NonFiniteLossError, train
+
+    failed = {}
+    for config in configs:
+        try:
+            train(dataclasses.replace(config, device=device), progress=False)
+        except NonFiniteLossError as error:
+            failed[config.hash] = str(error)
+    return failed
+
+
+def gather_runs(experiment: str, params: Parameters, **overrides: Any) -> Runs:
+    """The records of ``experiment`` at ``params.scale`` for ``params.seeds``, restricted by ``overrides``
+    (axis name -> labels, as :func:`reprolib.experiments.get_configs`).
+
+    When ``params.train_missing`` is true, configs without a record are trained first, on ``params.device``,
+    except those whose dataset is missing here; nothing is ever trained otherwise.
+    """
+    from reprolib.experiments import get_configs
+    from reprolib.results import find_record, load_records
+
+    configs = list(get_configs(experiment, params.scale, list(params.seeds), **overrides))
+    statuses = {name: dataset_status(name) for name in sorted({c.dataset for c in configs})}
+    unavailable = {name: status for name, status in statuses.items() if status != "found"}
+    failed: dict = {}
+    if params.train_missing:
+        todo = [c for c in configs if statuses[c.dataset] != "missing" and find_record(c) is None]
+        failed = _train(todo, params.device)
+    table = load_records(configs)
+    grid = axis_labels(experiment, params.scale, params.seeds, configs, **overrides)
+    recorded = set(table["config_hash"]) if not table.empty else set()
+    grid["has_record"] = grid["config_hash"].isin(recorded)
+    if not table.empty:
+        labels = grid.drop(columns=["seed", "has_record"])
+        table = table.drop(columns=[c for c in labels.columns if c != "config_hash" and c in table.columns])
+        table = table.merge(labels, on="config_hash", how="left")
+    missing = list(table.attrs.get("missing", [])) if not table.empty else [c for c in configs]
+    return Runs(experiment, params, configs, to_percent(table), grid, missing, unavailable, failed, dict(overrides))
