@@ -1,0 +1,98 @@
+"""The dataset registry, seeded splits across processes, and the `reprolib data` command."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from reprolib.data import DATASETS, load_dataset
+from reprolib.data import cli as data_cli
+from reprolib.data.splits import split_indices
+
+
+class ToyDataset(torch.utils.data.Dataset):
+    def __init__(self, root=None, split="train", download=False, size=10):
+        self.root, self.split, self.download, self.size = root, split, download, size
+
+    def __len__(self):
+        return self.size
+
+    def __getitem__(self, index):
+        return torch.full((3,), float(index)), index % 2
+
+
+def test_toy_dataset_can_be_registered(monkeypatch):
+    monkeypatch.setitem(DATASETS, "toy", f"{__name__}:ToyDataset")
+    dataset = load_dataset("toy", "val", root="/nowhere", size=4)
+    assert isinstance(dataset, ToyDataset)
+    assert (dataset.root, dataset.split, dataset.download, len(dataset)) == ("/nowhere", "val", False, 4)
+
+
+def test_registry_names_match_the_contract():
+    assert set(DATASETS) == {"mnist", "fashion-mnist", "nmnist", "nmnist-subset", "shd", "ecg-qtdb"}
+
+
+def test_split_is_identical_in_another_process():
+    code = "from reprolib.data.splits import split_indices; print(split_indices(618, 'val', 0.1, 0))"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert other == str(split_indices(618, "val", 0.1, 0))
+    assert len(split_indices(618, "val", 0.1, 0)) == 61
+    assert split_indices(5, "train", 0.0, 0) == [0, 1, 2, 3, 4]
+
+
+def run_cli(argv, capsys):
+    parser = argparse.ArgumentParser()
+    data_cli.configure(parser)
+    code = data_cli.main(parser.parse_args(argv))
+    return code, capsys.readouterr().out
+
+
+def test_cli_reports_found_subset_missing(data_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("REPROLIB_CACHE", str(tmp_path / "cache"))
+    code, out = run_cli(["--root", str(data_root)], capsys)
+    assert code == 0
+    lines = {line.split()[0]: line.split()[1] for line in out.splitlines() if line and not line.startswith((" ", "data"))}
+    assert lines == {
+        "mnist": "found", "fashion-mnist": "found", "nmnist": "missing",
+        "nmnist-subset": "subset", "shd": "missing", "ecg-qtdb": "found",
+    }
+    assert "1101 files verified" in out  # 1,100 recordings + index.csv
+    assert "shd_train.h5" in out and "zenkelab.org" in out  # what is expected and where to get it
+
+
+def test_cli_flags_a_checksum_mismatch(data_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("REPROLIB_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "root" / "ECG-QTDB"
+    folder.mkdir(parents=True)
+    (folder / "QTDB_train.mat").symlink_to(data_root / "ECG-QTDB" / "QTDB_train.mat")
+    (folder / "QTDB_test.mat").write_bytes((data_root / "ECG-QTDB" / "QTDB_test.mat").read_bytes()[:-10])
+    code, out = run_cli(["--root", str(tmp_path / "root"), "ecg-qtdb"], capsys)
+    assert code == 1
+    assert "corrupt" in out and "QTDB_test.mat" in out
+    assert "916f11e21679a5b61988305bbb7cd1e6df8b34f1ed4a157a7a4e295d400ef232" in out
+
+
+def test_cli_named_missing_dataset_fails_without_download(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("REPROLIB_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "empty").mkdir()
+    code, out = run_cli(["--root", str(tmp_path / "empty"), "shd"], capsys)
+    assert code == 2 and "missing" in out and "downloading" not in out
+
+
+def test_cli_rejects_unknown_names(tmp_path, capsys):
+    code, out = run_cli(["--root", str(tmp_path), "cifar"], capsys)
+    assert code == 2 and "cifar" in out
+
+
+@pytest.mark.parametrize("name", ["mnist", "ecg-qtdb", "nmnist-subset"])
+def test_samples_follow_the_contract(data_root, name):
+    x, y = load_dataset(name, "test", root=data_root)[0]
+    assert x.dtype == torch.float32
+    if name == "ecg-qtdb":
+        assert y.dtype == torch.long and y.shape == (x.shape[0],)
+    else:
+        assert isinstance(y, int)
