@@ -30,3 +30,36 @@ from reprolib.neurons.integrate_fire import (
     lif_multistep,
     lif_step,
 )
+from reprolib.neurons.src import (
+    SpikingRecurrentCell,
+    SRCParameters,
+    SRCState,
+    simulate_src_neuron,
+    src_initial_state,
+    src_multistep,
+    src_step,
+)
+from reprolib.neurons.leaky import Leaky, LeakyParameters, LeakyState, leaky_multistep, leaky_step
+from reprolib.neurons.resonate import (
+    ALIFCell,
+    ALIFParameters,
+    ALIFState,
+    BRFCell,
+    LICell,
+    LIParameters,
+    LIState,
+    RFCell,
+    RFParameters,
+    RFState,
+    alif_multistep,
+    alif_step,
+    brf_multistep,
+    brf_step,
+    divergence_boundary,
+    li_multistep,
+    li_step,
+    rf_multistep,
+    rf_step,
+    simulate_resonator,
+)
+from reprolib.neurons.bpsa import BPSANode, BPSAParameters, BPSAState, bpsa_multistep, bpsa_step
