@@ -104,6 +104,24 @@ def test_noise_resamples_feedback_gains():
     assert gains.std().item() == pytest.approx(0.2, abs=0.05)
 
 
+def test_simulate_many_neurons_at_once():
+    out = simulate_src_neuron(torch.zeros(100), b_h=torch.tensor([-4.0, -5.0]))
+    assert out["h"].shape == out["x"].shape == (100, 2)
+    assert onsets(out["s"][:, 0]) == list(range(15, 100, 24)) and (out["s"][:, 1] == 0).all()
+
+
+def test_noisy_layer_is_reproducible_with_a_generator():
+    torch.manual_seed(0)
+    layer = SpikingRecurrentCell(4, 6, noise_sigma=0.2, bias_init=-4.0, step_mode="m")
+    x = (torch.rand(40, 2, 4) < 0.5).float()
+    runs = []
+    for seed in (1, 1, 2):
+        layer.reset()
+        layer.generator = torch.Generator().manual_seed(seed)
+        runs.append(layer(x))
+    assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])
+
+
 def test_simulate_rejects_bad_options():
     with pytest.raises(ValueError, match="zs_from"):
         simulate_src_neuron(torch.zeros(5), -4.0, zs_from="next")

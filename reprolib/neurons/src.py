@@ -191,7 +191,7 @@ def simulate_src_neuron(x_seq, b_h=-6.0, *, r: float = 2.0, r_s: float = -7.0, z
     out["positive_feedback"] = next_r * out["h"]
     out["negative_feedback"] = next_rs * out["hs"]
     out["s"] = torch.relu(out["h"])
-    out["x"] = x_seq.expand((x_seq.shape[0],) + tuple(shape))
+    out["x"] = torch.stack([x.expand(shape) for x in x_seq])
     del out["r"], out["r_s"]
     return out
 
