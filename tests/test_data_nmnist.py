@@ -66,8 +66,8 @@ def test_frames_match_a_hand_count_of_the_file(data_root, tmp_path, monkeypatch,
     assert 0 < n_events - x.sum().item() <= 5  # only the last bin's remainder events are left out
 
     # second read comes from the content-addressed cache, written atomically
-    cached = list((tmp_path / "cache").glob("nmnist-frames/T200/*.npz"))
-    assert len(cached) == 1 and not list((tmp_path / "cache").glob("nmnist-frames/T200/.tmp-*"))
+    cached = list((tmp_path / "cache").glob("nmnist-frames/tonic-*/T200/*.npz"))
+    assert len(cached) == 1 and not list((tmp_path / "cache").glob("nmnist-frames/**/.tmp-*"))
     assert torch.equal(test[0][0], x)
 
     binary = load_dataset("nmnist-subset", "test", root=data_root, binarize=True)[0][0]

@@ -74,6 +74,8 @@ def test_bad_options_raise_before_loading(data_root):
         load_dataset("mnist", "val", root=data_root, val_fraction=0)
     with pytest.raises(ValueError, match="normalize="):
         load_dataset("mnist", "test", root=data_root, normalize=[0.5])
+    with pytest.raises(ValueError, match=r"Bad options \['normalise'\].*accepted: .*normalize"):
+        load_dataset("mnist", "test", root=data_root, normalise=[0.5, 0.5])
     with pytest.raises(ValueError, match="Unknown dataset 'mnsit'"):
         load_dataset("mnsit", "train", root=data_root)
 

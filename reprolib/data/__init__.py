@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from importlib import import_module
 from pathlib import Path
@@ -39,6 +40,11 @@ def load_dataset(name: str, split: str, root: str | os.PathLike | None = None, d
     check_split(split)
     module_name, _, attribute = DATASETS[name].partition(":")
     factory = getattr(import_module(module_name), attribute)
+    try:  # check the options before any loading, so a typo fails fast and by name
+        inspect.signature(factory).bind(root=root, split=split, download=download, **options)
+    except TypeError as error:
+        accepted = [p for p in inspect.signature(factory).parameters if p not in ("self", "root", "split", "download")]
+        raise ValueError(f"Bad options {sorted(options)} for dataset {name!r} ({error}); accepted: {', '.join(accepted)}.") from None
     return factory(root=root, split=split, download=download, **options)
 
 

@@ -15,8 +15,8 @@ paper leaves open).
   against the list shipped with reprolib.
 
 Framing costs milliseconds per sample and is repeated every epoch, so frames are cached under
-``cache_dir("nmnist-frames")``, keyed by the recording's sha256 and the number of bins (content-addressed:
-never stale), stored sparsely (indices + counts, ~30 KB instead of 0.9 MB) and written atomically.
+``cache_dir("nmnist-frames")``, keyed by the recording's sha256, the number of bins and Tonic's version
+(content-addressed: never stale), stored sparsely (indices + counts, ~30 KB instead of 0.9 MB) and written atomically.
 """
 
 from __future__ import annotations
@@ -61,7 +61,10 @@ def frame_events(events: np.ndarray, n_time_bins: int = 200) -> np.ndarray:
 
 
 def _frame_cache_path(digest: str, n_time_bins: int) -> Path:
-    return cache_dir(f"nmnist-frames/T{n_time_bins}") / f"{digest}.npz"
+    import tonic
+
+    # The key names everything the frames depend on: the recording's bytes, the bin count and Tonic's framing code.
+    return cache_dir(f"nmnist-frames/tonic-{tonic.__version__}/T{n_time_bins}") / f"{digest}.npz"
 
 
 def load_frames(path: str | os.PathLike, n_time_bins: int = 200, expected_sha256: str | None = None, cache: bool = True) -> np.ndarray:
