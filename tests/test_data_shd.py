@@ -112,3 +112,17 @@ def test_not_an_shd_file_is_rejected(tmp_path):
         handle["labels"] = np.zeros(3, dtype=np.uint8)
     with pytest.raises(ValueError, match="spikes/times"):
         load_dataset("shd", "test", root=tmp_path)
+
+
+def test_a_previous_download_in_the_cache_is_found(tmp_path, monkeypatch, no_network):
+    from reprolib.data.catalog import check_availability
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("REPROLIB_CACHE", str(cache))
+    for split in ("train", "test"):  # where tonic.datasets.SHD(save_to=<cache>/tonic) extracts its files
+        write_shd(cache / "tonic" / "SHD" / f"shd_{split}.h5", [([0.1], [7])], [4])
+    (tmp_path / "empty").mkdir()
+    status = check_availability("shd", tmp_path / "empty", cache)
+    assert status.status == "found" and status.location == str(cache / "tonic")
+    x, y = load_dataset("shd", "test", root=tmp_path / "empty")[0]
+    assert y == 4 and x[25, 693] == 1 and x.sum() == 1  # 0.1 s -> bin 25 (float16(0.1) <= float16(0.1))

@@ -105,10 +105,32 @@ class Availability:
     detail: str
 
 
+# Sub-folder of the reprolib cache where each downloadable dataset's explicit download goes
+# (torchvision / Tonic layouts, see vision.py, nmnist.py, shd.py).
+DOWNLOAD_SUBFOLDER = {"mnist": "torchvision", "fashion-mnist": "torchvision", "nmnist": "tonic", "shd": "tonic"}
+
+
+def download_location(name: str, cache_root: Path | None = None) -> Path | None:
+    """Where ``download=True`` puts dataset ``name`` (``None`` when it cannot be downloaded)."""
+    from reprolib.paths import cache_dir
+
+    sub = DOWNLOAD_SUBFOLDER.get(name)
+    if sub is None:
+        return None
+    return Path(cache_root) / sub if cache_root is not None else cache_dir(sub)
+
+
 def check_availability(name: str, root: Path | None, cache_root: Path | None = None) -> Availability:
-    """Look for ``name`` under ``root`` (then under ``cache_root``, where downloads go) and verify checksums."""
+    """Look for ``name`` under ``root``, then where a download would have put it, and verify checksums.
+
+    ``cache_root`` is the reprolib cache (default ``reprolib.paths.cache_dir()``); the dataset's download
+    sub-folder (``torchvision/`` or ``tonic/``) is added here.
+    """
+    if name not in CATALOG:
+        raise ValueError(f"Unknown dataset {name!r}; expected one of {', '.join(CATALOG)}.")
     info = CATALOG[name]
-    candidates = [r for r in (root, cache_root) if r is not None]
+    downloads = download_location(name, cache_root)
+    candidates = [r for r in (root, downloads) if r is not None]
     checker = _CHECKERS.get(name, _check_sha256_files)
     first_missing: str | None = None
     for candidate in candidates:
@@ -122,8 +144,8 @@ def check_availability(name: str, root: Path | None, cache_root: Path | None = N
         status = "subset" if info.subset_note else "found"
         return Availability(name, status, str(candidate), checked, detail)
     detail = first_missing or info.missing_message(root)
-    if root is not None and cache_root is not None:
-        detail += f"\n(also looked for a previous download in {cache_root})"
+    if root is not None and downloads is not None:
+        detail += f"\n(also looked for a previous download in {downloads})"
     return Availability(name, "missing", None, 0, detail)
 
 

@@ -11,18 +11,7 @@ from __future__ import annotations
 import argparse
 
 from . import DATASETS, load_dataset, resolve_root
-from .catalog import CATALOG, check_availability
-
-# Where each dataset's explicit download goes (see vision.py / nmnist.py / shd.py).
-_DOWNLOADABLE = {"mnist": "torchvision", "fashion-mnist": "torchvision", "nmnist": "tonic", "shd": "tonic"}
-
-
-def _cache_root(name: str):
-    from reprolib.paths import cache_dir
-
-    sub = _DOWNLOADABLE.get(name)
-    return cache_dir(sub) if sub else None
-
+from .catalog import CATALOG, DOWNLOAD_SUBFOLDER, check_availability
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"datasets to check (default: all of {', '.join(CATALOG)})")
@@ -44,8 +33,8 @@ def main(args: argparse.Namespace) -> int:
     print(f"data root: {root if root is not None else '(not set: use --root or REPROLIB_DATA)'}")
     status = 0
     for name in names:
-        result = check_availability(name, root, _cache_root(name))
-        if result.status == "missing" and args.download and name in _DOWNLOADABLE and name in DATASETS:
+        result = check_availability(name, root)
+        if result.status == "missing" and args.download and name in DOWNLOAD_SUBFOLDER and name in DATASETS:
             print(f"{name}: downloading (explicit --download) ...")
             try:
                 for split in ("train", "test"):
@@ -53,7 +42,7 @@ def main(args: argparse.Namespace) -> int:
             except Exception as error:  # report and go on with the other datasets
                 print(f"{name}: download failed: {error}")
                 status = max(status, 1)
-            result = check_availability(name, root, _cache_root(name))
+            result = check_availability(name, root)
         info = CATALOG[name]
         where = f" in {result.location}" if result.location else ""
         print(f"{name:14s} {result.status:8s}{where}  ({result.checked} files verified; {info.checksum_note})")
