@@ -1,0 +1,63 @@
+"""Optional fused CUDA kernels (compiled at run time with CuPy) behind the pure neuron functions.
+
+Importing this package never imports CuPy; CuPy is imported the first time a CUDA tensor asks for it.
+
+* :func:`resolve_backend` (``"auto" | "torch" | "cupy"``), :func:`cupy_available`, :class:`BackendUnavailable`,
+  :class:`KernelUnsupported` -- see :mod:`reprolib.kernels.dispatch`;
+* IF / LIF scans with the signature of :func:`reprolib.neurons.lif_multistep` -- :mod:`reprolib.kernels.lif`;
+* the SRC recurrence with the signature of :func:`reprolib.neurons.src.src_multistep` -- :mod:`reprolib.kernels.src`;
+* RF / BRF / ALIF recurrent layers (one fused kernel per step, the recurrent matmul in cuBLAS) with the
+  signatures of :mod:`reprolib.neurons.resonate`, and their feed-forward scans -- :mod:`reprolib.kernels.resonate`;
+* ``reprolib bench`` -- :mod:`reprolib.kernels.bench`.
+
+Importing the package registers ``"cupy"`` and ``"auto"`` in ``IFNode.multistep_backends`` and
+``LIFNode.multistep_backends`` (the neuron core imports it lazily when such a backend is asked for).
+"""
+
+from __future__ import annotations
+
+from reprolib.kernels import lif, resonate, src
+from reprolib.kernels.dispatch import (
+    BACKENDS,
+    BackendUnavailable,
+    KernelUnsupported,
+    cupy_available,
+    resolve_backend,
+    to_cupy,
+)
+from reprolib.kernels.lif import if_multistep, if_multistep_auto, lif_multistep, lif_multistep_auto
+from reprolib.kernels.resonate import (
+    alif_multistep,
+    alif_multistep_auto,
+    alif_scan,
+    brf_multistep,
+    brf_multistep_auto,
+    brf_scan,
+    rf_multistep,
+    rf_multistep_auto,
+    rf_scan,
+)
+from reprolib.kernels.src import src_multistep, src_multistep_auto
+
+__all__ = [
+    "BACKENDS", "BackendUnavailable", "KernelUnsupported", "cupy_available", "resolve_backend", "to_cupy",
+    "if_multistep", "lif_multistep", "if_multistep_auto", "lif_multistep_auto", "src_multistep",
+    "src_multistep_auto", "brf_multistep", "rf_multistep", "alif_multistep", "brf_multistep_auto",
+    "rf_multistep_auto", "alif_multistep_auto", "brf_scan", "rf_scan", "alif_scan", "register_backends",
+    "lif", "src", "resonate",
+]
+
+
+def register_backends() -> None:
+    """Put the fused IF / LIF implementations into the nodes' backend tables (idempotent)."""
+    from reprolib.neurons import integrate_fire  # noqa: PLC0415
+
+    for node, fused, auto in (
+        (integrate_fire.IFNode, if_multistep, if_multistep_auto),
+        (integrate_fire.LIFNode, lif_multistep, lif_multistep_auto),
+    ):
+        node.multistep_backends["cupy"] = fused
+        node.multistep_backends["auto"] = auto
+
+
+register_backends()

@@ -1,0 +1,420 @@
+"""Backend choice, run-time compilation and launching of the fused CUDA kernels.
+
+* :func:`resolve_backend` -- ``"auto" | "torch" | "cupy"`` -> ``"torch"`` or ``"cupy"`` for a tensor.
+  ``"auto"`` takes CuPy for CUDA tensors when CuPy imports and sees a GPU, else PyTorch; asking for
+  ``"cupy"`` where it cannot run raises :class:`BackendUnavailable` saying what is missing (CuPy, CUDA,
+  or a CUDA tensor), chained to the original error.
+* :class:`Engine` -- compiles a generated CUDA source once per option set (the source text is the cache key,
+  and it names the options and the storage dtype) and launches its kernels on PyTorch's current stream.
+  Tensors are handed to the kernel as raw device pointers of the torch storage: zero copies, torch keeps
+  ownership (this is what ``cupy.from_dlpack`` would give, minus the per-call capsule cost; see
+  :func:`to_cupy` for the DLPack view).
+
+  Two engines exist: ``"cupy"`` (NVRTC through ``cupy.RawModule``) and ``"emulate"``, which compiles the
+  *same* source as C++ with a tiny shim (one host loop over blocks and threads) and runs it on CPU tensors.
+  The emulator exists so that the kernels' arithmetic, the autograd wiring and the backward scans are
+  tested on machines without a GPU; it is slow and never chosen by :func:`resolve_backend`.
+
+CuPy is imported lazily (only when a CUDA tensor asks for it), so ``import reprolib.kernels`` works without it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+__all__ = [
+    "BACKENDS",
+    "BackendUnavailable",
+    "KernelUnsupported",
+    "KernelSpec",
+    "import_cupy",
+    "cupy_available",
+    "resolve_backend",
+    "get_engine",
+    "Engine",
+    "to_cupy",
+    "nvrtc_options",
+]
+
+BACKENDS = ("auto", "torch", "cupy")
+
+#: dtypes the kernels store natively (fp32); fp16/bf16 inputs are computed in fp32 by the wrappers
+KERNEL_DTYPES = (torch.float32,)
+UPCAST_DTYPES = (torch.float16, torch.bfloat16)
+
+#: one thread per neuron; 128 threads per block spreads the few-thousand-neuron layers over more SMs
+BLOCK_SCAN = 128
+BLOCK_ELEMENTWISE = 256
+
+
+class BackendUnavailable(RuntimeError):
+    """The requested backend cannot run here (CuPy missing, no CUDA device, or a CPU tensor)."""
+
+
+class KernelUnsupported(ValueError):
+    """The fused kernels do not implement this option (e.g. a custom surrogate); use backend="torch"."""
+
+
+def import_cupy():
+    """Import and return CuPy (a separate function so that tests can simulate its absence)."""
+    import cupy  # noqa: PLC0415 - optional dependency, imported on demand only
+
+    return cupy
+
+
+_CUPY_STATE: dict[str, object] = {}
+
+
+def _cupy_or_error():
+    """``(cupy, None)`` when CuPy imports and sees a CUDA device, else ``(None, exception)``. Cached."""
+    if "result" not in _CUPY_STATE:
+        try:
+            cupy = import_cupy()
+            if not cupy.cuda.is_available():
+                raise RuntimeError("CuPy imported but reports no usable CUDA device (cupy.cuda.is_available() is False)")
+            _CUPY_STATE["result"] = (cupy, None)
+        except Exception as err:  # ImportError, CUDA driver errors, ...
+            _CUPY_STATE["result"] = (None, err)
+    return _CUPY_STATE["result"]
+
+
+def _forget_cupy() -> None:
+    """Drop the cached import result (tests monkeypatch :func:`import_cupy`)."""
+    _CUPY_STATE.clear()
+
+
+def cupy_available() -> bool:
+    """True when CuPy imports and sees a CUDA device."""
+    return _cupy_or_error()[0] is not None
+
+
+def resolve_backend(backend: str, tensor: torch.Tensor | None = None) -> str:
+    """The backend that will run for ``tensor``: ``"torch"`` or ``"cupy"``.
+
+    ``"auto"``: CuPy when ``tensor`` is a CUDA tensor of a supported dtype and CuPy works, else PyTorch.
+    ``"cupy"``: CuPy, or :class:`BackendUnavailable` naming what is missing (chained to the cause).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r} is invalid; expected one of {BACKENDS}")
+    if backend == "torch":
+        return "torch"
+    on_cuda = isinstance(tensor, torch.Tensor) and tensor.is_cuda
+    if backend == "auto":
+        if not on_cuda or tensor.dtype not in KERNEL_DTYPES + UPCAST_DTYPES:
+            return "torch"
+        return "cupy" if cupy_available() else "torch"
+    # explicit "cupy": say exactly what is missing
+    cupy, err = _cupy_or_error()
+    problems = []
+    if cupy is None:
+        problems.append(f"CuPy is not usable ({type(err).__name__}: {err}); install the cupy-cudaXXx wheel matching torch's CUDA")
+    if not torch.cuda.is_available():
+        problems.append("PyTorch sees no CUDA device (torch.cuda.is_available() is False)")
+    if tensor is not None and not on_cuda:
+        device = tensor.device if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+        problems.append(f"the input is on {device}, the CuPy kernels need a CUDA tensor")
+    if problems:
+        raise BackendUnavailable("backend='cupy' cannot run: " + "; ".join(problems)) from err
+    if tensor is not None and tensor.dtype not in KERNEL_DTYPES + UPCAST_DTYPES:
+        raise KernelUnsupported(f"backend='cupy': dtype {tensor.dtype} is not supported; expected float32, float16 or bfloat16")
+    return "cupy"
+
+
+def to_cupy(tensor: torch.Tensor):
+    """A CuPy view of a CUDA tensor through DLPack (no copy), for users mixing CuPy and torch."""
+    cupy, err = _cupy_or_error()
+    if cupy is None:
+        raise BackendUnavailable(f"to_cupy needs CuPy: {err}") from err
+    return cupy.from_dlpack(tensor.detach())
+
+
+# --------------------------------------------------------------------------------------------------
+# kernel sources and engines
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """One ``extern "C" __global__`` kernel of a generated source: its name and C parameter list.
+
+    ``params`` are ``(ctype, name)`` pairs; pointer types end in ``*``. The emulator generates its host
+    loop from them, and the Python launcher checks the argument count against them.
+    """
+
+    name: str
+    params: tuple[tuple[str, str], ...]
+
+    def signature(self) -> str:
+        return ", ".join(f"{ctype} {name}" for ctype, name in self.params)
+
+
+#: NVRTC flags. No FMA contraction: the kernels then round exactly like PyTorch's one-op-at-a-time
+#: elementwise kernels, which keeps spikes identical at threshold crossings.
+def nvrtc_options() -> tuple[str, ...]:
+    return ("--std=c++14", "--fmad=false")
+
+
+_EMULATION_SHIM = r"""
+// ---- CPU emulation shim: the same source compiled as C++, one host loop over blocks and threads ----
+#include <math.h>
+struct reprolib_dim3 { unsigned int x, y, z; };
+static reprolib_dim3 threadIdx, blockIdx, blockDim, gridDim;
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __restrict__ __restrict
+"""
+
+
+def _emulation_wrappers(specs) -> str:
+    out = []
+    for spec in specs:
+        args = ", ".join(name for _, name in spec.params)
+        out.append(
+            f'extern "C" void emu_{spec.name}(unsigned int grid, unsigned int block, {spec.signature()}) {{\n'
+            f"  blockDim.x = block; gridDim.x = grid; blockDim.y = blockDim.z = gridDim.y = gridDim.z = 1;\n"
+            f"  for (unsigned int rl_b = 0; rl_b < grid; ++rl_b) for (unsigned int rl_t = 0; rl_t < block; ++rl_t) {{\n"
+            f"    blockIdx.x = rl_b; threadIdx.x = rl_t; {spec.name}({args});\n  }}\n}}\n"
+        )
+    return "\n".join(out)
+
+
+def _ctype(ctype: str):
+    if ctype.strip().endswith("*"):
+        return ctypes.c_void_p
+    return {"int": ctypes.c_int, "float": ctypes.c_float, "long long": ctypes.c_longlong}[ctype.replace("const ", "").strip()]
+
+
+class Engine:
+    """Compiles generated sources (cached by source text) and launches their kernels."""
+
+    name = "base"
+
+    def __init__(self):
+        self._modules: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    def module(self, source: str, specs: tuple[KernelSpec, ...]):
+        key = hashlib.sha256(source.encode()).hexdigest()
+        with self._lock:
+            mod = self._modules.get(key)
+            if mod is None:
+                mod = self._compile(source, specs, key)
+                self._modules[key] = mod
+        return mod
+
+    def launch(self, source: str, specs: tuple[KernelSpec, ...], name: str, n_threads: int, block: int, args) -> None:
+        spec = next(s for s in specs if s.name == name)
+        if len(args) != len(spec.params):
+            raise TypeError(f"kernel {name}: {len(args)} arguments given, {len(spec.params)} expected")
+        if n_threads <= 0:
+            return
+        grid = (n_threads + block - 1) // block
+        self._launch(self.module(source, specs), spec, grid, block, args)
+
+    def _compile(self, source, specs, key):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _launch(self, mod, spec, grid, block, args):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class CupyEngine(Engine):
+    """NVRTC through ``cupy.RawModule``; launches on torch's current stream of the tensors' device."""
+
+    name = "cupy"
+
+    def __init__(self):
+        super().__init__()
+        self._streams: dict[tuple[int, int], object] = {}
+
+    def _compile(self, source, specs, key):
+        cupy, err = _cupy_or_error()
+        if cupy is None:
+            raise BackendUnavailable(f"the CuPy kernels need CuPy: {err}") from err
+        raw = cupy.RawModule(code=source, options=nvrtc_options(), name_expressions=None)
+        return {"raw": raw, "functions": {}}
+
+    def _launch(self, mod, spec, grid, block, args):
+        import numpy as np  # noqa: PLC0415
+
+        cupy, _ = _cupy_or_error()
+        device = None
+        packed = []
+        for (ctype, pname), value in zip(spec.params, args):
+            if ctype.endswith("*"):
+                if value is None:
+                    packed.append(np.uint64(0))
+                    continue
+                if not value.is_cuda or not value.is_contiguous():
+                    raise ValueError(f"kernel {spec.name}: argument {pname} must be a contiguous CUDA tensor")
+                device = value.device.index if device is None else device
+                if value.device.index != device:
+                    raise ValueError(f"kernel {spec.name}: tensors on different devices ({device}, {value.device.index})")
+                packed.append(np.uint64(value.data_ptr()))
+            elif ctype.replace("const ", "") == "float":
+                packed.append(np.float32(value))
+            elif ctype.replace("const ", "") == "long long":
+                packed.append(np.int64(value))
+            else:
+                packed.append(np.int32(value))
+        device = torch.cuda.current_device() if device is None else device
+        stream_ptr = torch.cuda.current_stream(device).cuda_stream
+        with cupy.cuda.Device(device):
+            fn = mod["functions"].get(spec.name)
+            if fn is None:
+                fn = mod["functions"][spec.name] = mod["raw"].get_function(spec.name)
+            stream = self._streams.get((device, stream_ptr))
+            if stream is None:
+                stream = self._streams[(device, stream_ptr)] = cupy.cuda.ExternalStream(stream_ptr)
+            with stream:
+                fn((grid,), (block,), tuple(packed))
+
+
+class EmulatedEngine(Engine):
+    """The kernels' source compiled as C++ (g++) and run on CPU tensors: for tests without a GPU."""
+
+    name = "emulate"
+
+    @staticmethod
+    def compiler() -> str | None:
+        return shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++")
+
+    def _compile(self, source, specs, key):
+        cxx = self.compiler()
+        if cxx is None:
+            raise BackendUnavailable("the CPU emulation of the kernels needs a C++ compiler (g++)")
+        from reprolib.paths import cache_dir  # noqa: PLC0415
+
+        folder = cache_dir("kernels-emulated")
+        lib = folder / f"{key[:24]}.so"
+        if not lib.exists():
+            text = _EMULATION_SHIM + source + "\n" + _emulation_wrappers(specs)
+            with tempfile.TemporaryDirectory(dir=folder) as tmp:
+                src = Path(tmp) / "kernel.cpp"
+                src.write_text(text)
+                out = Path(tmp) / "kernel.so"
+                cmd = [cxx, "-O1", "-shared", "-fPIC", "-ffp-contract=off", "-Wno-unknown-pragmas", "-o", str(out), str(src)]
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+                if proc.returncode != 0:
+                    raise RuntimeError(f"emulated kernel build failed:\n{proc.stderr[-4000:]}")
+                os.replace(out, lib)
+        handle = ctypes.CDLL(str(lib))
+        functions = {}
+        for spec in specs:
+            fn = getattr(handle, f"emu_{spec.name}")
+            fn.restype = None
+            fn.argtypes = [ctypes.c_uint, ctypes.c_uint] + [_ctype(c) for c, _ in spec.params]
+            functions[spec.name] = fn
+        return {"handle": handle, "functions": functions}
+
+    def _launch(self, mod, spec, grid, block, args):
+        packed = []
+        for (ctype, pname), value in zip(spec.params, args):
+            if ctype.endswith("*"):
+                if value is None:
+                    packed.append(None)
+                    continue
+                if value.is_cuda or not value.is_contiguous() or value.dtype != torch.float32:
+                    raise ValueError(f"emulated kernel {spec.name}: {pname} must be a contiguous float32 CPU tensor")
+                packed.append(value.data_ptr())
+            else:
+                packed.append(value)
+        mod["functions"][spec.name](grid, block, *packed)
+
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def get_engine(name: str = "cupy") -> Engine:
+    """The shared engine ``"cupy"`` (GPU) or ``"emulate"`` (CPU, tests)."""
+    if name not in ("cupy", "emulate"):
+        raise ValueError(f"engine={name!r} is invalid; expected 'cupy' or 'emulate'")
+    if name not in _ENGINES:
+        _ENGINES[name] = CupyEngine() if name == "cupy" else EmulatedEngine()
+    return _ENGINES[name]
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers shared by the kernel wrappers
+
+
+def common_source(engine_name: str) -> str:
+    """Definitions every generated source starts with (surrogates, spike condition helpers).
+
+    ``DIV_BY_RECIPROCAL``: PyTorch's CUDA kernels divide by a Python scalar as a multiplication by its
+    float reciprocal, its CPU kernels divide; the generated code does the same as the torch it is
+    compared with, so that membranes (and spikes) agree bit for bit.
+    """
+    recip = 1 if engine_name == "cupy" else 0
+    return f"""
+#define DIV_BY_RECIPROCAL {recip}
+#if DIV_BY_RECIPROCAL
+#define SCALAR_DIV(a, b, inv_b) ((a) * (inv_b))
+#else
+#define SCALAR_DIV(a, b, inv_b) ((a) / (b))
+#endif
+// surrogate derivatives g'(x); constants precomputed on the host exactly as reprolib.surrogate does
+__device__ __forceinline__ float sg_sigmoid(const float x, const float alpha) {{
+    const float s = 1.0f / (1.0f + expf(-(alpha * x)));
+    return alpha * s * (1.0f - s);
+}}
+__device__ __forceinline__ float sg_atan(const float x, const float half_alpha, const float pi2_alpha) {{
+    const float u = pi2_alpha * x;
+    return half_alpha / (1.0f + u * u);
+}}
+// BRF "double Gaussian": gain [(1 + p) N(x; s1) - 2p N(x; s2)], normalised densities N = exp(-(x/s)^2/2) / n
+__device__ __forceinline__ float sg_double_gaussian(const float x, const float a1, const float s1, const float inv_s1,
+                                                    const float n1, const float inv_n1, const float a2, const float s2,
+                                                    const float inv_s2, const float n2, const float inv_n2,
+                                                    const float gain) {{
+    const float y1 = SCALAR_DIV(x, s1, inv_s1), y2 = SCALAR_DIV(x, s2, inv_s2);
+    return gain * (a1 * SCALAR_DIV(expf(-0.5f * (y1 * y1)), n1, inv_n1)
+                   - a2 * SCALAR_DIV(expf(-0.5f * (y2 * y2)), n2, inv_n2));
+}}
+"""
+
+
+def f32_reciprocal(value: float) -> float:
+    """``1.0f / float(value)`` in single precision, as PyTorch's CUDA kernels compute it for a scalar divisor."""
+    return float(torch.tensor(1.0, dtype=torch.float32) / torch.tensor(float(value), dtype=torch.float32))
+
+
+def flat(tensor: torch.Tensor) -> torch.Tensor:
+    """Contiguous 1-D view (a copy only when the input is not contiguous)."""
+    return tensor.contiguous().view(-1)
+
+
+def param_period(param, state_shape: torch.Size, dtype, device, name: str) -> tuple[torch.Tensor, int]:
+    """A per-neuron parameter as a flat contiguous tensor and its period ``P`` over the flat state.
+
+    The kernels read ``param[n % P]``: valid when the parameter broadcasts against the *trailing* state
+    dimensions (``[N]`` for a ``[B, N]`` state), or is a scalar (``P = 1``). Other broadcasts are expanded.
+    """
+    if not isinstance(param, torch.Tensor):
+        return torch.full((1,), float(param), dtype=dtype, device=device), 1
+    p = param.to(dtype=dtype, device=device)
+    try:
+        torch.broadcast_shapes(p.shape, state_shape)
+    except RuntimeError:
+        raise ValueError(f"{name} of shape {tuple(p.shape)} does not broadcast to the state {tuple(state_shape)}") from None
+    while p.dim() > 0 and p.shape[0] == 1:
+        p = p.squeeze(0)
+    if p.dim() <= len(state_shape) and tuple(p.shape) == tuple(state_shape[len(state_shape) - p.dim():]):
+        return flat(p), max(p.numel(), 1)
+    full = p.expand(state_shape)
+    return flat(full), full.numel()
+
+
+def reduce_period(grad_elem: torch.Tensor, period: int) -> torch.Tensor:
+    """Sum a per-element gradient ``[Ntot]`` over the repeats of a period-``P`` parameter -> ``[P]``."""
+    return grad_elem.view(-1, period).sum(0)
