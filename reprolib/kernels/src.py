@@ -142,10 +142,10 @@ extern "C" __global__ void src_backward(const float* __restrict__ grad_s, const 
 #if DETACH
                 gh = 0.0f;
 #else
-                const float h_prev = t > 0 ? h_seq[(long long)(t - 1) * N + n] : h0[n];
 #if ZS_FROM_CURRENT
                 const float zs = zs_of(h, zs_hyp, zs_delta, zs_th);
 #else
+                const float h_prev = t > 0 ? h_seq[(long long)(t - 1) * N + n] : h0[n];
                 const float zs = zs_of(h_prev, zs_hyp, zs_delta, zs_th);
 #endif
                 gh = dpre * r + ghs * (1.0f - zs);

@@ -1,0 +1,408 @@
+"""``reprolib bench``: forward + backward time of multi-step neuron layers, PyTorch loop vs fused kernels.
+
+For each neuron type (LIF, SRC, BRF, ALIF) and shape ``T, B, N`` it times one forward and backward pass of
+
+* ``torch``: the PyTorch time loop of :mod:`reprolib.neurons` (the reference implementation);
+* ``kernel``: the fused CuPy kernel of :mod:`reprolib.kernels` (GPU only);
+* ``spikingjelly``: SpikingJelly's ``LIFNode`` with ``backend="cupy"`` (LIF only, when SpikingJelly is installed);
+
+plus, for BRF and ALIF, ``torch_scan`` / ``kernel_scan``: the neuron alone driven by a known input current
+(no recurrent matrix; a step-function loop vs one scan kernel). BRF and ALIF ``torch`` / ``kernel`` time the
+recurrent layer of the BRF paper (``W [N, 2N]`` on ``[x[t], z[t-1]]``; the recurrent matmul runs once per step
+in both). LIF uses SpikingJelly 2.0's defaults (tau 2, hard reset to 0, Sigmoid alpha 4, ``decay_input``), so
+the SpikingJelly column runs the same neuron.
+
+HBM roofline: a differentiable multi-step layer must at least read its input and write its spikes (forward),
+write and read back one saved state per element, and read the spike gradient and write the input gradient
+(backward): ``6 x T x B x N x 4 bytes`` (float32) divided by the device's peak memory bandwidth
+(``2 x memory clock x bus width``, from the CUDA device properties; ``--peak-bandwidth`` overrides). For the
+recurrent types the matmuls are not counted, so their roofline is a loose lower bound.
+
+Timing: CUDA events around each forward + backward, after warm-up (which also compiles the kernels), median of
+the repeats (``time.perf_counter`` on CPU). The JSON record (device, date, versions, git commit) goes to
+``results/bench/<device>.json`` for the book's performance chapter. On a machine without CUDA only the PyTorch
+loop runs (by default at the small shape 28,128,32), the kernel columns are ``null`` with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+__all__ = ["configure", "main", "run_bench", "SHAPES", "NEURONS", "peak_bandwidth"]
+
+SHAPES = ((200, 64, 512), (784, 256, 256), (200, 256, 512), (28, 128, 32))
+CPU_SHAPES = ((28, 128, 32),)
+NEURONS = ("LIF", "SRC", "BRF", "ALIF")
+BYTES_PER_ELEMENT_PASS = 6 * 4
+ROOFLINE_DEFINITION = (
+    "6 float32 arrays of T*B*N elements must cross HBM (forward: read input, write spikes, write one saved state; "
+    "backward: read spike gradient, read the saved state, write input gradient) at the device's peak bandwidth "
+    "(2 x memory clock x bus width); recurrent matmuls (BRF, ALIF) not counted"
+)
+
+# peak HBM bandwidth in GB/s by device name, used when the properties are not exposed
+_KNOWN_BANDWIDTH = {"H100 PCIe": 2039.0, "H100 NVL": 3938.0, "H100": 3352.0, "H200": 4800.0,
+                    "A100-SXM4-80GB": 2039.0, "A100 80GB PCIe": 1935.0, "A100": 1555.0, "V100": 900.0}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--neurons", nargs="+", default=list(NEURONS), type=str.upper, choices=NEURONS,
+                        help="neuron types to time (default: all)")
+    parser.add_argument("--shapes", nargs="+", default=None, metavar="T,B,N",
+                        help="shapes T,B,N (default: the four of issue 7 on CUDA, 28,128,32 on CPU)")
+    parser.add_argument("--device", default=None, help="cuda, cuda:1 or cpu (default: cuda when available)")
+    parser.add_argument("--repeats", type=int, default=20, help="timed repeats per column (median reported)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed runs first (compiles the kernels)")
+    parser.add_argument("--max-torch-seconds", type=float, default=60.0,
+                        help="skip the PyTorch-loop repeats beyond this budget per column (fewer repeats, noted)")
+    parser.add_argument("--peak-bandwidth", type=float, default=None, metavar="GB/s",
+                        help="peak memory bandwidth for the roofline (default: from the device properties)")
+    parser.add_argument("--no-spikingjelly", action="store_true", help="do not time SpikingJelly even if installed")
+    parser.add_argument("--check", action="store_true",
+                        help="first compare every kernel with the PyTorch implementation on this device")
+    parser.add_argument("--output", default=None, help="JSON path (default: results/bench/<device>.json)")
+
+
+def _parse_shape(text: str) -> tuple[int, int, int]:
+    try:
+        T, B, N = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"shape {text!r} is invalid; expected T,B,N (three positive integers)") from None
+    if min(T, B, N) <= 0:
+        raise ValueError(f"shape {text!r} is invalid; expected three positive integers")
+    return T, B, N
+
+
+def peak_bandwidth(device: torch.device) -> tuple[float | None, str]:
+    """Peak memory bandwidth in GB/s and where it came from."""
+    if device.type != "cuda":
+        return None, "not applicable on CPU"
+    props = torch.cuda.get_device_properties(device)
+    clock = getattr(props, "memory_clock_rate", None)
+    width = getattr(props, "memory_bus_width", None)
+    source = "torch.cuda.get_device_properties"
+    if not clock or not width:
+        try:
+            from reprolib.kernels.dispatch import import_cupy  # noqa: PLC0415
+
+            attrs = import_cupy().cuda.runtime.getDeviceProperties(device.index or 0)
+            clock, width, source = attrs["memoryClockRate"], attrs["memoryBusWidth"], "cudaGetDeviceProperties"
+        except Exception:  # noqa: BLE001 - fall back to the table
+            clock = width = None
+    if clock and width:
+        return 2.0 * clock * 1e3 * width / 8.0 / 1e9, f"{source}: 2 x {clock} kHz x {width} bit"
+    for key, value in _KNOWN_BANDWIDTH.items():
+        if key in props.name:
+            return value, f"datasheet value for {key}"
+    return None, "unknown (pass --peak-bandwidth)"
+
+
+# --------------------------------------------------------------------------------------------------
+# the timed workloads: each builder returns a closure doing one forward + backward
+
+
+def _lif_case(impl: str, T, B, N, device, gen):
+    from reprolib import surrogate as S  # noqa: PLC0415
+    from reprolib.neurons import integrate_fire as IF  # noqa: PLC0415
+
+    x = (torch.randn(T, B, N, generator=gen) * 0.6 + 0.8).to(device).requires_grad_()
+    p = IF.LIFParameters(tau=2.0, decay_input=True, v_threshold=1.0, v_reset=0.0, detach_reset=False,
+                         surrogate_function=S.Sigmoid(alpha=4.0))
+    v0 = torch.zeros(B, N, device=device)
+    if impl == "spikingjelly":
+        from spikingjelly.activation_based import neuron, surrogate  # noqa: PLC0415
+
+        node = neuron.LIFNode(tau=2.0, decay_input=True, v_threshold=1.0, v_reset=0.0, detach_reset=False,
+                              surrogate_function=surrogate.Sigmoid(alpha=4.0), step_mode="m", backend="cupy").to(device)
+
+        def run():
+            node.reset()
+            node(x).sum().backward()
+        return run
+    if impl == "kernel":
+        from reprolib.kernels.lif import lif_multistep as fn  # noqa: PLC0415
+    else:
+        fn = IF.lif_multistep
+
+    def run():
+        s, _ = fn(x, v0, p)
+        s.sum().backward()
+    return run
+
+
+def _src_case(impl: str, T, B, N, device, gen):
+    from reprolib.neurons import src as R  # noqa: PLC0415
+
+    I = (torch.randn(T, B, N, generator=gen) * 3.0 + 2.0).to(device).requires_grad_()
+    b = torch.full((N,), -6.0, device=device, requires_grad=True)
+    state = R.src_initial_state((B, N), device=device)
+    p = R.SRCParameters(b_h=b)
+    if impl == "kernel":
+        from reprolib.kernels.src import src_multistep as fn  # noqa: PLC0415
+    else:
+        fn = R.src_multistep
+
+    def run():
+        s, _ = fn(I, state, p)
+        s.sum().backward()
+    return run
+
+
+def _resonate_case(model: str, impl: str, T, B, N, device, gen):
+    from reprolib.neurons import resonate as R  # noqa: PLC0415
+
+    if model == "ALIF":
+        params = R.ALIFParameters((torch.randn(N, generator=gen) * 5 + 20).to(device).requires_grad_(),
+                                  (torch.randn(N, generator=gen) * 50 + 200).to(device).requires_grad_())
+        state = R.ALIFState(*(torch.zeros(B, N, device=device) for _ in range(3)))
+    else:
+        params = R.RFParameters((torch.rand(N, generator=gen) * 35 + 15).to(device).requires_grad_(),
+                                (torch.rand(N, generator=gen) * 0.9 + 0.1).to(device).requires_grad_())
+        state = R.RFState(*(torch.zeros(B, N, device=device) for _ in range(4)))
+    name = model.lower()
+    if impl in ("torch", "kernel"):
+        x = (torch.rand(T, B, N, generator=gen) < 0.2).float().to(device)
+        w = (torch.randn(N, 2 * N, generator=gen) * (4.0 if model == "BRF" else 1.0) / (2 * N) ** 0.5)
+        w = w.to(device).requires_grad_()
+        if impl == "kernel":
+            from reprolib.kernels import resonate as K  # noqa: PLC0415
+
+            fn = getattr(K, f"{name}_multistep")
+        else:
+            fn = getattr(R, f"{name}_multistep")
+
+        def run():
+            z, _ = fn(x, w, state, params)
+            z.sum().backward()
+        return run
+    cur = (torch.randn(T, B, N, generator=gen) * (30.0 if model == "BRF" else 1.0)
+           + (10.0 if model == "BRF" else 0.2)).to(device).requires_grad_()
+    if impl == "kernel_scan":
+        from reprolib.kernels import resonate as K  # noqa: PLC0415
+
+        scan = getattr(K, f"{name}_scan")
+
+        def run():
+            z, _ = scan(cur, state, params)
+            z.sum().backward()
+        return run
+    step = getattr(R, f"{name}_step")
+
+    def run():
+        st, zs = state, []
+        for c in cur:
+            z, st = step(c, st, params)
+            zs.append(z)
+        torch.stack(zs).sum().backward()
+    return run
+
+
+def _builder(neuron: str, impl: str):
+    if neuron == "LIF":
+        return lambda *a: _lif_case(impl, *a)
+    if neuron == "SRC":
+        return lambda *a: _src_case(impl, *a)
+    return lambda *a: _resonate_case(neuron, impl, *a)
+
+
+def _time(run, device: torch.device, warmup: int, repeats: int, budget_s: float) -> tuple[float, int]:
+    """Median milliseconds of ``run()`` and the number of timed repeats (fewer when over ``budget_s``)."""
+    for _ in range(warmup):
+        run()
+    times = []
+    started = time.perf_counter()
+    for _ in range(repeats):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            run()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+        else:
+            t0 = time.perf_counter()
+            run()
+            times.append((time.perf_counter() - t0) * 1e3)
+        if time.perf_counter() - started > budget_s:
+            break
+    return statistics.median(times), len(times)
+
+
+def _spikingjelly_version() -> str | None:
+    try:
+        from importlib import metadata  # noqa: PLC0415
+
+        return metadata.version("spikingjelly")
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _cupy_version() -> str | None:
+    from reprolib.kernels.dispatch import _cupy_or_error  # noqa: PLC0415
+
+    cupy, _ = _cupy_or_error()
+    return getattr(cupy, "__version__", None) if cupy is not None else None
+
+
+def device_slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower() or "device"
+
+
+def run_bench(neurons, shapes, device: torch.device, repeats: int = 20, warmup: int = 3,
+              peak_gbps: float | None = None, spikingjelly: bool = True, max_torch_seconds: float = 60.0,
+              log=print) -> dict:
+    """Time every (neuron, shape, implementation) and return the JSON-ready record."""
+    from reprolib.kernels.dispatch import BackendUnavailable, resolve_backend  # noqa: PLC0415
+    from reprolib.results.provenance import device_name, git_state, utc_now  # noqa: PLC0415
+
+    kernel_reason = None
+    try:
+        resolve_backend("cupy", torch.empty(0, device=device))
+    except BackendUnavailable as err:
+        kernel_reason = str(err)
+    sj_version = _spikingjelly_version() if spikingjelly else None
+    sj_reason = None
+    if not spikingjelly:
+        sj_reason = "disabled (--no-spikingjelly)"
+    elif sj_version is None:
+        sj_reason = "SpikingJelly is not installed"
+    elif kernel_reason is not None:
+        sj_reason = "SpikingJelly's cupy backend needs CUDA and CuPy"
+    if peak_gbps is None:
+        peak_gbps, bw_source = peak_bandwidth(device)
+    else:
+        bw_source = "--peak-bandwidth"
+    gen = torch.Generator().manual_seed(0)
+    rows = []
+    for neuron in neurons:
+        impls = ["torch", "kernel"] + (["spikingjelly"] if neuron == "LIF" else [])
+        if neuron in ("BRF", "ALIF"):
+            impls += ["torch_scan", "kernel_scan"]
+        for T, B, N in shapes:
+            row = {"neuron": neuron, "T": T, "B": B, "N": N, "notes": {}}
+            for impl in impls:
+                key = f"{impl}_ms"
+                reason = None
+                if impl.startswith("kernel"):
+                    reason = kernel_reason
+                elif impl == "spikingjelly":
+                    reason = sj_reason
+                if reason is not None:
+                    row[key] = None
+                    row["notes"][impl] = reason
+                    continue
+                run = _builder(neuron, impl)(T, B, N, device, gen)
+                budget = max_torch_seconds if impl.startswith("torch") else float("inf")
+                try:
+                    ms, n = _time(run, device, warmup, repeats, budget)
+                except Exception as err:  # noqa: BLE001 - one failing column must not lose the others
+                    row[key] = None
+                    row["notes"][impl] = f"{type(err).__name__}: {err}"
+                    log(f"{neuron} {T},{B},{N} {impl}: failed: {err}")
+                    continue
+                row[key] = ms
+                if n < repeats:
+                    row["notes"][impl] = f"{n} repeats (time budget)"
+                log(f"{neuron:5s} T,B,N={T},{B},{N} {impl:13s} {ms:10.3f} ms")
+                del run
+            bytes_moved = BYTES_PER_ELEMENT_PASS * T * B * N
+            row["bytes_roofline"] = bytes_moved
+            row["roofline_ms"] = bytes_moved / (peak_gbps * 1e9) * 1e3 if peak_gbps else None
+            k, t, sj, r = row.get("kernel_ms"), row.get("torch_ms"), row.get("spikingjelly_ms"), row["roofline_ms"]
+            row["speedup_vs_torch"] = t / k if k and t else None
+            row["kernel_over_spikingjelly"] = k / sj if k and sj else None
+            row["kernel_over_roofline"] = k / r if k and r else None
+            if row.get("kernel_scan_ms") and row.get("torch_scan_ms"):
+                row["scan_speedup_vs_torch"] = row["torch_scan_ms"] / row["kernel_scan_ms"]
+            rows.append(row)
+    name = device_name(device)
+    return {
+        "schema": 1,
+        "kind": "kernel-benchmark",
+        "device": name,
+        "device_type": device.type,
+        "date": utc_now(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cupy": _cupy_version(),
+        "spikingjelly": sj_version,
+        **git_state(),
+        "peak_bandwidth_GBps": peak_gbps,
+        "peak_bandwidth_source": bw_source,
+        "roofline_definition": ROOFLINE_DEFINITION,
+        "timing": {"method": "CUDA events" if device.type == "cuda" else "time.perf_counter",
+                   "warmup": warmup, "repeats": repeats, "statistic": "median",
+                   "workload": "one forward + backward of the layer, loss = sum of the spikes"},
+        "results": rows,
+    }
+
+
+def main(args) -> int:
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print(f"reprolib bench: --device {args.device} asked for CUDA but PyTorch sees no CUDA device")
+        return 2
+    if args.repeats < 1 or args.warmup < 0:
+        print(f"reprolib bench: --repeats {args.repeats} / --warmup {args.warmup} invalid; expected >= 1 / >= 0")
+        return 2
+    try:
+        shapes = [_parse_shape(s) for s in args.shapes] if args.shapes else list(SHAPES if device.type == "cuda" else CPU_SHAPES)
+    except ValueError as err:
+        print(f"reprolib bench: {err}")
+        return 2
+    if args.check:
+        if device.type != "cuda":
+            print("reprolib bench: --check compares the CuPy kernels on a GPU; no CUDA device here")
+            return 2
+        failed = _check_all(device)
+        if failed:
+            print(f"reprolib bench: {failed} kernel check(s) failed; not timing")
+            return 1
+    record = run_bench(args.neurons, shapes, device, repeats=args.repeats, warmup=args.warmup,
+                       peak_gbps=args.peak_bandwidth, spikingjelly=not args.no_spikingjelly,
+                       max_torch_seconds=args.max_torch_seconds)
+    if args.output:
+        out = Path(args.output)
+    else:
+        from reprolib.paths import results_dir  # noqa: PLC0415
+
+        out = results_dir() / "bench" / f"{device_slug(record['device'])}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"reprolib bench: wrote {out}")
+    return 0
+
+
+def _check_all(device) -> int:
+    """Run every kernel check of :mod:`reprolib.kernels.verify` on ``device``; returns the failure count."""
+    from reprolib.kernels import lif, verify  # noqa: PLC0415
+
+    failed = 0
+    for options in lif.lif_option_sets():
+        kw = verify.lif_kwargs(options)
+        rep = verify.check_lif(**kw, T=64, shape=(5, 37), device=device, engine="cupy")
+        if not rep.ok():
+            failed += 1
+            print(f"check failed: lif {kw}: {rep}")
+    for bypass in (False, True):
+        for detach in (False, True):
+            for zs in ("previous", "current"):
+                rep = verify.check_src(relu_bypass=bypass, detach=detach, zs_from=zs, device=device, engine="cupy")
+                if not rep.ok():
+                    failed += 1
+                    print(f"check failed: src bypass={bypass} detach={detach} zs={zs}: {rep}")
+    for model in ("rf", "brf", "alif"):
+        for mode in ("recurrent", "scan"):
+            rep = verify.check_resonate(model=model, mode=mode, device=device, engine="cupy")
+            if not rep.ok():
+                failed += 1
+                print(f"check failed: {model} {mode}: {rep}")
+    print(f"reprolib bench --check: {failed} failure(s)")
+    return failed

@@ -1,0 +1,289 @@
+"""Fused kernels without a GPU: dispatch and fallback, the CUDA sources compile (nvcc), the kernel arithmetic
+and autograd wiring (the same source compiled as C++ and run on CPU) match the PyTorch neurons, the benchmark
+writes its JSON.
+
+GPU-only checks (CuPy on a real device) are in ``test_kernels_gpu.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import torch
+
+from reprolib.kernels import dispatch, lif, resonate, src, verify
+from reprolib.kernels.dispatch import BackendUnavailable, KernelUnsupported, resolve_backend
+
+HAS_CXX = dispatch.EmulatedEngine.compiler() is not None
+needs_cxx = pytest.mark.skipif(not HAS_CXX, reason="no C++ compiler (g++) for the CPU emulation of the kernels")
+NVCC = shutil.which("nvcc") or (shutil.which("/usr/local/cuda/bin/nvcc"))
+
+
+@pytest.fixture
+def no_cupy(monkeypatch):
+    """Simulate a machine where ``import cupy`` fails."""
+
+    def missing():
+        raise ModuleNotFoundError("No module named 'cupy'")
+
+    monkeypatch.setattr(dispatch, "import_cupy", missing)
+    dispatch._forget_cupy()
+    yield
+    dispatch._forget_cupy()
+
+
+# ----------------------------------------------------------------------------------------------- dispatch
+
+
+def test_import_does_not_need_cupy():
+    code = (
+        "import sys, builtins\n"
+        "real = builtins.__import__\n"
+        "def guard(name, *a, **k):\n"
+        "    if name == 'cupy' or name.startswith('cupy.'):\n"
+        "        raise ModuleNotFoundError(\"No module named 'cupy'\")\n"
+        "    return real(name, *a, **k)\n"
+        "builtins.__import__ = guard\n"
+        "import reprolib.kernels, torch\n"
+        "assert 'cupy' not in sys.modules\n"
+        "assert reprolib.kernels.resolve_backend('auto', torch.zeros(2)) == 'torch'\n"
+        "assert not reprolib.kernels.cupy_available()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_auto_on_cpu_tensor_is_torch():
+    assert resolve_backend("auto", torch.zeros(3)) == "torch"
+    assert resolve_backend("torch", torch.zeros(3)) == "torch"
+
+
+def test_auto_without_cupy_is_torch(no_cupy):
+    assert resolve_backend("auto", torch.zeros(3)) == "torch"
+    assert not dispatch.cupy_available()
+
+
+def test_cupy_without_cupy_says_so_and_keeps_cause(no_cupy):
+    with pytest.raises(BackendUnavailable) as info:
+        resolve_backend("cupy", torch.zeros(3))
+    message = str(info.value)
+    assert "CuPy is not usable" in message and "No module named 'cupy'" in message
+    assert isinstance(info.value.__cause__, ModuleNotFoundError)
+
+
+def test_cupy_with_cupy_but_cpu_tensor_names_the_tensor(monkeypatch):
+    class FakeCuda:
+        @staticmethod
+        def is_available():
+            return True
+
+    class FakeCupy:
+        cuda = FakeCuda()
+
+    monkeypatch.setattr(dispatch, "import_cupy", lambda: FakeCupy())
+    dispatch._forget_cupy()
+    try:
+        assert dispatch.cupy_available()
+        with pytest.raises(BackendUnavailable) as info:
+            resolve_backend("cupy", torch.zeros(3))
+        message = str(info.value)
+        assert "CuPy is not usable" not in message
+        assert "input is on cpu" in message and "CUDA tensor" in message
+        # auto still falls back on a CPU tensor even though CuPy "works"
+        assert resolve_backend("auto", torch.zeros(3)) == "torch"
+    finally:
+        dispatch._forget_cupy()
+
+
+def test_cupy_reporting_no_device_is_unusable(monkeypatch):
+    class NoDevice:
+        class cuda:  # noqa: N801 - mimics the module attribute
+            @staticmethod
+            def is_available():
+                return False
+
+    monkeypatch.setattr(dispatch, "import_cupy", lambda: NoDevice())
+    dispatch._forget_cupy()
+    try:
+        with pytest.raises(BackendUnavailable, match="no usable CUDA device") as info:
+            resolve_backend("cupy", torch.zeros(3))
+        assert isinstance(info.value.__cause__, RuntimeError)
+    finally:
+        dispatch._forget_cupy()
+
+
+def test_unknown_backend_is_rejected():
+    with pytest.raises(ValueError, match="backend='gpu' is invalid"):
+        resolve_backend("gpu", torch.zeros(1))
+
+
+def test_kernel_functions_refuse_cpu_tensors_on_cupy_engine(no_cupy):
+    x = torch.rand(4, 2, 3)
+    with pytest.raises(BackendUnavailable, match="CuPy") as info:
+        lif.lif_multistep(x, torch.zeros(2, 3))
+    assert info.value.__cause__ is not None
+
+
+def test_nodes_register_cupy_and_auto(no_cupy):
+    from reprolib.neurons import IFNode, LIFNode
+
+    for node_cls in (IFNode, LIFNode):
+        assert {"torch", "cupy", "auto"} <= set(node_cls.multistep_backends)
+    x = torch.rand(6, 2, 3) * 2
+    auto = LIFNode(tau=2.0, step_mode="m", backend="auto")(x)
+    ref = LIFNode(tau=2.0, step_mode="m", backend="torch")(x)
+    assert torch.equal(auto, ref)
+    with pytest.raises(BackendUnavailable, match="CuPy"):
+        LIFNode(tau=2.0, step_mode="m", backend="cupy")(x)
+
+
+def test_unsupported_options_are_named():
+    from reprolib import surrogate as S
+    from reprolib.neurons.integrate_fire import LIFParameters
+
+    x = torch.rand(3, 2)
+    p = LIFParameters(tau=2.0, surrogate_function=S.DoubleGaussian())
+    with pytest.raises(KernelUnsupported, match="no fused IF/LIF kernel"):
+        lif.lif_multistep(x, torch.zeros(2), p, engine="emulate")
+    with pytest.raises(KernelUnsupported, match="spiking=False"):
+        lif.lif_multistep(x, torch.zeros(2), p._replace(surrogate_function=S.Sigmoid(spiking=False)), engine="emulate")
+
+
+# ------------------------------------------------------------------------------ nvcc compiles every source
+
+
+def _all_sources():
+    for options in lif.lif_option_sets():
+        yield "lif " + ",".join(f"{k}={v}" for k, v in options.items()), lif.lif_source(**options)
+    for options in src.src_option_sets():
+        yield "src " + ",".join(f"{k}={v}" for k, v in options.items()), src.src_source(**options)
+    for options in resonate.resonate_option_sets():
+        yield "resonate " + ",".join(f"{k}={v}" for k, v in options.items()), resonate.resonate_source(**options)
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc not found: cannot compile-check the generated CUDA sources")
+def test_every_generated_cuda_source_compiles_with_nvcc(tmp_path):
+    sources = list(_all_sources())
+    assert len(sources) == 48 + 8 + 6
+
+    def compile_one(item):
+        index, (label, text) = item
+        path = tmp_path / f"k{index}.cu"
+        path.write_text(text)
+        cmd = [NVCC, "-arch=sm_90", "--ptx", "-std=c++14", "--fmad=false", "-Werror", "all-warnings",
+               str(path), "-o", str(path.with_suffix(".ptx"))]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        return label, done.returncode, done.stderr[-2000:]
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(compile_one, enumerate(sources)))
+    failures = [(label, err) for label, rc, err in results if rc != 0]
+    assert not failures, failures[:3]
+    # the kernels the wrappers launch are all there
+    ptx = (tmp_path / "k0.ptx").read_text()
+    assert ".entry lif_forward" in ptx and ".entry lif_backward" in ptx
+
+
+def test_sources_differ_per_option_set_and_are_cached():
+    texts = [t for _, t in _all_sources()]
+    assert len(set(texts)) == len(texts)
+    assert lif.lif_source(True, True, False, True, "atan", False) is lif.lif_source(True, True, False, True, "atan", False)
+    with pytest.raises(KernelUnsupported):
+        lif.lif_source(True, True, False, True, "double_gaussian", False)
+
+
+# ----------------------------------------------------- CPU emulation of the kernels vs the PyTorch neurons
+
+
+@needs_cxx
+@pytest.mark.parametrize("options", list(lif.lif_option_sets()), ids=lambda o: "-".join(f"{k}{int(v) if isinstance(v, bool) else v}" for k, v in o.items()))
+def test_lif_kernel_matches_torch_emulated(options):
+    report = verify.check_lif(**verify.lif_kwargs(options), T=29, shape=(3, 5), engine="emulate")
+    assert 0.02 < report.rate < 0.98  # the case exercises spikes and silence
+    assert report.ok(), report
+
+
+@needs_cxx
+@pytest.mark.parametrize("T,shape", [(1, (1,)), (2, (7, 3)), (300, (13,))])
+def test_lif_kernel_odd_sizes_and_long_sequences_emulated(T, shape):
+    for kw in (dict(), dict(v_reset=None, surrogate="atan", detach_reset=True)):
+        report = verify.check_lif(T=T, shape=shape, engine="emulate", **kw)
+        assert report.ok(), (kw, report)
+
+
+@needs_cxx
+def test_lif_half_inputs_are_computed_in_float32_emulated():
+    from reprolib.neurons.integrate_fire import LIFParameters
+
+    x = torch.randn(9, 4, 3) + 1.0
+    v0 = torch.zeros(4, 3)
+    p = LIFParameters(tau=2.0)
+    ref_s, ref_v = lif.lif_multistep(x.bfloat16().float(), v0, p, engine="emulate")
+    s, v = lif.lif_multistep(x.bfloat16(), v0, p, engine="emulate")
+    assert s.dtype == torch.bfloat16 and v.dtype == torch.bfloat16
+    assert torch.equal(s.float(), ref_s) and torch.equal(v, ref_v.bfloat16())
+
+
+@needs_cxx
+@pytest.mark.parametrize("relu_bypass", [True, False])
+@pytest.mark.parametrize("detach", [True, False])
+@pytest.mark.parametrize("zs_from", ["previous", "current"])
+def test_src_kernel_matches_torch_emulated(relu_bypass, detach, zs_from):
+    report = verify.check_src(relu_bypass=relu_bypass, detach=detach, zs_from=zs_from, T=31, shape=(3, 7),
+                              engine="emulate")
+    assert 0.02 < report.rate < 0.9
+    assert report.ok(), report
+
+
+@needs_cxx
+@pytest.mark.parametrize("T,shape", [(1, (2, 3)), (250, (1, 5))])
+def test_src_kernel_odd_sizes_emulated(T, shape):
+    assert verify.check_src(T=T, shape=shape, engine="emulate").ok()
+
+
+@needs_cxx
+@pytest.mark.parametrize("model", ["brf", "rf", "alif"])
+@pytest.mark.parametrize("mode", ["recurrent", "scan"])
+@pytest.mark.parametrize("T", [1, 60])
+def test_resonate_kernels_match_torch_emulated(model, mode, T):
+    report = verify.check_resonate(model=model, mode=mode, T=T, B=3, m=5, H=7, engine="emulate")
+    if T > 1:
+        assert report.rate > 0.01
+    assert report.ok(), report
+
+
+# --------------------------------------------------------------------------------------------- benchmark
+
+
+def test_bench_cpu_writes_json(tmp_path, no_cupy):
+    from reprolib.cli import main
+
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "--repeats", "1", "--warmup", "0", "--shapes", "6,4,8", "--device", "cpu",
+               "--output", str(out)])
+    assert rc == 0
+    record = json.loads(out.read_text())
+    for key in ("device", "date", "torch", "cupy", "git_commit", "roofline_definition", "timing", "results"):
+        assert key in record
+    assert record["device_type"] == "cpu" and record["cupy"] is None
+    rows = {row["neuron"]: row for row in record["results"]}
+    assert set(rows) == {"LIF", "SRC", "BRF", "ALIF"}
+    for row in rows.values():
+        assert (row["T"], row["B"], row["N"]) == (6, 4, 8)
+        assert row["torch_ms"] > 0
+        assert row["kernel_ms"] is None and "CuPy" in row["notes"]["kernel"]
+        assert row["bytes_roofline"] == 6 * 4 * 6 * 4 * 8
+    assert rows["LIF"]["spikingjelly_ms"] is None
+    assert rows["BRF"]["torch_scan_ms"] > 0 and rows["BRF"]["kernel_scan_ms"] is None
+
+
+def test_bench_rejects_bad_shape(capsys):
+    from reprolib.cli import main
+
+    assert main(["bench", "--shapes", "6,4", "--device", "cpu"]) == 2
+    assert "expected T,B,N" in capsys.readouterr().out
