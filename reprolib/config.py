@@ -354,3 +354,33 @@ def parse_assignments(items: list[str] | None, flag: str = "--set") -> dict[str,
             raise ConfigError(f"{flag} {item!r} is not of the form key=value")
         out[key.strip()] = parse_value(text.strip())
     return out
+
+
+def parse_selection(items: list[str] | None) -> dict[str, list]:
+    """``--select`` items ``key=value`` -> ``{key: [values]}``; a key given twice matches either value, and
+    ``config_hash=a,b`` lists several hashes."""
+    criteria: dict[str, list] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--select {item!r} is not of the form key=value")
+        key = key.strip()
+        values = text.strip().split(",") if key == "config_hash" else [parse_value(text.strip())]
+        criteria.setdefault(key, []).extend(values)
+    return criteria
+
+
+def select_configs(configs: list[ExperimentConfig], criteria: Mapping[str, list]) -> list[ExperimentConfig]:
+    """The configs whose flattened values (dotted keys, plus ``config_hash``) match every criterion."""
+    if not criteria:
+        return list(configs)
+    flats = [{**c.flat(), "config_hash": config_hash(c)} for c in configs]
+    known = set().union(*flats) if flats else set()
+    for key in criteria:
+        if key not in known:
+            raise ConfigError(f"--select key {key!r} is not a config key of these runs; allowed: {sorted(known)}")
+
+    def matches(flat: dict) -> bool:
+        return all(key in flat and any(flat[key] == value for value in values) for key, values in criteria.items())
+
+    return [c for c, flat in zip(configs, flats) if matches(flat)]

@@ -325,6 +325,14 @@ def get_preset(experiment: str) -> Preset:
         raise ValueError(f"unknown experiment {experiment!r}; expected one of {list(PRESETS)}") from None
 
 
+def axis_names(experiment: str) -> list[str]:
+    """Names of the grid axes of ``experiment`` (those of its source preset for a derived one)."""
+    root = get_preset(experiment)
+    while root.derived_from:
+        root = get_preset(root.derived_from)
+    return [a.name for a in root.axes]
+
+
 def _check_scale(scale: str) -> None:
     if scale not in SCALES:
         raise ConfigError(f"scale = {scale!r} is not allowed; expected one of {list(SCALES)}")

@@ -78,9 +78,12 @@ def build_encoder(config: ExperimentConfig):
         from reprolib.encoding import get_encoder
 
         encoder = get_encoder(config.encoding, **config.encoding_options)
-    if not callable(getattr(encoder, "encode", None)):
-        raise ConfigError(f"config key 'encoding' = {config.encoding!r} built {encoder!r}, which has no encode(x, generator)")
-    return encoder
+    # Encoders are callables ``encoder(x, generator=None)`` (reprolib.encoding) or objects with ``encode``.
+    encode = getattr(encoder, "encode", encoder)
+    if not callable(encode):
+        raise ConfigError(f"config key 'encoding' = {config.encoding!r} built {encoder!r}, which is not callable as "
+                          "encode(x, generator=None)")
+    return encode
 
 
 def _dataset_loader(config: ExperimentConfig) -> Callable[[str], Dataset]:
@@ -88,7 +91,7 @@ def _dataset_loader(config: ExperimentConfig) -> Callable[[str], Dataset]:
     options = {**config.dataset_options, "val_fraction": config.val_fraction, "split_seed": config.split_seed}
     if ":" in config.dataset:
         factory = _import_target(config.dataset, "dataset")
-        return lambda split: factory(split, **options)
+        return lambda split: factory(split=split, root=None, **options)
     data = import_module("reprolib.data")
     known = getattr(data, "DATASETS", None)
     if known is not None and config.dataset not in known:
@@ -253,7 +256,7 @@ class _Run:
 
     def _forward(self, x, y, generator):
         with torch.no_grad():
-            x_seq = self.encoder.encode(x, generator=generator)
+            x_seq = self.encoder(x, generator=generator)
         with self._autocast():
             out = self.model(x_seq)
             return self.loss_fn(out, y)
@@ -269,7 +272,7 @@ class _Run:
             result = self._forward(x, y, self.encode_gen)
             if not torch.isfinite(result.loss):
                 raise NonFiniteLossError(
-                    f"{config.experiment}/{self.hash}: training loss is {float(result.loss)} at epoch {epoch}/{config.epochs}, "
+                    f"{config.experiment}/{self.hash}: training loss is {float(result.loss.detach())} at epoch {epoch}/{config.epochs}, "
                     f"batch {index + 1}/{len(self.train_loader)}; the run is stopped and no record is written "
                     f"(try a lower lr, grad_clip, or check the model's outputs)"
                 )

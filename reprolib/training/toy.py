@@ -65,6 +65,8 @@ class ToyEncoder:
         noise = torch.rand((self.num_steps, *x.shape), generator=generator, device=x.device, dtype=x.dtype)
         return (noise < x).to(x.dtype)
 
+    __call__ = encode  # the reprolib.encoding convention: encoder(x, generator=None)
+
 
 def build_toy_encoder(**options) -> ToyEncoder:
     return ToyEncoder(**options)

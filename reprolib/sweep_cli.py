@@ -1,0 +1,49 @@
+"""``reprolib sweep EXPERIMENT``: run the configs of a preset grid that have no record, on Dask.
+
+Examples::
+
+    reprolib sweep src-table2 --scale paper --seeds 0 1 2 3 4                # LocalCluster, 1 worker per GPU
+    reprolib sweep brf-ecg --scale paper --workers-per-gpu 4                 # small runs share a GPU
+    reprolib sweep src-depth --scale paper --scheduler tcp://10.0.0.5:8786   # an existing Dask cluster
+    reprolib sweep toy --scale ci --list                                     # what would run
+
+See :mod:`reprolib.sweep` for clusters beyond one machine (dask-jobqueue / SLURM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from reprolib.config import ConfigError
+from reprolib.training.cli import add_grid_arguments, build_configs, print_configs
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_grid_arguments(parser)
+    parser.add_argument("--seeds", type=int, nargs="+", metavar="N", help="seeds; default: the preset's seeds for the scale")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler address (default: a LocalCluster)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="LocalCluster workers (default: GPUs x workers-per-gpu, or CPU cores)")
+    parser.add_argument("--workers-per-gpu", type=int, default=1, metavar="K", help="runs sharing one GPU (default 1)")
+
+
+def main(args: argparse.Namespace) -> int:
+    from reprolib.sweep import run_sweep
+
+    try:
+        configs = build_configs(args, args.seeds)
+        if args.workers is not None and args.workers < 1:
+            raise ConfigError(f"--workers {args.workers} is not allowed; expected an integer >= 1")
+        if args.workers_per_gpu < 1:
+            raise ConfigError(f"--workers-per-gpu {args.workers_per_gpu} is not allowed; expected an integer >= 1")
+    except (ConfigError, ValueError) as error:
+        print(f"reprolib sweep: error: {error}", file=sys.stderr)
+        return 2
+    if args.list:
+        print_configs(configs, args.results)
+        return 0
+    report = run_sweep(configs, results_dir=args.results, scheduler_address=args.scheduler, n_workers=args.workers,
+                       workers_per_gpu=args.workers_per_gpu, progress=not args.no_progress)
+    print(report.summary())
+    return 0 if report.ok else 1

@@ -1,0 +1,102 @@
+"""``reprolib run EXPERIMENT``: train an experiment's config grid (or a ``--select``-ed part) in this process.
+
+Examples::
+
+    reprolib run toy --scale ci
+    reprolib run src-table2 --scale ci --select input=mnist-rate --select model_options.layers=2
+    reprolib run sj-seq-fmnist --scale paper --device cuda:1 --set epochs=10 --results /tmp/results
+
+Each finished run writes ``<results>/<experiment>/<config-hash>.json``; runs that already have a record are
+skipped, interrupted runs resume from their last epoch checkpoint (``--no-resume`` starts over).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from reprolib.config import ConfigError, config_hash, parse_assignments, parse_selection, select_configs, with_overrides
+
+
+def add_grid_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments shared by ``run`` and ``sweep``: which configs of a preset."""
+    parser.add_argument("experiment", help="preset name (see --list-experiments / reprolib.experiments)")
+    parser.add_argument("--scale", default="ci", choices=["ci", "paper"], help="ci: seconds on CPU; paper: the source's settings")
+    parser.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=[],
+                        help="override a config key for every run, e.g. --set epochs=3 --set model_options.hidden=64")
+    parser.add_argument("--select", action="append", metavar="KEY=VALUE", default=[],
+                        help="keep only configs with this value of a config key or grid axis (repeat a key to allow "
+                             "several values; config_hash=a,b for hashes)")
+    parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (not part of the run's identity)")
+    parser.add_argument("--results", default=None, metavar="DIR", help="records folder (default $REPROLIB_RESULTS or results/)")
+    parser.add_argument("--list", action="store_true", help="list the selected configs (hash, record status) and exit")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_grid_arguments(parser)
+    parser.add_argument("--seed", dest="seeds", type=int, action="append", metavar="N",
+                        help="seed (repeatable); default: the preset's seeds for the scale")
+    parser.add_argument("--no-resume", action="store_true", help="train from scratch even if a record or checkpoint exists")
+
+
+def build_configs(args: argparse.Namespace, seeds) -> list:
+    """The preset grid with ``--set`` / ``--device`` applied and ``--select`` filtering; fails early on bad input."""
+    from reprolib.experiments import axis_names, get_configs
+
+    criteria = parse_selection(args.select)
+    # an axis name (input=mnist-rate, neuron=brf) selects grid choices; other keys match config values
+    axes = {name: criteria.pop(name) for name in axis_names(args.experiment) if name in criteria}
+    configs = get_configs(args.experiment, args.scale, seeds=seeds, **axes)
+    overrides = parse_assignments(args.overrides)
+    if args.device is not None:
+        overrides["device"] = args.device
+    if overrides:
+        configs = [with_overrides(c, overrides) for c in configs]
+    configs = select_configs(configs, criteria)
+    if not configs:
+        raise ConfigError(f"--select {args.select} matches none of the {args.experiment!r} configs")
+    return configs
+
+
+def print_configs(configs, results) -> None:
+    from reprolib.results.records import record_path
+
+    for config in configs:
+        status = "record" if record_path(config, results).exists() else "missing"
+        varying = {k: v for k, v in config.flat().items() if k in _varying_keys(configs)}
+        print(f"{config_hash(config)}  {status:7s}  seed={config.seed}  {varying}")
+
+
+def _varying_keys(configs) -> set:
+    flats = [c.flat() for c in configs]
+    keys = set().union(*flats)
+    return {k for k in keys if k != "seed" and len({repr(f.get(k)) for f in flats}) > 1}
+
+
+def main(args: argparse.Namespace) -> int:
+    from reprolib.training import train
+
+    try:
+        configs = build_configs(args, args.seeds)
+    except (ConfigError, ValueError) as error:
+        print(f"reprolib run: error: {error}", file=sys.stderr)
+        return 2
+    if args.list:
+        print_configs(configs, args.results)
+        return 0
+    failures = 0
+    for index, config in enumerate(configs, 1):
+        print(f"[{index}/{len(configs)}] {config.experiment}/{config_hash(config)} seed {config.seed}", flush=True)
+        try:
+            record = train(config, results_dir=args.results, resume=not args.no_resume, progress=not args.no_progress)
+        except Exception as error:  # report and go on with the other configs
+            failures += 1
+            print(f"  FAILED: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+            continue
+        shown = {k: round(v, 4) for k, v in record.final.items()
+                 if k.endswith("_accuracy") and not k.startswith(("best_", "last_")) and v is not None}
+        print(f"  record {record.path}  selected epoch {record.final['selected_epoch']}  {shown}", flush=True)
+    if failures:
+        print(f"{failures} of {len(configs)} runs failed", file=sys.stderr)
+    return 1 if failures else 0

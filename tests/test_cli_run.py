@@ -1,0 +1,52 @@
+"""``reprolib run`` / ``reprolib sweep``: grids, --set / --select, early errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+
+from reprolib.cli import main
+from reprolib.experiments import get_configs
+
+
+def test_run_writes_records_for_the_selected_configs(tmp_path, capsys):
+    code = main(["run", "toy", "--scale", "ci", "--select", "hidden=16", "--set", "epochs=1", "--results",
+                 str(tmp_path), "--no-progress", "--device", "cpu"])
+    assert code == 0
+    records = list((tmp_path / "toy").glob("*.json"))
+    assert len(records) == 1
+    payload = json.loads(records[0].read_text())["payload"]
+    assert payload["config"]["epochs"] == 1 and payload["config"]["model_options"]["hidden"] == 16
+    assert payload["config"]["device"] == "cpu"
+    out = capsys.readouterr().out
+    assert "[1/1] toy/" in out and "test_accuracy" in out
+
+    code = main(["run", "toy", "--list", "--set", "epochs=1", "--results", str(tmp_path)])
+    listing = capsys.readouterr().out.splitlines()
+    assert code == 0 and len(listing) == 2
+    assert sum("record" in line for line in listing) == 1 and sum("missing" in line for line in listing) == 1
+
+
+def test_bad_input_fails_before_training_with_exit_code_2(tmp_path, capsys):
+    assert main(["run", "toy", "--set", "optimizer=lbfgs", "--results", str(tmp_path)]) == 2
+    assert "'optimizer' = 'lbfgs'" in capsys.readouterr().err
+    assert main(["run", "toy", "--select", "colour=red", "--results", str(tmp_path)]) == 2
+    assert "'colour' is not a config key" in capsys.readouterr().err
+    assert main(["run", "nope", "--results", str(tmp_path)]) == 2
+    assert "unknown experiment 'nope'" in capsys.readouterr().err
+    assert main(["sweep", "toy", "--workers", "0", "--results", str(tmp_path)]) == 2
+    assert "--workers 0" in capsys.readouterr().err
+    assert not (tmp_path / "toy").exists()
+
+
+def test_a_failing_run_is_reported_the_loop_goes_on_and_exit_code_is_1(tmp_path, capsys):
+    code = main(["run", "toy", "--set", "epochs=1", "--set", "model_options.forward_delay_s=-1", "--results",
+                 str(tmp_path), "--no-progress"])
+    assert code == 1
+    assert capsys.readouterr().err.count("FAILED") == 2
+
+
+def test_sweep_lists_the_grid(tmp_path, capsys):
+    assert main(["sweep", "src-overfit", "--scale", "paper", "--seeds", "0", "1", "--list", "--results", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    hashes = {line.split()[0] for line in lines}
+    assert hashes == {c.hash for c in get_configs("src-overfit", "paper", seeds=[0, 1])}

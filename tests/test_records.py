@@ -1,0 +1,103 @@
+"""Run records: atomic checksummed JSON, corrupt files reported by path, DataFrames and summaries."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from reprolib.config import with_overrides
+from reprolib.experiments import get_configs
+from reprolib.results import (
+    CorruptRecordError,
+    Record,
+    find_record,
+    history_frame,
+    load_records,
+    read_record,
+    record_path,
+    summarize,
+    write_record,
+)
+
+
+def fake_record(seed: int, hidden: int, accuracy: float) -> Record:
+    config = with_overrides(get_configs("toy", "ci", seeds=[seed], hidden=[hidden])[0], {})
+    history = [{"epoch": 1, "train_loss": 0.5, "test_accuracy": accuracy / 2},
+               {"epoch": 2, "train_loss": 0.25, "test_accuracy": accuracy}]
+    final = {"selected_epoch": 2, "test_accuracy": accuracy, "test_loss": 1 - accuracy}
+    provenance = {"git_commit": "abc", "git_dirty": False, "packages": {"torch": "2.x"}, "scale": "ci"}
+    return Record(config, history, final, provenance)
+
+
+def test_round_trip_and_location(tmp_path):
+    record = fake_record(0, 16, 0.75)
+    path = write_record(record, tmp_path)
+    assert path == tmp_path / "toy" / f"{record.hash}.json" == record_path(record.config, tmp_path)
+    loaded = read_record(path)
+    assert loaded == record and loaded.path == path
+    assert find_record(record.config, tmp_path) == record
+    assert find_record(get_configs("toy", "ci", seeds=[5])[0], tmp_path) is None
+    assert not list(path.parent.glob("*.tmp"))  # no temporary file left behind
+
+
+def test_truncated_or_edited_record_is_reported(tmp_path):
+    record = fake_record(0, 16, 0.75)
+    path = write_record(record, tmp_path)
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])
+    with pytest.raises(CorruptRecordError) as info:
+        find_record(record.config, tmp_path)
+    assert str(path) in str(info.value) and "truncated" in str(info.value)
+
+    document = json.loads(text)
+    document["payload"]["final"]["test_accuracy"] = 0.99  # an edit without a new checksum
+    path.write_text(json.dumps(document))
+    with pytest.raises(CorruptRecordError, match="checksum mismatch"):
+        read_record(path)
+    with pytest.raises(CorruptRecordError, match=str(path)):
+        load_records("toy", tmp_path)
+    with pytest.warns(UserWarning, match="corrupt run record"):
+        assert load_records("toy", tmp_path, on_corrupt="warn").empty
+
+    renamed = path.with_name("0123456789abcdef.json")  # valid content under another config's name
+    renamed.write_text(text)
+    with pytest.raises(CorruptRecordError, match="does not match"):
+        read_record(renamed)
+
+
+def test_frame_summary_and_history(tmp_path):
+    accuracies = {(0, 16): 0.70, (1, 16): 0.80, (0, 32): 0.90, (1, 32): 0.94}
+    for (seed, hidden), accuracy in accuracies.items():
+        write_record(fake_record(seed, hidden, accuracy), tmp_path)
+    df = load_records("toy", tmp_path)
+    assert len(df) == 4
+    for column in ("config_hash", "seed", "model_options.hidden", "test_accuracy", "selected_epoch",
+                   "provenance.git_commit", "provenance.packages.torch", "history", "eval_splits"):
+        assert column in df.columns, column
+    assert isinstance(df["eval_splits"].iloc[0], tuple)  # lists become tuples: hashable for groupby
+
+    summary = summarize(df, by=["model_options.hidden"], metrics=["test_accuracy"])
+    assert list(summary.index) == [16, 32]
+    assert summary.loc[16, "test_accuracy_mean"] == pytest.approx(0.75)
+    assert summary.loc[16, "test_accuracy_std"] == pytest.approx(math.sqrt(0.005))  # sample std of 0.70, 0.80
+    assert summary.loc[32, "n_runs"] == 2
+    with pytest.raises(ValueError, match="'colour'"):
+        summarize(df, by=["colour"])
+
+    curves = history_frame(df)
+    assert len(curves) == 8 and {"epoch", "train_loss", "seed", "model_options.hidden"} <= set(curves.columns)
+
+    # by configs: found ones are rows, the others listed in attrs["missing"]
+    configs = get_configs("toy", "ci", seeds=[0, 1, 2])
+    by_configs = load_records(configs, tmp_path)
+    assert len(by_configs) == 4 and len(by_configs.attrs["missing"]) == 2
+    assert isinstance(by_configs, pd.DataFrame)
+
+
+def test_derived_experiment_name_points_to_its_configs(tmp_path):
+    with pytest.raises(ValueError, match=r"shares the records of 'src-table2'.*get_configs"):
+        load_records("src-overfit", tmp_path)
+    assert load_records("src-table2", tmp_path).empty

@@ -1,0 +1,210 @@
+"""The training loop: determinism, losses, schedules, hooks, NaN guard, early failures, kill-and-resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from reprolib.config import ConfigError, ExperimentConfig, with_overrides
+from reprolib.experiments import get_configs
+from reprolib.training import NonFiniteLossError, train
+from reprolib.training import toy
+from reprolib.training.checkpoint import STATE_FILE, checkpoint_dir
+from reprolib.training.losses import get_loss
+from reprolib.training.schedules import linear_decay_factor, warmup_cosine_factor
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def toy_config(**overrides) -> ExperimentConfig:
+    config = get_configs("toy", "ci", seeds=[0], hidden=[16])[0]
+    return with_overrides(config, {"device": "cpu", **overrides}) if overrides else with_overrides(config, {"device": "cpu"})
+
+
+def metrics_only(history: list[dict]) -> list[dict]:
+    """History without wall-clock timings (the only values allowed to differ between identical runs)."""
+    return [{k: v for k, v in entry.items() if not k.endswith("_time_s")} for entry in history]
+
+
+def test_two_runs_give_identical_metrics(tmp_path):
+    config = toy_config(**{"model_options.dropout": 0.2})  # dropout draws from the global torch RNG
+    first = train(config, results_dir=tmp_path / "a", progress=False)
+    second = train(config, results_dir=tmp_path / "b", progress=False)
+    assert metrics_only(first.history) == metrics_only(second.history)
+    assert first.final["test_accuracy"] == second.final["test_accuracy"]
+    assert first.history[-1]["train_loss"] < first.history[0]["train_loss"]  # it learns
+    other_seed = train(with_overrides(config, {"seed": 1}), results_dir=tmp_path / "c", progress=False)
+    assert metrics_only(other_seed.history) != metrics_only(first.history)
+
+
+def test_record_contents_and_existing_record_is_reused(tmp_path):
+    config = toy_config(**{"eval_splits": ["val", "test", "train_eval"], "train_subset": 100, "test_subset": 50,
+                           "eval_before_training": True})
+    record = train(config, results_dir=tmp_path, progress=False)
+    assert record.path == tmp_path / "toy" / f"{config.hash}.json"
+    assert [h["epoch"] for h in record.history] == [0, 1, 2, 3]
+    assert "train_loss" not in record.history[0] and "val_loss" in record.history[0]
+    last = record.history[-1]
+    for key in ("lr", "train_loss", "train_accuracy", "train_activity", "train_spikes_per_sample", "epoch_time_s",
+                "val_loss", "test_accuracy", "train_eval_accuracy", "test_spikes_per_sample"):
+        assert key in last, key
+    assert 0 <= last["test_activity"] <= 1 and last["test_spikes_per_sample"] > 0
+    val_losses = {h["epoch"]: h["val_loss"] for h in record.history}
+    assert record.final["selected_epoch"] == min(val_losses, key=val_losses.get)
+    selected = record.history[record.final["selected_epoch"]]
+    assert record.final["test_accuracy"] == selected["test_accuracy"]
+    assert record.final["n_parameters"] == 16 * 16 + 16 + 16 * 4 + 4
+    # subsets: 100 training samples -> 4 batches of 32 (last one partial); test accuracy is a multiple of 1/50
+    assert round(last["test_accuracy"] * 50, 6) == int(round(last["test_accuracy"] * 50))
+    prov = record.provenance
+    for key in ("git_commit", "git_dirty", "packages", "device_name", "start_time", "end_time", "duration_s", "host",
+                "reprolib_version", "scale"):
+        assert key in prov, key
+    assert prov["scale"] == "ci" and "torch" in prov["packages"]
+    # a second call finds the record and does not train again
+    again = train(config, results_dir=tmp_path, progress=False)
+    assert again.provenance["end_time"] == prov["end_time"] and again.history == record.history
+    # the checkpoint folder ignores itself in git, and the resumable state is removed after the run
+    assert (tmp_path / "toy" / ".ckpt" / ".gitignore").read_text() == "*\n"
+    assert not (checkpoint_dir(config, tmp_path) / STATE_FILE).exists()
+
+
+def test_after_optimizer_step_hook_and_registry_names(tmp_path, monkeypatch):
+    import reprolib.models as models
+
+    built = []
+    original = toy.build_toy_snn
+
+    def build(**options):
+        model = original(**options)
+        built.append(model)
+        return model
+
+    # a registry name (not an import path) goes through reprolib.models.build_model
+    monkeypatch.setitem(models.MODEL_BUILDERS, "toy-snn", "reprolib.training.toy:build_toy_snn")
+    monkeypatch.setattr(toy, "build_toy_snn", build)
+    config = toy_config(model="toy-snn", train_subset=96, epochs=2)
+    train(config, results_dir=tmp_path, progress=False)
+    assert len(built) == 1
+    assert built[0].optimizer_steps == 2 * 3  # 2 epochs x 96/32 batches
+
+
+def test_nan_loss_stops_with_epoch_and_batch(tmp_path):
+    config = toy_config(**{"model_options.nan_after_steps": 14})  # 384 train samples / 32 = 12 batches per epoch
+    with pytest.raises(NonFiniteLossError, match=r"loss is nan at epoch 2/3, batch 3/12"):
+        train(config, results_dir=tmp_path, progress=False)
+    assert not (tmp_path / "toy" / f"{config.hash}.json").exists()
+
+
+def test_bad_names_fail_before_any_data_is_loaded(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(toy, "build_toy_dataset", lambda *a, **k: calls.append(1))
+    with pytest.raises(ValueError, match="unknown model 'no-such-net'"):
+        train(toy_config(model="no-such-net"), results_dir=tmp_path, progress=False)
+    with pytest.raises(TypeError, match="widht"):
+        train(toy_config(**{"model_options.widht": 3}), results_dir=tmp_path, progress=False)
+    with pytest.raises(ConfigError, match="config key 'encoding'.*cannot be imported"):
+        train(toy_config(encoding="reprolib.training.toy:nothing_here"), results_dir=tmp_path, progress=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="'device' = 'cuda:3' is not available"):
+            train(toy_config(device="cuda:3"), results_dir=tmp_path, progress=False)
+    assert calls == []
+
+
+def test_schedules_step_per_epoch(tmp_path):
+    record = train(toy_config(schedule="linear_decay", epochs=4, train_subset=64), results_dir=tmp_path, progress=False)
+    assert [h["lr"] for h in record.history] == pytest.approx([0.01 * (1 - e / 4) for e in range(4)])
+    record = train(toy_config(schedule="warmup_cosine", epochs=4, schedule_options={"warmup_epochs": 2},
+                              train_subset=64), results_dir=tmp_path, progress=False)
+    assert [h["lr"] for h in record.history] == pytest.approx([0.005, 0.01, 0.01, 0.005])
+    assert warmup_cosine_factor(0, 300, 5) == pytest.approx(0.2) and warmup_cosine_factor(5, 300, 5) == 1.0
+    assert warmup_cosine_factor(300, 300, 5) == pytest.approx(0.0, abs=1e-12)
+    assert linear_decay_factor(299, 300) == pytest.approx(1 / 300)
+    record = train(toy_config(schedule="cosine", epochs=2, train_subset=64, optimizer="sgd", momentum=0.9),
+                   results_dir=tmp_path, progress=False)
+    assert [h["lr"] for h in record.history] == pytest.approx([0.01, 0.005])
+
+
+def test_grad_clip_bounds_the_update(tmp_path):
+    # with SGD (no momentum) and lr 1, the parameter change of one step equals the clipped gradient
+    base = dict(optimizer="sgd", lr=1.0, epochs=1, train_subset=32, batch_size=32, eval_splits=["test"],
+                selection="last", val_fraction=0.0, test_subset=8)
+    clipped = train(toy_config(**base, grad_clip=1e-3), results_dir=tmp_path / "a", progress=False)
+    free = train(toy_config(**base), results_dir=tmp_path / "b", progress=False)
+    ckpt_a = torch.load(checkpoint_dir(clipped.config, tmp_path / "a") / "selected.pt", weights_only=True)["model"]
+    torch.manual_seed(clipped.config.seed)
+    init = toy.build_toy_snn(**clipped.config.model_options).state_dict()
+    change = math.sqrt(sum(float(((ckpt_a[k] - init[k]) ** 2).sum()) for k in init))
+    assert change == pytest.approx(1e-3, rel=1e-3)
+    ckpt_b = torch.load(checkpoint_dir(free.config, tmp_path / "b") / "selected.pt", weights_only=True)["model"]
+    assert math.sqrt(sum(float(((ckpt_b[k] - init[k]) ** 2).sum()) for k in init)) > 1e-2
+
+
+def test_losses_reduce_over_time_as_documented():
+    out = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [1.0, 0.0]]])  # [T=2, B=2, C=2]
+    y = torch.tensor([0, 1])
+    mse = get_loss("rate_mse")(out, y)
+    # mean over T: [[1, 0], [0.5, 0.5]] vs one-hot [[1, 0], [0, 1]] -> squared errors 0, 0, .25, .25
+    assert float(mse.loss) == pytest.approx(0.125) and int(mse.correct) == 1 and mse.count == 2
+    ce = get_loss("final_ce")(out, y)
+    assert float(ce.loss) == pytest.approx(float(torch.nn.functional.cross_entropy(out[-1], y)))
+    assert int(ce.correct) == 1
+    nll = get_loss("seq_nll")(out, y)
+    per_step = [float(torch.nn.functional.cross_entropy(out[t], y)) for t in range(2)]
+    assert float(nll.loss) == pytest.approx(sum(per_step))  # summed, not averaged, over steps
+    last = get_loss("seq_nll", label_last=True)(out, y)
+    assert float(last.loss) == pytest.approx(per_step[1])
+    skip = get_loss("seq_nll", skip_steps=1)(out, y)
+    assert float(skip.loss) == pytest.approx(per_step[1])
+    # per-step labels [B, T] with -1 unlabelled: masked in loss and accuracy
+    labels = torch.tensor([[0, -1], [1, 0]])
+    step = get_loss("seq_nll")(out, labels)
+    expected = float(torch.nn.functional.cross_entropy(out[0], torch.tensor([0, 1]))) + float(
+        torch.nn.functional.cross_entropy(out[1, 1:], torch.tensor([0])))
+    assert float(step.loss) == pytest.approx(expected)
+    assert step.count == 3 and int(step.correct) == 3
+
+
+def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None:
+            raise AssertionError(f"the run ended before its first checkpoint: {process.stderr.read()}")
+        if time.monotonic() > deadline:
+            raise AssertionError("no checkpoint appeared")
+        time.sleep(0.01)
+
+
+def test_killed_run_resumes_to_the_same_record(tmp_path):
+    config = toy_config(**{"epochs": 4, "model_options.forward_delay_s": 0.03, "model_options.dropout": 0.1,
+                           "encoding_options.num_steps": 6})
+    killed_dir = tmp_path / "killed"
+    script = ("import json, sys; from reprolib.config import ExperimentConfig; from reprolib.training import train; "
+              "train(ExperimentConfig.from_dict(json.loads(sys.argv[1])), results_dir=sys.argv[2], progress=False)")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen([sys.executable, "-c", script, json.dumps(config.to_dict()), str(killed_dir)],
+                               env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(checkpoint_dir(config, killed_dir) / STATE_FILE, process)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert not (killed_dir / "toy" / f"{config.hash}.json").exists(), "the run finished before it was killed"
+
+    resumed = train(config, results_dir=killed_dir, progress=False)
+    assert resumed.provenance["resumed_from_epoch"] >= 1 and resumed.provenance["sessions"] == 2
+    uninterrupted = train(config, results_dir=tmp_path / "whole", progress=False)
+    assert metrics_only(resumed.history) == metrics_only(uninterrupted.history)
+    assert resumed.final["test_accuracy"] == uninterrupted.final["test_accuracy"]
+    assert resumed.final["selected_epoch"] == uninterrupted.final["selected_epoch"]
