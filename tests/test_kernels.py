@@ -287,3 +287,28 @@ def test_bench_rejects_bad_shape(capsys):
 
     assert main(["bench", "--shapes", "6,4", "--device", "cpu"]) == 2
     assert "expected T,B,N" in capsys.readouterr().out
+
+
+def test_register_backends_fills_tables_where_the_neuron_modules_have_them(monkeypatch):
+    import reprolib.kernels as kernels
+    from reprolib.neurons import resonate as R
+    from reprolib.neurons import src as S
+
+    monkeypatch.setattr(S, "MULTISTEP_BACKENDS", {"torch": S.src_multistep}, raising=False)
+    monkeypatch.setattr(R.BRFCell, "multistep_backends", {"torch": R.brf_multistep}, raising=False)
+    kernels.register_backends()
+    assert S.MULTISTEP_BACKENDS["cupy"] is kernels.src_multistep
+    assert S.MULTISTEP_BACKENDS["auto"] is kernels.src_multistep_auto
+    assert R.BRFCell.multistep_backends["cupy"] is kernels.brf_multistep
+
+
+def test_auto_functions_fall_back_to_torch_on_cpu():
+    from reprolib.kernels import src as ksrc
+    from reprolib.neurons import src as S
+
+    x = torch.randn(5, 2, 3)
+    state = S.src_initial_state((2, 3))
+    p = S.SRCParameters()
+    a, _ = ksrc.src_multistep_auto(x, state, p)
+    b, _ = S.src_multistep(x, state, p)
+    assert torch.equal(a, b)

@@ -49,15 +49,38 @@ __all__ = [
 
 
 def register_backends() -> None:
-    """Put the fused IF / LIF implementations into the nodes' backend tables (idempotent)."""
-    from reprolib.neurons import integrate_fire  # noqa: PLC0415
+    """Put the fused implementations into the neuron modules' backend tables (idempotent).
 
+    * ``IFNode.multistep_backends`` / ``LIFNode.multistep_backends``: ``"cupy"`` and ``"auto"``;
+    * ``reprolib.neurons.src.MULTISTEP_BACKENDS`` and the ``multistep_backends`` dict that ``RFCell``, ``BRFCell``,
+      ``ALIFCell`` define in their own class body, where those tables exist (a subclass that inherits its
+      parent's table is left alone, so an RF kernel never lands in the BRF table).
+    """
+    from importlib import import_module  # noqa: PLC0415
+
+    integrate_fire = import_module("reprolib.neurons.integrate_fire")
     for node, fused, auto in (
         (integrate_fire.IFNode, if_multistep, if_multistep_auto),
         (integrate_fire.LIFNode, lif_multistep, lif_multistep_auto),
     ):
         node.multistep_backends["cupy"] = fused
         node.multistep_backends["auto"] = auto
+    src_module = import_module("reprolib.neurons.src")
+    table = getattr(src_module, "MULTISTEP_BACKENDS", None)
+    if isinstance(table, dict):
+        table["cupy"] = src_multistep
+        table["auto"] = src_multistep_auto
+    resonate_module = import_module("reprolib.neurons.resonate")
+    for name, fused, auto in (
+        ("RFCell", rf_multistep, rf_multistep_auto),
+        ("BRFCell", brf_multistep, brf_multistep_auto),
+        ("ALIFCell", alif_multistep, alif_multistep_auto),
+    ):
+        cls = getattr(resonate_module, name, None)
+        table = vars(cls).get("multistep_backends") if cls is not None else None
+        if isinstance(table, dict):
+            table["cupy"] = fused
+            table["auto"] = auto
 
 
 register_backends()
