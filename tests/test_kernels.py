@@ -312,3 +312,82 @@ def test_auto_functions_fall_back_to_torch_on_cpu():
     a, _ = ksrc.src_multistep_auto(x, state, p)
     b, _ = S.src_multistep(x, state, p)
     assert torch.equal(a, b)
+
+
+def test_cupy_engine_launch_path_with_a_fake_cupy(monkeypatch):
+    """The CuPy launch glue (argument packing, device and stream contexts, function cache) without a GPU."""
+    import contextlib
+
+    import numpy as np
+
+    calls = {"compile": 0, "launch": [], "streams": [], "devices": []}
+
+    class FakeKernel:
+        def __call__(self, grid, block, args):
+            calls["launch"].append((grid, block, args))
+
+    class FakeRawModule:
+        def __init__(self, code, options, name_expressions):
+            calls["compile"] += 1
+            assert "--fmad=false" in options and "lif_forward" in code
+
+        def get_function(self, name):
+            return FakeKernel()
+
+    class FakeCuda:
+        @staticmethod
+        def is_available():
+            return True
+
+        @staticmethod
+        @contextlib.contextmanager
+        def Device(index):  # noqa: N802 - mimics cupy.cuda.Device
+            calls["devices"].append(index)
+            yield
+
+        @staticmethod
+        def ExternalStream(ptr):  # noqa: N802 - mimics cupy.cuda.ExternalStream
+            calls["streams"].append(ptr)
+            return contextlib.nullcontext()
+
+    class FakeCupy:
+        cuda = FakeCuda()
+        RawModule = FakeRawModule
+
+    class FakeCudaTensor:
+        is_cuda = True
+
+        def __init__(self, ptr):
+            self.ptr = ptr
+
+        def is_contiguous(self):
+            return True
+
+        def get_device(self):
+            return 0
+
+        def data_ptr(self):
+            return self.ptr
+
+    class FakeStream:
+        cuda_stream = 4242
+
+    monkeypatch.setattr(dispatch, "import_cupy", lambda: FakeCupy())
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: FakeStream())
+    dispatch._forget_cupy()
+    try:
+        engine = dispatch.CupyEngine()
+        source = lif.lif_source(True, True, False, True, "sigmoid", False, "cupy")
+        spec = lif.LIF_SPECS[0]
+        args = [FakeCudaTensor(1000 + i) for i in range(3)] + [None, FakeCudaTensor(2000)] + [7, 300] + [2.0, 0.5, 1.0, 0.0, 4.0, 0.0]
+        for _ in range(2):
+            engine.launch(source, lif.LIF_SPECS, "lif_forward", 300, 128, args)
+        assert calls["compile"] == 1  # cached per source
+        assert calls["streams"] == [4242]  # torch's current stream, wrapped once
+        grid, block, packed = calls["launch"][0]
+        assert grid == (3,) and block == (128,)
+        assert [type(v) for v in packed[:5]] == [np.uint64] * 5 and packed[3] == 0 and packed[4] == 2000
+        assert [type(v) for v in packed[5:7]] == [np.int32] * 2
+        assert all(type(v) is np.float32 for v in packed[7:]) and len(packed) == len(spec.params)
+    finally:
+        dispatch._forget_cupy()

@@ -242,42 +242,54 @@ class CupyEngine(Engine):
         if cupy is None:
             raise BackendUnavailable(f"the CuPy kernels need CuPy: {err}") from err
         raw = cupy.RawModule(code=source, options=nvrtc_options(), name_expressions=None)
-        return {"raw": raw, "functions": {}}
+        return {"raw": raw, "functions": {}, "kinds": {}}
 
     def _launch(self, mod, spec, grid, block, args):
         import numpy as np  # noqa: PLC0415
 
         cupy, _ = _cupy_or_error()
+        kinds = mod["kinds"].get(spec.name)
+        if kinds is None:
+            kinds = mod["kinds"][spec.name] = tuple(_kind(ctype) for ctype, _ in spec.params)
         device = None
         packed = []
-        for (ctype, pname), value in zip(spec.params, args):
-            if ctype.endswith("*"):
+        # per-step kernels are launched thousands of times: keep this loop lean (a pointer goes as an
+        # 8-byte unsigned numpy integer, exactly a device pointer; scalars as 4-byte numpy values)
+        for kind, value, (_, pname) in zip(kinds, args, spec.params):
+            if kind == "p":
                 if value is None:
                     packed.append(np.uint64(0))
                     continue
                 if not value.is_cuda or not value.is_contiguous():
                     raise ValueError(f"kernel {spec.name}: argument {pname} must be a contiguous CUDA tensor")
-                device = value.device.index if device is None else device
-                if value.device.index != device:
-                    raise ValueError(f"kernel {spec.name}: tensors on different devices ({device}, {value.device.index})")
+                if device is None:
+                    device = value.get_device()
                 packed.append(np.uint64(value.data_ptr()))
-            elif ctype.replace("const ", "") == "float":
+            elif kind == "f":
                 packed.append(np.float32(value))
-            elif ctype.replace("const ", "") == "long long":
+            elif kind == "q":
                 packed.append(np.int64(value))
             else:
                 packed.append(np.int32(value))
         device = torch.cuda.current_device() if device is None else device
         stream_ptr = torch.cuda.current_stream(device).cuda_stream
         with cupy.cuda.Device(device):
-            fn = mod["functions"].get(spec.name)
+            fn = mod["functions"].get((spec.name, device))
             if fn is None:
-                fn = mod["functions"][spec.name] = mod["raw"].get_function(spec.name)
+                fn = mod["functions"][(spec.name, device)] = mod["raw"].get_function(spec.name)
             stream = self._streams.get((device, stream_ptr))
             if stream is None:
                 stream = self._streams[(device, stream_ptr)] = cupy.cuda.ExternalStream(stream_ptr)
             with stream:
                 fn((grid,), (block,), tuple(packed))
+
+
+def _kind(ctype: str) -> str:
+    """``p`` pointer, ``f`` float, ``i`` int, ``q`` long long."""
+    base = ctype.replace("const ", "").strip()
+    if base.endswith("*"):
+        return "p"
+    return {"float": "f", "int": "i", "long long": "q"}[base]
 
 
 class EmulatedEngine(Engine):
