@@ -228,10 +228,13 @@ def paper_vs_ours(frame: pd.DataFrame, index: Sequence[str], paper: str = "paper
     ``frame`` has one row per compared item, numeric ``paper`` (NaN where the source reports nothing) and ``ours``
     (NaN where no run record exists yet), optionally ``ours_std`` / ``paper_std`` and the number of ``runs``.
     Missing numbers read "not available" (paper) or "not run yet at this scale" (ours); a difference needs both.
+    An optional ``decimals`` column sets the precision of its row (e.g. 4 for a loss beside accuracies).
     """
+    default_decimals = decimals
     rows = []
     for _, row in frame.iterrows():
         p, o = row.get(paper), row.get(ours)
+        decimals = int(row["decimals"]) if "decimals" in row and not _missing(row["decimals"]) else default_decimals
         p_text = NOT_AVAILABLE if _missing(p) else _fmt(p, decimals)
         if not _missing(p) and paper_std and not _missing(row.get(paper_std)):
             p_text += f" ± {_fmt(row[paper_std], decimals)}"
@@ -263,12 +266,15 @@ def mean_std(frame: pd.DataFrame, by: Sequence[str], value: str) -> pd.DataFrame
 # --- missing runs and data ---------------------------------------------------------------------------------
 
 
-def sweep_command(experiment: str, scale: str, seeds: Sequence[int], **grid: Any) -> str:
-    """The exact command line that produces the missing records of ``experiment``."""
+def sweep_command(experiment: str, scale: str, seeds: Sequence[int], **selection: Any) -> str:
+    """The exact command line that produces the missing records of ``experiment``.
+
+    ``selection``: grid axis -> the labels this page uses (``reprolib sweep --select axis=label``, repeated per label).
+    """
     parts = ["reprolib", "sweep", experiment, "--scale", scale, "--seeds", *[str(s) for s in seeds]]
-    for key, value in grid.items():
-        values = value if isinstance(value, (list, tuple)) else [value]
-        parts += ["--set", f"{key}={','.join(str(v) for v in values)}"]
+    for key, value in selection.items():
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            parts += ["--select", f"{key}={item}"]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -279,7 +285,7 @@ def missing_runs_note(experiment: str, scale: str, seeds: Sequence[int], missing
         return ""
     command = sweep_command(experiment, scale, seeds, **grid)
     why = ("`train_missing` is false, so this page only renders records that exist"
-           if not train_missing else "they could not be trained here")
+           if not train_missing else "they could not be trained here: see above")
     return (f"**{missing} of {total} runs of `{experiment}` have no record at scale `{scale}`** ({why}); "
             f"their cells read *{NOT_RUN}*. To complete this page, run\n\n```bash\n{command}\n```\n\n"
             f"then rebuild the book (`make book`).")
@@ -363,6 +369,8 @@ class Runs:
         """Mean, std and number of runs of ``metrics`` per axis combination, every requested combination
         present (NaN where no run has a record)."""
         by = list(self.axes if by is None else by)
+        if not by:  # one row over all runs
+            return self._summary_all(metrics)
         keys = self.grid[by].drop_duplicates().reset_index(drop=True)
         if self.table.empty:
             out = keys.copy()
@@ -381,19 +389,38 @@ class Runs:
         out["n_runs"] = out["n_runs"].fillna(0).astype(int)
         return out
 
+    def _summary_all(self, metrics: Sequence[str]) -> pd.DataFrame:
+        row: dict = {}
+        for metric in metrics:
+            values = (pd.to_numeric(self.table[metric], errors="coerce") if metric in self.table
+                      else pd.Series(dtype=float))
+            row[f"{metric}_mean"] = values.mean() if len(values) else math.nan
+            row[f"{metric}_std"] = values.std() if len(values) > 1 else math.nan
+        row["n_runs"] = len(self.table)
+        return pd.DataFrame([row])
+
     def provenance_line(self) -> str:
         return provenance_line(self.table, self.params.scale)
 
     def command(self) -> str:
-        return sweep_command(self.experiment, self.params.scale, self.params.seeds, **self.overrides)
+        return sweep_command(self.experiment, self.params.scale, self.params.seeds, **self._selection())
+
+    def _selection(self) -> dict:
+        """The axis restrictions of this page that actually narrow the preset's grid (for the command line)."""
+        from reprolib.experiments import get_configs
+
+        full = {c.hash for c in get_configs(self.experiment, self.params.scale, list(self.params.seeds))}
+        if full == {c.hash for c in self.configs}:
+            return {}
+        return {k: v for k, v in self.overrides.items() if k in self.axes}
 
     def note(self) -> str:
         """Markdown: missing datasets, failed runs, and the command that completes the missing runs."""
-        parts = [dataset_note(name, status, self.command() if status == "missing" else None)
-                 for name, status in self.unavailable.items()]
+        # the missing-runs note below gives the command that completes a missing dataset's runs
+        parts = [dataset_note(name, status) for name, status in self.unavailable.items()]
         parts += [f"**Run {h[:8]} failed**: {reason}" for h, reason in self.failed.items()]
         parts.append(missing_runs_note(self.experiment, self.params.scale, self.params.seeds, len(self.missing),
-                                       len(self.configs), self.params.train_missing, **self.overrides))
+                                       len(self.configs), self.params.train_missing, **self._selection()))
         return "\n\n".join(p for p in parts if p)
 
     def show_note(self) -> None:
@@ -465,6 +492,7 @@ def gather_runs(experiment: str, params: Parameters, **overrides: Any) -> Runs:
         todo = [c for c in configs if statuses[c.dataset] != "missing" and find_record(c) is None]
         failed = _train(todo, params.device)
     table = load_records(configs)
+    missing = list(table.attrs.get("missing", []))
     grid = axis_labels(experiment, params.scale, params.seeds, configs, **overrides)
     recorded = set(table["config_hash"]) if not table.empty else set()
     grid["has_record"] = grid["config_hash"].isin(recorded)
@@ -472,5 +500,21 @@ def gather_runs(experiment: str, params: Parameters, **overrides: Any) -> Runs:
         labels = grid.drop(columns=["seed", "has_record"])
         table = table.drop(columns=[c for c in labels.columns if c != "config_hash" and c in table.columns])
         table = table.merge(labels, on="config_hash", how="left")
-    missing = list(table.attrs.get("missing", [])) if not table.empty else [c for c in configs]
     return Runs(experiment, params, configs, to_percent(table), grid, missing, unavailable, failed, dict(overrides))
+
+
+def convergence_epochs(curve: pd.Series, fractions: Sequence[float] = (0.95, 0.98, 1.0)) -> dict:
+    """First epoch at which a (mean) learning curve reaches each fraction of its final value.
+
+    ``curve``: accuracy indexed by epoch (epoch 0 = untrained, when recorded). The BRF paper's Table 2 / the
+    dots of its convergence figure read the curve this way; 100 % is the first epoch at or above the last value.
+    """
+    curve = curve.dropna().sort_index()
+    if curve.empty:
+        return {f: math.nan for f in fractions}
+    final = curve.iloc[-1]
+    out = {}
+    for fraction in fractions:
+        reached = curve[curve >= fraction * final - 1e-9]
+        out[fraction] = int(reached.index[0]) if not reached.empty else math.nan
+    return out

@@ -41,6 +41,8 @@ def band(ax, frame: pd.DataFrame, x: str, y: str, label: str | None = None, colo
          **style):
     """Plot the mean of ``y`` over rows sharing ``x`` (runs), with a ± std band when there are several runs."""
     stats = frame.groupby(x)[y].agg(["mean", "std", "count"]).reset_index()
+    if len(stats) < 10:  # short (ci-scale) curves: show the points, a single epoch has no line
+        style = {"marker": "o", "markersize": 4, **style}
     line, = ax.plot(stats[x], stats["mean"], label=label, color=color, **style)
     if (stats["count"] > 1).any():
         std = stats["std"].fillna(0.0)
@@ -49,11 +51,13 @@ def band(ax, frame: pd.DataFrame, x: str, y: str, label: str | None = None, colo
     return line
 
 
-def mark(ax, x: float, y: float, text: str | None = None, color: str | None = None, marker: str = "o"):
-    """Mark one point, optionally annotated (the tutorial's "(99, 0.921)" style)."""
+def mark(ax, x: float, y: float, text: str | None = None, color: str | None = None, marker: str = "o",
+         side: str = "left"):
+    """Mark one point, optionally annotated (the tutorial's "(99, 0.921)" style) on its ``side``."""
     ax.plot([x], [y], marker=marker, color=color or "C3", markersize=6, zorder=5)
     if text:
-        ax.annotate(text, (x, y), textcoords="offset points", xytext=(-10, -14), ha="right", fontsize=8)
+        offset, align = ((-10, -14), "right") if side == "left" else ((10, -4), "left")
+        ax.annotate(text, (x, y), textcoords="offset points", xytext=offset, ha=align, fontsize=8)
 
 
 def caption(fig, provenance: str, source: str | None = None) -> None:
@@ -83,3 +87,20 @@ def legend_once(axes: Sequence, **kwargs) -> None:
         if handles:
             ax.legend(fontsize=8, **kwargs)
             return
+
+
+def curves(ax, frame: pd.DataFrame, y: str, hue: str | Sequence[str], x: str = "epoch", label=None, **style):
+    """One :func:`band` per value of ``hue`` (one or several columns), coloured by :data:`MODEL_COLORS` when the
+    value is a known model name. ``label(value) -> str`` formats the legend entry."""
+    if frame.empty or y not in frame.columns:
+        return []
+    lines = []
+    hue = [hue] if isinstance(hue, str) else list(hue)
+    for value, group in frame.groupby(hue, sort=True):
+        value = value[0] if len(hue) == 1 and isinstance(value, tuple) else value
+        text = label(value) if label else (str(value) if not isinstance(value, tuple) else ", ".join(map(str, value)))
+        key = value if isinstance(value, str) else None
+        group = group.dropna(subset=[y])
+        if not group.empty:
+            lines.append(band(ax, group, x, y, label=text, color=color(key) if key else None, **style))
+    return lines
