@@ -139,6 +139,31 @@ def run_one(config_data: dict, results_dir: str, workers_per_gpu: int = 1, threa
                 "traceback": traceback.format_exc()}
 
 
+def _preflight(configs: list[ExperimentConfig], report: SweepReport) -> list[ExperimentConfig]:
+    """Build each distinct model / encoder / loss here first, so a typo in an option is reported at once
+    instead of after a cluster started; the configs that fail are reported and not submitted."""
+    from reprolib.config import canonical_json
+    from reprolib.training import check_config
+
+    checked: dict[str, tuple[str, str] | None] = {}
+    runnable = []
+    for config in configs:
+        data = config.to_dict()
+        key = canonical_json({k: data[k] for k in ("model", "model_options", "encoding", "encoding_options",
+                                                   "dataset", "loss", "loss_options")})
+        if key not in checked:
+            try:
+                check_config(config)
+                checked[key] = None
+            except Exception as error:
+                checked[key] = (f"{type(error).__name__}: {error}", traceback.format_exc())
+        if checked[key] is None:
+            runnable.append(config)
+        else:
+            report.failed.append(RunFailure(config, *checked[key]))
+    return runnable
+
+
 def default_workers(workers_per_gpu: int = 1) -> int:
     import torch
 
@@ -177,6 +202,9 @@ def run_sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLik
         return report
     if not train_missing:
         report.missing = todo
+        return report
+    todo = _preflight(todo, report)
+    if not todo:
         return report
 
     cluster = own_client = None

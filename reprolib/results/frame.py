@@ -24,8 +24,11 @@ DEFAULT_METRICS = ("test_accuracy", "val_accuracy", "train_eval_accuracy", "test
 
 
 def _hashable(value):
+    """Lists -> tuples and mappings -> sorted item tuples, so every column can be grouped on."""
     if isinstance(value, list):
         return tuple(_hashable(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
     return value
 
 
