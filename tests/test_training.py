@@ -16,7 +16,7 @@ import torch
 
 from reprolib.config import ConfigError, ExperimentConfig, with_overrides
 from reprolib.experiments import get_configs
-from reprolib.training import NonFiniteLossError, train
+from reprolib.training import NonFiniteLossError, load_selected_model, train
 from reprolib.training import toy
 from reprolib.training.checkpoint import STATE_FILE, checkpoint_dir
 from reprolib.training.losses import get_loss
@@ -70,6 +70,12 @@ def test_record_contents_and_existing_record_is_reused(tmp_path):
                 "reprolib_version", "scale"):
         assert key in prov, key
     assert prov["scale"] == "ci" and "torch" in prov["packages"]
+    # the selected epoch's weights can be loaded back for analysis
+    model = load_selected_model(config, tmp_path)
+    assert model.selected_epoch == record.final["selected_epoch"] and not model.training
+    torch.manual_seed(config.seed)
+    untrained = toy.build_toy_snn(**config.model_options)
+    assert not torch.equal(model.fc_in.weight, untrained.fc_in.weight)
     # a second call finds the record and does not train again
     again = train(config, results_dir=tmp_path, progress=False)
     assert again.provenance["end_time"] == prov["end_time"] and again.history == record.history

@@ -420,3 +420,18 @@ def train(config: ExperimentConfig, results_dir=None, resume: bool = True, progr
         if existing is not None:
             return existing
     return _Run(config, results_dir, progress).run(resume)
+
+
+def load_selected_model(config: ExperimentConfig, results_dir=None, device: str = "cpu") -> torch.nn.Module:
+    """The model of a finished run with the weights of its selected epoch (kept in the local checkpoint
+    folder, which is not committed: available where the run was trained). Its ``selected_epoch`` attribute
+    says which epoch that is."""
+    path = ckpt.checkpoint_dir(config, results_dir) / ckpt.SELECTED_FILE
+    state = ckpt.load(path)
+    if state is None:
+        raise FileNotFoundError(f"no selected weights at {str(path)!r}: train the config here first "
+                                f"(reprolib run {config.experiment} ...)")
+    model = build_model(config)
+    model.load_state_dict(state["model"])
+    model.selected_epoch = state["epoch"]
+    return model.to(device).eval()
