@@ -110,18 +110,20 @@ def build_src_network(in_features: int, layers: int, hidden: int = 512, classes:
                       alpha: float = 0.9, relu_bypass: bool = True, detach_recurrence: bool = True,
                       zs_from: str = "previous", bias_init: float = -6.0, bias_max: float = -4.0,
                       bias_bound: str = "project", noise_sigma: float = 0.0, readout_leak: float = 0.99,
-                      readout_exc: float = 1.0, readout_inh: float = -0.1) -> SpikingStackNetwork:
+                      readout_exc: float = 1.0, readout_inh: float = -0.1,
+                      backend: str = "torch") -> SpikingStackNetwork:
     """SRC network of the paper: ``layers`` :class:`SpikingRecurrentCell` layers and the frozen readout.
 
     ``alpha`` = 0.9 (rate coding, N-MNIST) or 0.99 (latency coding). Trainable: every ``W_s`` and ``b_h``.
     Options ``relu_bypass`` (Fig. 2 ablation), ``detach_recurrence``, ``zs_from``, ``bias_bound`` and
-    ``noise_sigma`` (Figs. 6-7) are those of :class:`reprolib.neurons.src.SpikingRecurrentCell`.
+    ``noise_sigma`` (Figs. 6-7) are those of :class:`reprolib.neurons.src.SpikingRecurrentCell`;
+    ``backend`` selects the time loop (``"torch"`` | ``"auto"`` | ``"cupy"``, see :mod:`reprolib.kernels`).
     """
     sizes = _layer_sizes(in_features, layers, hidden, classes, group_size)
     blocks = [SpikingRecurrentCell(n_in, n_out, alpha=alpha, relu_bypass=relu_bypass,
                                    detach_recurrence=detach_recurrence, zs_from=zs_from, bias_init=bias_init,
                                    bias_max=bias_max, bias_bound=bias_bound, noise_sigma=noise_sigma,
-                                   step_mode="m")
+                                   step_mode="m", backend=backend)
               for n_in, n_out in zip(sizes[:-1], sizes[1:])]
     readout = FrozenLeakyReadout(classes, group_size, readout_leak, readout_exc, readout_inh)
     return SpikingStackNetwork(blocks, readout, in_features)

@@ -196,6 +196,22 @@ def _load_optional_backends() -> None:
             pass
 
 
+def select_backend(owner: str, backend, table: dict) -> str:
+    """Validate ``backend`` against a module's ``multistep_backends`` table and return the name to use.
+
+    Any name other than ``"torch"`` first imports the optional backend modules once (which register
+    their fused implementations). ``"auto"`` picks the best available implementation per call when one
+    is registered under that name (a fused kernel with a fallback), otherwise it is the PyTorch path.
+    """
+    if backend != "torch" and backend not in table:
+        _load_optional_backends()
+    if backend == "auto" and "auto" not in table:
+        backend = "torch"
+    if backend not in table:
+        raise ValueError(f"{owner}: backend={backend!r} is invalid; expected 'auto' or one of {sorted(table)}")
+    return backend
+
+
 class BaseNode(MemoryModule):
     """Common part of the charge / fire / reset neurons (IF, LIF).
 
@@ -231,18 +247,7 @@ class BaseNode(MemoryModule):
         self.register_memory("v", None)
 
     def _check_backend(self, backend) -> str:
-        if backend != "torch" and backend not in self.multistep_backends:
-            _load_optional_backends()
-        # "auto" picks the best available implementation per call when one is registered under that
-        # name (a fused kernel with a fallback), otherwise it is the pure-PyTorch path
-        if backend == "auto" and "auto" not in self.multistep_backends:
-            backend = "torch"
-        if backend not in self.multistep_backends:
-            raise ValueError(
-                f"{type(self).__name__}: backend={backend!r} is invalid; expected 'auto' or one of "
-                f"{sorted(self.multistep_backends)}"
-            )
-        return backend
+        return select_backend(type(self).__name__, backend, self.multistep_backends)
 
     def neuron_parameters(self):  # pragma: no cover - abstract
         """The node's parameters as the NamedTuple its pure step functions take."""

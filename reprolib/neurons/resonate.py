@@ -44,7 +44,7 @@ from typing import Callable, NamedTuple, Optional
 import torch
 from torch import Tensor, nn
 
-from reprolib.neurons.base import MemoryModule
+from reprolib.neurons.base import MemoryModule, select_backend
 from reprolib.surrogate import DoubleGaussian
 
 __all__ = [
@@ -264,12 +264,15 @@ class _RecurrentCell(MemoryModule):
     optional bias, state memories, single-/multi-step forward through the pure functions."""
 
     state_type: type = RFState
-    multistep: Callable = None
+    #: multi-step implementations by backend name; each concrete cell defines its own table in its class
+    #: body (``reprolib.kernels`` registers "cupy" and "auto" there)
+    multistep_backends: dict = {}
     step: Callable = None
 
-    def __init__(self, in_features: int, hidden: int, bias: bool, step_mode: str):
+    def __init__(self, in_features: int, hidden: int, bias: bool, step_mode: str, backend: str = "torch"):
         super().__init__(step_mode)
         _check_size(type(self).__name__, in_features=in_features, hidden=hidden)
+        self.backend = select_backend(type(self).__name__, backend, self.multistep_backends)
         self.in_features, self.hidden = in_features, hidden
         self.weight = nn.Parameter(torch.empty(hidden, in_features + hidden))
         nn.init.xavier_uniform_(self.weight)
@@ -300,14 +303,14 @@ class _RecurrentCell(MemoryModule):
 
     def multi_step_forward(self, x_seq: Tensor) -> Tensor:
         self._check(x_seq, 3)
-        z_seq, state = type(self).multistep(x_seq, self.weight, self._state(x_seq.shape[1:2], x_seq),
+        z_seq, state = self.multistep_backends[self.backend](x_seq, self.weight, self._state(x_seq.shape[1:2], x_seq),
                                             self.neuron_parameters(), self.bias)
         self._store(state)
         return z_seq
 
     def single_step_forward(self, x: Tensor) -> Tensor:
         self._check(x, 2)
-        z_seq, state = type(self).multistep(x.unsqueeze(0), self.weight, self._state(x.shape[:1], x),
+        z_seq, state = self.multistep_backends["torch"](x.unsqueeze(0), self.weight, self._state(x.shape[:1], x),
                                             self.neuron_parameters(), self.bias)
         self._store(state)
         return z_seq[0]
@@ -318,12 +321,12 @@ class RFCell(_RecurrentCell):
     ``b' ~ U(b_offset_range)`` per neuron, both trainable."""
 
     state_type = RFState
-    multistep = staticmethod(rf_multistep)
+    multistep_backends = {"torch": rf_multistep}
 
     def __init__(self, in_features: int, hidden: int, *, omega_range=(15.0, 50.0), b_offset_range=(0.1, 1.0),
                  dt: float = DEFAULT_DT, theta: float = 1.0, gamma: float = 0.9, clamp_omega: bool = False,
-                 bias: bool = False, spike_fn=None, step_mode: str = "s"):
-        super().__init__(in_features, hidden, bias, step_mode)
+                 bias: bool = False, spike_fn=None, step_mode: str = "s", backend: str = "torch"):
+        super().__init__(in_features, hidden, bias, step_mode, backend)
         owner = type(self).__name__
         low, high = _check_range(owner, "omega_range", omega_range)
         self.omega = nn.Parameter(torch.empty(hidden).uniform_(low, high))
@@ -342,18 +345,19 @@ class RFCell(_RecurrentCell):
 class BRFCell(RFCell):
     """Recurrent layer of balanced RF neurons (divergence boundary, smooth reset, refractory period)."""
 
-    multistep = staticmethod(brf_multistep)
+    multistep_backends = {"torch": brf_multistep}
 
 
 class ALIFCell(_RecurrentCell):
     """Recurrent layer of ALIF neurons; ``tau_mem ~ N(mean, std)``, ``tau_adp ~ N(mean, std)``, trainable."""
 
     state_type = ALIFState
-    multistep = staticmethod(alif_multistep)
+    multistep_backends = {"torch": alif_multistep}
 
     def __init__(self, in_features: int, hidden: int, *, tau_mem=(20.0, 5.0), tau_adp=(200.0, 50.0),
-                 theta0: float = 0.01, beta: float = 1.8, bias: bool = False, spike_fn=None, step_mode: str = "s"):
-        super().__init__(in_features, hidden, bias, step_mode)
+                 theta0: float = 0.01, beta: float = 1.8, bias: bool = False, spike_fn=None, step_mode: str = "s",
+                 backend: str = "torch"):
+        super().__init__(in_features, hidden, bias, step_mode, backend)
         owner = type(self).__name__
         self.tau_mem = _normal_init(owner, "tau_mem", hidden, tau_mem)
         self.tau_adp = _normal_init(owner, "tau_adp", hidden, tau_adp)

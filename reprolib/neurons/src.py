@@ -35,7 +35,7 @@ from typing import NamedTuple, Optional
 import torch
 from torch import Tensor, nn
 
-from reprolib.neurons.base import MemoryModule
+from reprolib.neurons.base import MemoryModule, select_backend
 
 __all__ = [
     "SRCParameters", "SRCState", "src_initial_state", "src_spike_generation_step", "src_step",
@@ -152,6 +152,10 @@ def src_multistep(input_current_seq: Tensor, state: SRCState, params: SRCParamet
     return torch.stack(outputs), state
 
 
+#: multi-step implementations by backend name; ``reprolib.kernels`` registers "cupy" and "auto" here
+MULTISTEP_BACKENDS = {"torch": src_multistep}
+
+
 @torch.no_grad()
 def simulate_src_neuron(x_seq, b_h=-6.0, *, r: float = 2.0, r_s: float = -7.0, zs_hyp: float = 0.9,
                         zs_dep: float = 0.0, zs_from: str = "previous", zs_threshold: float = 0.5,
@@ -214,7 +218,7 @@ class SpikingRecurrentCell(MemoryModule):
                  r: float = 2.0, r_s: float = -7.0, zs_hyp: float = 0.9, zs_dep: float = 0.0,
                  zs_from: str = "previous", bias_init: float = -6.0, bias_max: float = -4.0,
                  bias_bound: str = "project", relu_bypass: bool = True, detach_recurrence: bool = True,
-                 noise_sigma: float = 0.0, step_mode: str = "s"):
+                 noise_sigma: float = 0.0, step_mode: str = "s", backend: str = "torch"):
         super().__init__(step_mode)
         for name, value in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -234,6 +238,7 @@ class SpikingRecurrentCell(MemoryModule):
                                        detach_recurrence=detach_recurrence, noise_sigma=noise_sigma)
         _check_params(self.constants)
         self.generator: Optional[torch.Generator] = None  # set it to make the noise reproducible
+        self.backend = select_backend("SpikingRecurrentCell", backend, MULTISTEP_BACKENDS)
         for name in SRCState._fields:
             self.register_memory(name, None)
 
@@ -271,7 +276,8 @@ class SpikingRecurrentCell(MemoryModule):
 
     def multi_step_forward(self, s_in_seq: Tensor) -> Tensor:
         current = self._current(s_in_seq, 3, "[T, B, in]")
-        s_out, state = src_multistep(current, self._state(current[0]), self.neuron_parameters(), self.generator)
+        multistep = MULTISTEP_BACKENDS[self.backend]
+        s_out, state = multistep(current, self._state(current[0]), self.neuron_parameters(), self.generator)
         self.i, self.h, self.hs = state
         return s_out
 
