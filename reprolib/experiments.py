@@ -447,7 +447,8 @@ def get_configs(experiment: str, scale: str = "ci", seeds=None, **grid_overrides
 def describe(experiment: str) -> str:
     """A human-readable summary: title, source, grid axes and size, seeds, key settings and the notes."""
     preset = get_preset(experiment)
-    lines = [f"{preset.name}: {preset.title}", f"  source: shared/reference/{preset.source}"]
+    where = f"shared/reference/{preset.source}" if preset.source.endswith(".md") else preset.source
+    lines = [f"{preset.name}: {preset.title}", f"  source: {where}"]
     if preset.derived_from:
         lines.append(f"  selects from {preset.derived_from!r} (records shared): {preset.where}")
     paper = get_configs(experiment, "paper", seeds=[0])

@@ -38,7 +38,7 @@ from typing import Iterable
 
 from reprolib.config import ExperimentConfig, config_hash
 from reprolib.paths import results_dir as default_results_dir
-from reprolib.results.records import CorruptRecordError, find_record, record_path
+from reprolib.results.records import CorruptRecordError, find_record
 
 
 @dataclass
@@ -328,4 +328,4 @@ def ensure_records(configs: Iterable[ExperimentConfig], train_missing: bool = Fa
 
 
 __all__ = ["run_sweep", "ensure_records", "run_one", "SweepReport", "RunFailure", "missing_commands",
-           "MissingRecordsWarning", "record_path"]
+           "MissingRecordsWarning"]
