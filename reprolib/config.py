@@ -294,11 +294,33 @@ def canonical_json(data: Any) -> str:
 
 
 def config_hash(config: ExperimentConfig) -> str:
-    """Stable 16-hex-digit identity of a run: sha256 of the sorted JSON of the config without ``device``."""
+    """Stable 16-hex-digit identity of a run: sha256 of the sorted JSON of the config without ``device``.
+
+    Top-level fields that hold their default value are left out of the hashed JSON, so adding a new
+    field with a default later keeps every existing record's hash (and so its file name) valid.
+    """
     data = config.to_dict()
     for key in HASH_EXCLUDED:
         data.pop(key, None)
+    for f in dataclasses.fields(config):
+        if f.name in data and _field_default(f) is not _NO_DEFAULT and data[f.name] == _jsonable(_field_default(f)):
+            del data[f.name]
     return hashlib.sha256(canonical_json(data).encode()).hexdigest()[:16]
+
+
+_NO_DEFAULT = object()
+
+
+def _field_default(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return _NO_DEFAULT
+
+
+def _jsonable(value):
+    return list(value) if isinstance(value, tuple) else value
 
 
 def set_dotted(data: dict, dotted_key: str, value: Any) -> None:

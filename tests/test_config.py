@@ -116,3 +116,18 @@ def test_select_configs():
     assert select_configs(configs, parse_selection([f"config_hash={','.join(wanted)}"])) == [configs[0], configs[3]]
     with pytest.raises(ConfigError, match="'colour' is not a config key"):
         select_configs(configs, {"colour": ["red"]})
+
+
+def test_hash_survives_a_new_field_with_a_default():
+    """Records are named by the hash: a field added later (left at its default) must not rename them."""
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class FutureConfig(ExperimentConfig):
+        new_option: int = 7
+
+    config = make(seed=3)
+    future = FutureConfig(**{f.name: getattr(config, f.name) for f in dataclasses.fields(ExperimentConfig)})
+    assert config_hash(future) == config_hash(config)
+    # ... while a non-default value of the new field does change the identity
+    assert config_hash(dataclasses.replace(future, new_option=8)) != config_hash(config)
