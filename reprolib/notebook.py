@@ -424,6 +424,8 @@ class Runs:
         return "\n\n".join(p for p in parts if p)
 
     def show_note(self) -> None:
+        """Display the provenance of the page's records (for every figure and table below) and :meth:`note`."""
+        show_markdown(f"*Run records of `{self.experiment}` shown below: {self.provenance_line()}.*")
         show_markdown(self.note())
 
 
