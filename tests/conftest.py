@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,14 @@ def results_tmp(tmp_path, monkeypatch) -> Path:
     path.mkdir()
     monkeypatch.setenv("REPROLIB_RESULTS", str(path))
     return path
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a socket fails the test loudly."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a socket was opened: datasets must not download without download=True")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import shutil
-import socket
 
 import numpy as np
 import pytest
@@ -14,15 +13,6 @@ from reprolib.data import ChecksumMismatchError, DatasetNotFoundError, load_data
 
 SUBSET_TRAIN_PER_CLASS = [97, 116, 99, 93, 105, 92, 94, 117, 87, 100]
 SUBSET_TEST_PER_CLASS = [8, 14, 8, 11, 14, 7, 10, 15, 2, 11]
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("a socket was opened: datasets must not download without download=True")
-
-    monkeypatch.setattr(socket, "socket", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 def hand_count(path, n_bins: int = 200) -> np.ndarray:

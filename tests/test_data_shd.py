@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import h5py
 import numpy as np
 import pytest
@@ -11,15 +9,6 @@ import torch
 
 from reprolib.data import DatasetNotFoundError, load_dataset
 from reprolib.data.splits import split_indices
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("a socket was opened: datasets must not download without download=True")
-
-    monkeypatch.setattr(socket, "socket", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 def write_shd(path, recordings, labels):
