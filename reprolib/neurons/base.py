@@ -217,8 +217,9 @@ class BaseNode(MemoryModule):
 
     State ``v`` (membrane after the last step) starts as ``None`` and is created lazily on the first
     input as a tensor of the input's shape filled with ``v_reset`` (0 for soft reset). Subclasses set
-    ``multistep_backends`` (name -> pure function ``(x_seq, v0, params) -> (spikes, v_last)``) and implement
-    :meth:`neuron_parameters`, :meth:`single_step_forward`.
+    ``multistep_backends`` (name -> pure function ``(x_seq, v0, params) -> (spikes, v_last)``) and
+    ``single_step_function`` (the pure step ``(x, MembraneState, params) -> (spike, MembraneState)``, as a
+    ``staticmethod``), and implement :meth:`neuron_parameters`.
 
     Backends: ``"torch"`` is always there. A fused implementation registers itself with
     ``IFNode.multistep_backends["cupy"] = fn`` (and optionally ``["auto"]``, a function choosing per call);
@@ -227,6 +228,8 @@ class BaseNode(MemoryModule):
 
     #: pure multi-step implementations by backend name; a fused kernel registers itself here
     multistep_backends: dict[str, Callable] = {}
+    #: the pure single-step function (set as a staticmethod by each subclass)
+    single_step_function: Callable | None = None
 
     def __init__(
         self,
@@ -269,6 +272,11 @@ class BaseNode(MemoryModule):
                 f"{tuple(self.v.shape)}; call reprolib.functional.reset_net(net) before a new batch"
             )
         return self.v
+
+    def single_step_forward(self, x: Tensor) -> Tensor:
+        spike, state = self.single_step_function(x, MembraneState(self.current_v(x)), self.neuron_parameters())
+        self.v = state.v
+        return spike
 
     def multi_step_forward(self, x_seq: Tensor) -> Tensor:
         check_sequence(x_seq, type(self).__name__)

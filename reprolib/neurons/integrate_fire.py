@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from reprolib import surrogate as _surrogate
-from reprolib.neurons.base import BaseNode, MembraneState, fire, reset_membrane
+from reprolib.neurons.base import BaseNode, MembraneState, _check_bool, fire, reset_membrane
 
 __all__ = [
     "IFState",
@@ -103,24 +103,24 @@ def lif_step(x: Tensor, state: MembraneState, p: LIFParameters = LIFParameters()
     return _fire_and_reset(lif_charge(state.v, x, p.tau, p.decay_input, p.v_reset), p)
 
 
-def if_multistep(x_seq: Tensor, v0: Tensor, p: IFParameters = IFParameters()) -> tuple[Tensor, Tensor]:
-    """IF over a sequence ``x_seq [T, ...]`` from membrane ``v0 [...]``: returns ``(spikes [T, ...], V[T-1])``."""
+def _multistep(step: Callable, x_seq: Tensor, v0: Tensor, p) -> tuple[Tensor, Tensor]:
+    """``step`` (``if_step`` / ``lif_step``) over ``x_seq [T, ...]`` from ``v0``: ``(spikes [T, ...], V[T-1])``."""
     state = MembraneState(v0)
     spikes = []
     for x in x_seq:
-        spike, state = if_step(x, state, p)
+        spike, state = step(x, state, p)
         spikes.append(spike)
     return torch.stack(spikes), state.v
+
+
+def if_multistep(x_seq: Tensor, v0: Tensor, p: IFParameters = IFParameters()) -> tuple[Tensor, Tensor]:
+    """IF over a sequence ``x_seq [T, ...]`` from membrane ``v0 [...]``: returns ``(spikes [T, ...], V[T-1])``."""
+    return _multistep(if_step, x_seq, v0, p)
 
 
 def lif_multistep(x_seq: Tensor, v0: Tensor, p: LIFParameters = LIFParameters()) -> tuple[Tensor, Tensor]:
     """LIF over a sequence ``x_seq [T, ...]`` from membrane ``v0 [...]``: returns ``(spikes [T, ...], V[T-1])``."""
-    state = MembraneState(v0)
-    spikes = []
-    for x in x_seq:
-        spike, state = lif_step(x, state, p)
-        spikes.append(spike)
-    return torch.stack(spikes), state.v
+    return _multistep(lif_step, x_seq, v0, p)
 
 
 class IFNode(BaseNode):
@@ -137,26 +137,12 @@ class IFNode(BaseNode):
     After each call ``node.v`` holds the membrane (``[B, ...]``); ``node.reset()`` clears it.
     """
 
+    # __init__ is BaseNode's: IF has no parameters of its own
     multistep_backends = {"torch": if_multistep}
-
-    def __init__(
-        self,
-        v_threshold: float = 1.0,
-        v_reset: float | None = 0.0,
-        surrogate_function=None,
-        detach_reset: bool = False,
-        step_mode: str = "s",
-        backend: str = "torch",
-    ):
-        super().__init__(v_threshold, v_reset, surrogate_function, detach_reset, step_mode, backend)
+    single_step_function = staticmethod(if_step)
 
     def neuron_parameters(self) -> IFParameters:
         return IFParameters(self.v_threshold, self.v_reset, self.detach_reset, self.surrogate_function)
-
-    def single_step_forward(self, x: Tensor) -> Tensor:
-        spike, state = if_step(x, MembraneState(self.current_v(x)), self.neuron_parameters())
-        self.v = state.v
-        return spike
 
 
 class LIFNode(BaseNode):
@@ -170,6 +156,7 @@ class LIFNode(BaseNode):
     """
 
     multistep_backends = {"torch": lif_multistep}
+    single_step_function = staticmethod(lif_step)
 
     def __init__(
         self,
@@ -186,8 +173,7 @@ class LIFNode(BaseNode):
         # checked before anything is built so a bad tau fails fast
         if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau <= 1:
             raise ValueError(f"{owner}: tau={tau!r} is invalid; expected a finite number > 1")
-        if not isinstance(decay_input, bool):
-            raise ValueError(f"{owner}: decay_input={decay_input!r} is invalid; expected True or False")
+        _check_bool("decay_input", decay_input, owner)
         super().__init__(v_threshold, v_reset, surrogate_function, detach_reset, step_mode, backend)
         self.tau = float(tau)
         self.decay_input = decay_input
@@ -196,11 +182,6 @@ class LIFNode(BaseNode):
         return LIFParameters(
             self.tau, self.decay_input, self.v_threshold, self.v_reset, self.detach_reset, self.surrogate_function
         )
-
-    def single_step_forward(self, x: Tensor) -> Tensor:
-        spike, state = lif_step(x, MembraneState(self.current_v(x)), self.neuron_parameters())
-        self.v = state.v
-        return spike
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, tau={self.tau}, decay_input={self.decay_input}"
