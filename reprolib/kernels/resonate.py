@@ -412,6 +412,40 @@ def _check_engine(x: Tensor, engine: str) -> None:
         raise KernelUnsupported(f"dtype {x.dtype} is not supported by the fused kernels")
 
 
+def _initial_state(model: str, state, shape, device) -> list[Tensor]:
+    """The kernels' four state slots ``(z, s1, s2, s3)`` as flat float32 tensors of ``shape``.
+
+    RF / BRF: ``(z, u, v, q)``; ALIF: ``(z, u, a, -)`` (the fourth slot is unused and gets ``z``).
+    """
+    if model == "alif":
+        slots = (state.z, state.u, state.a, state.z)
+    else:
+        slots = (state.z, state.u, state.v, state.q)
+    return [dispatch.flat(torch.as_tensor(s, device=device).float().expand(shape)) for s in slots]
+
+
+def _final_states(z_seq: Tensor, s1_seq: Tensor, s2_seq: Tensor, s3_seq: Tensor | None, s30: Tensor) -> list[Tensor]:
+    """The last step's ``(z, s1, s2, s3)``; ``s3`` is carried unchanged (``s30``) where the model has none."""
+    return [z_seq[-1].clone(), s1_seq[-1].clone(), s2_seq[-1].clone(),
+            s3_seq[-1].clone() if s3_seq is not None else s30.clone()]
+
+
+def _to_dtype(dtype, tensors) -> list[Tensor]:
+    """The kernels' float32 outputs back in the input's ``dtype``."""
+    return [t.to(dtype) if dtype != torch.float32 else t for t in tensors]
+
+
+def _result_state(model: str, state, z: Tensor, s1: Tensor, s2: Tensor, s3: Tensor):
+    """The state NamedTuple of :mod:`reprolib.neurons.resonate` from the kernels' final slots."""
+    from reprolib.neurons import resonate as R  # noqa: PLC0415
+
+    if model == "alif":
+        return R.ALIFState(z, s1, s2)
+    if model == "rf":
+        return R.RFState(z, s1, s2, state.q)
+    return R.RFState(z, s1, s2, s3)
+
+
 # --------------------------------------------------------------------------------------------------
 # recurrent layer: per step one matmul + one fused kernel
 
@@ -437,9 +471,7 @@ class _RecurrentLayer(torch.autograd.Function):
         ctx.prep = prep
         ctx.save_for_backward(w_rec_t, z0, s10, s20, s30, p1, p2, z_seq, s1_seq, s2_seq,
                               s3_seq if s3_seq is not None else z0, x_seq if x_seq is not None else z0)
-        finals = [z_seq[-1].clone(), s1_seq[-1].clone(), s2_seq[-1].clone(),
-                  s3_seq[-1].clone() if s3_seq is not None else s30.clone()]
-        return (z_seq, *finals)
+        return (z_seq, *_final_states(z_seq, s1_seq, s2_seq, s3_seq, s30))
 
     @staticmethod
     def backward(ctx, g_zseq, g_z, g_1, g_2, g_3):
@@ -480,8 +512,6 @@ class _RecurrentLayer(torch.autograd.Function):
 
 
 def _recurrent(model: str, x_seq: Tensor, weight: Tensor, state, params, bias, engine: str):
-    from reprolib.neurons import resonate as R  # noqa: PLC0415
-
     if not isinstance(x_seq, Tensor) or x_seq.dim() != 3 or weight.shape[1] != x_seq.shape[-1] + weight.shape[0]:
         shape = tuple(x_seq.shape) if isinstance(x_seq, Tensor) else type(x_seq).__name__
         raise ValueError(f"x_seq {shape} with weight {tuple(weight.shape)} is invalid; "
@@ -500,19 +530,10 @@ def _recurrent(model: str, x_seq: Tensor, weight: Tensor, state, params, bias, e
     w_rec_t = weight[:, m:].t().float()
     shape = (B, H)
     prep = _prepare(model, params, torch.Size(shape), device, engine)
-    if model == "alif":
-        z0, s10, s20, s30 = state.z, state.u, state.a, state.z
-    else:
-        z0, s10, s20, s30 = state.z, state.u, state.v, state.q
-    init = [dispatch.flat(torch.as_tensor(s, device=device).float().expand(shape)) for s in (z0, s10, s20, s30)]
+    init = _initial_state(model, state, shape, device)
     z_seq, z, s1, s2, s3 = _RecurrentLayer.apply(cur, w_rec_t, *init, prep.p1, prep.p2, prep)
-    out = [t.to(dtype) if dtype != torch.float32 else t for t in (z_seq, z, s1, s2, s3)]
-    z_seq, z, s1, s2, s3 = out[0], *(t.view(shape) for t in out[1:])
-    if model == "alif":
-        return z_seq, R.ALIFState(z, s1, s2)
-    if model == "rf":
-        return z_seq, R.RFState(z, s1, s2, state.q)
-    return z_seq, R.RFState(z, s1, s2, s3)
+    out = _to_dtype(dtype, (z_seq, z, s1, s2, s3))
+    return out[0], _result_state(model, state, *(t.view(shape) for t in out[1:]))
 
 
 def brf_multistep(x_seq, weight, state, params, bias=None, *, engine: str = "cupy"):
@@ -568,9 +589,7 @@ class _Scan(torch.autograd.Function):
         ctx.prep = prep
         ctx.save_for_backward(x2, z0, s10, s20, s30, p1, p2, z_seq, s1_seq, s2_seq,
                               s3_seq if s3_seq is not None else z0)
-        finals = [z_seq[-1].clone(), s1_seq[-1].clone(), s2_seq[-1].clone(),
-                  s3_seq[-1].clone() if s3_seq is not None else s30.clone()]
-        return (z_seq, *finals)
+        return (z_seq, *_final_states(z_seq, s1_seq, s2_seq, s3_seq, s30))
 
     @staticmethod
     def backward(ctx, g_zseq, g_z, g_1, g_2, g_3):
@@ -593,8 +612,6 @@ class _Scan(torch.autograd.Function):
 
 
 def _scan(model: str, current_seq: Tensor, state, params, engine: str):
-    from reprolib.neurons import resonate as R  # noqa: PLC0415
-
     if not isinstance(current_seq, Tensor) or current_seq.dim() < 2 or current_seq.shape[0] < 1:
         shape = tuple(current_seq.shape) if isinstance(current_seq, Tensor) else type(current_seq).__name__
         raise ValueError(f"current_seq {shape} is invalid; expected [T, B, ...] with T >= 1")
@@ -602,20 +619,11 @@ def _scan(model: str, current_seq: Tensor, state, params, engine: str):
     dtype, device = current_seq.dtype, current_seq.device
     shape = current_seq.shape[1:]
     prep = _prepare(model, params, shape, device, engine)
-    if model == "alif":
-        init = (state.z, state.u, state.a, state.z)
-    else:
-        init = (state.z, state.u, state.v, state.q)
-    init = [dispatch.flat(torch.as_tensor(s, device=device).float().expand(shape)) for s in init]
+    init = _initial_state(model, state, shape, device)
     x2 = current_seq.float().contiguous().view(current_seq.shape[0], -1)
     z_seq, z, s1, s2, s3 = _Scan.apply(x2, *init, prep.p1, prep.p2, prep)
-    out = [t.to(dtype) if dtype != torch.float32 else t for t in (z_seq, z, s1, s2, s3)]
-    z_seq, z, s1, s2, s3 = out[0].view(current_seq.shape), *(t.view(shape) for t in out[1:])
-    if model == "alif":
-        return z_seq, R.ALIFState(z, s1, s2)
-    if model == "rf":
-        return z_seq, R.RFState(z, s1, s2, state.q)
-    return z_seq, R.RFState(z, s1, s2, s3)
+    out = _to_dtype(dtype, (z_seq, z, s1, s2, s3))
+    return out[0].view(current_seq.shape), _result_state(model, state, *(t.view(shape) for t in out[1:]))
 
 
 def brf_scan(current_seq, state, params, *, engine: str = "cupy"):
