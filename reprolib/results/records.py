@@ -14,7 +14,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from reprolib.config import ExperimentConfig, canonical_json, config_hash
 from reprolib.paths import results_dir as default_results_dir
@@ -61,21 +61,31 @@ def _checksum(payload: dict) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(payload).encode()).hexdigest()
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` so that ``path`` is either the old file or the complete new one, never half-written."""
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
+    """Replace ``path`` in one step: ``write(temporary)`` fills a temporary file in the same folder, which is
+    flushed to disk and renamed over ``path``; on any error it is removed and ``path`` stays as it was.
+
+    Readers (and a killed writer) see either the old file or the complete new one, never a half-written one.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
+        write(tmp)
+        with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` so that ``path`` is either the old file or the complete new one, never half-written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def record_path(config: ExperimentConfig, results_dir: str | os.PathLike | None = None) -> Path:

@@ -12,7 +12,6 @@ that ``.ckpt`` folder ignores itself in git.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import torch
 
 from reprolib.config import ExperimentConfig, config_hash
 from reprolib.paths import results_dir as default_results_dir
+from reprolib.results.records import atomic_write
 
 STATE_FILE = "state.pt"  # training state after the last completed epoch
 SELECTED_FILE = "selected.pt"  # model weights at the selected epoch (kept after the run ends)
@@ -37,18 +37,7 @@ def checkpoint_dir(config: ExperimentConfig, results_dir: str | os.PathLike | No
 
 def save(path: str | os.PathLike, state: dict) -> None:
     """``torch.save`` to a temporary file in the same folder, then an atomic rename over ``path``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load(path: str | os.PathLike) -> dict | None:
