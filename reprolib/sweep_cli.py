@@ -13,10 +13,9 @@ See :mod:`reprolib.sweep` for clusters beyond one machine (dask-jobqueue / SLURM
 from __future__ import annotations
 
 import argparse
-import sys
 
 from reprolib.config import ConfigError
-from reprolib.training.cli import add_grid_arguments, build_configs, print_configs
+from reprolib.training.cli import add_grid_arguments, configs_to_run
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -28,21 +27,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers-per-gpu", type=int, default=1, metavar="K", help="runs sharing one GPU (default 1)")
 
 
+def _check_workers(args: argparse.Namespace) -> None:
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers {args.workers} is not allowed; expected an integer >= 1")
+    if args.workers_per_gpu < 1:
+        raise ConfigError(f"--workers-per-gpu {args.workers_per_gpu} is not allowed; expected an integer >= 1")
+
+
 def main(args: argparse.Namespace) -> int:
     from reprolib.sweep import run_sweep
 
-    try:
-        configs = build_configs(args, args.seeds)
-        if args.workers is not None and args.workers < 1:
-            raise ConfigError(f"--workers {args.workers} is not allowed; expected an integer >= 1")
-        if args.workers_per_gpu < 1:
-            raise ConfigError(f"--workers-per-gpu {args.workers_per_gpu} is not allowed; expected an integer >= 1")
-    except (ConfigError, ValueError) as error:
-        print(f"reprolib sweep: error: {error}", file=sys.stderr)
-        return 2
-    if args.list:
-        print_configs(configs, args.results)
-        return 0
+    configs, exit_code = configs_to_run(args, "sweep", check=lambda: _check_workers(args))
+    if exit_code is not None:
+        return exit_code
     report = run_sweep(configs, results_dir=args.results, scheduler_address=args.scheduler, n_workers=args.workers,
                        workers_per_gpu=args.workers_per_gpu, progress=not args.no_progress)
     print(report.summary())

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Callable
 
 from reprolib.config import ConfigError, config_hash, parse_assignments, parse_selection, select_configs, with_overrides
 
@@ -59,6 +60,25 @@ def build_configs(args: argparse.Namespace, seeds) -> list:
     return configs
 
 
+def configs_to_run(args: argparse.Namespace, command: str, check: Callable[[], None] | None = None):
+    """``(configs, None)`` to train, or ``(None, exit_code)`` when ``reprolib <command>`` stops here.
+
+    Shared by ``run`` and ``sweep``: a bad argument (from :func:`build_configs` or the command's own
+    ``check``) prints ``reprolib <command>: error: ...`` and gives 2; ``--list`` prints the configs and gives 0.
+    """
+    try:
+        configs = build_configs(args, args.seeds)
+        if check is not None:
+            check()
+    except (ConfigError, ValueError) as error:
+        print(f"reprolib {command}: error: {error}", file=sys.stderr)
+        return None, 2
+    if args.list:
+        print_configs(configs, args.results)
+        return None, 0
+    return configs, None
+
+
 def print_configs(configs, results) -> None:
     from reprolib.results.records import record_path
 
@@ -77,14 +97,9 @@ def _varying_keys(configs) -> set:
 def main(args: argparse.Namespace) -> int:
     from reprolib.training import train
 
-    try:
-        configs = build_configs(args, args.seeds)
-    except (ConfigError, ValueError) as error:
-        print(f"reprolib run: error: {error}", file=sys.stderr)
-        return 2
-    if args.list:
-        print_configs(configs, args.results)
-        return 0
+    configs, exit_code = configs_to_run(args, "run")
+    if exit_code is not None:
+        return exit_code
     failures = 0
     for index, config in enumerate(configs, 1):
         print(f"[{index}/{len(configs)}] {config.experiment}/{config_hash(config)} seed {config.seed}", flush=True)
