@@ -14,12 +14,11 @@ import os
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from . import resolve_root
+from .base import SplitDataset
 from .catalog import CATALOG
 from .checksums import EXPECTED_SHA256, DatasetNotFoundError, verify_file
-from .splits import check_split, check_val_fraction, split_indices
 
 UNLABELLED = -1
 
@@ -31,7 +30,7 @@ def one_hot_to_labels(one_hot: np.ndarray) -> np.ndarray:
     return labels
 
 
-class ECGQTDB(Dataset):
+class ECGQTDB(SplitDataset):
     """QT database sequences (see module doc); ``split`` train | val | test."""
 
     num_classes = 6
@@ -49,9 +48,7 @@ class ECGQTDB(Dataset):
     ):
         import scipy.io
 
-        self.split = check_split(split)
-        self.val_fraction = check_val_fraction(val_fraction, split)
-        self.transform, self.target_transform = transform, target_transform
+        self._init_split(split, val_fraction, transform, target_transform)
         data_root = resolve_root(root)
         relative = f"ECG-QTDB/QTDB_{'test' if split == 'test' else 'train'}.mat"
         if data_root is None or not (data_root / relative).is_file():
@@ -61,11 +58,9 @@ class ECGQTDB(Dataset):
         mat = scipy.io.loadmat(data_root / relative)
         x = mat["x"][:, :-1].astype(np.float32)  # drop the padding step: (N, 1300, 4)
         y = one_hot_to_labels(mat["y"][:, :-1])  # (N, 1300)
+        self.indices = self._split_indices(len(x), split_seed)
         if split != "test":
-            self.indices = split_indices(len(x), split, self.val_fraction, split_seed)
             x, y = x[self.indices], y[self.indices]
-        else:
-            self.indices = list(range(len(x)))
         self.data = torch.from_numpy(np.ascontiguousarray(x))
         self.targets = torch.from_numpy(np.ascontiguousarray(y))
 
@@ -73,9 +68,4 @@ class ECGQTDB(Dataset):
         return len(self.data)
 
     def __getitem__(self, index: int):
-        x, y = self.data[index], self.targets[index]
-        if self.transform is not None:
-            x = self.transform(x)
-        if self.target_transform is not None:
-            y = self.target_transform(y)
-        return x, y
+        return self._transformed(self.data[index], self.targets[index])

@@ -30,14 +30,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from reprolib.paths import cache_dir
 
 from . import resolve_root
+from .base import SplitDataset, check_positive_int
 from .catalog import CATALOG
 from .checksums import EXPECTED_SHA256, ChecksumMismatchError, DatasetNotFoundError, verify_file
-from .splits import check_split, check_val_fraction, split_indices
 
 SENSOR_SIZE = (34, 34, 2)  # tonic.datasets.NMNIST.sensor_size: (x, y, polarity)
 SUBSET_FOLDER = "N-MNIST-subset"
@@ -98,37 +97,11 @@ def load_frames(path: str | os.PathLike, n_time_bins: int = 200, expected_sha256
     return frames
 
 
-class _FrameDataset(Dataset):
-    """Recordings + labels -> ``(x float [T, 2, 34, 34], y int)``."""
+class _FrameDataset(SplitDataset):
+    """Recordings + labels -> ``(x float [T, 2, 34, 34], y int)``; both N-MNIST datasets take these options.
 
-    def __init__(self, files, targets, expected_sha256, n_time_bins, binarize, cache, transform, target_transform):
-        if isinstance(n_time_bins, bool) or not isinstance(n_time_bins, int) or n_time_bins < 1:
-            raise ValueError(f"n_time_bins={n_time_bins!r} must be a positive integer.")
-        self.files = [Path(f) for f in files]
-        self.targets = torch.as_tensor(list(targets), dtype=torch.long)
-        self.expected_sha256 = expected_sha256
-        self.n_time_bins, self.binarize, self.cache = n_time_bins, bool(binarize), bool(cache)
-        self.transform, self.target_transform = transform, target_transform
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, index: int):
-        expected = self.expected_sha256[index] if self.expected_sha256 is not None else None
-        frames = load_frames(self.files[index], self.n_time_bins, expected, self.cache)
-        x = torch.from_numpy(frames.astype(np.float32))
-        if self.binarize:
-            x = (x > 0).to(torch.float32)
-        y = int(self.targets[index])
-        if self.transform is not None:
-            x = self.transform(x)
-        if self.target_transform is not None:
-            y = self.target_transform(y)
-        return x, y
-
-
-class NMNISTSubset(_FrameDataset):
-    """The 1,000 train + 100 test real N-MNIST recordings of ``<root>/N-MNIST-subset`` (see module doc)."""
+    Subclasses implement :meth:`_recordings`: the split's files, labels and expected sha256s (or ``None``).
+    """
 
     def __init__(
         self,
@@ -143,10 +116,35 @@ class NMNISTSubset(_FrameDataset):
         target_transform=None,
         download: bool = False,
     ):
+        self._init_split(split, val_fraction, transform, target_transform)
+        files, targets, expected_sha256 = self._recordings(root, split_seed, download)
+        check_positive_int("n_time_bins", n_time_bins)
+        self.files = [Path(f) for f in files]
+        self.targets = torch.as_tensor(list(targets), dtype=torch.long)
+        self.expected_sha256 = expected_sha256
+        self.n_time_bins, self.binarize, self.cache = n_time_bins, bool(binarize), bool(cache)
+
+    def _recordings(self, root, split_seed: int, download: bool):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int):
+        expected = self.expected_sha256[index] if self.expected_sha256 is not None else None
+        frames = load_frames(self.files[index], self.n_time_bins, expected, self.cache)
+        x = torch.from_numpy(frames.astype(np.float32))
+        if self.binarize:
+            x = (x > 0).to(torch.float32)
+        return self._transformed(x, int(self.targets[index]))
+
+
+class NMNISTSubset(_FrameDataset):
+    """The 1,000 train + 100 test real N-MNIST recordings of ``<root>/N-MNIST-subset`` (see module doc)."""
+
+    def _recordings(self, root, split_seed: int, download: bool):
         from ._nmnist_subset_sha256 import NMNIST_SUBSET_SHA256
 
-        self.split = check_split(split)
-        self.val_fraction = check_val_fraction(val_fraction, split)
         data_root = resolve_root(root)
         info = CATALOG["nmnist-subset"]
         folder = data_root / SUBSET_FOLDER if data_root is not None else None
@@ -155,20 +153,17 @@ class NMNISTSubset(_FrameDataset):
             raise DatasetNotFoundError(info.missing_message(data_root) + note)
         verify_file(folder / "index.csv", EXPECTED_SHA256[f"{SUBSET_FOLDER}/index.csv"])
         with open(folder / "index.csv", newline="") as handle:
-            rows = [row for row in csv.DictReader(handle) if row["split"] == ("test" if split == "test" else "train")]
+            rows = [row for row in csv.DictReader(handle) if row["split"] == ("test" if self.split == "test" else "train")]
         rows.sort(key=lambda row: int(row["mnist_index"]))
-        if split != "test":
-            rows = [rows[i] for i in split_indices(len(rows), split, self.val_fraction, split_seed)]
+        rows = [rows[i] for i in self._split_indices(len(rows), split_seed)]
         missing = [row["file"] for row in rows if not (folder / row["file"]).is_file()]
         if missing:
             raise DatasetNotFoundError(info.missing_message(data_root, [f"{SUBSET_FOLDER}/{m}" for m in missing[:10]]))
         self.mnist_indices = [int(row["mnist_index"]) for row in rows]
-        super().__init__(
-            files=[folder / row["file"] for row in rows],
-            targets=[int(row["label"]) for row in rows],
-            expected_sha256=[NMNIST_SUBSET_SHA256[Path(row["file"]).name] for row in rows],
-            n_time_bins=n_time_bins, binarize=binarize, cache=cache,
-            transform=transform, target_transform=target_transform,
+        return (
+            [folder / row["file"] for row in rows],
+            [int(row["label"]) for row in rows],
+            [NMNIST_SUBSET_SHA256[Path(row["file"]).name] for row in rows],
         )
 
 
@@ -197,24 +192,10 @@ def _tonic_layout_complete(save_to: Path, train: bool) -> bool:
 class NMNIST(_FrameDataset):
     """Full N-MNIST (60,000 / 10,000) in Tonic's layout under ``<root>/NMNIST`` (see module doc)."""
 
-    def __init__(
-        self,
-        root: str | os.PathLike | None = None,
-        split: str = "train",
-        val_fraction: float = 0.1,
-        split_seed: int = 0,
-        n_time_bins: int = 200,
-        binarize: bool = False,
-        cache: bool = True,
-        transform=None,
-        target_transform=None,
-        download: bool = False,
-    ):
+    def _recordings(self, root, split_seed: int, download: bool):
         from tonic.datasets import NMNIST as TonicNMNIST
 
-        self.split = check_split(split)
-        self.val_fraction = check_val_fraction(val_fraction, split)
-        train = split != "test"
+        train = self.split != "test"
         data_root = resolve_root(root)
         candidates = [p for p in (data_root, tonic_cache()) if p is not None]
         save_to = next((p for p in candidates if _tonic_layout_complete(p, train)), None)
@@ -224,11 +205,5 @@ class NMNIST(_FrameDataset):
             save_to = tonic_cache()  # explicit opt-in: Tonic downloads (md5-checked) and extracts here
         tonic_dataset = TonicNMNIST(save_to=str(save_to), train=train)
         files, targets = list(tonic_dataset.data), list(tonic_dataset.targets)
-        if split != "test":
-            chosen = split_indices(len(files), split, self.val_fraction, split_seed)
-            files, targets = [files[i] for i in chosen], [targets[i] for i in chosen]
-        super().__init__(
-            files=files, targets=targets, expected_sha256=None,  # no per-file checksums exist for N-MNIST
-            n_time_bins=n_time_bins, binarize=binarize, cache=cache,
-            transform=transform, target_transform=target_transform,
-        )
+        chosen = self._split_indices(len(files), split_seed)
+        return [files[i] for i in chosen], [targets[i] for i in chosen], None  # no per-file checksums exist for N-MNIST

@@ -23,14 +23,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from reprolib.paths import cache_dir
 
 from . import resolve_root
+from .base import SplitDataset, check_positive_int
 from .catalog import CATALOG
 from .checksums import DatasetNotFoundError
-from .splits import check_split, check_val_fraction, split_indices
 
 N_CHANNELS = 700
 
@@ -64,7 +63,7 @@ def bin_events_brf(times_us: np.ndarray, units: np.ndarray, n_bins: int = 250, b
     return out
 
 
-class SHD(Dataset):
+class SHD(SplitDataset):
     """SHD (8,156 train -> 7,341 / 815 with val_fraction 0.1; 2,264 test), samples ``(x [250, 700], y int)``."""
 
     num_classes = 20
@@ -81,14 +80,11 @@ class SHD(Dataset):
         target_transform=None,
         download: bool = False,
     ):
-        self.split = check_split(split)
-        self.val_fraction = check_val_fraction(val_fraction, split)
-        if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
-            raise ValueError(f"n_bins={n_bins!r} must be a positive integer.")
+        self._init_split(split, val_fraction, transform, target_transform)
+        check_positive_int("n_bins", n_bins)
         if not bin_width_s > 0:
             raise ValueError(f"bin_width_s={bin_width_s!r} must be > 0 (seconds).")
         self.n_bins, self.bin_width_s = n_bins, float(bin_width_s)
-        self.transform, self.target_transform = transform, target_transform
 
         file_name = f"shd_{'test' if split == 'test' else 'train'}.h5"
         data_root = resolve_root(root)
@@ -110,10 +106,7 @@ class SHD(Dataset):
             time_type = h5py.check_vlen_dtype(handle["spikes/times"].dtype) or handle["spikes/times"].dtype
         self.time_dtype = np.dtype(time_type)
         self._reader = _tonic_reader(self.path)
-        if split == "test":
-            self.indices = list(range(len(labels)))
-        else:
-            self.indices = split_indices(len(labels), split, self.val_fraction, split_seed)
+        self.indices = self._split_indices(len(labels), split_seed)
         self.targets = torch.as_tensor(labels[self.indices], dtype=torch.long)
 
     def __len__(self) -> int:
@@ -122,9 +115,4 @@ class SHD(Dataset):
     def __getitem__(self, index: int):
         events, label = self._reader[self.indices[index]]
         x = torch.from_numpy(bin_events_brf(events["t"], events["x"], self.n_bins, self.bin_width_s, self.time_dtype))
-        y = int(label)
-        if self.transform is not None:
-            x = self.transform(x)
-        if self.target_transform is not None:
-            y = self.target_transform(y)
-        return x, y
+        return self._transformed(x, int(label))

@@ -17,14 +17,13 @@ import tempfile
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
 
 from reprolib.paths import cache_dir
 
 from . import resolve_root
+from .base import SplitDataset
 from .catalog import CATALOG
 from .checksums import EXPECTED_SHA256, UNCOMPRESSED_SHA256, DatasetNotFoundError, verify_file
-from .splits import check_split, check_val_fraction, split_indices
 
 _STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 _MARKER = ".reprolib-verified"
@@ -83,7 +82,7 @@ def prepare_torchvision_root(name: str, torchvision_class, folder: str, root=Non
     return base
 
 
-class _TorchvisionImages(Dataset):
+class _TorchvisionImages(SplitDataset):
     """Shared implementation; subclasses name the torchvision class and folder."""
 
     name: str = ""
@@ -105,20 +104,16 @@ class _TorchvisionImages(Dataset):
         target_transform=None,
         download: bool = False,
     ):
-        self.split = check_split(split)
-        self.val_fraction = check_val_fraction(val_fraction, split)
+        self._init_split(split, val_fraction, transform, target_transform)
         self.split_seed = int(split_seed)
         self.normalize = _check_normalize(normalize)
-        self.transform, self.target_transform = transform, target_transform
 
         torchvision_class = self._torchvision_class()
         base = prepare_torchvision_root(self.name, torchvision_class, self.folder, root=root, download=download)
         official = torchvision_class(str(base), train=split != "test", download=False)
         data, targets = official.data, torch.as_tensor(official.targets, dtype=torch.long)
-        if split == "test":
-            self.indices = list(range(len(targets)))
-        else:
-            self.indices = split_indices(len(targets), split, self.val_fraction, self.split_seed)
+        self.indices = self._split_indices(len(targets), self.split_seed)
+        if split != "test":
             index = torch.as_tensor(self.indices, dtype=torch.long)
             data, targets = data[index], targets[index]
         self.data: torch.Tensor = data  # uint8 [N, 28, 28]
@@ -133,12 +128,7 @@ class _TorchvisionImages(Dataset):
         if self.normalize is not None:
             mean, std = self.normalize
             x = x.sub_(mean).div_(std)
-        y = int(self.targets[index])
-        if self.transform is not None:
-            x = self.transform(x)
-        if self.target_transform is not None:
-            y = self.target_transform(y)
-        return x, y
+        return self._transformed(x, int(self.targets[index]))
 
     def __repr__(self) -> str:
         return (
