@@ -47,3 +47,19 @@ def no_network(monkeypatch):
 
     monkeypatch.setattr(socket, "socket", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch) -> Path:
+    """A fresh reprolib cache (REPROLIB_CACHE) for the test: no earlier download or decompression to fall back on."""
+    path = tmp_path / "cache"
+    monkeypatch.setenv("REPROLIB_CACHE", str(path))
+    return path
+
+
+@pytest.fixture
+def empty_root(tmp_path, private_cache) -> Path:
+    """An existing but empty data root, with a private cache (nothing to be found anywhere)."""
+    path = tmp_path / "empty"
+    path.mkdir()
+    return path

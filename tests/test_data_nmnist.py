@@ -42,8 +42,7 @@ def test_subset_sizes_labels_and_class_balance(data_root, no_network):
     assert not set(split_train.mnist_indices) & set(split_val.mnist_indices)
 
 
-def test_frames_match_a_hand_count_of_the_file(data_root, tmp_path, monkeypatch, no_network):
-    monkeypatch.setenv("REPROLIB_CACHE", str(tmp_path / "cache"))
+def test_frames_match_a_hand_count_of_the_file(data_root, private_cache, no_network):
     test = load_dataset("nmnist-subset", "test", root=data_root)
     x, y = test[0]
     path = data_root / "N-MNIST-subset" / "NMNISTsmall" / "60001.bs2"
@@ -56,8 +55,8 @@ def test_frames_match_a_hand_count_of_the_file(data_root, tmp_path, monkeypatch,
     assert 0 < n_events - x.sum().item() <= 5  # only the last bin's remainder events are left out
 
     # second read comes from the content-addressed cache, written atomically
-    cached = list((tmp_path / "cache").glob("nmnist-frames/tonic-*/T200/*.npz"))
-    assert len(cached) == 1 and not list((tmp_path / "cache").glob("nmnist-frames/**/.tmp-*"))
+    cached = list(private_cache.glob("nmnist-frames/tonic-*/T200/*.npz"))
+    assert len(cached) == 1 and not list(private_cache.glob("nmnist-frames/**/.tmp-*"))
     assert torch.equal(test[0][0], x)
 
     binary = load_dataset("nmnist-subset", "test", root=data_root, binarize=True)[0][0]
@@ -84,18 +83,15 @@ def test_corrupted_recording_is_named_with_both_hashes(data_root, tmp_path, no_n
     assert "95d7ff1d758f3ecb8d8f56bd53599b2dbee8ed7356005caa50b5adf5a3f63d56" in str(caught.value)
 
 
-def test_full_nmnist_missing_gives_the_message_not_a_download(tmp_path, monkeypatch, no_network):
-    monkeypatch.setenv("REPROLIB_CACHE", str(tmp_path / "cache"))
-    (tmp_path / "empty").mkdir()
+def test_full_nmnist_missing_gives_the_message_not_a_download(empty_root, no_network):
     with pytest.raises(DatasetNotFoundError, match=r"NMNIST/train\.zip"):
-        load_dataset("nmnist", "train", root=tmp_path / "empty")
+        load_dataset("nmnist", "train", root=empty_root)
     with pytest.raises(DatasetNotFoundError, match="N-MNIST-subset/index.csv"):
-        load_dataset("nmnist-subset", "test", root=tmp_path / "empty")
+        load_dataset("nmnist-subset", "test", root=empty_root)
 
 
-def test_full_nmnist_reads_tonics_layout(data_root, tmp_path, monkeypatch, no_network):
+def test_full_nmnist_reads_tonics_layout(data_root, tmp_path, monkeypatch, private_cache, no_network):
     """A Tonic-layout folder (zip present, >= 10,000 .bin files) built from links to the real recordings."""
-    monkeypatch.setenv("REPROLIB_CACHE", str(tmp_path / "cache"))
     location = tmp_path / "root" / "NMNIST"
     with open(data_root / "N-MNIST-subset" / "index.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))

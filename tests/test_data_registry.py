@@ -51,8 +51,7 @@ def run_cli(argv, capsys):
     return code, capsys.readouterr().out
 
 
-def test_cli_reports_found_subset_missing(data_root, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("REPROLIB_CACHE", str(tmp_path / "cache"))
+def test_cli_reports_found_subset_missing(data_root, private_cache, capsys):
     code, out = run_cli(["--root", str(data_root)], capsys)
     assert code == 0
     lines = {line.split()[0]: line.split()[1] for line in out.splitlines() if line and not line.startswith((" ", "data"))}
@@ -64,8 +63,7 @@ def test_cli_reports_found_subset_missing(data_root, tmp_path, monkeypatch, caps
     assert "shd_train.h5" in out and "zenkelab.org" in out  # what is expected and where to get it
 
 
-def test_cli_flags_a_checksum_mismatch(data_root, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("REPROLIB_CACHE", str(tmp_path / "cache"))
+def test_cli_flags_a_checksum_mismatch(data_root, tmp_path, private_cache, capsys):
     folder = tmp_path / "root" / "ECG-QTDB"
     folder.mkdir(parents=True)
     (folder / "QTDB_train.mat").symlink_to(data_root / "ECG-QTDB" / "QTDB_train.mat")
@@ -76,10 +74,8 @@ def test_cli_flags_a_checksum_mismatch(data_root, tmp_path, monkeypatch, capsys)
     assert "916f11e21679a5b61988305bbb7cd1e6df8b34f1ed4a157a7a4e295d400ef232" in out
 
 
-def test_cli_named_missing_dataset_fails_without_download(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("REPROLIB_CACHE", str(tmp_path / "cache"))
-    (tmp_path / "empty").mkdir()
-    code, out = run_cli(["--root", str(tmp_path / "empty"), "shd"], capsys)
+def test_cli_named_missing_dataset_fails_without_download(empty_root, capsys):
+    code, out = run_cli(["--root", str(empty_root), "shd"], capsys)
     assert code == 2 and "missing" in out and "downloading" not in out
 
 

@@ -85,11 +85,9 @@ def test_split_sizes_follow_brf():
     assert len(split_indices(8156, "val", 0.1, 0)) == 815
 
 
-def test_missing_shd_gives_the_message_not_a_download(tmp_path, monkeypatch, no_network):
-    monkeypatch.setenv("REPROLIB_CACHE", str(tmp_path / "cache"))
-    (tmp_path / "empty").mkdir()
+def test_missing_shd_gives_the_message_not_a_download(empty_root, no_network):
     with pytest.raises(DatasetNotFoundError) as caught:
-        load_dataset("shd", "train", root=tmp_path / "empty")
+        load_dataset("shd", "train", root=empty_root)
     message = str(caught.value)
     assert "SHD/shd_train.h5" in message and "zenkelab.org" in message and "--download" in message
 
@@ -103,15 +101,13 @@ def test_not_an_shd_file_is_rejected(tmp_path):
         load_dataset("shd", "test", root=tmp_path)
 
 
-def test_a_previous_download_in_the_cache_is_found(tmp_path, monkeypatch, no_network):
+def test_a_previous_download_in_the_cache_is_found(empty_root, private_cache, no_network):
     from reprolib.data.catalog import check_availability
 
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("REPROLIB_CACHE", str(cache))
+    cache = private_cache
     for split in ("train", "test"):  # where tonic.datasets.SHD(save_to=<cache>/tonic) extracts its files
         write_shd(cache / "tonic" / "SHD" / f"shd_{split}.h5", [([0.1], [7])], [4])
-    (tmp_path / "empty").mkdir()
-    status = check_availability("shd", tmp_path / "empty", cache)
+    status = check_availability("shd", empty_root, cache)
     assert status.status == "found" and status.location == str(cache / "tonic")
-    x, y = load_dataset("shd", "test", root=tmp_path / "empty")[0]
+    x, y = load_dataset("shd", "test", root=empty_root)[0]
     assert y == 4 and x[25, 693] == 1 and x.sum() == 1  # 0.1 s -> bin 25 (float16(0.1) <= float16(0.1))

@@ -67,8 +67,7 @@ def test_bad_options_raise_before_loading(data_root):
         load_dataset("mnsit", "train", root=data_root)
 
 
-def test_corrupted_file_names_the_file_and_both_hashes(data_root, tmp_path, monkeypatch, no_network):
-    monkeypatch.setenv("REPROLIB_CACHE", str(tmp_path / "cache"))  # no verified cache to fall back on
+def test_corrupted_file_names_the_file_and_both_hashes(data_root, tmp_path, private_cache, no_network):
     raw = tmp_path / "root" / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for source in (data_root / "MNIST" / "raw").glob("*.gz"):
@@ -87,11 +86,9 @@ def test_corrupted_file_names_the_file_and_both_hashes(data_root, tmp_path, monk
     assert not any((tmp_path / "cache").glob("**/t10k-labels-idx1-ubyte"))  # nothing decompressed
 
 
-def test_missing_files_give_the_message_not_a_download(tmp_path, monkeypatch, no_network):
-    monkeypatch.setenv("REPROLIB_CACHE", str(tmp_path / "cache"))
-    (tmp_path / "empty").mkdir()
+def test_missing_files_give_the_message_not_a_download(empty_root, no_network):
     with pytest.raises(DatasetNotFoundError) as caught:
-        load_dataset("fashion-mnist", "train", root=tmp_path / "empty")
+        load_dataset("fashion-mnist", "train", root=empty_root)
     message = str(caught.value)
     assert "FashionMNIST/raw/train-images-idx3-ubyte.gz" in message and "--download" in message
 
