@@ -5,7 +5,9 @@
 1. The book's sources (``_config.yml``, ``_toc.yml``, ``book/``) are copied into ``<out>/src``.
 2. Each notebook listed in ``_toc.yml`` is executed by papermill with the parameters of
    ``book/params.yml`` (defaults, then the notebook's overrides, then the command-line overrides)
-   into ``<out>/src/notebooks/``. A failing cell stops the build with the notebook's name.
+   into ``<out>/src/notebooks/``. A failing cell stops the build with the notebook's name. With ``--only``,
+   the other notebooks are staged unexecuted (their pages show code without outputs). Kernels run with
+   matplotlib's inline backend even when ``MPLBACKEND=Agg`` is exported (``make`` does).
 3. ``jupyter-book build`` runs on the staged folder with warnings as errors (``-W -n --keep-going``),
    producing ``<out>/html/index.html``. Jupyter Book itself executes nothing (``execute_notebooks: off``).
 
@@ -27,6 +29,7 @@ import yaml
 from reprolib.paths import REPO_ROOT
 
 BOOK_FILES = ("_config.yml", "_toc.yml")
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 BOOK_DIRS = ("book",)
 
 
@@ -73,13 +76,29 @@ def execute_notebooks(stage: Path, overrides: dict, only: list[str] | None = Non
     """Execute the toc's notebooks with papermill into ``stage``; returns the executed paths."""
     import papermill as pm
 
+    # The kernels inherit our environment; `make` exports MPLBACKEND=Agg (right for scripts and tests), which
+    # would make every figure of a notebook silently vanish. Kernels get the inline backend instead.
+    saved_backend = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = INLINE_BACKEND
+    try:
+        return _execute_all(pm, stage, overrides, only, root, log)
+    finally:
+        if saved_backend is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = saved_backend
+
+
+def _execute_all(pm, stage: Path, overrides: dict, only, root: Path, log) -> list[Path]:
     executed = []
     for rel in notebooks_in_toc(root):
-        if only and rel.stem not in only:
-            continue
-        params = notebook_parameters(rel.stem, overrides, root)
         target = stage / rel
         target.parent.mkdir(parents=True, exist_ok=True)
+        if only and rel.stem not in only:
+            # staged unexecuted, so the toc stays whole: the page shows its code without outputs
+            shutil.copy2(root / rel, target)
+            continue
+        params = notebook_parameters(rel.stem, overrides, root)
         log(f"[book] executing {rel} with {params}")
         start = time.perf_counter()
         try:

@@ -14,6 +14,20 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+def _inline_in_kernels() -> None:
+    """In a Jupyter kernel started with ``MPLBACKEND=Agg`` (``make`` exports it), figures would never be shown:
+    switch to the inline backend there. Scripts and tests keep Agg."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with the book extras
+        return
+    shell = get_ipython()
+    if shell is not None and "IPKernelApp" in shell.config and "inline" not in plt.get_backend():
+        shell.run_line_magic("matplotlib", "inline")
+
+
+_inline_in_kernels()
+
 # One colour per compared model across the book, so "BRF" or "SRC" looks the same on every page.
 MODEL_COLORS = {
     "SRC": "C0", "LIF": "C1",

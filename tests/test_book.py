@@ -72,6 +72,13 @@ def test_params_yml_names_only_existing_notebooks():
     assert set(spec.get("notebooks") or {}) <= {p.stem for p in NOTEBOOKS}
 
 
+def test_figures_are_shown_even_with_mplbackend_agg(tmp_path, results_tmp, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # make and the test suite export it; kernels inherit it
+    notebook = _execute("sj-surrogate", tmp_path)
+    images = [o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) == 2
+
+
 def test_a_bad_parameter_fails_in_the_first_cells(tmp_path, results_tmp):
     import papermill as pm
 
