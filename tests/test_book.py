@@ -47,6 +47,14 @@ def _text_outputs(notebook) -> str:
     return "\n".join(parts)
 
 
+def _page_text(path: Path) -> str:
+    """The visible text of an HTML page (code blocks are split into highlighted spans)."""
+    import html as html_lib
+
+    text = re.sub(r"<(script|style).*?</\1>", "", path.read_text(), flags=re.S)
+    return html_lib.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text)))
+
+
 def test_every_notebook_is_in_the_toc_and_every_toc_entry_exists():
     in_toc = {p.stem for p in book.notebooks_in_toc()}
     assert in_toc == {p.stem for p in NOTEBOOKS}
@@ -113,16 +121,17 @@ def test_whole_book_builds_at_ci_scale(tmp_path, results_tmp):
         assert (html / "book" / f"{chapter}.html").exists()
 
     # Key results: the SRC Table 2 renders paper, ours and difference at ci scale, with provenance.
-    table2 = (html / "notebooks" / "src-table2.html").read_text()
-    assert "<table" in table2 and "97.27" in table2 and "difference" in table2 and "scale ci" in table2
+    assert "<table" in (html / "notebooks" / "src-table2.html").read_text()
+    table2 = _page_text(html / "notebooks" / "src-table2.html")
+    assert "97.27" in table2 and "difference" in table2 and "scale ci" in table2
     # The SpikingJelly recurrent page compares on the training set and shows the true test set apart.
-    seq = (html / "notebooks" / "sj-seq-fmnist.html").read_text()
+    seq = _page_text(html / "notebooks" / "sj-seq-fmnist.html")
     assert "training set, eval mode" in seq and "true test set" in seq
     # BPSA: the source's numbers are not available, and the page says so.
-    assert NOT_AVAILABLE in (html / "notebooks" / "bpsa-simlen.html").read_text()
+    assert NOT_AVAILABLE in _page_text(html / "notebooks" / "bpsa-simlen.html")
     # BRF Table 1 at ci: SHD is missing here and its rows read "not run yet" with the command.
-    brf = (html / "notebooks" / "brf-table1.html").read_text()
-    assert "91.70" in brf and "reprolib sweep brf-shd" in brf
+    brf = _page_text(html / "notebooks" / "brf-table1.html")
+    assert "91.70 ± 0.80" in brf and "reprolib sweep brf-shd --scale ci --seeds 0" in brf and NOT_RUN in brf
     if os.environ.get("REPROLIB_DATA"):
         records = list(results_tmp.rglob("*.json"))
         assert records, "train_missing=true at ci scale must write run records"
