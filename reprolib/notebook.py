@@ -462,17 +462,29 @@ def axis_labels(experiment: str, scale: str, seeds: Sequence[int], configs: Sequ
 
 
 def _train(configs: list, device: str) -> dict:
-    """Train ``configs`` here, one after the other; returns ``{hash: reason}`` of the runs that failed."""
+    """Train ``configs`` here, one after the other; returns ``{hash: reason}`` of the runs that failed.
+
+    ci-scale runs use one CPU thread: their tensors are tiny, and on a shared machine two intra-op threads
+    fighting other processes made a 1 s BRF ci run take a minute.
+    """
     import dataclasses
+
+    import torch
 
     from reprolib.training import NonFiniteLossError, train
 
+    threads = torch.get_num_threads()
+    if configs and all(c.scale == "ci" for c in configs):
+        torch.set_num_threads(1)
     failed = {}
-    for config in configs:
-        try:
-            train(dataclasses.replace(config, device=device), progress=False)
-        except NonFiniteLossError as error:
-            failed[config.hash] = str(error)
+    try:
+        for config in configs:
+            try:
+                train(dataclasses.replace(config, device=device), progress=False)
+            except NonFiniteLossError as error:
+                failed[config.hash] = str(error)
+    finally:
+        torch.set_num_threads(threads)
     return failed
 
 
