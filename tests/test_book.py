@@ -86,6 +86,21 @@ def test_figures_are_shown_even_with_mplbackend_agg(tmp_path, results_tmp, monke
     assert len(images) == 2
 
 
+def test_performance_page_renders_a_benchmark_record(tmp_path):
+    import json
+
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    row = {"neuron": "LIF", "T": 8, "B": 4, "N": 8, "torch_ms": 2.0, "kernel_ms": 0.5, "speedup_vs_torch": 4.0,
+           "notes": {}}
+    (bench / "gpu.json").write_text(json.dumps({"kind": "kernel-benchmark", "device": "Test GPU", "date": "2026-01-01",
+                                                "git_commit": "abcdef0123", "results": [row]}))
+    text = _text_outputs(_execute("kernel-benchmark", tmp_path, bench_dir=str(bench)))
+    assert "Test GPU" in text and "abcdef01" in text and "0.5" in text
+    empty = _text_outputs(_execute("kernel-benchmark", tmp_path, bench_dir=str(tmp_path / "none")))
+    assert "No benchmark record yet" in empty and "reprolib bench" in empty
+
+
 def test_a_bad_parameter_fails_in_the_first_cells(tmp_path, results_tmp):
     import papermill as pm
 
