@@ -22,11 +22,15 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:
-    """The real data root, or skip (visibly) when it is not configured."""
+    """The real data root, or skip (visibly) when it is not configured.
+
+    Resolved like ``reprolib.paths.data_root`` does, so paths compare equal when the root is reached
+    through a symbolic link (CI links ``shared/`` beside the clone).
+    """
     env = os.environ.get("REPROLIB_DATA")
     if not env or not Path(env).is_dir():
         pytest.skip("REPROLIB_DATA is not set to the shared data folder (make test / .ci/run set it)")
-    return Path(env)
+    return Path(env).resolve()
 
 
 @pytest.fixture
