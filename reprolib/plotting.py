@@ -22,8 +22,12 @@ def _inline_in_kernels() -> None:
     except ImportError:  # pragma: no cover - IPython comes with the book extras
         return
     shell = get_ipython()
-    if shell is not None and "IPKernelApp" in shell.config and "inline" not in plt.get_backend():
+    if shell is None or "IPKernelApp" not in shell.config:
+        return
+    if "inline" not in plt.get_backend():
         shell.run_line_magic("matplotlib", "inline")
+    # twice the pixels: the book's page scales images down to its column, which keeps them sharp
+    shell.run_line_magic("config", "InlineBackend.figure_formats = ['retina']")
 
 
 _inline_in_kernels()
@@ -42,9 +46,16 @@ def color(name: str, default: str | None = None) -> str | None:
     return MODEL_COLORS.get(name, default)
 
 
+#: widest figure (inches) the book shows at its natural size; wider ones are scaled down as a whole, so
+#: their text stays readable once the page fits the image to its column
+MAX_FIGURE_WIDTH = 8.0
+
+
 def figure(rows: int = 1, cols: int = 1, width: float = 5.0, height: float = 3.4, **kwargs):
-    """A figure with ``rows x cols`` axes (always a 2-D array), constrained layout, light grid."""
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False,
+    """A figure with ``rows x cols`` axes of ``width x height`` inches each (always a 2-D array of axes),
+    constrained layout, light grid; scaled down as a whole to at most :data:`MAX_FIGURE_WIDTH` wide."""
+    scale = min(1.0, MAX_FIGURE_WIDTH / (width * cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols * scale, height * rows * scale), squeeze=False,
                              layout="constrained", **kwargs)
     for ax in axes.flat:
         ax.grid(True, alpha=0.3)
