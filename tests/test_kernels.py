@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from reprolib.kernels import dispatch, lif, resonate, src, verify
+from reprolib.kernels import dispatch, leaky_integrator, lif, resonate, src, verify
 from reprolib.kernels.dispatch import BackendUnavailable, KernelUnsupported, resolve_backend
 
 HAS_CXX = dispatch.EmulatedEngine.compiler() is not None
@@ -164,12 +164,13 @@ def _all_sources():
         yield "src " + ",".join(f"{k}={v}" for k, v in options.items()), src.src_source(**options)
     for options in resonate.resonate_option_sets():
         yield "resonate " + ",".join(f"{k}={v}" for k, v in options.items()), resonate.resonate_source(**options)
+    yield "li readout", leaky_integrator.li_source("cupy")
 
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc not found: cannot compile-check the generated CUDA sources")
 def test_every_generated_cuda_source_compiles_with_nvcc(tmp_path):
     sources = list(_all_sources())
-    assert len(sources) == 48 + 8 + 6
+    assert len(sources) == 48 + 8 + 6 + 1
 
     def compile_one(item):
         index, (label, text) = item

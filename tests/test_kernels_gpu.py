@@ -60,6 +60,12 @@ def test_resonate_cupy_matches_torch(model, mode, T, B, m, H):
     assert report.ok(1e-5), report
 
 
+@pytest.mark.parametrize("T,B,C", [(1, 1, 1), (784, 256, 10), (1300, 16, 6)])
+def test_li_readout_cupy_matches_torch(T, B, C):
+    report = verify.check_li(T=T, B=B, C=C, device=DEVICE, engine="cupy")
+    assert report.ok(1e-5), report
+
+
 def test_auto_picks_cupy_on_cuda_and_nodes_use_it():
     from reprolib.neurons import LIFNode
 

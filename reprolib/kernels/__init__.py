@@ -8,6 +8,9 @@ Importing this package never imports CuPy; CuPy is imported the first time a CUD
 * the SRC recurrence with the signature of :func:`reprolib.neurons.src.src_multistep` -- :mod:`reprolib.kernels.src`;
 * RF / BRF / ALIF recurrent layers (one fused kernel per step, the recurrent matmul in cuBLAS) with the
   signatures of :mod:`reprolib.neurons.resonate`, and their feed-forward scans -- :mod:`reprolib.kernels.resonate`;
+* the LI readout scan of the BRF networks -- :mod:`reprolib.kernels.leaky_integrator`;
+* whole-sequence C++ loops of the RF / BRF / ALIF recurrent layers for CPU tensors (``backend="cpp"``, for the
+  small recurrent networks where per-step framework overhead dominates) -- :mod:`reprolib.kernels.cpu`;
 * ``reprolib bench`` -- :mod:`reprolib.kernels.bench`.
 
 Importing the package registers ``"cupy"`` and ``"auto"`` in ``IFNode.multistep_backends`` and
@@ -25,16 +28,21 @@ from reprolib.kernels.dispatch import (
     resolve_backend,
     to_cupy,
 )
+from reprolib.kernels import leaky_integrator
+from reprolib.kernels.leaky_integrator import li_multistep, li_multistep_auto, li_multistep_cpp
 from reprolib.kernels.lif import if_multistep, if_multistep_auto, lif_multistep, lif_multistep_auto
 from reprolib.kernels.resonate import (
     alif_multistep,
     alif_multistep_auto,
+    alif_multistep_cpp,
     alif_scan,
     brf_multistep,
     brf_multistep_auto,
+    brf_multistep_cpp,
     brf_scan,
     rf_multistep,
     rf_multistep_auto,
+    rf_multistep_cpp,
     rf_scan,
 )
 from reprolib.kernels.src import src_multistep, src_multistep_auto
@@ -43,7 +51,8 @@ __all__ = [
     "BACKENDS", "BackendUnavailable", "KernelUnsupported", "cupy_available", "resolve_backend", "to_cupy",
     "if_multistep", "lif_multistep", "if_multistep_auto", "lif_multistep_auto", "src_multistep",
     "src_multistep_auto", "brf_multistep", "rf_multistep", "alif_multistep", "brf_multistep_auto",
-    "rf_multistep_auto", "alif_multistep_auto", "brf_scan", "rf_scan", "alif_scan", "register_backends",
+    "rf_multistep_auto", "alif_multistep_auto", "brf_multistep_cpp", "rf_multistep_cpp", "alif_multistep_cpp",
+    "li_multistep", "li_multistep_auto", "li_multistep_cpp", "leaky_integrator", "brf_scan", "rf_scan", "alif_scan", "register_backends",
     "lif", "src", "resonate",
 ]
 
@@ -53,7 +62,7 @@ def register_backends() -> None:
 
     * ``IFNode.multistep_backends`` / ``LIFNode.multistep_backends``: ``"cupy"`` and ``"auto"``;
     * ``reprolib.neurons.src.MULTISTEP_BACKENDS`` and the ``multistep_backends`` dict that ``RFCell``, ``BRFCell``,
-      ``ALIFCell`` define in their own class body, where those tables exist (a subclass that inherits its
+      ``ALIFCell`` define in their own class body (these also get ``"cpp"``), where those tables exist (a subclass that inherits its
       parent's table is left alone, so an RF kernel never lands in the BRF table).
     """
     from importlib import import_module  # noqa: PLC0415
@@ -71,16 +80,23 @@ def register_backends() -> None:
         table["cupy"] = src_multistep
         table["auto"] = src_multistep_auto
     resonate_module = import_module("reprolib.neurons.resonate")
-    for name, fused, auto in (
-        ("RFCell", rf_multistep, rf_multistep_auto),
-        ("BRFCell", brf_multistep, brf_multistep_auto),
-        ("ALIFCell", alif_multistep, alif_multistep_auto),
+    for name, fused, auto, cpp in (
+        ("RFCell", rf_multistep, rf_multistep_auto, rf_multistep_cpp),
+        ("BRFCell", brf_multistep, brf_multistep_auto, brf_multistep_cpp),
+        ("ALIFCell", alif_multistep, alif_multistep_auto, alif_multistep_cpp),
     ):
         cls = getattr(resonate_module, name, None)
         table = vars(cls).get("multistep_backends") if cls is not None else None
         if isinstance(table, dict):
             table["cupy"] = fused
             table["auto"] = auto
+            table["cpp"] = cpp
+    li_cell = getattr(resonate_module, "LICell", None)
+    table = vars(li_cell).get("multistep_backends") if li_cell is not None else None
+    if isinstance(table, dict):
+        table["cupy"] = li_multistep
+        table["auto"] = li_multistep_auto
+        table["cpp"] = li_multistep_cpp
 
 
 register_backends()

@@ -292,6 +292,38 @@ def _kind(ctype: str) -> str:
     return {"float": "f", "int": "i", "long long": "q"}[base]
 
 
+def compiler() -> str | None:
+    """The C++ compiler for the CPU builds (``$CXX``, else ``g++``, else ``c++``), or None."""
+    return shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++")
+
+
+def build_shared_library(text: str, key: str, opt_level: str = "-O2") -> ctypes.CDLL:
+    """Compile C++ ``text`` into a shared library cached under ``key`` and load it.
+
+    ``-ffp-contract=off``: no fused multiply-adds, so elementwise arithmetic rounds as PyTorch's CPU
+    kernels do. The library is written to a temporary name and renamed, so that a concurrent or killed
+    build never leaves a half-written ``.so`` in the cache.
+    """
+    cxx = compiler()
+    if cxx is None:
+        raise BackendUnavailable("the CPU builds of the kernels need a C++ compiler (g++ or $CXX); none was found")
+    from reprolib.paths import cache_dir  # noqa: PLC0415
+
+    folder = cache_dir("kernels-emulated")
+    lib = folder / f"{key[:24]}{opt_level.replace('-', '_')}.so"
+    if not lib.exists():
+        with tempfile.TemporaryDirectory(dir=folder) as tmp:
+            src = Path(tmp) / "kernel.cpp"
+            src.write_text(text)
+            out = Path(tmp) / "kernel.so"
+            cmd = [cxx, opt_level, "-shared", "-fPIC", "-ffp-contract=off", "-Wno-unknown-pragmas", "-o", str(out), str(src)]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"kernel build failed ({' '.join(cmd[:2])}):\n{proc.stderr[-4000:]}")
+            os.replace(out, lib)
+    return ctypes.CDLL(str(lib))
+
+
 class EmulatedEngine(Engine):
     """The kernels' source compiled as C++ (g++) and run on CPU tensors: for tests without a GPU."""
 
@@ -299,28 +331,11 @@ class EmulatedEngine(Engine):
 
     @staticmethod
     def compiler() -> str | None:
-        return shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++")
+        return compiler()
 
     def _compile(self, source, specs, key):
-        cxx = self.compiler()
-        if cxx is None:
-            raise BackendUnavailable("the CPU emulation of the kernels needs a C++ compiler (g++)")
-        from reprolib.paths import cache_dir  # noqa: PLC0415
-
-        folder = cache_dir("kernels-emulated")
-        lib = folder / f"{key[:24]}.so"
-        if not lib.exists():
-            text = _EMULATION_SHIM + source + "\n" + _emulation_wrappers(specs)
-            with tempfile.TemporaryDirectory(dir=folder) as tmp:
-                src = Path(tmp) / "kernel.cpp"
-                src.write_text(text)
-                out = Path(tmp) / "kernel.so"
-                cmd = [cxx, "-O1", "-shared", "-fPIC", "-ffp-contract=off", "-Wno-unknown-pragmas", "-o", str(out), str(src)]
-                proc = subprocess.run(cmd, capture_output=True, text=True)
-                if proc.returncode != 0:
-                    raise RuntimeError(f"emulated kernel build failed:\n{proc.stderr[-4000:]}")
-                os.replace(out, lib)
-        handle = ctypes.CDLL(str(lib))
+        text = _EMULATION_SHIM + source + "\n" + _emulation_wrappers(specs)
+        handle = build_shared_library(text, key, opt_level="-O1")
         functions = {}
         for spec in specs:
             fn = getattr(handle, f"emu_{spec.name}")

@@ -49,6 +49,9 @@ __all__ = [
     "brf_multistep_auto",
     "rf_multistep_auto",
     "alif_multistep_auto",
+    "brf_multistep_cpp",
+    "rf_multistep_cpp",
+    "alif_multistep_cpp",
 ]
 
 MODELS = {"rf": 0, "brf": 1, "alif": 2}
@@ -378,6 +381,7 @@ class _Prepared(NamedTuple):
     p2: Tensor
     P: int
     scalars: tuple
+    strict: bool
 
 
 def _prepare(model: str, params, state_shape, device, engine: str) -> _Prepared:
@@ -401,13 +405,20 @@ def _prepare(model: str, params, state_shape, device, engine: str) -> _Prepared:
     pa, pb = torch.broadcast_tensors(torch.as_tensor(pa, device=device), torch.as_tensor(pb, device=device))
     p1, P = dispatch.param_period(pa, state_shape, torch.float32, device, "parameter")
     p2, _ = dispatch.param_period(pb, state_shape, torch.float32, device, "parameter")
-    source = resonate_source(model, bool(strict), engine)
-    return _Prepared(model, source, dispatch.get_engine(engine), p1, p2, P, consts + sg)
+    source = resonate_source(model, bool(strict), "emulate" if engine == "cpp" else engine)
+    # "cpp": the recurrent layer runs reprolib.kernels.cpu's whole-sequence loops; the feed-forward scans are
+    # already whole-sequence loops, run by the C++ build of the kernel source
+    runner = dispatch.get_engine("emulate" if engine == "cpp" else engine)
+    return _Prepared(model, source, runner, p1, p2, P, consts + sg, bool(strict))
 
 
 def _check_engine(x: Tensor, engine: str) -> None:
     if engine == "cupy":
         dispatch.resolve_backend("cupy", x)
+    elif engine == "cpp":
+        from reprolib.kernels import cpu  # noqa: PLC0415
+
+        cpu.check_input(x)
     elif x.dtype not in dispatch.KERNEL_DTYPES + dispatch.UPCAST_DTYPES:
         raise KernelUnsupported(f"dtype {x.dtype} is not supported by the fused kernels")
 
@@ -468,19 +479,12 @@ class _RecurrentLayer(torch.autograd.Function):
                         None if s3_seq is None else s3_seq[t], None if x_seq is None else x_seq[t], N, P) + sc)
             zp, a, b = z_seq[t], s1_seq[t], s2_seq[t]
             c = s3_seq[t] if s3_seq is not None else s30
-        ctx.prep = prep
-        ctx.save_for_backward(w_rec_t, z0, s10, s20, s30, p1, p2, z_seq, s1_seq, s2_seq,
-                              s3_seq if s3_seq is not None else z0, x_seq if x_seq is not None else z0)
-        return (z_seq, *_final_states(z_seq, s1_seq, s2_seq, s3_seq, s30))
+        return _save_recurrent(ctx, prep, (w_rec_t, z0, s10, s20, s30, p1, p2), z_seq, s1_seq, s2_seq, s3_seq, x_seq)
 
     @staticmethod
     def backward(ctx, g_zseq, g_z, g_1, g_2, g_3):
         prep = ctx.prep
-        w_rec_t, z0, s10, s20, s30, p1, p2, z_seq, s1_seq, s2_seq, s3_seq, x_seq = ctx.saved_tensors
-        if prep.model != "brf":
-            s3_seq = None
-        if prep.model != "alif":
-            x_seq = None
+        w_rec_t, z0, s10, s20, s30, p1, p2, z_seq, s1_seq, s2_seq, s3_seq, x_seq = _saved_recurrent(ctx)
         T, B, H = z_seq.shape
         N = B * H
         eng, src, P, sc = prep.engine, prep.source, prep.P, prep.scalars
@@ -501,14 +505,37 @@ class _RecurrentLayer(torch.autograd.Function):
                         g_zseq[t], gz_mm, gz_own, g1, g2, g3, gx[t], gp1, gp2, N, P) + sc)
             # dL/dz[t-1] through this step's recurrent input rec[t] = z[t-1] W_rec^T
             gz_mm = (gx[t] @ w_rec).view(-1)
-        gz0 = gz_mm + gz_own
-        # dL/dW_rec^T = sum_t z[t-1]^T gx[t]: one GEMM over all steps (+ the first step's z0)
-        g_w = z0.view(B, H).t() @ gx[0]
-        if T > 1:
-            g_w = g_w + z_seq[:-1].reshape(-1, H).t() @ gx[1:].reshape(-1, H)
-        if prep.model != "brf":
-            g3 = g_3.contiguous().view(-1)  # RF / ALIF carry q unchanged
-        return (gx, g_w, gz0, g1, g2, g3, dispatch.reduce_period(gp1, P), dispatch.reduce_period(gp2, P), None)
+        return _recurrent_grads(prep, z0, z_seq, gx, gz_mm + gz_own, g1, g2, g3, g_3, gp1, gp2)
+
+
+def _save_recurrent(ctx, prep: _Prepared, inputs: tuple, z_seq, s1_seq, s2_seq, s3_seq, x_seq):
+    """Save what the backward needs (absent sequences as a placeholder) and return the layer's outputs."""
+    w_rec_t, z0, s10, s20, s30, p1, p2 = inputs
+    ctx.prep = prep
+    ctx.save_for_backward(w_rec_t, z0, s10, s20, s30, p1, p2, z_seq, s1_seq, s2_seq,
+                          s3_seq if s3_seq is not None else z0, x_seq if x_seq is not None else z0)
+    return (z_seq, *_final_states(z_seq, s1_seq, s2_seq, s3_seq, s30))
+
+
+def _saved_recurrent(ctx) -> list:
+    """The saved tensors of :func:`_save_recurrent`, with ``None`` for the model's absent sequences."""
+    saved = list(ctx.saved_tensors)
+    if ctx.prep.model != "brf":
+        saved[10] = None
+    if ctx.prep.model != "alif":
+        saved[11] = None
+    return saved
+
+
+def _recurrent_grads(prep: _Prepared, z0, z_seq, gx, gz0, g1, g2, g3, g_3_in, gp1, gp2) -> tuple:
+    """The backward's return tuple, with ``dL/dW_rec^T = sum_t z[t-1]^T gx[t]`` as one GEMM over all steps."""
+    T, B, H = z_seq.shape
+    g_w = z0.view(B, H).t() @ gx[0]
+    if T > 1:
+        g_w = g_w + z_seq[:-1].reshape(-1, H).t() @ gx[1:].reshape(-1, H)
+    if prep.model != "brf":
+        g3 = g_3_in.contiguous().view(-1)  # RF / ALIF carry q unchanged
+    return (gx, g_w, gz0, g1, g2, g3, dispatch.reduce_period(gp1, prep.P), dispatch.reduce_period(gp2, prep.P), None)
 
 
 def _recurrent(model: str, x_seq: Tensor, weight: Tensor, state, params, bias, engine: str):
@@ -531,7 +558,12 @@ def _recurrent(model: str, x_seq: Tensor, weight: Tensor, state, params, bias, e
     shape = (B, H)
     prep = _prepare(model, params, torch.Size(shape), device, engine)
     init = _initial_state(model, state, shape, device)
-    z_seq, z, s1, s2, s3 = _RecurrentLayer.apply(cur, w_rec_t, *init, prep.p1, prep.p2, prep)
+    if engine == "cpp":
+        from reprolib.kernels.cpu import RecurrentSequence  # noqa: PLC0415
+
+        z_seq, z, s1, s2, s3 = RecurrentSequence.apply(cur, w_rec_t, *init, prep.p1, prep.p2, prep)
+    else:
+        z_seq, z, s1, s2, s3 = _RecurrentLayer.apply(cur, w_rec_t, *init, prep.p1, prep.p2, prep)
     out = _to_dtype(dtype, (z_seq, z, s1, s2, s3))
     return out[0], _result_state(model, state, *(t.view(shape) for t in out[1:]))
 
@@ -569,6 +601,19 @@ def _auto(model: str):
     return run
 
 
+def _cpp(model: str):
+    def run(x_seq, weight, state, params, bias=None):
+        return _recurrent(model, x_seq, weight, state, params, bias, "cpp")
+
+    run.__name__ = f"{model}_multistep_cpp"
+    run.__doc__ = (f"``backend='cpp'`` for the recurrent {model.upper()} layer: the whole sequence in one C++ call "
+                   "forward and one backward, on CPU tensors (see :mod:`reprolib.kernels.cpu`).")
+    return run
+
+
+brf_multistep_cpp = _cpp("brf")
+rf_multistep_cpp = _cpp("rf")
+alif_multistep_cpp = _cpp("alif")
 brf_multistep_auto = _auto("brf")
 rf_multistep_auto = _auto("rf")
 alif_multistep_auto = _auto("alif")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["Report", "lif_kwargs", "check_lif", "check_src", "check_resonate", "relative_error"]
+__all__ = ["Report", "lif_kwargs", "check_lif", "check_src", "check_resonate", "check_li", "relative_error"]
 
 
 @dataclass
@@ -196,3 +196,29 @@ def check_resonate(*, model="brf", mode="recurrent", T=40, B=3, m=4, H=7, device
     names = [f"state_{f}" for f in fields] + [f"grad_{i}" for i in range(len(g1))]
     errors = {k: relative_error(a, c) for k, a, c in zip(names, o2[1:] + list(g2), o1[1:] + list(g1))}
     return Report(torch.equal(o1[0], o2[0]), errors, rate=float(o1[0].detach().float().mean()))
+
+
+def check_li(*, T=50, B=4, h=9, C=5, device="cpu", engine="emulate", seed=3) -> Report:
+    """Compare the fused LI readout scan with :func:`reprolib.neurons.resonate.li_multistep` (outputs in
+    ``spikes_equal``: the readout must be identical; gradients of W, tau, u0 and bias in ``errors``)."""
+    from reprolib.kernels import leaky_integrator as K  # noqa: PLC0415
+    from reprolib.neurons import resonate as R  # noqa: PLC0415
+
+    g = torch.Generator().manual_seed(seed)
+    z = (torch.rand(T, B, h, generator=g) < 0.3).float().to(device)
+    leaves = [torch.randn(C, h, generator=g), torch.randn(C, generator=g) * 5 + 20, torch.randn(B, C, generator=g),
+              torch.randn(C, generator=g)]
+    cot = torch.randn(T, B, C, generator=g).to(device)
+
+    def run(fused: bool):
+        w, tau, u0, b = [t.to(device).requires_grad_() for t in leaves]
+        if fused:
+            u, state = K.li_multistep(z, w, R.LIState(u0), R.LIParameters(tau), b, engine=engine)
+        else:
+            u, state = R.li_multistep(z, w, R.LIState(u0), R.LIParameters(tau), b)
+        return u, _grads((u * cot).sum() + state.u.sum(), [w, tau, u0, b])
+
+    u_ref, g_ref = run(False)
+    u_k, g_k = run(True)
+    names = ["grad_weight", "grad_tau", "grad_u0", "grad_bias"]
+    return Report(torch.equal(u_ref, u_k), {n: relative_error(a, b) for n, a, b in zip(names, g_k, g_ref)})

@@ -98,8 +98,9 @@ def build_rsnn(neuron: str = "brf", in_features: int = 1, hidden: int = 256, cla
     ``tau_adp``: ``(mean, std)`` normal init (ALIF); ``tau_out``: ``(mean, std)`` of the readout.
     ``clamp_omega`` clamps ``|omega| <= 1/dt`` in the forward pass (off in the paper code, where
     ``p(omega)`` turns NaN beyond). ``bias`` adds biases to the hidden and readout layers (off in the BRF
-    runs; Yin et al.'s ALIF has them). ``backend``: ``"torch"`` | ``"auto"`` | ``"cupy"`` for the hidden
-    layer's time loop (see :mod:`reprolib.kernels`; "torch" until the kernels pass their GPU parity tests).
+    runs; Yin et al.'s ALIF has them). ``backend``: ``"torch"`` | ``"auto"`` | ``"cupy"`` | ``"cpp"`` for the time
+    loops of the hidden layer and the readout (see :mod:`reprolib.kernels`; "torch" until the kernels pass
+    their GPU parity tests; "cpp" runs each whole sequence in one C++ call on the CPU).
     """
     if neuron not in RSNN_NEURONS:
         raise ValueError(f"neuron={neuron!r}; expected one of {RSNN_NEURONS}")
@@ -110,5 +111,5 @@ def build_rsnn(neuron: str = "brf", in_features: int = 1, hidden: int = 256, cla
         cls = BRFCell if neuron == "brf" else RFCell
         cell = cls(in_features, hidden, omega_range=omega_range, b_offset_range=b_offset_range, dt=dt,
                    clamp_omega=clamp_omega, bias=bias, step_mode="m", backend=backend)
-    out = LICell(hidden, classes, tau_out=tau_out, bias=bias, step_mode="m")
+    out = LICell(hidden, classes, tau_out=tau_out, bias=bias, step_mode="m", backend=backend)
     return RSNN(cell, out)

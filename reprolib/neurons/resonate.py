@@ -372,10 +372,14 @@ class LICell(MemoryModule):
     """Leaky-integrator readout ``u = alpha u + (1 - alpha) W z``, ``alpha = exp(-1/|tau_out|)``;
     ``tau_out ~ N(mean, std)`` per output neuron (trainable); ``W`` Xavier uniform; no bias by default."""
 
+    #: multi-step implementations by backend name (``reprolib.kernels`` registers "cupy", "auto" and "cpp")
+    multistep_backends = {"torch": li_multistep}
+
     def __init__(self, in_features: int, out_features: int, *, tau_out=(20.0, 5.0), bias: bool = False,
-                 step_mode: str = "s"):
+                 step_mode: str = "s", backend: str = "torch"):
         super().__init__(step_mode)
         _check_size("LICell", in_features=in_features, out_features=out_features)
+        self.backend = select_backend("LICell", backend, self.multistep_backends)
         self.in_features, self.out_features = in_features, out_features
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         nn.init.xavier_uniform_(self.weight)
@@ -395,7 +399,8 @@ class LICell(MemoryModule):
             shape = tuple(z_seq.shape) if isinstance(z_seq, Tensor) else type(z_seq).__name__
             raise ValueError(f"LICell: input {shape} is invalid; expected [T, B, {self.in_features}]")
         state = LIState(self.u if self.u is not None else z_seq.new_zeros(z_seq.shape[1], self.out_features))
-        u_seq, (self.u,) = li_multistep(z_seq, self.weight, state, self.neuron_parameters(), self.bias)
+        u_seq, (self.u,) = self.multistep_backends[self.backend](z_seq, self.weight, state, self.neuron_parameters(),
+                                                                 self.bias)
         return u_seq
 
     def single_step_forward(self, z: Tensor) -> Tensor:

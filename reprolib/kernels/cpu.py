@@ -1,0 +1,244 @@
+"""Whole-sequence C++ loops for the small recurrent RF / BRF / ALIF layers on the CPU (``backend="cpp"``).
+
+On a CPU, a recurrent layer of a few dozen neurons (the BRF paper's ECG network: 4 + 36 + 6, T = 1300) spends
+almost all of its time in per-step framework overhead: the PyTorch loop dispatches about 30 small operators
+per step forward and as many backward, for a 16 x 36 x 36 matmul that takes microseconds. Here one C++ call
+runs the whole forward scan (recurrent matmul, BRF / RF / ALIF step) and one call the whole backward scan.
+
+The neuron arithmetic is *the same source* as the CUDA kernels (:data:`reprolib.kernels.resonate._BODY`:
+``fwd_step`` / ``bwd_step``), compiled by g++ without FMA contraction, so a step rounds exactly as PyTorch's
+CPU elementwise kernels do. Only the recurrent matmul sums in a different order than PyTorch's GEMM (in
+float32, skipping the zero entries of the binary spike vector), so membranes agree to float32 rounding and
+spikes are identical except where a membrane lands within rounding of the threshold. The weight gradient
+``dL/dW_rec`` is one PyTorch GEMM over all steps, as in the CUDA path.
+
+Single-threaded by design: the layers this backend is meant for are too small to split, and a sweep runs
+one configuration per core instead.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import threading
+
+import torch
+from torch import Tensor
+
+from reprolib.kernels import dispatch
+from reprolib.kernels.dispatch import BackendUnavailable
+
+__all__ = ["cpp_available", "sequence_forward", "sequence_backward", "RecurrentSequence"]
+
+_HOST = r"""
+// ---- whole-sequence host loops (the step arithmetic is fwd_step / bwd_step above) ----
+#include <string.h>
+#include <vector>
+
+// wt: W_rec^T, [H (source k), H (target h)], row-major; states and sequences [T, B, H]
+extern "C" void seq_forward(const float* cur, const float* wt, const float* z0, const float* s10, const float* s20,
+                            const float* s30, const float* p1, const float* p2, float* z_seq, float* s1_seq,
+                            float* s2_seq, float* s3_seq, float* x_seq, int T, int B, int H, int P,
+                            float k1, float k2, float k3) {
+    const long long N = (long long)B * H;
+    std::vector<float> rec(H);
+    for (int t = 0; t < T; ++t) {
+        const long long o = (long long)t * N, op = (long long)(t - 1) * N;
+        const float* zp = t > 0 ? z_seq + op : z0;
+        const float* up = t > 0 ? s1_seq + op : s10;
+        const float* wp = t > 0 ? s2_seq + op : s20;
+#if MODEL == 1
+        const float* qp = t > 0 ? s3_seq + op : s30;
+#endif
+        for (int b = 0; b < B; ++b) {
+            const float* zb = zp + (long long)b * H;
+            memset(rec.data(), 0, sizeof(float) * H);
+            for (int k = 0; k < H; ++k) {
+                const float zk = zb[k];
+                if (zk == 0.0f) continue;  // spikes are binary: most rows add nothing
+                const float* row = wt + (long long)k * H;
+                for (int h = 0; h < H; ++h) rec[h] += zk * row[h];
+            }
+            for (int h = 0; h < H; ++h) {
+                const long long n = (long long)b * H + h;
+                const int j = (int)(n % P);
+                const float x = cur[o + n] + rec[h];
+#if MODEL == 1
+                const float q = qp[n];
+#else
+                const float q = 0.0f;
+#endif
+                float zn, un, wn, qn;
+                fwd_step(x, zp[n], up[n], wp[n], q, p1[j], p2[j], k1, k2, k3, zn, un, wn, qn);
+                z_seq[o + n] = zn; s1_seq[o + n] = un; s2_seq[o + n] = wn;
+#if MODEL == 1
+                s3_seq[o + n] = qn;
+#endif
+#if MODEL == 2
+                x_seq[o + n] = x;
+#endif
+            }
+        }
+    }
+}
+
+// gz (in: dL/dz[T-1] of the final state; out: dL/dz0), g1..g3 (in: dL/d final state; out: dL/d initial state),
+// gx_seq out: dL/d(total input current)[t], gp1, gp2 out: per-element parameter gradients summed over t
+extern "C" void seq_backward(const float* x_seq, const float* wt, const float* z0, const float* s10,
+                             const float* s20, const float* s30, const float* z_seq, const float* s1_seq,
+                             const float* s2_seq, const float* s3_seq, const float* p1, const float* p2,
+                             const float* gz_seq, float* gz, float* g1, float* g2, float* g3, float* gx_seq,
+                             float* gp1, float* gp2, int T, int B, int H, int P, float k1, float k2, float k3,
+                             SG_PARAMS) {
+    const long long N = (long long)B * H;
+    std::vector<float> gz_own(N, 0.0f);  // ALIF: dL/dz[t-1] through a[t]
+    for (long long n = 0; n < N; ++n) { gp1[n] = 0.0f; gp2[n] = 0.0f; }
+    for (int t = T - 1; t >= 0; --t) {
+        const long long o = (long long)t * N, op = (long long)(t - 1) * N;
+        const float* zp = t > 0 ? z_seq + op : z0;
+        const float* up = t > 0 ? s1_seq + op : s10;
+        const float* wp = t > 0 ? s2_seq + op : s20;
+#if MODEL == 1
+        const float* qp = t > 0 ? s3_seq + op : s30;
+#endif
+        float* gx = gx_seq + o;
+        for (long long n = 0; n < N; ++n) {
+            const int j = (int)(n % P);
+            float gzn = gz_seq[o + n] + gz[n];
+#if MODEL == 2
+            gzn += gz_own[n];
+            const float xv = x_seq[o + n], zpv = zp[n];
+#else
+            const float xv = 0.0f, zpv = 0.0f;
+#endif
+#if MODEL == 1
+            const float q = qp[n], gq2 = g3[n];
+#else
+            const float q = 0.0f, gq2 = 0.0f;
+#endif
+            float gxv, gzp, gu, gw, gq, ga, gb;
+            bwd_step(xv, zpv, up[n], wp[n], q, s1_seq[o + n], p1[j], p2[j], k1, k2, k3, gzn, g1[n], g2[n], gq2,
+                     gxv, gzp, gu, gw, gq, ga, gb, SG_ARGS);
+            gx[n] = gxv; g1[n] = gu; g2[n] = gw;
+#if MODEL == 1
+            g3[n] = gq;
+#endif
+#if MODEL == 2
+            gz_own[n] = gzp;
+#endif
+            gp1[n] += ga; gp2[n] += gb;
+        }
+        // dL/dz[t-1] through the recurrent current of step t: gx[t] W_rec, W_rec[h, k] = wt[k, h]
+        for (int b = 0; b < B; ++b) {
+            const float* gb_row = gx + (long long)b * H;
+            for (int k = 0; k < H; ++k) {
+                const float* row = wt + (long long)k * H;
+                float s = 0.0f;
+                for (int h = 0; h < H; ++h) s += gb_row[h] * row[h];
+                gz[(long long)b * H + k] = s;
+            }
+        }
+    }
+    for (long long n = 0; n < N; ++n) gz[n] += gz_own[n];
+}
+"""
+
+_F, _I, _P = ctypes.c_float, ctypes.c_int, ctypes.c_void_p
+_FORWARD_ARGS = [_P] * 13 + [_I] * 4 + [_F] * 3
+_BACKWARD_ARGS = [_P] * 20 + [_I] * 4 + [_F] * 3 + [_F] * 11
+
+_LIBRARIES: dict[str, object] = {}
+_LOCK = threading.Lock()
+
+
+def cpp_available() -> bool:
+    """True when a C++ compiler is there to build the ``"cpp"`` backend."""
+    return dispatch.compiler() is not None
+
+
+def _library(model: str, strict: bool):
+    from reprolib.kernels import resonate as K  # noqa: PLC0415 - resonate imports this module lazily too
+
+    source = dispatch._EMULATION_SHIM + K.resonate_source(model, strict, "emulate") + _HOST
+    key = hashlib.sha256(source.encode()).hexdigest()
+    with _LOCK:
+        lib = _LIBRARIES.get(key)
+        if lib is None:
+            lib = dispatch.build_shared_library(source, "seq" + key, opt_level="-O2")
+            lib.seq_forward.restype = None
+            lib.seq_forward.argtypes = _FORWARD_ARGS
+            lib.seq_backward.restype = None
+            lib.seq_backward.argtypes = _BACKWARD_ARGS
+            _LIBRARIES[key] = lib
+    return lib
+
+
+def _ptr(t: Tensor | None):
+    if t is None:
+        return None
+    if t.is_cuda or t.dtype != torch.float32 or not t.is_contiguous():
+        raise ValueError("the cpp backend needs contiguous float32 CPU tensors")
+    return t.data_ptr()
+
+
+def check_input(x: Tensor) -> None:
+    """``backend="cpp"`` runs on CPU tensors only; say so (and what is missing) before any work."""
+    if x.is_cuda:
+        raise BackendUnavailable(f"backend='cpp' runs on CPU tensors; the input is on {x.device} "
+                                 "(use backend='cupy' or 'auto' on a GPU)")
+    if not cpp_available():
+        raise BackendUnavailable("backend='cpp' needs a C++ compiler (g++ or $CXX) to build its loops; none was found")
+
+
+def sequence_forward(prep, cur: Tensor, w_rec_t: Tensor, z0, s10, s20, s30):
+    """``(z_seq, s1_seq, s2_seq, s3_seq | None, x_seq | None)`` of the layer over ``cur [T, B, H]``."""
+    T, B, H = cur.shape
+    lib = _library(prep.model, prep.strict)
+    z_seq, s1_seq, s2_seq = torch.empty_like(cur), torch.empty_like(cur), torch.empty_like(cur)
+    s3_seq = torch.empty_like(cur) if prep.model == "brf" else None
+    x_seq = torch.empty_like(cur) if prep.model == "alif" else None
+    wt = w_rec_t.contiguous()  # referenced until the call returns
+    lib.seq_forward(_ptr(cur), _ptr(wt), _ptr(z0), _ptr(s10), _ptr(s20), _ptr(s30), _ptr(prep.p1), _ptr(prep.p2),
+                    _ptr(z_seq), _ptr(s1_seq), _ptr(s2_seq), _ptr(s3_seq), _ptr(x_seq), T, B, H, prep.P,
+                    *prep.scalars[:3])
+    return z_seq, s1_seq, s2_seq, s3_seq, x_seq
+
+
+def sequence_backward(prep, saved, g_zseq: Tensor, g_z: Tensor, g_1: Tensor, g_2: Tensor, g_3: Tensor):
+    """Gradients ``(gx_seq, gz0, g1, g2, g3, gp1, gp2)``; ``gp*`` per element, summed over time."""
+    w_rec_t, z0, s10, s20, s30, p1, p2, z_seq, s1_seq, s2_seq, s3_seq, x_seq = saved
+    T, B, H = z_seq.shape
+    lib = _library(prep.model, prep.strict)
+    gz = g_z.contiguous().view(-1).clone()
+    g1, g2 = g_1.contiguous().view(-1).clone(), g_2.contiguous().view(-1).clone()
+    g3 = g_3.contiguous().view(-1).clone()
+    gx = torch.empty_like(z_seq)
+    gp1, gp2 = torch.empty_like(gz), torch.empty_like(gz)
+    # keep the contiguous copies referenced for the duration of the call (a raw pointer keeps nothing alive)
+    wt, g_zseq = w_rec_t.contiguous(), g_zseq.contiguous()
+    lib.seq_backward(_ptr(x_seq), _ptr(wt), _ptr(z0), _ptr(s10), _ptr(s20), _ptr(s30),
+                     _ptr(z_seq), _ptr(s1_seq), _ptr(s2_seq), _ptr(s3_seq), _ptr(p1), _ptr(p2),
+                     _ptr(g_zseq), _ptr(gz), _ptr(g1), _ptr(g2), _ptr(g3), _ptr(gx), _ptr(gp1), _ptr(gp2),
+                     T, B, H, prep.P, *prep.scalars)
+    return gx, gz, g1, g2, g3, gp1, gp2
+
+
+class RecurrentSequence(torch.autograd.Function):
+    """The recurrent RF / BRF / ALIF layer as one forward and one backward C++ call (inputs as in
+    :class:`reprolib.kernels.resonate._RecurrentLayer`: the input current ``cur [T, B, H]`` without the recurrent
+    part, ``W_rec^T``, the initial state slots and the per-neuron ``p1, p2``)."""
+
+    @staticmethod
+    def forward(ctx, cur, w_rec_t, z0, s10, s20, s30, p1, p2, prep):
+        from reprolib.kernels.resonate import _save_recurrent  # noqa: PLC0415
+
+        z_seq, s1_seq, s2_seq, s3_seq, x_seq = sequence_forward(prep, cur, w_rec_t, z0, s10, s20, s30)
+        return _save_recurrent(ctx, prep, (w_rec_t, z0, s10, s20, s30, p1, p2), z_seq, s1_seq, s2_seq, s3_seq, x_seq)
+
+    @staticmethod
+    def backward(ctx, g_zseq, g_z, g_1, g_2, g_3):
+        from reprolib.kernels.resonate import _recurrent_grads, _saved_recurrent  # noqa: PLC0415
+
+        saved = _saved_recurrent(ctx)
+        gx, gz0, g1, g2, g3, gp1, gp2 = sequence_backward(ctx.prep, saved, g_zseq, g_z, g_1, g_2, g_3)
+        return _recurrent_grads(ctx.prep, saved[1], saved[7], gx, gz0, g1, g2, g3, g_3, gp1, gp2)
