@@ -45,8 +45,10 @@ LOSS_OPTIONS: dict[str, dict[str, Any]] = {
     "seq_nll": {"label_last": False, "skip_steps": 0},
 }
 
-# Keys left out of the hash: they say where a run executes, not what it computes.
-HASH_EXCLUDED = ("device",)
+# Keys left out of the hash: they say where and how a run executes, not what it computes.
+HASH_EXCLUDED = ("device", "backend")
+#: implementations of the neuron time loops (reprolib.kernels): same equations, different code and speed
+BACKENDS = ("torch", "auto", "cupy", "cpp")
 
 
 class ConfigError(ValueError):
@@ -103,6 +105,9 @@ class ExperimentConfig:
     loss_options: dict = field(default_factory=dict)
     seed: int = 0
     device: str = "auto"
+    # the neuron time-loop implementation handed to builders that take ``backend`` (unless model_options
+    # sets one): "torch" loops, "cupy" fused CUDA kernels, "cpp" whole-sequence C++ loops on CPU, "auto"
+    backend: str = "torch"
     amp: bool = False  # mixed precision; only takes effect on CUDA
     scale: str = "ci"
     val_fraction: float = 0.0
@@ -170,6 +175,8 @@ class ExperimentConfig:
 
         if not isinstance(self.device, str) or not DEVICE_PATTERN.match(self.device):
             _fail("device", self.device, "'auto', 'cpu', 'cuda' or 'cuda:N'")
+        if self.backend not in BACKENDS:
+            _fail("backend", self.backend, f"one of {list(BACKENDS)}")
 
         splits = self.eval_splits
         if isinstance(splits, str) or not isinstance(splits, (list, tuple)):
@@ -294,7 +301,8 @@ def canonical_json(data: Any) -> str:
 
 
 def config_hash(config: ExperimentConfig) -> str:
-    """Stable 16-hex-digit identity of a run: sha256 of the sorted JSON of the config without ``device``.
+    """Stable 16-hex-digit identity of a run: sha256 of the sorted JSON of the config without ``device`` and
+    ``backend`` (where and with which implementation of the same equations it runs).
 
     Top-level fields that hold their default value are left out of the hashed JSON, so adding a new
     field with a default later keeps every existing record's hash (and so its file name) valid.

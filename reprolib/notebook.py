@@ -135,6 +135,14 @@ def _flat(record: Mapping) -> dict:
     return dict(record)
 
 
+def _device_text(row: Mapping) -> str:
+    """The device, and the neuron-loop backend where it is not the PyTorch default (records before the
+    ``backend`` field ran the PyTorch loops)."""
+    device = str(_lookup(row, "provenance.device_name", "provenance.device", default="unknown"))
+    backend = _lookup(row, "config.backend", "backend", default="torch")
+    return device if backend == "torch" else f"{device}, {backend} backend"
+
+
 def record_info(record: Mapping) -> dict:
     """Scale, seed, code version, device and date of one run (a records-table row or a record dict)."""
     row = _flat(record)
@@ -146,7 +154,7 @@ def record_info(record: Mapping) -> dict:
         "scale": _lookup(row, "scale", "config.scale", "provenance.scale", default="?"),
         "seed": _lookup(row, "seed", "config.seed", default="?"),
         "code": version,
-        "device": str(_lookup(row, "provenance.device_name", "provenance.device", default="unknown")),
+        "device": _device_text(row),
         "date": str(date)[:10] if date else "unknown",
     }
 

@@ -41,6 +41,7 @@ def test_defaults_are_filled_in_and_round_trip():
     ({"epochs": True}, ["'epochs'", "True", "integer"]),
     ({"grad_clip": 0.0}, ["'grad_clip'", "0.0", "positive"]),
     ({"device": "gpu"}, ["'device'", "'gpu'", "cuda:N"]),
+    ({"backend": "triton"}, ["'backend'", "'triton'", "'cpp'"]),
     ({"scale": "huge"}, ["'scale'", "'huge'", "['ci', 'paper']"]),
     ({"val_fraction": 1.0}, ["'val_fraction'", "1.0", "[0, 1)"]),
     ({"eval_splits": ["test", "holdout"]}, ["'eval_splits'", "holdout", "train_eval"]),
@@ -74,7 +75,8 @@ def test_unknown_and_missing_keys():
 def test_hash_is_stable_ignores_device_and_key_order():
     a = make(model_options={"tau": 100.0, "alpha": 1.0})
     b = make(model_options={"alpha": 1.0, "tau": 100.0}, device="cpu")
-    assert config_hash(a) == config_hash(b) == a.hash
+    c = make(model_options={"alpha": 1.0, "tau": 100.0}, backend="cpp")  # same equations, other code
+    assert config_hash(a) == config_hash(b) == config_hash(c) == a.hash
     assert len(a.hash) == 16
     assert config_hash(make(lr=0.002)) != a.hash
     assert config_hash(make(model_options={"tau": 100.0, "alpha": 2.0})) != a.hash

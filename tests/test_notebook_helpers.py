@@ -82,3 +82,12 @@ def test_dataset_note():
     assert "not available" in nb.dataset_note("SHD", "missing", "reprolib sweep brf-shd --scale paper --seeds 0")
     with pytest.raises(ValueError):
         nb.dataset_note("SHD", "gone")
+
+
+def test_record_info_names_a_non_default_backend():
+    from reprolib.notebook import record_info
+
+    base = {"config": {"seed": 0, "scale": "paper"}, "provenance": {"device_name": "cpu (x86_64, 1 threads)"}}
+    assert record_info(base)["device"] == "cpu (x86_64, 1 threads)"  # records from before the backend field
+    cpp = {**base, "config": {**base["config"], "backend": "cpp"}}
+    assert record_info(cpp)["device"] == "cpu (x86_64, 1 threads), cpp backend"

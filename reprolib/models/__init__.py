@@ -32,11 +32,16 @@ MODEL_BUILDERS = {
 }
 
 
-def build_model(name: str, **options):
-    """Build the model registered as ``name`` with its options (see each builder's docstring)."""
+def get_builder(name: str):
+    """The builder function registered as ``name``."""
     try:
         target = MODEL_BUILDERS[name]
     except KeyError:
         raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODEL_BUILDERS)}") from None
     module_name, func_name = target.split(":")
-    return getattr(import_module(module_name), func_name)(**options)
+    return getattr(import_module(module_name), func_name)
+
+
+def build_model(name: str, **options):
+    """Build the model registered as ``name`` with its options (see each builder's docstring)."""
+    return get_builder(name)(**options)

@@ -29,6 +29,9 @@ def add_grid_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep only configs with this value of a config key or grid axis (repeat a key to allow "
                              "several values; config_hash=a,b for hashes)")
     parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (not part of the run's identity)")
+    parser.add_argument("--backend", default=None, choices=["torch", "auto", "cupy", "cpp"],
+                        help="neuron time-loop implementation for models that have one: torch | auto | cupy (fused "
+                             "CUDA) | cpp (whole-sequence C++ loops on CPU); not part of the run's identity")
     parser.add_argument("--results", default=None, metavar="DIR", help="records folder (default $REPROLIB_RESULTS or results/)")
     parser.add_argument("--list", action="store_true", help="list the selected configs (hash, record status) and exit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -42,7 +45,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def build_configs(args: argparse.Namespace, seeds) -> list:
-    """The preset grid with ``--set`` / ``--device`` applied and ``--select`` filtering; fails early on bad input."""
+    """The preset grid with ``--set`` / ``--device`` / ``--backend`` applied and ``--select`` filtering; fails early on bad input."""
     from reprolib.experiments import axis_names, get_configs
 
     criteria = parse_selection(args.select)
@@ -50,8 +53,9 @@ def build_configs(args: argparse.Namespace, seeds) -> list:
     axes = {name: criteria.pop(name) for name in axis_names(args.experiment) if name in criteria}
     configs = get_configs(args.experiment, args.scale, seeds=seeds, **axes)
     overrides = parse_assignments(args.overrides)
-    if args.device is not None:
-        overrides["device"] = args.device
+    for key in ("device", "backend"):
+        if getattr(args, key, None) is not None:
+            overrides[key] = getattr(args, key)
     if overrides:
         configs = [with_overrides(c, overrides) for c in configs]
     configs = select_configs(configs, criteria)

@@ -15,6 +15,7 @@ with the same config ends with the same record as an uninterrupted one.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
 import os
 import time
@@ -64,11 +65,17 @@ def _import_target(path: str, key: str) -> Callable:
 
 # -- building blocks, all before any data is loaded ------------------------------------------------------
 def build_model(config: ExperimentConfig) -> torch.nn.Module:
+    """The config's model; ``config.backend`` goes to builders that take ``backend`` (model_options wins)."""
     if ":" in config.model:
-        return _import_target(config.model, "model")(**config.model_options)
-    from reprolib.models import build_model as build_registered
+        builder = _import_target(config.model, "model")
+    else:
+        from reprolib.models import get_builder
 
-    return build_registered(config.model, **config.model_options)
+        builder = get_builder(config.model)
+    options = dict(config.model_options)
+    if "backend" not in options and "backend" in inspect.signature(builder).parameters:
+        options["backend"] = config.backend
+    return builder(**options)
 
 
 def build_encoder(config: ExperimentConfig):
