@@ -3,7 +3,10 @@
 * :func:`figure` makes a figure with a grid of axes in the book's style;
 * :func:`band` draws a mean curve with a ± std band over runs (seeds);
 * :func:`mark` annotates a point (e.g. the last value, or where 95 % of the final accuracy is reached);
-* :func:`caption` writes the provenance line (and the source's citation) under the figure.
+* :func:`caption` writes the provenance line (and the source's citation) under the figure;
+* :func:`curve_panels` and :func:`errorbars` draw run records (per-epoch curves, mean ± std summaries);
+* the BRF pages' figures: :func:`pixel_sequence_figure`, :func:`ecg_figure`, :func:`shd_figure` (the datasets)
+  and :func:`resonator_figure`, :func:`frequency_response_figure` (single neurons, see :mod:`reprolib.resonance`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+
+from reprolib.notebook import NOT_RUN
+
 
 def _inline_in_kernels() -> None:
     """In a Jupyter kernel started with ``MPLBACKEND=Agg`` (``make`` exports it), figures would never be shown:
@@ -129,3 +135,160 @@ def curves(ax, frame: pd.DataFrame, y: str, hue: str | Sequence[str], x: str = "
         if not group.empty:
             lines.append(band(ax, group, x, y, label=text, color=color(key) if key else None, **style))
     return lines
+
+
+def curve_panels(axes, history: pd.DataFrame, panels: Sequence[tuple[str, str]], hue: str | Sequence[str],
+                 label=None, xlabel: str = "epoch", empty: str = NOT_RUN) -> None:
+    """One panel per ``(column, title)`` of ``panels`` on ``axes`` (in order): :func:`curves` of ``column``
+    against ``xlabel`` per value of ``hue``, the panel saying ``empty`` when ``history`` has no rows; then a
+    single legend (:func:`legend_once`)."""
+    axes = list(np.ravel(axes))
+    if len(panels) > len(axes):
+        raise ValueError(f"{len(panels)} panels for {len(axes)} axes; expected at most one panel per axes")
+    for ax, (column, title) in zip(axes, panels):
+        if history.empty:
+            no_data(ax, empty)
+        curves(ax, history, column, hue, label=label)
+        ax.set(title=title, xlabel=xlabel)
+    legend_once(axes)
+
+
+def errorbars(ax, summary: pd.DataFrame, x: str, y: str, hue: str, order: Sequence | None = None, label=str,
+              empty: str = NOT_RUN) -> list:
+    """Mean ± std of metric ``y`` against ``x`` from a run summary (columns ``{y}_mean``, ``{y}_std``), one
+    series per value of ``hue`` (in ``order``, else sorted), named ``label(value)`` and coloured by that name
+    (:data:`MODEL_COLORS`). Series without a mean are skipped; the axes says ``empty`` when none has one.
+    Returns the drawn series."""
+    mean, std = f"{y}_mean", f"{y}_std"
+    missing = [c for c in (x, hue, mean, std) if c not in summary.columns]
+    if missing:
+        raise ValueError(f"summary lacks the columns {missing}; expected {x!r}, {hue!r}, {mean!r} and {std!r}")
+    drawn = []
+    for value in sorted(summary[hue].dropna().unique()) if order is None else order:
+        part = summary[summary[hue] == value].dropna(subset=[mean])
+        if len(part):
+            text = label(value)
+            drawn.append(ax.errorbar(part[x], part[mean], yerr=part[std].fillna(0), marker="o", capsize=3,
+                                     color=color(text), label=text))
+    if not drawn:
+        no_data(ax, empty)
+    return drawn
+
+
+# --- BRF: the datasets (paper Figure 4) -------------------------------------------------------------------
+
+#: colours of the ECG-QTDB waveform segments P, PQ, QR, RS, ST, TP, as in the BRF paper
+ECG_SEGMENT_COLORS = ("tab:blue", "tab:red", "tab:green", "tab:cyan", "tab:olive", "tab:purple")
+
+
+def _row_steps(order: np.ndarray, row: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The steps at which image ``row`` is fed: in reading order, and once permuted by ``order``
+    (``order[step]`` is the pixel fed at ``step``)."""
+    in_reading_order = np.arange(row * width, (row + 1) * width)
+    return in_reading_order, np.nonzero(np.isin(order, in_reading_order))[0]
+
+
+def pixel_sequence_figure(image, label, index: int, order, row: int):
+    """S-MNIST and PS-MNIST: left the image ``[1, H, W]`` (or ``[H, W]``) with ``row`` in red; right its
+    ``H * W``-step pixel sequences in reading order and permuted by ``order`` (``order[step]`` = pixel fed at
+    ``step``, :func:`reprolib.encoding.pixel_permutation`), the pixels of ``row`` as red dots. ``label`` and
+    ``index`` (of the test image) go in the title. Returns the figure."""
+    image = np.asarray(image)
+    height, width = image.shape[-2:]
+    pixels, order = image.reshape(-1), np.asarray(order)
+    if not np.array_equal(np.sort(order), np.arange(pixels.size)):
+        raise ValueError(f"order of shape {order.shape} is not a permutation of the {pixels.size} pixels")
+    if not 0 <= row < height:
+        raise ValueError(f"row={row!r} must be in 0..{height - 1}")
+    red_plain, red_permuted = _row_steps(order, row, width)
+
+    fig = plt.figure(figsize=(8, 2.6), layout="constrained")
+    grid = fig.add_gridspec(2, 3, width_ratios=[1, 2.6, 0.01])
+    ax_img = fig.add_subplot(grid[:, 0])
+    ax_img.imshow(image.reshape(height, width), cmap="gray_r")
+    ax_img.axhline(row, color="r", lw=2, alpha=0.6)
+    ax_img.set(title=f"MNIST test image {index} (label {label})", xticks=[], yticks=[])
+    for grid_row, (name, sequence, red) in enumerate((("S-MNIST", pixels, red_plain),
+                                                       ("PS-MNIST", pixels[order], red_permuted))):
+        ax = fig.add_subplot(grid[grid_row, 1])
+        ax.plot(sequence, lw=0.7, color="0.3")
+        ax.plot(red, sequence[red], "r.", ms=4)
+        ax.set(title=f"{name}: {pixels.size} steps, 1 input", xlim=(0, pixels.size), ylabel="pixel")
+    ax.set_xlabel("time step")
+    return fig
+
+
+def ecg_figure(x, y, classes: Sequence[str], index: int, split: str = "test"):
+    """One ECG-QTDB sequence: the spike channels of ``x [T, C]`` as ticks and, below, the label of every
+    step of ``y [T]`` coloured by :data:`ECG_SEGMENT_COLORS` (one legend entry per name of ``classes``;
+    unlabelled ``-1`` steps stay white). Returns the figure."""
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim != 2 or y.shape != x.shape[:1]:
+        raise ValueError(f"x {x.shape} and y {y.shape}; expected x [T, C] and y [T]")
+    if len(classes) > len(ECG_SEGMENT_COLORS):
+        raise ValueError(f"{len(classes)} classes; expected at most {len(ECG_SEGMENT_COLORS)} (one colour each)")
+    fig, axes = figure(2, 1, width=11, height=1.6, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    channels, labels_ax = axes[0, 0], axes[1, 0]
+    n_channels = x.shape[1]
+    for c in range(n_channels):
+        channels.vlines(np.nonzero(x[:, c])[0], c + 0.1, c + 0.9, color="k", lw=0.8)
+    channels.set(yticks=np.arange(n_channels) + 0.5, yticklabels=[f"channel {c}" for c in range(n_channels)],
+                 title=f"ECG-QTDB {split} sequence {index}: {len(y):,} steps, {n_channels} spike channels")
+    for k, (name, segment_color) in enumerate(zip(classes, ECG_SEGMENT_COLORS)):
+        labels_ax.vlines(np.nonzero(y == k)[0], 0, 1, color=segment_color, lw=1, label=name)
+    labels_ax.set(yticks=[], xlabel="time step", xlim=(0, len(y)))
+    labels_ax.legend(ncol=6, fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    return fig
+
+
+def shd_figure(spikes, label, index: int, split: str = "test", bin_ms: float = 4.0):
+    """One SHD sample ``[T, channels]`` as a raster (time bins of ``bin_ms`` across). Returns the figure."""
+    spikes = np.asarray(spikes)
+    if spikes.ndim != 2:
+        raise ValueError(f"spikes of shape {spikes.shape}; expected [T, channels]")
+    fig, axes = figure(1, 1, width=8, height=3.2)
+    heatmap(axes[0, 0], spikes.T,
+            title=f"SHD {split} sample {index} (label {label}): {spikes.shape[0]} x {spikes.shape[1]}")
+    axes[0, 0].set(xlabel=f"time bin ({bin_ms:g} ms)", ylabel="channel")
+    return fig
+
+
+# --- BRF: single resonate-and-fire neurons ---------------------------------------------------------------
+
+
+def resonator_figure(t, runs: dict, threshold: float = 1.0):
+    """The BRF README animation as a still. ``runs`` holds exactly two inputs (name -> traces ``x``, ``u``,
+    ``v``, ``z`` over ``t [T]``, as :func:`reprolib.resonance.resonance_demo` returns them): one panel each
+    with ``u``, ``v``, input spikes (ticks below), output spikes (ticks above) and the threshold; the third
+    panel shows both in the phase plane ``(u, v)``. Returns the figure."""
+    if len(runs) != 2:
+        raise ValueError(f"{len(runs)} runs ({list(runs)}); expected two (in phase, off resonance)")
+    fig, axes = figure(1, 3, width=4, height=3.2)
+    phase = axes[0, 2]
+    for ax, (name, run) in zip(axes[0, :2], runs.items()):
+        ax.plot(t, run["u"], label="u (real part)")
+        ax.plot(t, run["v"], label="v (imaginary part)", alpha=0.7)
+        ax.vlines(t[run["x"] > 0], -1.6, -1.3, color="k", lw=1.5, label="input spike")
+        ax.vlines(t[run["z"] > 0], 1.3, 1.6, color="r", lw=1.5, label="output spike")
+        ax.axhline(threshold, color="r", ls="--", lw=0.8)
+        ax.set(title=f"RF neuron, input {name}", xlabel="time (s)", ylim=(-1.7, 1.7))
+        phase.plot(run["u"], run["v"], lw=1, label=name)
+    phase.axvline(threshold, color="r", ls="--", lw=0.8, label="threshold")
+    phase.set(title="phase plane", xlabel="u", ylabel="v", aspect="equal")
+    axes[0, 0].legend(fontsize=6, loc="upper left", ncol=2)
+    phase.legend(fontsize=7)
+    return fig
+
+
+def frequency_response_figure(frequencies, responses: dict):
+    """BRF paper Figure 3: one response curve per neuron of ``responses`` (``{(omega, b'): response [F]}``
+    over ``frequencies [F]``, as :func:`reprolib.resonance.frequency_response` returns it), with a dotted line
+    at each neuron's ``omega``. Returns the figure."""
+    fig, axes = figure(1, 1, width=8, height=3.2)
+    ax = axes[0, 0]
+    for (omega, b_offset), response in responses.items():
+        line, = ax.plot(frequencies, response, label=f"ω = {omega:g}, b' = {b_offset:g}")
+        ax.axvline(omega, color=line.get_color(), ls=":", lw=1)
+    ax.set(xlabel="input frequency (rad/s)", ylabel="mean |u|", title="BRF frequency response")
+    ax.legend(fontsize=8)
+    return fig

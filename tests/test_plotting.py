@@ -1,0 +1,226 @@
+"""The notebooks' figure helpers (reprolib.plotting) and the single-neuron resonance analyses
+(reprolib.resonance), on small synthetic inputs: no data, no run records."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from reprolib import plotting, resonance  # noqa: E402
+from reprolib.notebook import NOT_RUN  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def _texts(ax) -> list[str]:
+    return [t.get_text() for t in ax.texts]
+
+
+def _segments_x(collection) -> list[float]:
+    """x of each vertical segment of a ``vlines`` collection."""
+    return [float(segment[0][0]) for segment in collection.get_segments()]
+
+
+# --- run records: curves and mean ± std -------------------------------------------------------------------
+
+
+def _history(hue_values, epochs=3, seeds=(0, 1)):
+    return pd.DataFrame([{"epoch": e, "seed": s, "sigma": v, "loss": 10.0 * v + e + s, "acc": 50.0 + e}
+                         for v in hue_values for s in seeds for e in range(1, epochs + 1)])
+
+
+def test_curve_panels_one_curve_per_value_one_panel_per_column_one_legend():
+    fig, axes = plotting.figure(1, 2)
+    history = _history([0.0, 0.5])
+    plotting.curve_panels(axes, history, [("loss", "training loss"), ("acc", "accuracy (%)")], "sigma",
+                          label=lambda s: f"σ = {s:g}")
+    left, right = axes[0]
+    assert [left.get_title(), right.get_title()] == ["training loss", "accuracy (%)"]
+    assert left.get_xlabel() == right.get_xlabel() == "epoch"
+    assert [line.get_label() for line in left.lines] == ["σ = 0", "σ = 0.5"]
+    # the mean over the two seeds of sigma = 0.5: 5 + e + 0.5
+    np.testing.assert_allclose(left.lines[1].get_ydata(), [6.5, 7.5, 8.5])
+    assert left.get_legend() is not None and right.get_legend() is None
+    assert not _texts(left)
+
+
+def test_curve_panels_say_not_run_on_an_empty_history_and_refuse_extra_panels():
+    fig, axes = plotting.figure(1, 2)
+    plotting.curve_panels(axes, pd.DataFrame(), [("loss", "a"), ("acc", "b")], "sigma")
+    assert all(_texts(ax) == [NOT_RUN] and not ax.lines for ax in axes[0])
+    with pytest.raises(ValueError, match="3 panels for 2 axes"):
+        plotting.curve_panels(axes, _history([0.0]), [("loss", "a"), ("acc", "b"), ("loss", "c")], "sigma")
+
+
+def _summary():
+    return pd.DataFrame({"model": ["src", "src", "lif", "lif"], "layers": [1, 2, 1, 2],
+                         "activity_mean": [0.1, 0.2, np.nan, np.nan], "activity_std": [0.01, np.nan, np.nan, np.nan]})
+
+
+def test_errorbars_draw_mean_and_std_per_series_and_skip_series_without_runs():
+    fig, axes = plotting.figure()
+    ax = axes[0, 0]
+    drawn = plotting.errorbars(ax, _summary(), "layers", "activity", "model", label=str.upper)
+    assert len(drawn) == 1  # LIF has no mean: not drawn
+    line = drawn[0].lines[0]
+    assert drawn[0].get_label() == "SRC" and line.get_color() == plotting.color("SRC")
+    np.testing.assert_allclose(np.asarray(line.get_xdata(), dtype=float), [1, 2])
+    np.testing.assert_allclose(np.asarray(line.get_ydata(), dtype=float), [0.1, 0.2])
+    # the error bar of layer 1 spans mean ± std; a missing std is drawn as 0
+    bars = drawn[0].lines[2][0].get_segments()
+    np.testing.assert_allclose([bars[0][0][1], bars[0][1][1]], [0.09, 0.11])
+    np.testing.assert_allclose([bars[1][0][1], bars[1][1][1]], [0.2, 0.2])
+    assert not _texts(ax)
+
+
+def test_errorbars_follow_the_given_order_and_say_not_run_when_nothing_is_drawn():
+    frame = _summary().assign(activity_mean=[0.1, 0.2, 0.3, 0.4])
+    fig, axes = plotting.figure()
+    drawn = plotting.errorbars(axes[0, 0], frame, "layers", "activity", "model", order=["src", "lif"])
+    assert [d.get_label() for d in drawn] == ["src", "lif"]
+    fig, axes = plotting.figure()
+    assert plotting.errorbars(axes[0, 0], _summary().iloc[2:], "layers", "activity", "model") == []
+    assert _texts(axes[0, 0]) == [NOT_RUN]
+    with pytest.raises(ValueError, match="accuracy_mean"):
+        plotting.errorbars(axes[0, 0], _summary(), "layers", "accuracy", "model")
+
+
+# --- BRF datasets -----------------------------------------------------------------------------------------
+
+
+def test_pixel_sequence_figure_marks_the_row_in_both_orders():
+    image = torch.arange(16, dtype=torch.float32).reshape(1, 4, 4) / 16
+    order = torch.tensor([15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0])  # reversed reading order
+    fig = plotting.pixel_sequence_figure(image, 7, 3, order, row=1)
+    img_ax, plain, permuted = fig.axes
+    assert img_ax.get_title() == "MNIST test image 3 (label 7)"
+    assert img_ax.lines[0].get_ydata()[0] == 1  # the red row
+    assert [plain.get_title(), permuted.get_title()] == ["S-MNIST: 16 steps, 1 input", "PS-MNIST: 16 steps, 1 input"]
+    assert permuted.get_xlabel() == "time step" and plain.get_xlim() == (0, 16)
+    # row 1 = pixels 4..7: steps 4..7 in reading order, steps 8..11 once reversed
+    np.testing.assert_array_equal(plain.lines[1].get_xdata(), [4, 5, 6, 7])
+    np.testing.assert_array_equal(permuted.lines[1].get_xdata(), [8, 9, 10, 11])
+    np.testing.assert_allclose(permuted.lines[1].get_ydata(), np.array([7, 6, 5, 4]) / 16)
+    np.testing.assert_allclose(permuted.lines[0].get_ydata(), np.arange(15, -1, -1) / 16)
+
+
+def test_pixel_sequence_figure_rejects_a_bad_row_or_permutation():
+    image = torch.zeros(1, 4, 4)
+    with pytest.raises(ValueError, match="row=4"):
+        plotting.pixel_sequence_figure(image, 0, 0, torch.arange(16), row=4)
+    with pytest.raises(ValueError, match="not a permutation"):
+        plotting.pixel_sequence_figure(image, 0, 0, torch.zeros(16, dtype=torch.long), row=0)
+
+
+def test_ecg_figure_draws_channel_spikes_and_step_labels():
+    x = torch.zeros(10, 3)
+    x[[1, 4], 0] = 1.0
+    x[7, 2] = 1.0
+    y = torch.tensor([-1, 0, 0, 1, 1, 1, -1, 0, 1, -1])
+    fig = plotting.ecg_figure(x, y, ["P", "PQ"], index=5)
+    channels, labels = fig.axes
+    assert channels.get_title() == "ECG-QTDB test sequence 5: 10 steps, 3 spike channels"
+    assert [t.get_text() for t in channels.get_yticklabels()] == ["channel 0", "channel 1", "channel 2"]
+    assert [_segments_x(c) for c in channels.collections] == [[1.0, 4.0], [], [7.0]]
+    assert [_segments_x(c) for c in labels.collections] == [[1.0, 2.0, 7.0], [3.0, 4.0, 5.0, 8.0]]
+    assert [t.get_text() for t in labels.get_legend().get_texts()] == ["P", "PQ"]
+    assert labels.get_xlabel() == "time step" and labels.get_xlim() == (0, 10)
+    with pytest.raises(ValueError, match="at most 6"):
+        plotting.ecg_figure(x, y, list("abcdefg"), index=0)
+
+
+def test_shd_figure_shows_the_sample_channels_by_time():
+    spikes = torch.zeros(5, 7)
+    spikes[2, 6] = 1.0
+    fig = plotting.shd_figure(spikes, 3, index=1)
+    ax = fig.axes[0]
+    np.testing.assert_array_equal(ax.images[0].get_array(), spikes.T.numpy())
+    assert ax.get_title() == "SHD test sample 1 (label 3): 5 x 7"
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("time bin (4 ms)", "channel")
+
+
+# --- BRF single neurons -----------------------------------------------------------------------------------
+
+
+def _run(n, spikes_in, spikes_out):
+    run = {"u": torch.linspace(-1, 1, n), "v": torch.linspace(1, -1, n), "x": torch.zeros(n), "z": torch.zeros(n)}
+    run["x"][spikes_in] = 50.0
+    run["z"][spikes_out] = 1.0
+    return run
+
+
+def test_resonator_figure_two_traces_and_the_phase_plane():
+    t = torch.arange(6) * 0.5
+    runs = {"in phase (ω)": _run(6, [0, 2], [3]), "off resonance (2 ω)": _run(6, [0, 1], [])}
+    fig = plotting.resonator_figure(t, runs)
+    first, second, phase = fig.axes
+    assert first.get_title() == "RF neuron, input in phase (ω)" and second.get_xlabel() == "time (s)"
+    assert [line.get_label() for line in first.lines[:2]] == ["u (real part)", "v (imaginary part)"]
+    assert _segments_x(first.collections[0]) == [0.0, 1.0]  # input spikes at steps 0 and 2
+    assert _segments_x(first.collections[1]) == [1.5] and _segments_x(second.collections[1]) == []
+    assert [line.get_label() for line in phase.lines] == ["in phase (ω)", "off resonance (2 ω)", "threshold"]
+    np.testing.assert_allclose(phase.lines[0].get_xdata(), runs["in phase (ω)"]["u"])
+    np.testing.assert_allclose(phase.lines[0].get_ydata(), runs["in phase (ω)"]["v"])
+    assert (phase.get_xlabel(), phase.get_ylabel()) == ("u", "v")
+    with pytest.raises(ValueError, match="expected two"):
+        plotting.resonator_figure(t, {"only": runs["in phase (ω)"]})
+
+
+def test_frequency_response_figure_one_curve_and_marker_per_neuron():
+    frequencies = torch.tensor([1.0, 2.0, 3.0])
+    responses = {(2.0, 1.0): torch.tensor([0.1, 0.9, 0.2]), (3.0, 0.5): torch.tensor([0.0, 0.1, 0.5])}
+    fig = plotting.frequency_response_figure(frequencies, responses)
+    ax = fig.axes[0]
+    curves = [line for line in ax.lines if line.get_label().startswith("ω")]
+    assert [line.get_label() for line in curves] == ["ω = 2, b' = 1", "ω = 3, b' = 0.5"]
+    np.testing.assert_allclose(curves[0].get_ydata(), [0.1, 0.9, 0.2])
+    markers = [line for line in ax.lines if line not in curves]
+    assert [line.get_xdata()[0] for line in markers] == [2.0, 3.0]
+    assert [line.get_color() for line in markers] == [line.get_color() for line in curves]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("input frequency (rad/s)", "mean |u|")
+
+
+def test_spike_train_spacing_amplitude_and_count():
+    x = resonance.spike_train(2 * torch.pi / 0.05, steps=30, dt=0.01, kick=0.5, count=3)  # period: 5 steps
+    assert torch.nonzero(x).squeeze(1).tolist() == [0, 5, 10]
+    assert x.max().item() == pytest.approx(50.0)
+    with pytest.raises(ValueError, match="frequency"):
+        resonance.spike_train(0.0, steps=10)
+
+
+def test_periodic_spike_trains_one_spike_per_cycle():
+    x = resonance.periodic_spike_trains(torch.tensor([2 * torch.pi, 4 * torch.pi]), steps=100, dt=0.01, kick=0.05)
+    assert x.shape == (100, 2)
+    assert (x > 0).sum(0).tolist() == [1, 2]  # 1 s: one and two cycles, step 0 counted once
+    assert x.max().item() == pytest.approx(5.0)
+
+
+def test_resonance_demo_fires_in_phase_and_stays_silent_off_resonance():
+    t, runs = resonance.resonance_demo(omega=10.0, b_offset=1.0, kick=0.5, n_input_spikes=4, detuning=1.6)
+    in_phase, off = runs.values()
+    assert list(runs) == ["in phase (ω)", "off resonance (1.6 ω)"]
+    assert len(t) == in_phase["u"].shape[0] == round(5.5 * 2 * torch.pi / 10.0 / 0.01)
+    assert (in_phase["x"] > 0).sum() == (off["x"] > 0).sum() == 4
+    assert in_phase["z"].sum() > 0 and off["z"].sum() == 0
+
+
+def test_frequency_response_peaks_at_each_neurons_eigenfrequency():
+    frequencies = torch.linspace(1.0, 40.0, 40)
+    responses = resonance.frequency_response(frequencies, [[10.0, 1.0], [25.0, 1.0]], duration_s=3.0, dt=0.001)
+    assert list(responses) == [(10.0, 1.0), (25.0, 1.0)]
+    peaks = resonance.response_peaks(frequencies, responses)
+    assert list(peaks.columns) == ["ω", "b'", "peak response at (rad/s)"]
+    assert peaks["peak response at (rad/s)"].tolist() == [10.0, 25.0]
+    with pytest.raises(ValueError, match="response_pairs item"):
+        resonance.check_response_pairs([[2000.0, 1.0]], dt=0.001)
+    with pytest.raises(ValueError, match="response_pairs item"):
+        resonance.check_response_pairs([[10.0]], dt=0.001)
