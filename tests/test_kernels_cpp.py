@@ -31,7 +31,7 @@ def test_recurrent_sequence_matches_torch(model, T, B, H):
 @needs_cxx
 @pytest.mark.parametrize("T,B,C", [(1, 1, 1), (50, 4, 5), (1300, 16, 6)])
 def test_li_scan_matches_torch(T, B, C):
-    report = verify.check_li(T=T, B=B, C=C, engine="emulate")
+    report = verify.check_li(T=T, B=B, C=C, engine="cpp")
     assert report.spikes_equal  # the readout itself, bit for bit
     assert report.ok(), report
 
@@ -85,6 +85,30 @@ def test_config_backend_reaches_the_builder_and_fails_clearly_where_absent():
     model = build_model(ExperimentConfig(**{**base, "model_options": {**base["model_options"], "backend": "torch"}},
                                          backend="cpp"))
     assert model.hidden.backend == "torch"
-    # a model whose neurons have no cpp implementation says which backends it has
-    with pytest.raises(ValueError, match="backend='cpp' is invalid; expected 'auto' or one of"):
-        build_model(ExperimentConfig(experiment="test", dataset="fashion-mnist", encoding="columns", model="sj-plain", backend="cpp"))
+    # the IF neurons of the SpikingJelly nets take it too (their scan compiled as C++)
+    model = build_model(ExperimentConfig(experiment="test", dataset="fashion-mnist", encoding="columns",
+                                         model="sj-plain", backend="cpp"))
+    assert {m.backend for m in model.modules() if hasattr(m, "backend")} == {"cpp"}
+
+
+@needs_cxx
+@pytest.mark.parametrize("options", [dict(tau=2.0, v_reset=0.0, detach_reset=True, decay_input=True),
+                                     dict(tau=100.0, v_reset=None, detach_reset=False, decay_input=False)])
+def test_lif_scan_cpp_matches_torch(options):
+    report = verify.check_lif(**options, T=120, shape=(5, 11), engine="cpp")
+    assert report.ok(), report
+
+
+@needs_cxx
+def test_src_scan_cpp_matches_torch():
+    report = verify.check_src(T=150, shape=(4, 9), engine="cpp")
+    assert report.ok(), report
+
+
+@needs_cxx
+def test_node_with_cpp_backend_equals_torch_node():
+    from reprolib.neurons.integrate_fire import MultiStepLIFNode
+
+    x = torch.randn(80, 3, 17, generator=torch.Generator().manual_seed(0)) * 2
+    spikes = {b: MultiStepLIFNode(tau=2.0, backend=b)(x) for b in ("torch", "cpp")}
+    assert torch.equal(spikes["torch"], spikes["cpp"]) and spikes["torch"].sum() > 0

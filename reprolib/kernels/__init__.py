@@ -9,17 +9,18 @@ Importing this package never imports CuPy; CuPy is imported the first time a CUD
 * RF / BRF / ALIF recurrent layers (one fused kernel per step, the recurrent matmul in cuBLAS) with the
   signatures of :mod:`reprolib.neurons.resonate`, and their feed-forward scans -- :mod:`reprolib.kernels.resonate`;
 * the LI readout scan of the BRF networks -- :mod:`reprolib.kernels.leaky_integrator`;
-* whole-sequence C++ loops of the RF / BRF / ALIF recurrent layers for CPU tensors (``backend="cpp"``, for the
-  small recurrent networks where per-step framework overhead dominates) -- :mod:`reprolib.kernels.cpu`;
+* ``backend="cpp"`` for CPU tensors: whole-sequence C++ loops of the RF / BRF / ALIF recurrent layers (for the
+  small recurrent networks where per-step framework overhead dominates) -- :mod:`reprolib.kernels.cpu` -- and
+  the IF / LIF / SRC / LI scans compiled as C++;
 * ``reprolib bench`` -- :mod:`reprolib.kernels.bench`.
 
-Importing the package registers ``"cupy"`` and ``"auto"`` in ``IFNode.multistep_backends`` and
+Importing the package registers ``"cupy"``, ``"auto"`` and ``"cpp"`` in ``IFNode.multistep_backends`` and
 ``LIFNode.multistep_backends`` (the neuron core imports it lazily when such a backend is asked for).
 """
 
 from __future__ import annotations
 
-from reprolib.kernels import lif, resonate, src
+from reprolib.kernels import cpu, leaky_integrator, lif, resonate, src
 from reprolib.kernels.dispatch import (
     BACKENDS,
     BackendUnavailable,
@@ -28,7 +29,6 @@ from reprolib.kernels.dispatch import (
     resolve_backend,
     to_cupy,
 )
-from reprolib.kernels import leaky_integrator
 from reprolib.kernels.leaky_integrator import li_multistep, li_multistep_auto, li_multistep_cpp
 from reprolib.kernels.lif import if_multistep, if_multistep_auto, lif_multistep, lif_multistep_auto
 from reprolib.kernels.resonate import (
@@ -52,7 +52,7 @@ __all__ = [
     "if_multistep", "lif_multistep", "if_multistep_auto", "lif_multistep_auto", "src_multistep",
     "src_multistep_auto", "brf_multistep", "rf_multistep", "alif_multistep", "brf_multistep_auto",
     "rf_multistep_auto", "alif_multistep_auto", "brf_multistep_cpp", "rf_multistep_cpp", "alif_multistep_cpp",
-    "li_multistep", "li_multistep_auto", "li_multistep_cpp", "leaky_integrator", "brf_scan", "rf_scan", "alif_scan", "register_backends",
+    "li_multistep", "li_multistep_auto", "li_multistep_cpp", "leaky_integrator", "cpu", "brf_scan", "rf_scan", "alif_scan", "register_backends",
     "lif", "src", "resonate",
 ]
 
@@ -74,11 +74,13 @@ def register_backends() -> None:
     ):
         node.multistep_backends["cupy"] = fused
         node.multistep_backends["auto"] = auto
+        node.multistep_backends["cpp"] = cpu.cpp_backend(fused, f"{fused.__name__}_cpp")
     src_module = import_module("reprolib.neurons.src")
     table = getattr(src_module, "MULTISTEP_BACKENDS", None)
     if isinstance(table, dict):
         table["cupy"] = src_multistep
         table["auto"] = src_multistep_auto
+        table["cpp"] = cpu.cpp_backend(src_multistep, "src_multistep_cpp")
     resonate_module = import_module("reprolib.neurons.resonate")
     for name, fused, auto, cpp in (
         ("RFCell", rf_multistep, rf_multistep_auto, rf_multistep_cpp),

@@ -3,7 +3,9 @@
 For each neuron type (LIF, SRC, BRF, ALIF) and shape ``T, B, N`` it times one forward and backward pass of
 
 * ``torch``: the PyTorch time loop of :mod:`reprolib.neurons` (the reference implementation);
-* ``kernel``: the fused CuPy kernel of :mod:`reprolib.kernels` (GPU only);
+* ``kernel``: the fused CuPy kernel of :mod:`reprolib.kernels` on a GPU; on a CPU the same sources built as C++
+  (``backend="cpp"``: one scan call per layer, and for BRF / ALIF the whole-sequence loops of
+  :mod:`reprolib.kernels.cpu`); the record's ``kernel_engine`` says which;
 * ``spikingjelly``: SpikingJelly's ``LIFNode`` with ``backend="cupy"`` (LIF only, when SpikingJelly is installed);
 
 plus, for BRF and ALIF, ``torch_scan`` / ``kernel_scan``: the neuron alone driven by a known input current
@@ -20,8 +22,9 @@ recurrent types the matmuls are not counted, so their roofline is a loose lower 
 
 Timing: CUDA events around each forward + backward, after warm-up (which also compiles the kernels), median of
 the repeats (``time.perf_counter`` on CPU). The JSON record (device, date, versions, git commit) goes to
-``results/bench/<device>.json`` for the book's performance chapter. On a machine without CUDA only the PyTorch
-loop runs (by default at the small shape 28,128,32), the kernel columns are ``null`` with the reason.
+``results/bench/<device>.json`` for the book's performance chapter. On a machine without CUDA the PyTorch loop
+and the C++ build run (by default at the small shape 28,128,32); the SpikingJelly column is ``null`` with the
+reason.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import json
 import re
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -108,7 +112,7 @@ def peak_bandwidth(device: torch.device) -> tuple[float | None, str]:
 # the timed workloads: each builder returns a closure doing one forward + backward
 
 
-def _lif_case(impl: str, T, B, N, device, gen):
+def _lif_case(impl: str, engine: str, T, B, N, device, gen):
     from reprolib import surrogate as S  # noqa: PLC0415
     from reprolib.neurons import integrate_fire as IF  # noqa: PLC0415
 
@@ -127,7 +131,9 @@ def _lif_case(impl: str, T, B, N, device, gen):
             node(x).sum().backward()
         return run
     if impl == "kernel":
-        from reprolib.kernels.lif import lif_multistep as fn  # noqa: PLC0415
+        from reprolib.kernels.lif import lif_multistep  # noqa: PLC0415
+
+        fn = partial(lif_multistep, engine=engine)
     else:
         fn = IF.lif_multistep
 
@@ -137,7 +143,7 @@ def _lif_case(impl: str, T, B, N, device, gen):
     return run
 
 
-def _src_case(impl: str, T, B, N, device, gen):
+def _src_case(impl: str, engine: str, T, B, N, device, gen):
     from reprolib.neurons import src as R  # noqa: PLC0415
 
     I = (torch.randn(T, B, N, generator=gen) * 3.0 + 2.0).to(device).requires_grad_()
@@ -145,7 +151,9 @@ def _src_case(impl: str, T, B, N, device, gen):
     state = R.src_initial_state((B, N), device=device)
     p = R.SRCParameters(b_h=b)
     if impl == "kernel":
-        from reprolib.kernels.src import src_multistep as fn  # noqa: PLC0415
+        from reprolib.kernels.src import src_multistep  # noqa: PLC0415
+
+        fn = partial(src_multistep, engine=engine)
     else:
         fn = R.src_multistep
 
@@ -155,7 +163,7 @@ def _src_case(impl: str, T, B, N, device, gen):
     return run
 
 
-def _resonate_case(model: str, impl: str, T, B, N, device, gen):
+def _resonate_case(model: str, impl: str, engine: str, T, B, N, device, gen):
     from reprolib.neurons import resonate as R  # noqa: PLC0415
 
     if model == "ALIF":
@@ -174,7 +182,7 @@ def _resonate_case(model: str, impl: str, T, B, N, device, gen):
         if impl == "kernel":
             from reprolib.kernels import resonate as K  # noqa: PLC0415
 
-            fn = getattr(K, f"{name}_multistep")
+            fn = partial(getattr(K, f"{name}_multistep"), engine=engine)
         else:
             fn = getattr(R, f"{name}_multistep")
 
@@ -187,7 +195,7 @@ def _resonate_case(model: str, impl: str, T, B, N, device, gen):
     if impl == "kernel_scan":
         from reprolib.kernels import resonate as K  # noqa: PLC0415
 
-        scan = getattr(K, f"{name}_scan")
+        scan = partial(getattr(K, f"{name}_scan"), engine=engine)
 
         def run():
             z, _ = scan(cur, state, params)
@@ -204,12 +212,12 @@ def _resonate_case(model: str, impl: str, T, B, N, device, gen):
     return run
 
 
-def _builder(neuron: str, impl: str):
+def _builder(neuron: str, impl: str, engine: str):
     if neuron == "LIF":
-        return lambda *a: _lif_case(impl, *a)
+        return lambda *a: _lif_case(impl, engine, *a)
     if neuron == "SRC":
-        return lambda *a: _src_case(impl, *a)
-    return lambda *a: _resonate_case(neuron, impl, *a)
+        return lambda *a: _src_case(impl, engine, *a)
+    return lambda *a: _resonate_case(neuron, impl, engine, *a)
 
 
 def _time(run, device: torch.device, warmup: int, repeats: int, budget_s: float) -> tuple[float, int]:
@@ -255,18 +263,28 @@ def device_slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower() or "device"
 
 
+def kernel_engine_for(device: torch.device) -> tuple[str, str | None]:
+    """The fused implementation timed in the ``kernel`` columns on ``device`` and why it cannot run (or None):
+    the CuPy kernels on CUDA, the same sources built as C++ (``backend="cpp"``) on the CPU."""
+    from reprolib.kernels import cpu  # noqa: PLC0415
+    from reprolib.kernels.dispatch import BackendUnavailable, resolve_backend  # noqa: PLC0415
+
+    if device.type != "cuda":
+        return "cpp", None if cpu.cpp_available() else "no C++ compiler (g++) for the cpp backend"
+    try:
+        resolve_backend("cupy", torch.empty(0, device=device))
+    except BackendUnavailable as err:
+        return "cupy", str(err)
+    return "cupy", None
+
+
 def run_bench(neurons, shapes, device: torch.device, repeats: int = 20, warmup: int = 3,
               peak_gbps: float | None = None, spikingjelly: bool = True, max_torch_seconds: float = 60.0,
               log=print) -> dict:
     """Time every (neuron, shape, implementation) and return the JSON-ready record."""
-    from reprolib.kernels.dispatch import BackendUnavailable, resolve_backend  # noqa: PLC0415
     from reprolib.results.provenance import device_name, git_state, utc_now  # noqa: PLC0415
 
-    kernel_reason = None
-    try:
-        resolve_backend("cupy", torch.empty(0, device=device))
-    except BackendUnavailable as err:
-        kernel_reason = str(err)
+    kernel_engine, kernel_reason = kernel_engine_for(device)
     sj_version = _spikingjelly_version() if spikingjelly else None
     sj_reason = None
     if not spikingjelly:
@@ -298,7 +316,7 @@ def run_bench(neurons, shapes, device: torch.device, repeats: int = 20, warmup: 
                     row[key] = None
                     row["notes"][impl] = reason
                     continue
-                run = _builder(neuron, impl)(T, B, N, device, gen)
+                run = _builder(neuron, impl, kernel_engine)(T, B, N, device, gen)
                 budget = max_torch_seconds if impl.startswith("torch") else float("inf")
                 try:
                     ms, n = _time(run, device, warmup, repeats, budget)
@@ -333,6 +351,7 @@ def run_bench(neurons, shapes, device: torch.device, repeats: int = 20, warmup: 
         "cuda": torch.version.cuda,
         "cupy": _cupy_version(),
         "spikingjelly": sj_version,
+        "kernel_engine": kernel_engine,
         **git_state(),
         "peak_bandwidth_GBps": peak_gbps,
         "peak_bandwidth_source": bw_source,

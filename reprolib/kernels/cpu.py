@@ -28,7 +28,7 @@ from torch import Tensor
 from reprolib.kernels import dispatch
 from reprolib.kernels.dispatch import BackendUnavailable
 
-__all__ = ["cpp_available", "sequence_forward", "sequence_backward", "RecurrentSequence"]
+__all__ = ["cpp_available", "check_input", "cpp_backend", "sequence_forward", "sequence_backward", "RecurrentSequence"]
 
 _HOST = r"""
 // ---- whole-sequence host loops (the step arithmetic is fwd_step / bwd_step above) ----
@@ -159,7 +159,7 @@ def cpp_available() -> bool:
 def _library(model: str, strict: bool):
     from reprolib.kernels import resonate as K  # noqa: PLC0415 - resonate imports this module lazily too
 
-    source = dispatch._EMULATION_SHIM + K.resonate_source(model, strict, "emulate") + _HOST
+    source = dispatch._EMULATION_SHIM + K.resonate_source(model, strict, "cpp") + _HOST
     key = hashlib.sha256(source.encode()).hexdigest()
     with _LOCK:
         lib = _LIBRARIES.get(key)
@@ -188,6 +188,19 @@ def check_input(x: Tensor) -> None:
                                  "(use backend='cupy' or 'auto' on a GPU)")
     if not cpp_available():
         raise BackendUnavailable("backend='cpp' needs a C++ compiler (g++ or $CXX) to build its loops; none was found")
+
+
+def cpp_backend(fused, name: str):
+    """``backend="cpp"`` for a feed-forward kernel scan ``fused(x_seq, ..., engine=...)`` (IF / LIF / SRC): the
+    whole-sequence scan compiled as C++ (``engine="cpp"``), after checking that it can run here."""
+
+    def run(x_seq, *args, **kwargs):
+        check_input(x_seq)
+        return fused(x_seq, *args, engine="cpp", **kwargs)
+
+    run.__name__ = name
+    run.__doc__ = f"``backend='cpp'``: :func:`{fused.__module__}.{fused.__name__}` as a C++ scan on CPU tensors."
+    return run
 
 
 def sequence_forward(prep, cur: Tensor, w_rec_t: Tensor, z0, s10, s20, s30):

@@ -325,9 +325,17 @@ def build_shared_library(text: str, key: str, opt_level: str = "-O2") -> ctypes.
 
 
 class EmulatedEngine(Engine):
-    """The kernels' source compiled as C++ (g++) and run on CPU tensors: for tests without a GPU."""
+    """The kernels' source compiled as C++ (g++) and run on CPU tensors.
+
+    ``"emulate"`` (``-O1``) tests the CUDA kernels' arithmetic without a GPU; ``"cpp"`` (``-O2``) is the same
+    build used for speed by ``backend="cpp"`` (the scans are whole-sequence loops, one call per layer).
+    """
 
     name = "emulate"
+
+    def __init__(self, name: str = "emulate", opt_level: str = "-O1"):
+        super().__init__()
+        self.name, self.opt_level = name, opt_level
 
     @staticmethod
     def compiler() -> str | None:
@@ -335,7 +343,7 @@ class EmulatedEngine(Engine):
 
     def _compile(self, source, specs, key):
         text = _EMULATION_SHIM + source + "\n" + _emulation_wrappers(specs)
-        handle = build_shared_library(text, key, opt_level="-O1")
+        handle = build_shared_library(text, key, opt_level=self.opt_level)
         functions = {}
         for spec in specs:
             fn = getattr(handle, f"emu_{spec.name}")
@@ -363,11 +371,14 @@ _ENGINES: dict[str, Engine] = {}
 
 
 def get_engine(name: str = "cupy") -> Engine:
-    """The shared engine ``"cupy"`` (GPU) or ``"emulate"`` (CPU, tests)."""
-    if name not in ("cupy", "emulate"):
-        raise ValueError(f"engine={name!r} is invalid; expected 'cupy' or 'emulate'")
+    """The shared engine ``"cupy"`` (GPU), ``"emulate"`` (CPU, tests) or ``"cpp"`` (CPU, optimised build)."""
+    if name not in ("cupy", "emulate", "cpp"):
+        raise ValueError(f"engine={name!r} is invalid; expected 'cupy', 'emulate' or 'cpp'")
     if name not in _ENGINES:
-        _ENGINES[name] = CupyEngine() if name == "cupy" else EmulatedEngine()
+        if name == "cupy":
+            _ENGINES[name] = CupyEngine()
+        else:
+            _ENGINES[name] = EmulatedEngine(name, "-O1" if name == "emulate" else "-O2")
     return _ENGINES[name]
 
 

@@ -4,7 +4,7 @@
 (:func:`reprolib.neurons.resonate.li_step`). The readout's input current ``I = z W^T (+ b)`` is known for all
 steps once the hidden layer has run, so one thread per output neuron scans all T steps, forward and backward,
 instead of a framework loop of T small steps (784 on S-MNIST, 1300 on ECG). The same source runs on the GPU
-(``engine="cupy"``) and, compiled as C++, on the CPU (``engine="emulate"``, the ``"cpp"`` backend).
+(``engine="cupy"``) and, compiled as C++, on the CPU (``engine="cpp"``; ``"emulate"`` in the tests).
 
 The forward rounds exactly as :func:`~reprolib.neurons.resonate.li_step` (same operations, no FMA
 contraction), so the readout is bit-identical to the PyTorch loop on the CPU.
@@ -103,7 +103,7 @@ class _LIScan(torch.autograd.Function):
 
 def li_multistep(z_seq: Tensor, weight: Tensor, state, params, bias=None, *, engine: str = "cupy"):
     """Fused LI readout over ``z_seq [T, B, h]``; drop-in for :func:`reprolib.neurons.resonate.li_multistep`:
-    ``(u_seq [T, B, C], LIState)``. ``engine``: ``"cupy"`` (CUDA tensors) or ``"emulate"`` (CPU, C++ build)."""
+    ``(u_seq [T, B, C], LIState)``. ``engine``: ``"cupy"`` (CUDA tensors), ``"cpp"`` or ``"emulate"`` (CPU, C++ builds)."""
     from reprolib.neurons.resonate import LIState  # noqa: PLC0415
 
     if not isinstance(z_seq, Tensor) or z_seq.dim() != 3 or weight.shape[1] != z_seq.shape[-1]:
@@ -140,4 +140,4 @@ def li_multistep_cpp(z_seq: Tensor, weight: Tensor, state, params, bias=None):
     from reprolib.kernels import cpu  # noqa: PLC0415
 
     cpu.check_input(z_seq)
-    return li_multistep(z_seq, weight, state, params, bias, engine="emulate")
+    return li_multistep(z_seq, weight, state, params, bias, engine="cpp")

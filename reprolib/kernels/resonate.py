@@ -405,10 +405,10 @@ def _prepare(model: str, params, state_shape, device, engine: str) -> _Prepared:
     pa, pb = torch.broadcast_tensors(torch.as_tensor(pa, device=device), torch.as_tensor(pb, device=device))
     p1, P = dispatch.param_period(pa, state_shape, torch.float32, device, "parameter")
     p2, _ = dispatch.param_period(pb, state_shape, torch.float32, device, "parameter")
-    source = resonate_source(model, bool(strict), "emulate" if engine == "cpp" else engine)
+    source = resonate_source(model, bool(strict), engine)
     # "cpp": the recurrent layer runs reprolib.kernels.cpu's whole-sequence loops; the feed-forward scans are
-    # already whole-sequence loops, run by the C++ build of the kernel source
-    runner = dispatch.get_engine("emulate" if engine == "cpp" else engine)
+    # already whole-sequence loops, run by the optimised C++ build of the kernel source
+    runner = dispatch.get_engine(engine)
     return _Prepared(model, source, runner, p1, p2, P, consts + sg, bool(strict))
 
 
