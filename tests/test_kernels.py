@@ -286,6 +286,11 @@ def test_bench_cpu_writes_json(tmp_path, no_cupy):
         assert row["bytes_roofline"] == 6 * 4 * 6 * 4 * 8
     assert rows["LIF"]["spikingjelly_ms"] is None
     assert rows["BRF"]["torch_scan_ms"] > 0
+    # end to end: one BRF training iteration at the ECG task's shape (the CPU default)
+    (iteration,) = record["iterations"]
+    assert (iteration["task"], iteration["B"], iteration["T"]) == ("ecg", 16, 1300)
+    assert iteration["torch_ms"] > 0
+    assert (iteration["kernel_ms"] > 0) if HAS_CXX else (iteration["kernel_ms"] is None)
 
 
 def test_bench_rejects_bad_shape(capsys):

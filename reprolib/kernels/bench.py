@@ -8,7 +8,9 @@ For each neuron type (LIF, SRC, BRF, ALIF) and shape ``T, B, N`` it times one fo
   :mod:`reprolib.kernels.cpu`); the record's ``kernel_engine`` says which;
 * ``spikingjelly``: SpikingJelly's ``LIFNode`` with ``backend="cupy"`` (LIF only, when SpikingJelly is installed);
 
-plus, for BRF and ALIF, ``torch_scan`` / ``kernel_scan``: the neuron alone driven by a known input current
+and, end to end, one training iteration of the BRF paper's network (``iterations``: S-MNIST batch 256 and
+T = 784, the issue's 50 ms target against the source's 1,056 ms; ECG batch 16 and T = 1300), PyTorch loops
+vs the fused backend. Per layer it also times, for BRF and ALIF, ``torch_scan`` / ``kernel_scan``: the neuron alone driven by a known input current
 (no recurrent matrix; a step-function loop vs one scan kernel). BRF and ALIF ``torch`` / ``kernel`` time the
 recurrent layer of the BRF paper (``W [N, 2N]`` on ``[x[t], z[t-1]]``; the recurrent matmul runs once per step
 in both). LIF uses SpikingJelly 2.0's defaults (tau 2, hard reset to 0, Sigmoid alpha 4, ``decay_input``), so
@@ -39,7 +41,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["configure", "main", "run_bench", "SHAPES", "NEURONS", "peak_bandwidth"]
+__all__ = ["configure", "main", "run_bench", "run_iterations", "SHAPES", "NEURONS", "ITERATION_TASKS", "peak_bandwidth"]
 
 SHAPES = ((200, 64, 512), (784, 256, 256), (200, 256, 512), (28, 128, 32))
 CPU_SHAPES = ((28, 128, 32),)
@@ -71,6 +73,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-spikingjelly", action="store_true", help="do not time SpikingJelly even if installed")
     parser.add_argument("--check", action="store_true",
                         help="first compare every kernel with the PyTorch implementation on this device")
+    parser.add_argument("--iterations", nargs="+", default=None, choices=[*ITERATION_TASKS, "none"],
+                        help="also time one full training iteration of the BRF paper's network on these tasks "
+                             "(default: smnist and ecg on CUDA, ecg on CPU; 'none' skips)")
     parser.add_argument("--output", default=None, help="JSON path (default: results/bench/<device>.json)")
 
 
@@ -210,6 +215,74 @@ def _resonate_case(model: str, impl: str, engine: str, T, B, N, device, gen):
             zs.append(z)
         torch.stack(zs).sum().backward()
     return run
+
+
+# --------------------------------------------------------------------------------------------------
+# end to end: one training iteration of the BRF paper's RSNN (issue 7's S-MNIST target)
+
+#: batch, steps, loss and optimiser settings of the BRF paper's scripts (reference brf-neurons.md section 3)
+ITERATION_TASKS = {
+    "smnist": {"batch": 256, "T": 784, "label_last": True, "grad_clip": 1.0, "lr": 0.1},
+    "ecg": {"batch": 16, "T": 1300, "label_last": False, "grad_clip": None, "lr": 0.1},
+}
+#: the source's own time for the S-MNIST iteration on an H100 (its TorchScript code), from issue 7
+SOURCE_ITERATION_MS = {"smnist": 1056.0}
+
+
+def _iteration_case(task: str, backend: str, device, gen, neuron: str = "brf"):
+    """One training iteration: forward over T steps, per-step log-softmax NLL (label-last on S-MNIST), backward,
+    gradient clipping where the source clips, Adam step; random inputs of the task's shape."""
+    from reprolib.models.resonate import RSNN_PRESETS, RSNN_TASK_SIZES, build_rsnn  # noqa: PLC0415
+    from reprolib.training.losses import make_seq_nll  # noqa: PLC0415
+
+    spec = ITERATION_TASKS[task]
+    m, _, classes = RSNN_TASK_SIZES[task]
+    B, T = spec["batch"], spec["T"]
+    torch.manual_seed(0)
+    model = build_rsnn(**RSNN_PRESETS[(task, neuron)], backend=backend).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=spec["lr"])
+    loss_fn = make_seq_nll(label_last=spec["label_last"], skip_steps=0)
+    if task == "smnist":
+        x = torch.rand(T, B, m, generator=gen).to(device)  # one grey value per step
+        y = torch.randint(0, classes, (B,), generator=gen).to(device)
+    else:
+        x = (torch.rand(T, B, m, generator=gen) < 0.05).float().to(device)  # level-crossing events
+        y = torch.randint(0, classes, (B, T), generator=gen).to(device)
+
+    def run():
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(model(x), y).loss.backward()
+        if spec["grad_clip"] is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), spec["grad_clip"])
+        optimizer.step()
+    return run
+
+
+def run_iterations(tasks, device: torch.device, repeats: int = 5, warmup: int = 2, max_torch_seconds: float = 60.0,
+                   log=print) -> list[dict]:
+    """Time one BRF training iteration per task with the PyTorch loops and with the fused backend."""
+    engine, reason = kernel_engine_for(device)
+    gen = torch.Generator().manual_seed(0)
+    rows = []
+    for task in tasks:
+        spec = ITERATION_TASKS[task]
+        row = {"task": task, "neuron": "BRF", "B": spec["batch"], "T": spec["T"], "notes": {},
+               "source_ms": SOURCE_ITERATION_MS.get(task)}
+        for impl, backend in (("torch", "torch"), ("kernel", engine)):
+            if impl == "kernel" and reason is not None:
+                row["kernel_ms"], row["notes"]["kernel"] = None, reason
+                continue
+            run = _iteration_case(task, backend, device, gen)
+            budget = max_torch_seconds if impl == "torch" else float("inf")
+            ms, n = _time(run, device, warmup, repeats, budget)
+            row[f"{impl}_ms"] = ms
+            if n < repeats:
+                row["notes"][impl] = f"{n} repeats (time budget)"
+            log(f"iteration {task:6s} B={spec['batch']} T={spec['T']} {impl:7s} ({backend}) {ms:10.3f} ms")
+        t, k = row.get("torch_ms"), row.get("kernel_ms")
+        row["speedup_vs_torch"] = t / k if t and k else None
+        rows.append(row)
+    return rows
 
 
 def _builder(neuron: str, impl: str, engine: str):
@@ -387,6 +460,13 @@ def main(args) -> int:
     record = run_bench(args.neurons, shapes, device, repeats=args.repeats, warmup=args.warmup,
                        peak_gbps=args.peak_bandwidth, spikingjelly=not args.no_spikingjelly,
                        max_torch_seconds=args.max_torch_seconds)
+    tasks = args.iterations if args.iterations is not None else (["smnist", "ecg"] if device.type == "cuda" else ["ecg"])
+    tasks = [t for t in tasks if t != "none"]
+    record["iterations"] = run_iterations(tasks, device, repeats=min(args.repeats, 5), warmup=min(args.warmup, 2),
+                                          max_torch_seconds=args.max_torch_seconds)
+    record["iteration_workload"] = ("one training iteration of the BRF paper's RSNN (BRF, hidden 256 on S-MNIST, 36 on "
+                                    "ECG): forward, per-step log-softmax NLL, backward, clipping where the source "
+                                    "clips, Adam step; random inputs of the task's shape")
     if args.output:
         out = Path(args.output)
     else:
