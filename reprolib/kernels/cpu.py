@@ -28,7 +28,7 @@ from torch import Tensor
 from reprolib.kernels import dispatch
 from reprolib.kernels.dispatch import BackendUnavailable
 
-__all__ = ["cpp_available", "check_input", "cpp_backend", "sequence_forward", "sequence_backward", "RecurrentSequence"]
+__all__ = ["cpp_available", "check_input", "cpp_backend", "sequence_forward", "sequence_backward"]
 
 _HOST = r"""
 // ---- whole-sequence host loops (the step arithmetic is fwd_step / bwd_step above) ----
@@ -235,23 +235,3 @@ def sequence_backward(prep, saved, g_zseq: Tensor, g_z: Tensor, g_1: Tensor, g_2
                      T, B, H, prep.P, *prep.scalars)
     return gx, gz, g1, g2, g3, gp1, gp2
 
-
-class RecurrentSequence(torch.autograd.Function):
-    """The recurrent RF / BRF / ALIF layer as one forward and one backward C++ call (inputs as in
-    :class:`reprolib.kernels.resonate._RecurrentLayer`: the input current ``cur [T, B, H]`` without the recurrent
-    part, ``W_rec^T``, the initial state slots and the per-neuron ``p1, p2``)."""
-
-    @staticmethod
-    def forward(ctx, cur, w_rec_t, z0, s10, s20, s30, p1, p2, prep):
-        from reprolib.kernels.resonate import _save_recurrent  # noqa: PLC0415
-
-        z_seq, s1_seq, s2_seq, s3_seq, x_seq = sequence_forward(prep, cur, w_rec_t, z0, s10, s20, s30)
-        return _save_recurrent(ctx, prep, (w_rec_t, z0, s10, s20, s30, p1, p2), z_seq, s1_seq, s2_seq, s3_seq, x_seq)
-
-    @staticmethod
-    def backward(ctx, g_zseq, g_z, g_1, g_2, g_3):
-        from reprolib.kernels.resonate import _recurrent_grads, _saved_recurrent  # noqa: PLC0415
-
-        saved = _saved_recurrent(ctx)
-        gx, gz0, g1, g2, g3, gp1, gp2 = sequence_backward(ctx.prep, saved, g_zseq, g_z, g_1, g_2, g_3)
-        return _recurrent_grads(ctx.prep, saved[1], saved[7], gx, gz0, g1, g2, g3, g_3, gp1, gp2)

@@ -166,6 +166,7 @@ def nvrtc_options() -> tuple[str, ...]:
 _EMULATION_SHIM = r"""
 // ---- CPU emulation shim: the same source compiled as C++, one host loop over blocks and threads ----
 #include <math.h>
+#define REPROLIB_EMULATION 1
 struct reprolib_dim3 { unsigned int x, y, z; };
 static reprolib_dim3 threadIdx, blockIdx, blockDim, gridDim;
 #define __global__

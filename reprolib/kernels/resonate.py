@@ -13,10 +13,21 @@ with the double-Gaussian surrogate of :class:`reprolib.surrogate.DoubleGaussian`
 
 :func:`brf_multistep`, :func:`rf_multistep`, :func:`alif_multistep` are drop-ins for the recurrent layer
 loops of :mod:`reprolib.neurons.resonate` (same signature and result). They are one autograd Function per
-*layer*: the forward runs, per step, one cuBLAS matmul ``z[t-1] W_rec^T`` and one fused kernel (the add of the
-input current is inside the kernel); the backward runs, per step in reverse, one fused kernel and one matmul
-for ``dL/dz[t-1]``, accumulates the per-neuron parameter gradients in registers-to-global buffers, and
-computes ``dL/dW_rec`` as one GEMM over all steps at the end. The per-neuron derived quantities
+*layer*, in one of two forms:
+
+* one launch per direction (``seq_forward_block`` / ``seq_backward_block``, the default on CUDA for
+  ``hidden <= 1024``): one thread block per sample and one thread per neuron scan all T steps; the previous
+  step's spikes sit in shared memory, and the recurrent sum ``z[t-1] W_rec^T`` skips the zero entries of
+  the binary spike vector (a warp-uniform branch), so the per-step cost follows the spike count. The backward
+  keeps ``dL/dx[t]`` of the sample in shared memory for ``dL/dz[t-1] = dL/dx[t] W_rec``. A barrier separates
+  the steps; no per-step launch or Python loop remains. The same arithmetic runs on the CPU as the C++
+  loops of :mod:`reprolib.kernels.cpu` (``backend="cpp"``), bit for bit;
+* one launch per step (``REPROLIB_RSNN_KERNEL=step``, or ``hidden > 1024``): per step one cuBLAS matmul
+  ``z[t-1] W_rec^T`` and one fused kernel (the add of the input current is inside the kernel), and in reverse
+  one fused kernel and one matmul for ``dL/dz[t-1]``; the recurrent currents equal PyTorch's bit for bit.
+
+Both accumulate the per-neuron parameter gradients per element and compute ``dL/dW_rec`` as one GEMM over all
+steps at the end. The per-neuron derived quantities
 (``|omega|``, ``p(omega) - |b'|``, ``exp(-1/|tau|)``) are computed once per sequence by PyTorch, so their
 gradients flow back to the raw parameters through ordinary autograd.
 
@@ -87,6 +98,24 @@ RESONATE_SPECS = (
         ("float*", "gz"), ("float*", "g1"), ("float*", "g2"), ("float*", "g3"), ("float*", "gx_seq"),
         ("float*", "gp1"), ("float*", "gp2"), ("int", "T"), ("int", "N"), ("int", "P")) + _SCALARS),
 )
+
+#: the whole recurrent layer in one launch per direction (GPU only; see the end of the source)
+SEQUENCE_SPECS = (
+    KernelSpec("seq_forward_block", (
+        ("const float*", "cur"), ("const float*", "wt"), ("const float*", "z0"), ("const float*", "s10"),
+        ("const float*", "s20"), ("const float*", "s30"), ("const float*", "p1"), ("const float*", "p2"),
+        ("float*", "z_seq"), ("float*", "s1_seq"), ("float*", "s2_seq"), ("float*", "s3_seq"), ("float*", "x_seq"),
+        ("int", "T"), ("int", "B"), ("int", "H"), ("int", "P"), ("float", "k1"), ("float", "k2"), ("float", "k3"))),
+    KernelSpec("seq_backward_block", (
+        ("const float*", "x_seq"), ("const float*", "w_rec"), ("const float*", "z0"), ("const float*", "s10"),
+        ("const float*", "s20"), ("const float*", "s30"), ("const float*", "z_seq"), ("const float*", "s1_seq"),
+        ("const float*", "s2_seq"), ("const float*", "s3_seq"), ("const float*", "p1"), ("const float*", "p2"),
+        ("const float*", "gz_seq"), ("float*", "gz"), ("float*", "g1"), ("float*", "g2"), ("float*", "g3"),
+        ("float*", "gx_seq"), ("float*", "gp1"), ("float*", "gp2"), ("int", "T"), ("int", "B"), ("int", "H"),
+        ("int", "P")) + _SCALARS),
+)
+#: the one-launch layer keeps one neuron per thread of a block
+SEQUENCE_MAX_HIDDEN = 1024
 
 _BODY = r"""
 #if STRICT
@@ -338,6 +367,135 @@ extern "C" __global__ void scan_backward(const float* __restrict__ x_seq, const 
 #endif
     gp1[n] = ga; gp2[n] = gb;
 }
+
+#if !defined(REPROLIB_EMULATION)
+// ---- whole recurrent layer in one launch (GPU): one block per sample, one thread per neuron, the previous
+//      step's spikes (forward) or input gradients (backward) of the sample in shared memory; a barrier per step.
+//      Same arithmetic and summation order as the C++ loops of reprolib.kernels.cpu, so both agree bit for bit.
+#define SEQ_MAX_H 1024
+extern "C" __global__ void seq_forward_block(const float* __restrict__ cur, const float* __restrict__ wt,
+                                             const float* __restrict__ z0, const float* __restrict__ s10,
+                                             const float* __restrict__ s20, const float* __restrict__ s30,
+                                             const float* __restrict__ p1, const float* __restrict__ p2,
+                                             float* __restrict__ z_seq, float* __restrict__ s1_seq,
+                                             float* __restrict__ s2_seq, float* __restrict__ s3_seq,
+                                             float* __restrict__ x_seq, const int T, const int B, const int H,
+                                             const int P, const float k1, const float k2, const float k3) {
+    __shared__ float zsh[SEQ_MAX_H];
+    const int b = blockIdx.x, h = threadIdx.x;
+    const bool active = h < H;
+    const long long N = (long long)B * H, n = (long long)b * H + h;
+    const int j = active ? (int)(n % P) : 0;
+    float z = 0.0f, u = 0.0f, w = 0.0f, q = 0.0f, pa = 0.0f, pb = 0.0f;
+    if (active) {
+        z = z0[n]; u = s10[n]; w = s20[n]; pa = p1[j]; pb = p2[j];
+#if MODEL == 1
+        q = s30[n];
+#endif
+        zsh[h] = z;
+    }
+    __syncthreads();
+    for (int t = 0; t < T; ++t) {
+        const long long e = (long long)t * N + n;
+        float zn = 0.0f;
+        if (active) {
+            float rec = 0.0f;
+            for (int k = 0; k < H; ++k) {
+                const float zk = zsh[k];  // the same for every thread: no divergence
+                if (zk == 0.0f) continue;
+                rec += zk * wt[(long long)k * H + h];
+            }
+            const float x = cur[e] + rec;
+            float un, wn, qn;
+            fwd_step(x, z, u, w, q, pa, pb, k1, k2, k3, zn, un, wn, qn);
+            z = zn; u = un; w = wn; q = qn;
+            z_seq[e] = zn; s1_seq[e] = un; s2_seq[e] = wn;
+#if MODEL == 1
+            s3_seq[e] = qn;
+#endif
+#if MODEL == 2
+            x_seq[e] = x;
+#endif
+        }
+        __syncthreads();  // every thread has read zsh for step t
+        if (active) zsh[h] = zn;
+        __syncthreads();
+    }
+}
+
+// w_rec: W_rec [H (target h), H (source k)] row-major (thread k reads column k: coalesced)
+extern "C" __global__ void seq_backward_block(const float* __restrict__ x_seq, const float* __restrict__ w_rec,
+                                              const float* __restrict__ z0, const float* __restrict__ s10,
+                                              const float* __restrict__ s20, const float* __restrict__ s30,
+                                              const float* __restrict__ z_seq, const float* __restrict__ s1_seq,
+                                              const float* __restrict__ s2_seq, const float* __restrict__ s3_seq,
+                                              const float* __restrict__ p1, const float* __restrict__ p2,
+                                              const float* __restrict__ gz_seq, float* __restrict__ gz,
+                                              float* __restrict__ g1, float* __restrict__ g2, float* __restrict__ g3,
+                                              float* __restrict__ gx_seq, float* __restrict__ gp1,
+                                              float* __restrict__ gp2, const int T, const int B, const int H,
+                                              const int P, const float k1, const float k2, const float k3,
+                                              SG_PARAMS) {
+    __shared__ float gxs[SEQ_MAX_H];
+    const int b = blockIdx.x, h = threadIdx.x;
+    const bool active = h < H;
+    const long long N = (long long)B * H, n = (long long)b * H + h;
+    const int j = active ? (int)(n % P) : 0;
+    float gz_mm = 0.0f, gz_own = 0.0f, gu = 0.0f, gw = 0.0f, gq = 0.0f, ga = 0.0f, gb = 0.0f, pa = 0.0f, pb = 0.0f;
+    if (active) {
+        gz_mm = gz[n]; gu = g1[n]; gw = g2[n]; pa = p1[j]; pb = p2[j];
+#if MODEL == 1
+        gq = g3[n];
+#endif
+    }
+    for (int t = T - 1; t >= 0; --t) {
+        const long long e = (long long)t * N + n, ep = (long long)(t - 1) * N + n;
+        if (active) {
+            float gzn = gz_seq[e] + gz_mm;
+#if MODEL == 2
+            gzn += gz_own;
+            const float xv = x_seq[e], zpv = t > 0 ? z_seq[ep] : z0[n];
+#else
+            const float xv = 0.0f, zpv = 0.0f;
+#endif
+#if MODEL == 1
+            const float qp = t > 0 ? s3_seq[ep] : s30[n];
+#else
+            const float qp = 0.0f;
+#endif
+            const float up = t > 0 ? s1_seq[ep] : s10[n];
+            const float wp = t > 0 ? s2_seq[ep] : s20[n];
+            float gxv, gzp, gun, gwn, gqn, gpa, gpb;
+            bwd_step(xv, zpv, up, wp, qp, s1_seq[e], pa, pb, k1, k2, k3, gzn, gu, gw, gq,
+                     gxv, gzp, gun, gwn, gqn, gpa, gpb, SG_ARGS);
+            gx_seq[e] = gxv; gxs[h] = gxv;
+            gu = gun; gw = gwn;
+#if MODEL == 1
+            gq = gqn;
+#endif
+#if MODEL == 2
+            gz_own = gzp;
+#endif
+            ga += gpa; gb += gpb;
+        }
+        __syncthreads();  // gx[t] of the whole sample is in shared memory
+        if (active) {
+            // dL/dz[t-1] of neuron k = h through the recurrent current of step t: sum_i gx[t, i] W_rec[i, k]
+            float s = 0.0f;
+            for (int i = 0; i < H; ++i) s += gxs[i] * w_rec[(long long)i * H + h];
+            gz_mm = s;
+        }
+        __syncthreads();  // before gxs is overwritten
+    }
+    if (active) {
+        gz[n] = gz_mm + gz_own; g1[n] = gu; g2[n] = gw;
+#if MODEL == 1
+        g3[n] = gq;
+#endif
+        gp1[n] = ga; gp2[n] = gb;
+    }
+}
+#endif
 """
 
 
@@ -538,6 +696,78 @@ def _recurrent_grads(prep: _Prepared, z0, z_seq, gx, gz0, g1, g2, g3, g_3_in, gp
     return (gx, g_w, gz0, g1, g2, g3, dispatch.reduce_period(gp1, prep.P), dispatch.reduce_period(gp2, prep.P), None)
 
 
+# --------------------------------------------------------------------------------------------------
+# recurrent layer: the whole sequence in one call per direction (C++ on the CPU, one launch on the GPU)
+
+
+def sequence_kernel_enabled(hidden: int) -> bool:
+    """Whether ``engine="cupy"`` runs the one-launch layer (one block per sample) rather than one launch per
+    step: for ``hidden <= 1024`` unless ``REPROLIB_RSNN_KERNEL=step``."""
+    import os  # noqa: PLC0415
+
+    choice = os.environ.get("REPROLIB_RSNN_KERNEL", "sequence")
+    if choice not in ("sequence", "step"):
+        raise ValueError(f"REPROLIB_RSNN_KERNEL={choice!r} is invalid; expected 'sequence' or 'step'")
+    return choice == "sequence" and hidden <= SEQUENCE_MAX_HIDDEN
+
+
+def _block_size(H: int) -> int:
+    return min(SEQUENCE_MAX_HIDDEN, (H + 31) // 32 * 32)
+
+
+def _cuda_sequence_forward(prep: _Prepared, cur, w_rec_t, z0, s10, s20, s30):
+    T, B, H = cur.shape
+    z_seq, s1_seq, s2_seq = torch.empty_like(cur), torch.empty_like(cur), torch.empty_like(cur)
+    s3_seq = torch.empty_like(cur) if prep.model == "brf" else None
+    x_seq = torch.empty_like(cur) if prep.model == "alif" else None
+    block = _block_size(H)
+    prep.engine.launch(prep.source, SEQUENCE_SPECS, "seq_forward_block", B * block, block,
+                       (cur, w_rec_t.contiguous(), z0, s10, s20, s30, prep.p1, prep.p2, z_seq, s1_seq, s2_seq, s3_seq,
+                        x_seq, T, B, H, prep.P) + prep.scalars[:3])
+    return z_seq, s1_seq, s2_seq, s3_seq, x_seq
+
+
+def _cuda_sequence_backward(prep: _Prepared, saved, g_zseq, g_z, g_1, g_2, g_3):
+    w_rec_t, z0, s10, s20, s30, p1, p2, z_seq, s1_seq, s2_seq, s3_seq, x_seq = saved
+    T, B, H = z_seq.shape
+    gz = g_z.contiguous().view(-1).clone()
+    g1, g2 = g_1.contiguous().view(-1).clone(), g_2.contiguous().view(-1).clone()
+    g3 = g_3.contiguous().view(-1).clone()
+    gx = torch.empty_like(z_seq)
+    gp1, gp2 = torch.empty_like(gz), torch.empty_like(gz)
+    block = _block_size(H)
+    prep.engine.launch(prep.source, SEQUENCE_SPECS, "seq_backward_block", B * block, block,
+                       (x_seq, w_rec_t.t().contiguous(), z0, s10, s20, s30, z_seq, s1_seq, s2_seq, s3_seq, p1, p2,
+                        g_zseq.contiguous(), gz, g1, g2, g3, gx, gp1, gp2, T, B, H, prep.P) + prep.scalars)
+    return gx, gz, g1, g2, g3, gp1, gp2
+
+
+def _sequence_impl(prep: _Prepared):
+    if prep.engine.name == "cupy":
+        return _cuda_sequence_forward, _cuda_sequence_backward
+    from reprolib.kernels import cpu  # noqa: PLC0415
+
+    return cpu.sequence_forward, cpu.sequence_backward
+
+
+class _RecurrentSequence(torch.autograd.Function):
+    """The recurrent layer as one forward and one backward call: :mod:`reprolib.kernels.cpu` on CPU tensors,
+    ``seq_forward_block`` / ``seq_backward_block`` on CUDA tensors (inputs as :class:`_RecurrentLayer`)."""
+
+    @staticmethod
+    def forward(ctx, cur, w_rec_t, z0, s10, s20, s30, p1, p2, prep: _Prepared):
+        forward_impl, _ = _sequence_impl(prep)
+        z_seq, s1_seq, s2_seq, s3_seq, x_seq = forward_impl(prep, cur, w_rec_t, z0, s10, s20, s30)
+        return _save_recurrent(ctx, prep, (w_rec_t, z0, s10, s20, s30, p1, p2), z_seq, s1_seq, s2_seq, s3_seq, x_seq)
+
+    @staticmethod
+    def backward(ctx, g_zseq, g_z, g_1, g_2, g_3):
+        _, backward_impl = _sequence_impl(ctx.prep)
+        saved = _saved_recurrent(ctx)
+        gx, gz0, g1, g2, g3, gp1, gp2 = backward_impl(ctx.prep, saved, g_zseq, g_z, g_1, g_2, g_3)
+        return _recurrent_grads(ctx.prep, saved[1], saved[7], gx, gz0, g1, g2, g3, g_3, gp1, gp2)
+
+
 def _recurrent(model: str, x_seq: Tensor, weight: Tensor, state, params, bias, engine: str):
     if not isinstance(x_seq, Tensor) or x_seq.dim() != 3 or weight.shape[1] != x_seq.shape[-1] + weight.shape[0]:
         shape = tuple(x_seq.shape) if isinstance(x_seq, Tensor) else type(x_seq).__name__
@@ -558,10 +788,8 @@ def _recurrent(model: str, x_seq: Tensor, weight: Tensor, state, params, bias, e
     shape = (B, H)
     prep = _prepare(model, params, torch.Size(shape), device, engine)
     init = _initial_state(model, state, shape, device)
-    if engine == "cpp":
-        from reprolib.kernels.cpu import RecurrentSequence  # noqa: PLC0415
-
-        z_seq, z, s1, s2, s3 = RecurrentSequence.apply(cur, w_rec_t, *init, prep.p1, prep.p2, prep)
+    if engine == "cpp" or (engine == "cupy" and sequence_kernel_enabled(H)):
+        z_seq, z, s1, s2, s3 = _RecurrentSequence.apply(cur, w_rec_t, *init, prep.p1, prep.p2, prep)
     else:
         z_seq, z, s1, s2, s3 = _RecurrentLayer.apply(cur, w_rec_t, *init, prep.p1, prep.p2, prep)
     out = _to_dtype(dtype, (z_seq, z, s1, s2, s3))
