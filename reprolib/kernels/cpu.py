@@ -84,7 +84,8 @@ extern "C" void seq_forward(const float* cur, const float* wt, const float* z0, 
 
 // gz (in: dL/dz[T-1] of the final state; out: dL/dz0), g1..g3 (in: dL/d final state; out: dL/d initial state),
 // gx_seq out: dL/d(total input current)[t], gp1, gp2 out: per-element parameter gradients summed over t
-extern "C" void seq_backward(const float* x_seq, const float* wt, const float* z0, const float* s10,
+// w_rec: W_rec [H (target h), H (source k)], row-major
+extern "C" void seq_backward(const float* x_seq, const float* w_rec, const float* z0, const float* s10,
                              const float* s20, const float* s30, const float* z_seq, const float* s1_seq,
                              const float* s2_seq, const float* s3_seq, const float* p1, const float* p2,
                              const float* gz_seq, float* gz, float* g1, float* g2, float* g3, float* gx_seq,
@@ -128,14 +129,16 @@ extern "C" void seq_backward(const float* x_seq, const float* wt, const float* z
 #endif
             gp1[n] += ga; gp2[n] += gb;
         }
-        // dL/dz[t-1] through the recurrent current of step t: gx[t] W_rec, W_rec[h, k] = wt[k, h]
+        // dL/dz[t-1] through the recurrent current of step t: gz[b, k] = sum_h gx[t, b, h] W_rec[h, k], summed
+        // over h in ascending order (as the GPU kernel does) with k innermost, so the compiler vectorises it
         for (int b = 0; b < B; ++b) {
             const float* gb_row = gx + (long long)b * H;
-            for (int k = 0; k < H; ++k) {
-                const float* row = wt + (long long)k * H;
-                float s = 0.0f;
-                for (int h = 0; h < H; ++h) s += gb_row[h] * row[h];
-                gz[(long long)b * H + k] = s;
+            float* out = gz + (long long)b * H;
+            for (int k = 0; k < H; ++k) out[k] = 0.0f;
+            for (int h = 0; h < H; ++h) {
+                const float g = gb_row[h];
+                const float* row = w_rec + (long long)h * H;
+                for (int k = 0; k < H; ++k) out[k] += g * row[k];
             }
         }
     }
@@ -164,7 +167,7 @@ def _library(model: str, strict: bool):
     with _LOCK:
         lib = _LIBRARIES.get(key)
         if lib is None:
-            lib = dispatch.build_shared_library(source, "seq" + key, opt_level="-O2")
+            lib = dispatch.build_shared_library(source, "seq" + key, opt_level="-O3")
             lib.seq_forward.restype = None
             lib.seq_forward.argtypes = _FORWARD_ARGS
             lib.seq_backward.restype = None
@@ -228,8 +231,8 @@ def sequence_backward(prep, saved, g_zseq: Tensor, g_z: Tensor, g_1: Tensor, g_2
     gx = torch.empty_like(z_seq)
     gp1, gp2 = torch.empty_like(gz), torch.empty_like(gz)
     # keep the contiguous copies referenced for the duration of the call (a raw pointer keeps nothing alive)
-    wt, g_zseq = w_rec_t.contiguous(), g_zseq.contiguous()
-    lib.seq_backward(_ptr(x_seq), _ptr(wt), _ptr(z0), _ptr(s10), _ptr(s20), _ptr(s30),
+    w_rec, g_zseq = w_rec_t.t().contiguous(), g_zseq.contiguous()
+    lib.seq_backward(_ptr(x_seq), _ptr(w_rec), _ptr(z0), _ptr(s10), _ptr(s20), _ptr(s30),
                      _ptr(z_seq), _ptr(s1_seq), _ptr(s2_seq), _ptr(s3_seq), _ptr(p1), _ptr(p2),
                      _ptr(g_zseq), _ptr(gz), _ptr(g1), _ptr(g2), _ptr(g3), _ptr(gx), _ptr(gp1), _ptr(gp2),
                      T, B, H, prep.P, *prep.scalars)
