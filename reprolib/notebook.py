@@ -8,9 +8,12 @@ run records, and shows them. The helpers here turn records and the sources' repo
 * :func:`provenance` / :func:`provenance_line`: scale, seeds, code version, device and date of the records behind a
   figure or table;
 * :func:`paper_vs_ours`: a table with the source's number, ours, and the difference, where a missing number reads
-  "not available" (the source gives none) or "not run yet at this scale" (no record);
+  "not available" (the source gives none) or "not run yet at this scale" (no record); :func:`paper_vs_summary`
+  makes it from one metric of a run summary;
 * :func:`sweep_command` / :func:`missing_runs_note`: the exact ``reprolib sweep`` command that completes a page;
-* :func:`dataset_note`: what to say when a dataset is missing or only a subset.
+* :func:`dataset_note`: what to say when a dataset is missing or only a subset;
+* :func:`brf_runs`, :func:`show_task_notes`, :func:`tasks_provenance`: the BRF pages, one experiment per task
+  (:data:`BRF_TASKS`).
 """
 
 from __future__ import annotations
@@ -264,6 +267,28 @@ def paper_vs_ours(frame: pd.DataFrame, index: Sequence[str], paper: str = "paper
     return pd.DataFrame(rows, columns=[*index, "paper", "ours", "difference"])
 
 
+def paper_vs_summary(summary: pd.DataFrame, metric: str, index: Sequence[str], paper: str = "paper",
+                     paper_std: str | None = "paper_std", spread: bool = True, decimals: int = 2) -> pd.DataFrame:
+    """:func:`paper_vs_ours` of one ``metric`` of a run summary (:meth:`Runs.summary`, or
+    :func:`reprolib.results.summarize`, whose groups are its index): *ours* is ``<metric>_mean``, written
+    ``± <metric>_std (n=<n_runs>)`` unless ``spread`` is false (e.g. a parameter count, the same in every run).
+
+    ``paper`` (and optionally ``paper_std``) name the summary's columns with the source's numbers, NaN where it
+    reports none. Raises ``ValueError`` when a column it needs is not in ``summary``.
+    """
+    index = list(index)
+    if not set(index) <= set(summary.columns) and set(index) <= set(summary.index.names):
+        summary = summary.reset_index()
+    ours, ours_std, runs = f"{metric}_mean", f"{metric}_std", "n_runs"
+    needed = [*index, paper, ours, *([ours_std, runs] if spread else [])]
+    lacking = [c for c in needed if c not in summary.columns]
+    if lacking:
+        raise ValueError(f"the summary has no column {lacking} (metric={metric!r}, paper={paper!r}); "
+                         f"columns: {list(map(str, summary.columns))}")
+    return paper_vs_ours(summary, index, paper=paper, ours=ours, ours_std=ours_std if spread else None,
+                         runs=runs if spread else None, decimals=decimals, paper_std=paper_std)
+
+
 def mean_std(frame: pd.DataFrame, by: Sequence[str], value: str) -> pd.DataFrame:
     """Mean, sample std and count of ``value`` per group (std NaN for a single run), as ``ours, ours_std, runs``."""
     grouped = frame.groupby(list(by), dropna=False)[value]
@@ -446,13 +471,21 @@ def to_percent(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def axis_labels(experiment: str, scale: str, seeds: Sequence[int], configs: Sequence, **overrides: Any) -> pd.DataFrame:
-    """One row per config: ``config_hash``, ``seed`` and the label of each grid axis of ``experiment``."""
-    from reprolib.experiments import get_configs, get_preset
+def _root_preset(experiment: str):
+    """The preset that defines ``experiment``'s grid: its own, or that of the preset it is derived from."""
+    from reprolib.experiments import get_preset
 
     root = get_preset(experiment)
     while root.derived_from:
         root = get_preset(root.derived_from)
+    return root
+
+
+def axis_labels(experiment: str, scale: str, seeds: Sequence[int], configs: Sequence, **overrides: Any) -> pd.DataFrame:
+    """One row per config: ``config_hash``, ``seed`` and the label of each grid axis of ``experiment``."""
+    from reprolib.experiments import get_configs
+
+    root = _root_preset(experiment)
     rows = {c.hash: {"config_hash": c.hash, "seed": c.seed} for c in configs}
     for ax in root.axes:
         requested = overrides.get(ax.name)
@@ -540,3 +573,48 @@ def convergence_epochs(curve: pd.Series, fractions: Sequence[float] = (0.95, 0.9
         reached = curve[curve >= fraction * final - 1e-9]
         out[fraction] = int(reached.index[0]) if not reached.empty else math.nan
     return out
+
+
+# --- pages over several experiments: the BRF paper's tasks ---------------------------------------------------
+
+#: The BRF paper's tasks, named as its tables (and :mod:`reprolib.reference`) name them, and their presets.
+BRF_TASKS = {"S-MNIST": "brf-smnist", "PS-MNIST": "brf-psmnist", "ECG": "brf-ecg", "SHD": "brf-shd"}
+
+
+def axis_choices(experiment: str, axis: str) -> list:
+    """The labels of grid axis ``axis`` of ``experiment``'s preset (its source preset's, for a derived one)."""
+    root = _root_preset(experiment)
+    for ax in root.axes:
+        if ax.name == axis:
+            return list(ax.choices)
+    raise ValueError(f"experiment {experiment!r} has no axis {axis!r}; axes: {[a.name for a in root.axes]}")
+
+
+def brf_neurons() -> list[str]:
+    """The neuron labels every BRF task compares (``brf``, ``rf``, ``alif``; the paper's model names are the
+    labels in upper case), from the presets' ``neuron`` axis."""
+    labels = [axis_choices(experiment, "neuron") for experiment in BRF_TASKS.values()]
+    if any(other != labels[0] for other in labels):
+        raise ValueError(f"the BRF presets {list(BRF_TASKS.values())} compare different neurons: {labels}")
+    return labels[0]
+
+
+def brf_runs(params: Parameters, tasks: Sequence[str], neurons: Sequence[str]) -> dict[str, Runs]:
+    """Task name -> :func:`gather_runs` of its preset for ``neurons``, in the order of ``tasks``. ``tasks``
+    (names of :data:`BRF_TASKS`) and ``neurons`` (of :func:`brf_neurons`) are checked first."""
+    check_subset("tasks", tasks, BRF_TASKS)
+    check_subset("neurons", neurons, brf_neurons())
+    return {task: gather_runs(BRF_TASKS[task], params, neuron=list(neurons)) for task in tasks}
+
+
+def show_task_notes(runs: Mapping[str, Runs]) -> None:
+    """Per task of a page over several experiments: its preset, the provenance of its records and
+    :meth:`Runs.note`."""
+    for task, task_runs in runs.items():
+        show_markdown(f"**{task}** (`{task_runs.experiment}`): *{task_runs.provenance_line()}*.\n\n"
+                      + task_runs.note())
+
+
+def tasks_provenance(runs: Mapping[str, Runs]) -> str:
+    """One provenance line per task, for the caption of a figure over several experiments."""
+    return "\n".join(f"{task}: {task_runs.provenance_line()}" for task, task_runs in runs.items())

@@ -260,23 +260,30 @@ def resonator_figure(t, runs: dict, threshold: float = 1.0):
     """The BRF README animation as a still. ``runs`` holds exactly two inputs (name -> traces ``x``, ``u``,
     ``v``, ``z`` over ``t [T]``, as :func:`reprolib.resonance.resonance_demo` returns them): one panel each
     with ``u``, ``v``, input spikes (ticks below), output spikes (ticks above) and the threshold; the third
-    panel shows both in the phase plane ``(u, v)``. Returns the figure."""
+    panel shows both in the phase plane ``(u, v)``. Returns the figure.
+
+    Short panel titles (the input's name) keep neighbouring titles apart, and the legends sit outside the
+    data: the traces' in a row above the panels, the phase plane's to its right.
+    """
     if len(runs) != 2:
         raise ValueError(f"{len(runs)} runs ({list(runs)}); expected two (in phase, off resonance)")
     fig, axes = figure(1, 3, width=4, height=3.2)
     phase = axes[0, 2]
-    for ax, (name, run) in zip(axes[0, :2], runs.items()):
+    # the phase plane's two curves get colours of their own: C0 / C1 are u / v in the trace panels
+    for ax, (name, run), phase_color in zip(axes[0, :2], runs.items(), ("C2", "C4")):
         ax.plot(t, run["u"], label="u (real part)")
         ax.plot(t, run["v"], label="v (imaginary part)", alpha=0.7)
         ax.vlines(t[run["x"] > 0], -1.6, -1.3, color="k", lw=1.5, label="input spike")
         ax.vlines(t[run["z"] > 0], 1.3, 1.6, color="r", lw=1.5, label="output spike")
-        ax.axhline(threshold, color="r", ls="--", lw=0.8)
-        ax.set(title=f"RF neuron, input {name}", xlabel="time (s)", ylim=(-1.7, 1.7))
-        phase.plot(run["u"], run["v"], lw=1, label=name)
+        ax.axhline(threshold, color="r", ls="--", lw=0.8, label="threshold")
+        ax.set(title=f"input {name}", xlabel="time (s)", ylim=(-1.7, 1.7))
+        phase.plot(run["u"], run["v"], lw=1, color=phase_color, label=name)
     phase.axvline(threshold, color="r", ls="--", lw=0.8, label="threshold")
     phase.set(title="phase plane", xlabel="u", ylabel="v", aspect="equal")
-    axes[0, 0].legend(fontsize=6, loc="upper left", ncol=2)
-    phase.legend(fontsize=7)
+    axes[0, 0].set_ylabel("membrane")
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside upper center", ncol=5, fontsize=7,
+               frameon=False)
+    phase.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, frameon=False)
     return fig
 
 

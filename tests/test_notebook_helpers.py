@@ -91,3 +91,71 @@ def test_record_info_names_a_non_default_backend():
     assert record_info(base)["device"] == "cpu (x86_64, 1 threads)"  # records from before the backend field
     cpp = {**base, "config": {**base["config"], "backend": "cpp"}}
     assert record_info(cpp)["device"] == "cpu (x86_64, 1 threads), cpp backend"
+
+
+def test_paper_vs_summary_reads_one_metric_of_a_run_summary():
+    summary = pd.DataFrame({
+        "layers": [2, 3, 5],
+        "test_accuracy_mean": [91.5, 70.0, math.nan], "test_accuracy_std": [0.5, math.nan, math.nan],
+        "val_accuracy_mean": [1.0, 2.0, 3.0], "val_accuracy_std": [0.0, 0.0, 0.0],
+        "n_runs": [3, 1, 0],
+        "paper": [90.0, math.nan, 80.0],
+    })
+    table = nb.paper_vs_summary(summary, "test_accuracy", ["layers"])
+    assert list(table.columns) == ["layers", "paper", "ours", "difference"]
+    assert table["ours"].tolist() == ["91.50 ± 0.50 (n=3)", "70.00 (n=1)", nb.NOT_RUN]
+    assert table["difference"].tolist() == ["+1.50", nb.NOT_AVAILABLE, nb.NOT_RUN]
+    # the metric picks the columns, and spread=False leaves out the std and the number of runs
+    assert nb.paper_vs_summary(summary, "val_accuracy", ["layers"], spread=False, decimals=0)["ours"].tolist() == [
+        "1", "2", "3"]
+    summary["ref"], summary["ref_std"] = [99.0, math.nan, math.nan], [0.1, math.nan, math.nan]
+    table = nb.paper_vs_summary(summary, "test_accuracy", ["layers"], paper="ref", paper_std="ref_std")
+    assert table.loc[0, "paper"] == "99.00 ± 0.10" and table.loc[0, "difference"] == "-7.50"
+    with pytest.raises(ValueError, match="test_loss_mean"):
+        nb.paper_vs_summary(summary, "test_loss", ["layers"])
+    with pytest.raises(ValueError, match="'paper'"):
+        nb.paper_vs_summary(summary.drop(columns=["paper"]), "test_accuracy", ["layers"])
+
+
+def test_paper_vs_summary_takes_summarize_output_with_its_groups_as_index():
+    from reprolib.results import summarize
+
+    records = pd.DataFrame({"model": ["a", "a", "b"], "test_accuracy": [80.0, 82.0, 70.0]})
+    summary = summarize(records, by=["model"], metrics=["test_accuracy"])
+    summary["paper"] = [81.0, math.nan]
+    table = nb.paper_vs_summary(summary, "test_accuracy", ["model"])
+    assert table["model"].tolist() == ["a", "b"]
+    assert table["ours"].tolist() == ["81.00 ± 1.41 (n=2)", "70.00 (n=1)"]
+    assert table["difference"].tolist() == ["+0.00", nb.NOT_AVAILABLE]
+
+
+def test_brf_tasks_are_the_brf_presets_and_name_the_papers_tasks():
+    from reprolib import reference
+    from reprolib.experiments import PRESETS
+
+    assert set(nb.BRF_TASKS.values()) == {name for name, p in PRESETS.items() if p.source == "brf-neurons.md"}
+    assert list(nb.BRF_TASKS) == list(reference.table("brf-table1")["task"].drop_duplicates())
+    neurons = nb.brf_neurons()
+    assert neurons == ["brf", "rf", "alif"]
+    trained = set(reference.table("brf-table1")["model"])
+    assert {n.upper() for n in neurons} <= trained   # the paper's names of our models
+    with pytest.raises(ValueError, match="no axis 'depth'"):
+        nb.axis_choices("brf-ecg", "depth")
+
+
+def test_brf_runs_checks_tasks_and_neurons_before_gathering():
+    params = nb.check_parameters("ci", [0], "cpu", False)
+    with pytest.raises(ValueError, match="tasks=\\['MNIST'\\]"):
+        nb.brf_runs(params, ["MNIST"], ["brf"])
+    with pytest.raises(ValueError, match="neurons=\\['lif'\\]"):
+        nb.brf_runs(params, ["ECG"], ["lif"])
+
+
+def test_brf_runs_gathers_one_experiment_per_task_in_order(results_tmp, monkeypatch):
+    monkeypatch.setattr(nb, "dataset_status", lambda name: "found")
+    params = nb.check_parameters("ci", [0], "cpu", False)
+    runs = nb.brf_runs(params, ["SHD", "ECG"], ["rf", "brf"])
+    assert list(runs) == ["SHD", "ECG"]
+    assert [r.experiment for r in runs.values()] == ["brf-shd", "brf-ecg"]
+    assert sorted(runs["ECG"].grid["neuron"]) == ["brf", "rf"] and not runs["ECG"].grid["has_record"].any()
+    assert nb.tasks_provenance(runs) == "SHD: scale ci · no run records yet\nECG: scale ci · no run records yet"

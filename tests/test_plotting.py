@@ -163,8 +163,10 @@ def test_resonator_figure_two_traces_and_the_phase_plane():
     runs = {"in phase (ω)": _run(6, [0, 2], [3]), "off resonance (2 ω)": _run(6, [0, 1], [])}
     fig = plotting.resonator_figure(t, runs)
     first, second, phase = fig.axes
-    assert first.get_title() == "RF neuron, input in phase (ω)" and second.get_xlabel() == "time (s)"
+    assert first.get_title() == "input in phase (ω)" and second.get_xlabel() == "time (s)"
     assert [line.get_label() for line in first.lines[:2]] == ["u (real part)", "v (imaginary part)"]
+    assert [text.get_text() for text in fig.legends[0].get_texts()] == [
+        "u (real part)", "v (imaginary part)", "input spike", "output spike", "threshold"]
     assert _segments_x(first.collections[0]) == [0.0, 1.0]  # input spikes at steps 0 and 2
     assert _segments_x(first.collections[1]) == [1.5] and _segments_x(second.collections[1]) == []
     assert [line.get_label() for line in phase.lines] == ["in phase (ω)", "off resonance (2 ω)", "threshold"]
@@ -173,6 +175,24 @@ def test_resonator_figure_two_traces_and_the_phase_plane():
     assert (phase.get_xlabel(), phase.get_ylabel()) == ("u", "v")
     with pytest.raises(ValueError, match="expected two"):
         plotting.resonator_figure(t, {"only": runs["in phase (ω)"]})
+
+
+def test_resonator_figure_titles_and_legends_leave_the_data_free():
+    """Drawn at the book's size with the page's real traces: neighbouring titles do not overlap, and no legend
+    covers a panel (the phase plane's legend once hid half of it)."""
+    t, runs = resonance.resonance_demo(omega=10.0, b_offset=1.0, kick=0.5, n_input_spikes=4, detuning=1.6)
+    fig = plotting.resonator_figure(t, runs)
+    renderer = fig.canvas.get_renderer()
+    fig.canvas.draw()
+    first, second, phase = fig.axes
+    titles = [ax.title.get_window_extent(renderer) for ax in (first, second, phase)]
+    assert titles[0].x1 < titles[1].x0 and titles[1].x1 < titles[2].x0
+    legends = [*fig.legends, phase.get_legend()]
+    assert first.get_legend() is None and second.get_legend() is None
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        for ax in (first, second, phase):
+            assert not box.overlaps(ax.get_window_extent(renderer)), (legend, ax)
 
 
 def test_frequency_response_figure_one_curve_and_marker_per_neuron():
