@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from reprolib.cli import main
 from reprolib.experiments import get_configs
 
@@ -50,3 +52,24 @@ def test_sweep_lists_the_grid(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     hashes = {line.split()[0] for line in lines}
     assert hashes == {c.hash for c in get_configs("src-overfit", "paper", seeds=[0, 1])}
+
+
+def test_backend_option_runs_fused_loops_without_changing_the_run_identity(tmp_path, capsys, data_root):
+    """``--backend cpp`` trains the ECG network with the C++ loops; the record states it and answers for the
+    same config run with the PyTorch loops (same hash, listed as recorded)."""
+    from reprolib.kernels import cpu
+
+    if not cpu.cpp_available():
+        pytest.skip("no C++ compiler for the cpp backend")
+    args = ["brf-ecg", "--scale", "ci", "--select", "neuron=brf", "--seed", "0", "--results", str(tmp_path)]
+    assert main(["run", *args, "--backend", "cpp", "--no-progress", "--device", "cpu"]) == 0
+    (record,) = (tmp_path / "brf-ecg").glob("*.json")
+    payload = json.loads(record.read_text())["payload"]
+    assert payload["config"]["backend"] == "cpp"
+    assert record.stem == get_configs("brf-ecg", "ci", seeds=[0], neuron="brf")[0].hash
+    capsys.readouterr()
+    assert main(["run", *args, "--list"]) == 0  # the default (torch) config
+    assert "record" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stop:  # argparse rejects it before anything runs
+        main(["run", *args, "--backend", "triton"])
+    assert stop.value.code == 2 and "invalid choice: 'triton'" in capsys.readouterr().err
