@@ -299,3 +299,52 @@ def frequency_response_figure(frequencies, responses: dict):
     ax.set(xlabel="input frequency (rad/s)", ylabel="mean |u|", title="BRF frequency response")
     ax.legend(fontsize=8)
     return fig
+
+
+def convergence_figure(histories: dict, logs: pd.DataFrame, tasks: Sequence[str], neurons: Sequence[str],
+                       provenance: str, source: str):
+    """The BRF paper's convergence figure: test accuracy per epoch, one panel per task (2 columns).
+
+    ``histories``: task -> per-epoch history of our runs (columns ``neuron``, ``epoch``, ``test_accuracy``);
+    ``logs``: the released logs (columns ``task``, ``model``, ``epoch``, ``test_accuracy``). Dashed lines are
+    the logs' mean, solid bands our mean +- std; a dot marks where a mean curve first reaches 95 % of its final
+    value (open: logs, filled: ours). Where a panel spans more than 50 epochs its axis is linear up to 10 and
+    logarithmic beyond, so that the first epochs, where the neurons differ, stay readable next to 400-epoch runs.
+    """
+    from reprolib.notebook import convergence_epochs  # noqa: PLC0415
+
+    cols = 2
+    rows = (len(tasks) + cols - 1) // cols
+    fig, axes = figure(rows, cols, width=3.6, height=2.6)
+    for ax, task in zip(axes.flat, tasks):
+        history = histories.get(task, pd.DataFrame())
+        drawn = False
+        for neuron in neurons:
+            model = neuron.upper()  # the paper's name
+            log = logs[(logs.task == task) & (logs.model == model)]
+            if len(log):
+                mean = log.groupby("epoch")["test_accuracy"].mean()
+                ax.plot(mean.index, mean, color=color(model), **PAPER_STYLE)
+                epoch95 = convergence_epochs(mean, [0.95])[0.95]
+                ax.plot([epoch95], [mean[epoch95]], "o", mfc="white", color=color(model))
+                drawn = True
+            ours = history[history["neuron"] == neuron] if len(history) else history
+            if len(ours):
+                band(ax, ours, "epoch", "test_accuracy", color=color(model))
+                mean = ours.groupby("epoch")["test_accuracy"].mean()
+                epoch95 = convergence_epochs(mean, [0.95])[0.95]
+                ax.plot([epoch95], [mean[epoch95]], "o", color=color(model))
+                drawn = True
+        if not drawn:
+            no_data(ax, NOT_RUN)
+        elif ax.get_xlim()[1] > 50:  # long runs: keep the first epochs readable
+            ax.set_xscale("symlog", linthresh=10, linscale=0.6)
+        ax.set(title=task, xlabel="epoch", ylabel="test accuracy (%)")
+    for ax in axes.flat[len(tasks):]:
+        ax.set_visible(False)
+    handles = [plt.Line2D([], [], color=color(n.upper()), lw=2) for n in neurons]
+    handles += [plt.Line2D([], [], color="0.3", **PAPER_STYLE), plt.Line2D([], [], color="0.3")]
+    labels = [n.upper() for n in neurons] + ["released logs (paper)", "ours (mean, band: std)"]
+    fig.legend(handles, labels, loc="outside upper center", ncols=len(handles), fontsize=7, frameon=False)
+    caption(fig, provenance, source + "; dots: 95 % of the final mean accuracy")
+    return fig

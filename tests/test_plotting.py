@@ -244,3 +244,21 @@ def test_frequency_response_peaks_at_each_neurons_eigenfrequency():
         resonance.check_response_pairs([[2000.0, 1.0]], dt=0.001)
     with pytest.raises(ValueError, match="response_pairs item"):
         resonance.check_response_pairs([[10.0]], dt=0.001)
+
+
+def test_convergence_figure_draws_logs_and_runs_per_task():
+    import pandas as pd
+
+    from reprolib import plotting
+
+    epochs = list(range(0, 401, 50))
+    logs = pd.DataFrame({"task": "ECG", "model": "BRF", "epoch": epochs, "test_accuracy": [20 + e / 10 for e in epochs]})
+    ours = pd.DataFrame({"neuron": "brf", "epoch": epochs * 2, "seed": [0] * 9 + [1] * 9,
+                         "test_accuracy": [25 + e / 10 for e in epochs] * 2})
+    fig = plotting.convergence_figure({"ECG": ours, "SHD": pd.DataFrame()}, logs, ["ECG", "SHD", "S-MNIST"], ["brf"],
+                                      "prov", "src")
+    ecg, shd, smnist, hidden = fig.axes[:4]
+    assert ecg.get_title() == "ECG" and ecg.get_xscale() == "symlog"  # 400 epochs: log beyond 10
+    assert any(list(line.get_ydata()) == [20 + e / 10 for e in epochs] for line in ecg.lines)  # the logs' mean
+    assert any("not run yet" in t.get_text() for t in shd.texts) and not hidden.get_visible()
+    assert [t.get_text() for t in fig.legends[0].get_texts()][:1] == ["BRF"]
