@@ -170,7 +170,7 @@ def _all_sources():
 @pytest.mark.skipif(NVCC is None, reason="nvcc not found: cannot compile-check the generated CUDA sources")
 def test_every_generated_cuda_source_compiles_with_nvcc(tmp_path):
     sources = list(_all_sources())
-    assert len(sources) == 48 + 8 + 6 + 1
+    assert len(sources) == 48 + 10 + 6 + 1
 
     def compile_one(item):
         index, (label, text) = item
@@ -239,6 +239,20 @@ def test_src_kernel_matches_torch_emulated(relu_bypass, detach, zs_from):
                               engine="emulate")
     assert 0.02 < report.rate < 0.9
     assert report.ok(), report
+
+
+@needs_cxx
+@pytest.mark.parametrize("detach", [True, False])
+@pytest.mark.parametrize("sigma", [0.05, 0.2])
+def test_src_kernel_with_noisy_gains_matches_torch_emulated(detach, sigma):
+    """Fig. 7's noisy feedback gains: the kernel reads the draws the PyTorch loop makes from the same generator."""
+    report = verify.check_src(relu_bypass=True, detach=detach, T=40, shape=(3, 7), engine="emulate",
+                              noise_sigma=sigma)
+    assert 0.02 < report.rate < 0.9
+    assert report.ok(), report
+    # and the noise matters: without it the output differs
+    quiet = verify.check_src(relu_bypass=True, detach=detach, T=40, shape=(3, 7), engine="emulate")
+    assert quiet.rate != report.rate
 
 
 @needs_cxx

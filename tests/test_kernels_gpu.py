@@ -52,6 +52,13 @@ def test_src_cupy_matches_torch(relu_bypass, detach, zs_from, T, shape):
     assert report.ok(1e-5), report
 
 
+@pytest.mark.parametrize("detach", [True, False])
+def test_src_cupy_with_noisy_gains_matches_torch(detach):
+    report = verify.check_src(relu_bypass=True, detach=detach, T=200, shape=(4, 129), device=DEVICE, engine="cupy",
+                              noise_sigma=0.1)
+    assert report.ok(1e-5), report
+
+
 @pytest.mark.parametrize("model", ["brf", "rf", "alif"])
 @pytest.mark.parametrize("mode", ["recurrent", "scan"])
 @pytest.mark.parametrize("T,B,m,H", [(1, 3, 5, 7), (97, 5, 3, 33), (784, 2, 1, 17)])

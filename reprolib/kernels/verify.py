@@ -111,7 +111,7 @@ def check_lif(*, leaky=True, v_reset=0.0, detach_reset=False, decay_input=True, 
 
 
 def check_src(*, relu_bypass=True, detach=True, zs_from="previous", T=23, shape=(3, 7), device="cpu",
-              engine="emulate", seed=0) -> Report:
+              engine="emulate", seed=0, noise_sigma=0.0) -> Report:
     """Compare ``reprolib.kernels.src`` with ``reprolib.neurons.src.src_multistep`` for one option set."""
     from reprolib.kernels import src as K  # noqa: PLC0415
     from reprolib.neurons import src as R  # noqa: PLC0415
@@ -125,8 +125,11 @@ def check_src(*, relu_bypass=True, detach=True, zs_from="previous", T=23, shape=
 
     def run(fn, dtype, **kw):
         leaves = [t.to(device=device, dtype=dtype).requires_grad_() for t in [I, b] + st]
-        p = R.SRCParameters(b_h=leaves[1], relu_bypass=relu_bypass, detach_recurrence=detach, zs_from=zs_from)
-        s, fin = fn(leaves[0], R.SRCState(*leaves[2:]), p, **kw)
+        p = R.SRCParameters(b_h=leaves[1], relu_bypass=relu_bypass, detach_recurrence=detach, zs_from=zs_from,
+                            noise_sigma=noise_sigma)
+        # the same generator state for every run: with noise, both draw the same gains
+        gen = torch.Generator(device=device).manual_seed(seed + 1)
+        s, fin = fn(leaves[0], R.SRCState(*leaves[2:]), p, gen, **kw)
         outs = [s, *fin]
         grads = _grads(_cotangent_loss(outs, [c.to(device=device, dtype=dtype) for c in cot]), leaves)
         return outs, grads

@@ -92,22 +92,35 @@ def src_initial_state(shape, device=None, dtype=None) -> SRCState:
     return SRCState(i=zeros, h=zeros.clone(), hs=zeros.clone())
 
 
-def _feedback_gains(h: Tensor, params: SRCParameters, generator: Optional[torch.Generator]):
-    """``(r, r_s)``: the fixed gains, or fresh N(r, sigma), N(r_s, sigma) draws of the shape of ``h``."""
+def draw_feedback_noise(steps: int, shape, generator: Optional[torch.Generator] = None, device=None,
+                        dtype=None) -> Tensor:
+    """Standard-normal draws ``[steps, 2, *shape]`` for the noisy gains of ``steps`` steps (index 0: ``r``,
+    1: ``r_s``). Drawn in float32 whatever ``dtype`` (then cast), so that a float64 run and the fused kernel see
+    the same numbers as a float32 run from the same generator state."""
+    noise = torch.randn((steps, 2) + tuple(shape), generator=generator, device=device, dtype=torch.float32)
+    return noise if dtype in (None, torch.float32) else noise.to(dtype)
+
+
+def _feedback_gains(h: Tensor, params: SRCParameters, generator: Optional[torch.Generator],
+                    noise: Optional[Tensor] = None):
+    """``(r, r_s)``: the fixed gains, or N(r, sigma), N(r_s, sigma) draws of the shape of ``h`` (``noise``: this
+    step's ``[2, *shape]`` standard-normal draws, drawn here when not given)."""
     if params.noise_sigma == 0:
         return params.r, params.r_s
-    noise = torch.randn((2,) + tuple(h.shape), generator=generator, device=h.device, dtype=h.dtype)
+    if noise is None:
+        noise = draw_feedback_noise(1, h.shape, generator, h.device, h.dtype)[0]
     return params.r + params.noise_sigma * noise[0], params.r_s + params.noise_sigma * noise[1]
 
 
 def src_spike_generation_step(x: Tensor, h: Tensor, hs: Tensor, params: SRCParameters,
-                              generator: Optional[torch.Generator] = None):
+                              generator: Optional[torch.Generator] = None, noise: Optional[Tensor] = None):
     """Spike-generation part (Eq. 3a-3c / 5c-5e) for an already squashed input ``x``.
 
     Returns ``(h_new, hs_new, zs, r, r_s)`` where ``r, r_s`` are the gains used this step (floats, or
-    tensors when ``noise_sigma > 0``). Gradient handling (detach) is the caller's business.
+    tensors when ``noise_sigma > 0``; ``noise``: optional pre-drawn ``[2, *shape]`` draws for them). Gradient
+    handling (detach) is the caller's business.
     """
-    r, r_s = _feedback_gains(h, params, generator)
+    r, r_s = _feedback_gains(h, params, generator, noise)
     h_new = torch.tanh(x + r * h + r_s * hs + params.b_h)
     # z_s is a step function of h: no gradient flows through it in any case.
     h_for_zs = h if params.zs_from == "previous" else h_new
@@ -125,14 +138,15 @@ def _relu_output(h: Tensor, relu_bypass: bool) -> Tensor:
 
 
 def src_step(input_current: Tensor, state: SRCState, params: SRCParameters,
-             generator: Optional[torch.Generator] = None) -> tuple[Tensor, SRCState]:
-    """One SRC step for the weighted input ``I[t] = W_s s_in[t]`` (shape ``[B, N]``): ``(s[t], state)``."""
+             generator: Optional[torch.Generator] = None, noise: Optional[Tensor] = None) -> tuple[Tensor, SRCState]:
+    """One SRC step for the weighted input ``I[t] = W_s s_in[t]`` (shape ``[B, N]``): ``(s[t], state)``.
+    ``noise``: this step's pre-drawn gain noise (see :func:`draw_feedback_noise`), else drawn from ``generator``."""
     i = params.alpha * state.i + input_current
     x = params.rho * torch.tanh(i / params.rho)
     h_prev, hs_prev = state.h, state.hs
     if params.detach_recurrence:
         h_prev, hs_prev = h_prev.detach(), hs_prev.detach()
-    h, hs, _, _, _ = src_spike_generation_step(x, h_prev, hs_prev, params, generator)
+    h, hs, _, _, _ = src_spike_generation_step(x, h_prev, hs_prev, params, generator, noise)
     return _relu_output(h, params.relu_bypass), SRCState(i=i, h=h, hs=hs)
 
 
@@ -140,14 +154,19 @@ def src_multistep(input_current_seq: Tensor, state: SRCState, params: SRCParamet
                   generator: Optional[torch.Generator] = None) -> tuple[Tensor, SRCState]:
     """The SRC time loop over ``input_current_seq [T, B, N]``: ``(s_seq [T, B, N], final state)``.
 
-    This is the function a fused (CuPy) kernel replaces; it has no other side effect.
+    This is the function a fused (CuPy) kernel replaces; it has no other side effect. With ``noise_sigma > 0``
+    the gain noise of all steps is drawn first, in one :func:`draw_feedback_noise` call, as the kernel does.
     """
     if input_current_seq.dim() < 2:
         raise ValueError(f"input_current_seq of shape {tuple(input_current_seq.shape)}; expected [T, B, ...]")
     _check_params(params)
+    noise = None
+    if params.noise_sigma != 0:
+        noise = draw_feedback_noise(input_current_seq.shape[0], input_current_seq.shape[1:], generator,
+                                    input_current_seq.device, input_current_seq.dtype)
     outputs = []
-    for input_current in input_current_seq:
-        s, state = src_step(input_current, state, params, generator)
+    for t, input_current in enumerate(input_current_seq):
+        s, state = src_step(input_current, state, params, generator, None if noise is None else noise[t])
         outputs.append(s)
     return torch.stack(outputs), state
 
