@@ -307,6 +307,16 @@ def test_bench_cpu_writes_json(tmp_path, no_cupy):
     assert (iteration["kernel_ms"] > 0) if HAS_CXX else (iteration["kernel_ms"] is None)
 
 
+@needs_cxx
+def test_bench_check_on_cpu_compares_every_cpp_build_with_torch(tmp_path, capsys):
+    from reprolib.cli import main
+
+    rc = main(["bench", "--device", "cpu", "--check", "--neurons", "LIF", "--shapes", "4,2,3", "--iterations", "none",
+               "--repeats", "1", "--warmup", "0", "--output", str(tmp_path / "b.json")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "reprolib bench --check: 0 failure(s)" in out
+
+
 def test_bench_rejects_bad_shape(capsys):
     from reprolib.cli import main
 

@@ -72,7 +72,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="peak memory bandwidth for the roofline (default: from the device properties)")
     parser.add_argument("--no-spikingjelly", action="store_true", help="do not time SpikingJelly even if installed")
     parser.add_argument("--check", action="store_true",
-                        help="first compare every kernel with the PyTorch implementation on this device")
+                        help="first compare every kernel with the PyTorch implementation on this device (the CuPy "
+                             "kernels on a GPU, the cpp builds on a CPU)")
     parser.add_argument("--iterations", nargs="+", default=None, choices=[*ITERATION_TASKS, "none"],
                         help="also time one full training iteration of the BRF paper's network on these tasks "
                              "(default: smnist and ecg on CUDA, ecg on CPU; 'none' skips)")
@@ -450,10 +451,11 @@ def main(args) -> int:
         print(f"reprolib bench: {err}")
         return 2
     if args.check:
-        if device.type != "cuda":
-            print("reprolib bench: --check compares the CuPy kernels on a GPU; no CUDA device here")
+        engine, reason = kernel_engine_for(device)
+        if reason is not None:
+            print(f"reprolib bench: --check cannot run the {engine} kernels here: {reason}")
             return 2
-        failed = _check_all(device)
+        failed = _check_all(device, engine)
         if failed:
             print(f"reprolib bench: {failed} kernel check(s) failed; not timing")
             return 1
@@ -479,29 +481,34 @@ def main(args) -> int:
     return 0
 
 
-def _check_all(device) -> int:
-    """Run every kernel check of :mod:`reprolib.kernels.verify` on ``device``; returns the failure count."""
+def _check_all(device, engine: str = "cupy") -> int:
+    """Run every kernel check of :mod:`reprolib.kernels.verify` on ``device`` with ``engine`` (``cupy`` on a
+    GPU, ``cpp`` on the CPU); returns the failure count."""
     from reprolib.kernels import lif, verify  # noqa: PLC0415
 
     failed = 0
+
+    def record(report, label: str, rtol: float = 1e-5) -> None:
+        nonlocal failed
+        if not report.ok(rtol):
+            failed += 1
+            print(f"check failed: {label}: {report}")
+
     for options in lif.lif_option_sets():
         kw = verify.lif_kwargs(options)
-        rep = verify.check_lif(**kw, T=64, shape=(5, 37), device=device, engine="cupy")
-        if not rep.ok():
-            failed += 1
-            print(f"check failed: lif {kw}: {rep}")
+        record(verify.check_lif(**kw, T=64, shape=(5, 37), device=device, engine=engine), f"lif {kw}")
     for bypass in (False, True):
         for detach in (False, True):
             for zs in ("previous", "current"):
-                rep = verify.check_src(relu_bypass=bypass, detach=detach, zs_from=zs, device=device, engine="cupy")
-                if not rep.ok():
-                    failed += 1
-                    print(f"check failed: src bypass={bypass} detach={detach} zs={zs}: {rep}")
+                record(verify.check_src(relu_bypass=bypass, detach=detach, zs_from=zs, device=device, engine=engine),
+                       f"src bypass={bypass} detach={detach} zs={zs}")
+        record(verify.check_src(relu_bypass=bypass, detach=False, device=device, engine=engine, noise_sigma=0.1),
+               f"src bypass={bypass} noise 0.1")
     for model in ("rf", "brf", "alif"):
         for mode in ("recurrent", "scan"):
-            rep = verify.check_resonate(model=model, mode=mode, device=device, engine="cupy")
-            if not rep.ok():
-                failed += 1
-                print(f"check failed: {model} {mode}: {rep}")
+            # the one-launch / whole-sequence recurrent layer sums z W_rec in another order than the GEMM
+            record(verify.check_resonate(model=model, mode=mode, device=device, engine=engine), f"{model} {mode}",
+                   2e-5 if mode == "recurrent" else 1e-5)
+    record(verify.check_li(device=device, engine=engine), "li readout")
     print(f"reprolib bench --check: {failed} failure(s)")
     return failed
