@@ -607,12 +607,30 @@ def brf_runs(params: Parameters, tasks: Sequence[str], neurons: Sequence[str]) -
     return {task: gather_runs(BRF_TASKS[task], params, neuron=list(neurons)) for task in tasks}
 
 
-def show_task_notes(runs: Mapping[str, Runs]) -> None:
-    """Per task of a page over several experiments: its preset, the provenance of its records and
-    :meth:`Runs.note`."""
+def task_status_table(runs: Mapping[str, Runs]) -> str:
+    """Markdown: one row per task of a page over several experiments -- its preset, how many of its runs have a
+    record, their provenance, and the command that completes the missing ones -- then the notes on unavailable
+    data and failed runs. One compact table instead of a paragraph per task, so the results come first."""
+    rows = ["| task | preset | runs with a record | provenance of the records | to complete |", "|---|---|---|---|---|"]
+    notes = []
     for task, task_runs in runs.items():
-        show_markdown(f"**{task}** (`{task_runs.experiment}`): *{task_runs.provenance_line()}*.\n\n"
-                      + task_runs.note())
+        total, missing = len(task_runs.configs), len(task_runs.missing)
+        line = task_runs.provenance_line()
+        command = f"`{task_runs.command()}`" if missing else "complete"
+        rows.append(f"| {task} | `{task_runs.experiment}` | {total - missing} of {total} | {line} | {command} |")
+        notes += [dataset_note(name, status) for name, status in task_runs.unavailable.items()]
+        notes += [f"**{task}: run {h[:8]} failed**: {reason}" for h, reason in task_runs.failed.items()]
+    scale = next(iter(runs.values())).params.scale if runs else "?"
+    train_missing = next(iter(runs.values())).params.train_missing if runs else False
+    footer = (f"Cells of runs without a record read *{NOT_RUN}*"
+              + (" (`train_missing` is false: this page renders only records that exist; run the command of the row, "
+                 "then `make book`)." if not train_missing else "."))
+    return "\n".join(rows) + f"\n\n*Scale `{scale}`.* {footer}" + "".join(f"\n\n{n}" for n in notes if n)
+
+
+def show_task_notes(runs: Mapping[str, Runs]) -> None:
+    """Display :func:`task_status_table` for a page over several experiments."""
+    show_markdown(task_status_table(runs))
 
 
 def tasks_provenance(runs: Mapping[str, Runs]) -> str:

@@ -159,3 +159,15 @@ def test_brf_runs_gathers_one_experiment_per_task_in_order(results_tmp, monkeypa
     assert [r.experiment for r in runs.values()] == ["brf-shd", "brf-ecg"]
     assert sorted(runs["ECG"].grid["neuron"]) == ["brf", "rf"] and not runs["ECG"].grid["has_record"].any()
     assert nb.tasks_provenance(runs) == "SHD: scale ci · no run records yet\nECG: scale ci · no run records yet"
+
+
+def test_task_status_table_has_one_row_per_task_with_counts_and_commands(results_tmp, monkeypatch):
+    monkeypatch.setattr(nb, "dataset_status", lambda name: "missing" if name == "shd" else "found")
+    params = nb.check_parameters("ci", [0], "cpu", False)
+    runs = nb.brf_runs(params, ["ECG", "SHD"], ["brf", "rf"])
+    text = nb.task_status_table(runs)
+    rows = [line for line in text.splitlines() if line.startswith("| ECG") or line.startswith("| SHD")]
+    assert len(rows) == 2
+    assert "| `brf-ecg` | 0 of 2 |" in rows[0] and "reprolib sweep brf-ecg --scale ci --seeds 0" in rows[0]
+    assert "shd is not available on this machine" in text  # the unavailable dataset is said once, below
+    assert nb.NOT_RUN in text
