@@ -636,3 +636,36 @@ def show_task_notes(runs: Mapping[str, Runs]) -> None:
 def tasks_provenance(runs: Mapping[str, Runs]) -> str:
     """One provenance line per task, for the caption of a figure over several experiments."""
     return "\n".join(f"{task}: {task_runs.provenance_line()}" for task, task_runs in runs.items())
+
+
+# --- the whole book: which experiments have their records --------------------------------------------------
+
+
+def reproduction_status(scale: str = "paper", results_dir=None) -> pd.DataFrame:
+    """One row per experiment preset (the toy one left out) at ``scale`` with the preset's own seeds: its
+    source, how many runs its grid has and how many have a record, their provenance, the data it needs that is
+    not here, and the command that completes it."""
+    from reprolib.experiments import get_configs, get_preset, list_experiments
+    from reprolib.results import load_records
+
+    check_choice("scale", scale, ("ci", "paper"))
+    rows = []
+    for experiment in list_experiments():
+        preset = get_preset(experiment)
+        if experiment == "toy":
+            continue
+        configs = list(get_configs(experiment, scale))
+        table = load_records(configs, results_dir)
+        missing = len(table.attrs.get("missing", []))
+        datasets = sorted({c.dataset for c in configs})
+        absent = [f"{name} ({status})" for name, status in ((n, dataset_status(n)) for n in datasets) if status != "found"]
+        seeds = sorted({c.seed for c in configs})
+        rows.append({
+            "experiment": experiment, "title": preset.title, "source": preset.source,
+            "shares runs with": preset.derived_from or "",
+            "runs": len(configs), "with record": len(configs) - missing,
+            "records": provenance_line(table, scale) if not table.empty else "none yet",
+            "data not here": ", ".join(absent) or "",
+            "to complete": sweep_command(experiment, scale, seeds) if missing else "complete",
+        })
+    return pd.DataFrame(rows)

@@ -171,3 +171,21 @@ def test_task_status_table_has_one_row_per_task_with_counts_and_commands(results
     assert "| `brf-ecg` | 0 of 2 |" in rows[0] and "reprolib sweep brf-ecg --scale ci --seeds 0" in rows[0]
     assert "shd is not available on this machine" in text  # the unavailable dataset is said once, below
     assert nb.NOT_RUN in text
+
+
+def test_reproduction_status_counts_records_per_experiment(results_tmp, monkeypatch):
+    import shutil
+
+    from reprolib.paths import REPO_ROOT
+
+    monkeypatch.setattr(nb, "dataset_status", lambda name: "missing" if name == "shd" else "found")
+    status = nb.reproduction_status("paper", results_tmp).set_index("experiment")
+    assert "toy" not in status.index and {"sj-seq-fmnist", "brf-ecg", "src-table2"} <= set(status.index)
+    assert (status["with record"] == 0).all() and (status["runs"] > 0).all()
+    assert status.loc["brf-shd", "data not here"] == "shd (missing)"
+    assert status.loc["brf-ecg", "to complete"].startswith("reprolib sweep brf-ecg --scale paper --seeds 0 1 2 3 4")
+    # a committed record counts once it is in the results folder
+    shutil.copytree(REPO_ROOT / "results" / "sj-clock-lif-mnist", results_tmp / "sj-clock-lif-mnist")
+    row = nb.reproduction_status("paper", results_tmp).set_index("experiment").loc["sj-clock-lif-mnist"]
+    assert (row["runs"], row["with record"], row["to complete"]) == (1, 1, "complete")
+    assert row["records"].startswith("scale paper · 1 seed (1 runs)")
