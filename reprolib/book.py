@@ -106,9 +106,26 @@ def _execute_all(pm, stage: Path, overrides: dict, only, root: Path, log) -> lis
                                 kernel_name="python3", progress_bar=False, log_output=False)
         except pm.PapermillExecutionError as err:
             raise RuntimeError(f"notebook {rel} failed in cell {err.exec_count}: {err.ename}: {err.evalue}") from err
+        tidy_parameter_cells(target)
         log(f"[book] {rel} done in {time.perf_counter() - start:.1f} s")
         executed.append(target)
     return executed
+
+
+def tidy_parameter_cells(path: Path) -> None:
+    """In an executed notebook, drop the default ``parameters`` cell from the page and fold the
+    ``injected-parameters`` cell (the values the page was built with) behind a "show" toggle, so that a page
+    opens with its text and results rather than two blocks of settings."""
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+        elif "injected-parameters" in tags and "hide-input" not in tags:
+            tags.append("hide-input")
+    nbformat.write(notebook, path)
 
 
 def stage_sources(stage: Path, root: Path = REPO_ROOT) -> None:

@@ -155,3 +155,15 @@ def test_whole_book_builds_at_ci_scale(tmp_path, results_tmp):
         for name in ("src-table2", "src-depth", "bpsa-simlen", "brf-table1"):
             page = (html / "notebooks" / f"{name}.html").read_text()
             assert "<img" in page or "<table" in page, name
+
+
+def test_parameter_cells_are_tidied_on_the_page(tmp_path):
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("scale = 'ci'", metadata={"tags": ["parameters"]}),
+                      nbformat.v4.new_code_cell("scale = 'paper'", metadata={"tags": ["injected-parameters"]}),
+                      nbformat.v4.new_code_cell("print(scale)")]
+    path = tmp_path / "page.ipynb"
+    nbformat.write(notebook, path)
+    book.tidy_parameter_cells(path)
+    tags = [cell.metadata.get("tags", []) for cell in nbformat.read(path, as_version=4).cells]
+    assert tags == [["parameters", "remove-cell"], ["injected-parameters", "hide-input"], []]
