@@ -457,9 +457,11 @@ class Runs:
         return "\n\n".join(p for p in parts if p)
 
     def show_note(self) -> None:
-        """Display the provenance of the page's records (for every figure and table below) and :meth:`note`."""
+        """Display the provenance of the page's records (for every figure and table below), :meth:`note`, and
+        the preset's settings notes folded under a dropdown."""
         show_markdown(f"*Run records of `{self.experiment}` shown below: {self.provenance_line()}.*")
         show_markdown(self.note())
+        show_markdown(settings_dropdown([self.experiment]))
 
 
 def to_percent(frame: pd.DataFrame) -> pd.DataFrame:
@@ -628,9 +630,19 @@ def task_status_table(runs: Mapping[str, Runs]) -> str:
     return "\n".join(rows) + f"\n\n*Scale `{scale}`.* {footer}" + "".join(f"\n\n{n}" for n in notes if n)
 
 
+def settings_dropdown(experiments: Sequence[str]) -> str:
+    """MyST: a folded block with each experiment's preset notes -- the source's settings we follow, the choices
+    the source leaves open and where we deviate -- so a reader can check a number against them."""
+    from reprolib.experiments import get_preset
+
+    body = "\n\n".join(f"**`{name}`**: {get_preset(name).notes}" for name in experiments)
+    return f"```{{dropdown}} Settings, open choices and deviations from the source\n{body}\n```"
+
+
 def show_task_notes(runs: Mapping[str, Runs]) -> None:
-    """Display :func:`task_status_table` for a page over several experiments."""
+    """Display :func:`task_status_table` for a page over several experiments, and their settings notes."""
     show_markdown(task_status_table(runs))
+    show_markdown(settings_dropdown([task_runs.experiment for task_runs in runs.values()]))
 
 
 def tasks_provenance(runs: Mapping[str, Runs]) -> str:

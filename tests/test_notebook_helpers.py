@@ -189,3 +189,11 @@ def test_reproduction_status_counts_records_per_experiment(results_tmp, monkeypa
     row = nb.reproduction_status("paper", results_tmp).set_index("experiment").loc["sj-clock-lif-mnist"]
     assert (row["runs"], row["with record"], row["to complete"]) == (1, 1, "complete")
     assert row["records"].startswith("scale paper · 1 seed (1 runs)")
+
+
+def test_settings_dropdown_folds_each_presets_notes():
+    from reprolib.experiments import get_preset
+
+    text = nb.settings_dropdown(["brf-ecg", "sj-seq-fmnist"])
+    assert text.startswith("```{dropdown} ") and text.endswith("\n```")
+    assert get_preset("brf-ecg").notes in text and "**`sj-seq-fmnist`**" in text
