@@ -6,7 +6,8 @@ For each neuron type (LIF, SRC, BRF, ALIF) and shape ``T, B, N`` it times one fo
 * ``kernel``: the fused CuPy kernel of :mod:`reprolib.kernels` on a GPU; on a CPU the same sources built as C++
   (``backend="cpp"``: one scan call per layer, and for BRF / ALIF the whole-sequence loops of
   :mod:`reprolib.kernels.cpu`); the record's ``kernel_engine`` says which;
-* ``spikingjelly``: SpikingJelly's ``LIFNode`` with ``backend="cupy"`` (LIF only, when SpikingJelly is installed);
+* ``spikingjelly``: SpikingJelly's multi-step ``LIFNode`` on its fastest path for the device (LIF only, when
+  SpikingJelly is installed; see :func:`spikingjelly_lif`);
 
 and, end to end, one training iteration of the BRF paper's network (``iterations``: S-MNIST batch 256 and
 T = 784, the issue's 50 ms target against the source's 1,056 ms; ECG batch 16 and T = 1300), PyTorch loops
@@ -127,10 +128,7 @@ def _lif_case(impl: str, engine: str, T, B, N, device, gen):
                          surrogate_function=S.Sigmoid(alpha=4.0))
     v0 = torch.zeros(B, N, device=device)
     if impl == "spikingjelly":
-        from spikingjelly.activation_based import neuron, surrogate  # noqa: PLC0415
-
-        node = neuron.LIFNode(tau=2.0, decay_input=True, v_threshold=1.0, v_reset=0.0, detach_reset=False,
-                              surrogate_function=surrogate.Sigmoid(alpha=4.0), step_mode="m", backend="cupy").to(device)
+        node = spikingjelly_lif(device)
 
         def run():
             node.reset()
@@ -147,6 +145,21 @@ def _lif_case(impl: str, engine: str, T, B, N, device, gen):
         s, _ = fn(x, v0, p)
         s.sum().backward()
     return run
+
+
+def spikingjelly_lif(device):
+    """SpikingJelly's multi-step ``LIFNode`` with the benchmark's LIF settings, on its fastest path for ``device``:
+    0.x takes ``backend="cupy"`` (GPU) / ``"torch"``; 2.x has no ``backend`` and dispatches to its fused CUDA
+    operators itself on CUDA tensors."""
+    import inspect  # noqa: PLC0415
+
+    from spikingjelly.activation_based import neuron, surrogate  # noqa: PLC0415
+
+    options = dict(tau=2.0, decay_input=True, v_threshold=1.0, v_reset=0.0, detach_reset=False,
+                   surrogate_function=surrogate.Sigmoid(alpha=4.0), step_mode="m")
+    if "backend" in inspect.signature(neuron.LIFNode.__init__).parameters:
+        options["backend"] = "cupy" if torch.device(device).type == "cuda" else "torch"
+    return neuron.LIFNode(**options).to(device)
 
 
 def _src_case(impl: str, engine: str, T, B, N, device, gen):
@@ -365,8 +378,6 @@ def run_bench(neurons, shapes, device: torch.device, repeats: int = 20, warmup: 
         sj_reason = "disabled (--no-spikingjelly)"
     elif sj_version is None:
         sj_reason = "SpikingJelly is not installed"
-    elif kernel_reason is not None:
-        sj_reason = "SpikingJelly's cupy backend needs CUDA and CuPy"
     if peak_gbps is None:
         peak_gbps, bw_source = peak_bandwidth(device)
     else:
