@@ -78,21 +78,10 @@ def test_resonate_sequence_kernel_matches_torch(model, T, B, m, H):
     assert report.spikes_equal and report.ok(2e-5), report
 
 
-@pytest.mark.parametrize("model", ["brf", "alif"])
+@pytest.mark.parametrize("model", ["rf", "alif"])
 def test_resonate_sequence_kernel_equals_cpp_loops(model):
     """Same arithmetic, same summation order: the GPU layer and the CPU C++ loops give identical outputs."""
-    from reprolib.neurons import resonate as R
-
-    g = torch.Generator().manual_seed(0)
-    T, B, m, H = 200, 3, 4, 40
-    x = (torch.rand(T, B, m, generator=g) < 0.3).float()
-    w = torch.randn(H, m + H, generator=g) * 2.0 / (m + H) ** 0.5
-    if model == "alif":
-        params = R.ALIFParameters(torch.randn(H, generator=g) * 5 + 20, torch.randn(H, generator=g) * 50 + 200)
-        state = R.ALIFState(*(torch.zeros(B, H),) * 3)
-    else:
-        params = R.RFParameters(torch.rand(H, generator=g) * 35 + 15, torch.rand(H, generator=g) * 0.9 + 0.1)
-        state = R.RFState(*(torch.zeros(B, H),) * 4)
+    x, w, state, params = verify.recurrent_case(model, T=200, B=3, m=4, H=40)
     fn = getattr(resonate, f"{model}_multistep")
     z_cpu, st_cpu = fn(x, w, state, params, engine="cpp")
     to = lambda t: t.to(DEVICE)  # noqa: E731

@@ -176,15 +176,46 @@ static reprolib_dim3 threadIdx, blockIdx, blockDim, gridDim;
 """
 
 
-def _emulation_wrappers(specs) -> str:
+# Block-level emulation: every CUDA thread of a block is a std::thread, __syncthreads() a std::barrier and
+# __shared__ a static array, so kernels that cooperate within a block (the one-launch recurrent layer) run on
+# the CPU with their real synchronisation. Slow (threads per block); for the tests only.
+_THREADED_SHIM = r"""
+// ---- CPU emulation shim, threaded: one std::thread per CUDA thread of a block, blocks one after another ----
+#include <math.h>
+#include <barrier>
+#include <thread>
+#include <vector>
+struct reprolib_dim3 { unsigned int x, y, z; };
+static thread_local reprolib_dim3 threadIdx, blockIdx;
+static reprolib_dim3 blockDim, gridDim;
+static std::barrier<>* reprolib_block_barrier = nullptr;
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __restrict__ __restrict
+#define __shared__ static
+static inline void __syncthreads() { reprolib_block_barrier->arrive_and_wait(); }
+"""
+
+
+def _emulation_wrappers(specs, threaded: bool = False) -> str:
+    """One ``extern "C" emu_<kernel>(grid, block, ...)`` per spec: blocks one after another; the threads of a
+    block a plain loop, or (``threaded``) one std::thread each around a shared barrier."""
     out = []
     for spec in specs:
-        args = ", ".join(name for _, name in spec.params)
+        call = f"blockIdx.x = rl_b; threadIdx.x = rl_t; {spec.name}({', '.join(name for _, name in spec.params)});"
+        if threaded:
+            block = ("    std::barrier<> rl_barrier(block); reprolib_block_barrier = &rl_barrier;\n"
+                     "    std::vector<std::thread> rl_threads; rl_threads.reserve(block);\n"
+                     "    for (unsigned int rl_t = 0; rl_t < block; ++rl_t)\n"
+                     f"      rl_threads.emplace_back([=]() {{ {call} }});\n"
+                     "    for (auto& rl_thread : rl_threads) rl_thread.join();\n")
+        else:
+            block = f"    for (unsigned int rl_t = 0; rl_t < block; ++rl_t) {{ {call} }}\n"
         out.append(
             f'extern "C" void emu_{spec.name}(unsigned int grid, unsigned int block, {spec.signature()}) {{\n'
             f"  blockDim.x = block; gridDim.x = grid; blockDim.y = blockDim.z = gridDim.y = gridDim.z = 1;\n"
-            f"  for (unsigned int rl_b = 0; rl_b < grid; ++rl_b) for (unsigned int rl_t = 0; rl_t < block; ++rl_t) {{\n"
-            f"    blockIdx.x = rl_b; threadIdx.x = rl_t; {spec.name}({args});\n  }}\n}}\n"
+            f"  for (unsigned int rl_b = 0; rl_b < grid; ++rl_b) {{\n{block}  }}\n}}\n"
         )
     return "\n".join(out)
 
@@ -298,7 +329,7 @@ def compiler() -> str | None:
     return shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++")
 
 
-def build_shared_library(text: str, key: str, opt_level: str = "-O2") -> ctypes.CDLL:
+def build_shared_library(text: str, key: str, opt_level: str = "-O2", extra_flags: tuple = ()) -> ctypes.CDLL:
     """Compile C++ ``text`` into a shared library cached under ``key`` and load it.
 
     ``-ffp-contract=off``: no fused multiply-adds, so elementwise arithmetic rounds as PyTorch's CPU
@@ -311,13 +342,15 @@ def build_shared_library(text: str, key: str, opt_level: str = "-O2") -> ctypes.
     from reprolib.paths import cache_dir  # noqa: PLC0415
 
     folder = cache_dir("kernels-emulated")
-    lib = folder / f"{key[:24]}{opt_level.replace('-', '_')}.so"
+    flags_tag = hashlib.sha256(" ".join(extra_flags).encode()).hexdigest()[:6] if extra_flags else ""
+    lib = folder / f"{key[:24]}{opt_level.replace('-', '_')}{flags_tag}.so"
     if not lib.exists():
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
             src = Path(tmp) / "kernel.cpp"
             src.write_text(text)
             out = Path(tmp) / "kernel.so"
-            cmd = [cxx, opt_level, "-shared", "-fPIC", "-ffp-contract=off", "-Wno-unknown-pragmas", "-o", str(out), str(src)]
+            cmd = [cxx, opt_level, *extra_flags, "-shared", "-fPIC", "-ffp-contract=off", "-Wno-unknown-pragmas", "-o",
+                   str(out), str(src)]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise RuntimeError(f"kernel build failed ({' '.join(cmd[:2])}):\n{proc.stderr[-4000:]}")
@@ -334,17 +367,21 @@ class EmulatedEngine(Engine):
 
     name = "emulate"
 
-    def __init__(self, name: str = "emulate", opt_level: str = "-O1"):
+    def __init__(self, name: str = "emulate", opt_level: str = "-O1", threaded: bool = False):
         super().__init__()
-        self.name, self.opt_level = name, opt_level
+        self.name, self.opt_level, self.threaded = name, opt_level, threaded
 
     @staticmethod
     def compiler() -> str | None:
         return compiler()
 
     def _compile(self, source, specs, key):
-        text = _EMULATION_SHIM + source + "\n" + _emulation_wrappers(specs)
-        handle = build_shared_library(text, key, opt_level=self.opt_level)
+        if self.threaded:
+            text = _THREADED_SHIM + source + "\n" + _emulation_wrappers(specs, threaded=True)
+            handle = build_shared_library(text, key, opt_level=self.opt_level, extra_flags=("-std=c++20", "-pthread"))
+        else:
+            text = _EMULATION_SHIM + source + "\n" + _emulation_wrappers(specs)
+            handle = build_shared_library(text, key, opt_level=self.opt_level)
         functions = {}
         for spec in specs:
             fn = getattr(handle, f"emu_{spec.name}")
@@ -371,13 +408,19 @@ class EmulatedEngine(Engine):
 _ENGINES: dict[str, Engine] = {}
 
 
+ENGINES = ("cupy", "emulate", "cpp", "emulate-threads")
+
+
 def get_engine(name: str = "cupy") -> Engine:
-    """The shared engine ``"cupy"`` (GPU), ``"emulate"`` (CPU, tests) or ``"cpp"`` (CPU, optimised build)."""
-    if name not in ("cupy", "emulate", "cpp"):
-        raise ValueError(f"engine={name!r} is invalid; expected 'cupy', 'emulate' or 'cpp'")
+    """The shared engine ``"cupy"`` (GPU), ``"emulate"`` (CPU, tests), ``"cpp"`` (CPU, optimised build) or
+    ``"emulate-threads"`` (CPU, tests of kernels that synchronise the threads of a block)."""
+    if name not in ENGINES:
+        raise ValueError(f"engine={name!r} is invalid; expected one of {ENGINES}")
     if name not in _ENGINES:
         if name == "cupy":
             _ENGINES[name] = CupyEngine()
+        elif name == "emulate-threads":
+            _ENGINES[name] = EmulatedEngine(name, "-O1", threaded=True)
         else:
             _ENGINES[name] = EmulatedEngine(name, "-O1" if name == "emulate" else "-O2")
     return _ENGINES[name]

@@ -21,7 +21,8 @@ loops of :mod:`reprolib.neurons.resonate` (same signature and result). They are 
   the binary spike vector (a warp-uniform branch), so the per-step cost follows the spike count. The backward
   keeps ``dL/dx[t]`` of the sample in shared memory for ``dL/dz[t-1] = dL/dx[t] W_rec``. A barrier separates
   the steps; no per-step launch or Python loop remains. The same arithmetic runs on the CPU as the C++
-  loops of :mod:`reprolib.kernels.cpu` (``backend="cpp"``), bit for bit;
+  loops of :mod:`reprolib.kernels.cpu` (``backend="cpp"``), bit for bit; engine ``"emulate-threads"`` runs these
+  very kernels on the CPU with one std::thread per CUDA thread and real barriers, for the tests;
 * one launch per step (``REPROLIB_RSNN_KERNEL=step``, or ``hidden > 1024``): per step one cuBLAS matmul
   ``z[t-1] W_rec^T`` and one fused kernel (the add of the input current is inside the kernel), and in reverse
   one fused kernel and one matmul for ``dL/dz[t-1]``; the recurrent currents equal PyTorch's bit for bit.
@@ -743,7 +744,7 @@ def _cuda_sequence_backward(prep: _Prepared, saved, g_zseq, g_z, g_1, g_2, g_3):
 
 
 def _sequence_impl(prep: _Prepared):
-    if prep.engine.name == "cupy":
+    if prep.engine.name in ("cupy", "emulate-threads"):
         return _cuda_sequence_forward, _cuda_sequence_backward
     from reprolib.kernels import cpu  # noqa: PLC0415
 
@@ -788,7 +789,8 @@ def _recurrent(model: str, x_seq: Tensor, weight: Tensor, state, params, bias, e
     shape = (B, H)
     prep = _prepare(model, params, torch.Size(shape), device, engine)
     init = _initial_state(model, state, shape, device)
-    if engine == "cpp" or (engine == "cupy" and sequence_kernel_enabled(H)):
+    # "emulate-threads" runs the one-launch GPU kernels on the CPU with real block barriers (tests)
+    if engine in ("cpp", "emulate-threads") or (engine == "cupy" and sequence_kernel_enabled(H)):
         z_seq, z, s1, s2, s3 = _RecurrentSequence.apply(cur, w_rec_t, *init, prep.p1, prep.p2, prep)
     else:
         z_seq, z, s1, s2, s3 = _RecurrentLayer.apply(cur, w_rec_t, *init, prep.p1, prep.p2, prep)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["Report", "lif_kwargs", "check_lif", "check_src", "check_resonate", "check_li", "relative_error"]
+__all__ = ["Report", "lif_kwargs", "check_lif", "check_src", "check_resonate", "check_li", "recurrent_case", "relative_error"]
 
 
 @dataclass
@@ -199,6 +199,21 @@ def check_resonate(*, model="brf", mode="recurrent", T=40, B=3, m=4, H=7, device
     names = [f"state_{f}" for f in fields] + [f"grad_{i}" for i in range(len(g1))]
     errors = {k: relative_error(a, c) for k, a, c in zip(names, o2[1:] + list(g2), o1[1:] + list(g1))}
     return Report(torch.equal(o1[0], o2[0]), errors, rate=float(o1[0].detach().float().mean()))
+
+
+def recurrent_case(model: str, T: int, B: int, m: int, H: int, seed: int = 0):
+    """A random recurrent RF / BRF / ALIF layer case ``(x [T, B, m], W [H, m + H], zero state, params)`` that
+    spikes: for comparing two implementations of the same layer."""
+    from reprolib.neurons import resonate as R  # noqa: PLC0415
+
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(T, B, m, generator=g) < 0.3).float()
+    w = torch.randn(H, m + H, generator=g) * 2.0 / (m + H) ** 0.5
+    if model == "alif":
+        params = R.ALIFParameters(torch.randn(H, generator=g) * 5 + 20, torch.randn(H, generator=g) * 50 + 200)
+        return x, w, R.ALIFState(*(torch.zeros(B, H),) * 3), params
+    params = R.RFParameters(torch.rand(H, generator=g) * 35 + 15, torch.rand(H, generator=g) * 0.9 + 0.1)
+    return x, w, R.RFState(*(torch.zeros(B, H),) * 4), params
 
 
 def check_li(*, T=50, B=4, h=9, C=5, device="cpu", engine="emulate", seed=3) -> Report:
