@@ -57,11 +57,14 @@ def test_rsnn_with_cpp_backend_trains_like_torch(neuron):
         assert verify.relative_error(results["cpp"][1][name], grad) < 1e-4, name
 
 
-def test_cpp_backend_without_a_compiler_says_so(monkeypatch):
+def test_cpp_backend_without_a_compiler_says_so_when_the_model_is_built(monkeypatch):
     monkeypatch.setattr(dispatch, "compiler", lambda: None)
-    model = build_rsnn(**RSNN_PRESETS[("ecg", "brf")], backend="cpp")
-    with pytest.raises(BackendUnavailable, match="C\\+\\+ compiler"):
-        model(torch.zeros(5, 2, 4))
+    with pytest.raises(BackendUnavailable, match="BRFCell: backend='cpp' needs a C\\+\\+ compiler"):
+        build_rsnn(**RSNN_PRESETS[("ecg", "brf")], backend="cpp")
+    model = build_rsnn(**RSNN_PRESETS[("ecg", "brf")])  # the default needs none
+    with pytest.raises(BackendUnavailable, match="C\\+\\+ compiler"):  # and the functions check again
+        verify.check_resonate(model="brf", T=3, engine="cpp")
+    assert model(torch.zeros(5, 2, 4)).shape == (5, 2, 6)
 
 
 def test_cpp_backend_refuses_cuda_tensors():

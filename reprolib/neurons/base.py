@@ -209,6 +209,14 @@ def select_backend(owner: str, backend, table: dict) -> str:
         backend = "torch"
     if backend not in table:
         raise ValueError(f"{owner}: backend={backend!r} is invalid; expected 'auto' or one of {sorted(table)}")
+    if backend == "cpp":
+        # fail when the model is built, not at its first forward after the data has been loaded
+        from reprolib.kernels import cpu  # noqa: PLC0415
+
+        if not cpu.cpp_available():
+            from reprolib.kernels.dispatch import BackendUnavailable  # noqa: PLC0415
+
+            raise BackendUnavailable(f"{owner}: backend='cpp' needs a C++ compiler (g++ or $CXX); none was found")
     return backend
 
 
