@@ -171,6 +171,89 @@ def default_workers(workers_per_gpu: int = 1) -> int:
     return gpus * workers_per_gpu if gpus else (os.cpu_count() or 1)
 
 
+def _has_distributed() -> bool:
+    try:
+        import distributed  # noqa: F401, PLC0415
+    except ImportError:
+        return False
+    return True
+
+
+def _progress_bar(total: int):
+    try:
+        from tqdm.auto import tqdm  # noqa: PLC0415
+    except ImportError:
+        return None
+    return tqdm(total=total, desc="sweep", dynamic_ncols=True)
+
+
+def _collect(outcome: dict, config: ExperimentConfig, report: SweepReport, bar) -> None:
+    if outcome["status"] == "ok":
+        report.trained.append(config)
+    else:
+        report.failed.append(RunFailure(config, outcome["error"], outcome["traceback"]))
+    if bar is not None:
+        bar.update(1)
+        bar.set_postfix(failed=len(report.failed))
+
+
+def _died(error: Exception) -> dict:
+    """The outcome of a task whose worker process itself died (memory, killed ...)."""
+    return {"status": "failed", "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()}
+
+
+def _run_in_process_pool(todo, folder: str, workers: int, workers_per_gpu: int, report: SweepReport, bar) -> None:
+    import multiprocessing  # noqa: PLC0415
+    from concurrent.futures import ProcessPoolExecutor, as_completed  # noqa: PLC0415
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    # spawn, not fork: CUDA cannot be used in a forked child of a process that touched it
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(run_one, c.to_dict(), folder, workers_per_gpu, threads): c for c in todo}
+        for future in as_completed(futures):
+            try:
+                outcome = future.result()
+            except Exception as error:
+                outcome = _died(error)
+            _collect(outcome, futures[future], report, bar)
+
+
+def _run_on_dask(todo, folder: str, client, scheduler_address, workers: int, workers_per_gpu: int,
+                 report: SweepReport, bar) -> None:
+    cluster = own_client = None
+    if client is None:
+        from distributed import Client, LocalCluster  # noqa: PLC0415
+
+        if scheduler_address:
+            client = own_client = Client(scheduler_address)
+        else:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   silence_logs=logging.WARNING)
+            client = own_client = Client(cluster)
+    threads = None
+    if cluster is not None:
+        threads = max(1, (os.cpu_count() or 1) // len(cluster.workers))
+    try:
+        from distributed import as_completed  # noqa: PLC0415
+
+        by_key, futures = {}, []
+        for config in todo:
+            key = f"reprolib-run-{config_hash(config)}-{uuid.uuid4().hex[:8]}"
+            by_key[key] = config
+            futures.append(client.submit(run_one, config.to_dict(), folder, workers_per_gpu, threads, key=key, pure=False))
+        for future in as_completed(futures):
+            try:
+                outcome = future.result()
+            except Exception as error:
+                outcome = _died(error)
+            _collect(outcome, by_key[future.key], report, bar)
+    finally:
+        if own_client is not None:
+            own_client.close()
+        if cluster is not None:
+            cluster.close()
+
+
 def run_sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLike | None = None, client=None,
               scheduler_address: str | None = None, n_workers: int | None = None, workers_per_gpu: int = 1,
               train_missing: bool = True, progress: bool = True) -> SweepReport:
@@ -178,7 +261,8 @@ def run_sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLik
 
     ``client``: an existing ``distributed.Client``; ``scheduler_address``: connect to a running scheduler;
     neither: an embedded ``LocalCluster`` of ``n_workers`` processes (default GPUs x ``workers_per_gpu``, or
-    the CPU cores), closed at the end. ``train_missing=False`` only reports what is missing.
+    the CPU cores), closed at the end -- or, where Dask is not installed, a pool of as many spawned processes.
+    ``train_missing=False`` only reports what is missing.
     """
     if isinstance(workers_per_gpu, bool) or not isinstance(workers_per_gpu, int) or workers_per_gpu < 1:
         raise ValueError(f"workers_per_gpu = {workers_per_gpu!r} is not allowed; expected an integer >= 1")
@@ -207,54 +291,15 @@ def run_sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLik
     if not todo:
         return report
 
-    cluster = own_client = None
-    if client is None:
-        from distributed import Client, LocalCluster
-
-        if scheduler_address:
-            client = own_client = Client(scheduler_address)
-        else:
-            workers = min(n_workers or default_workers(workers_per_gpu), len(todo))
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                                   silence_logs=logging.WARNING)
-            client = own_client = Client(cluster)
-    threads = None
-    if cluster is not None:
-        threads = max(1, (os.cpu_count() or 1) // len(cluster.workers))
-    try:
-        from distributed import as_completed
-
-        by_key, futures = {}, []
-        for config in todo:
-            key = f"reprolib-run-{config_hash(config)}-{uuid.uuid4().hex[:8]}"
-            by_key[key] = config
-            futures.append(client.submit(run_one, config.to_dict(), folder, workers_per_gpu, threads, key=key, pure=False))
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(todo), desc="sweep", dynamic_ncols=True)
-        for future in as_completed(futures):
-            config = by_key[future.key]
-            try:
-                outcome = future.result()
-            except Exception as error:  # the worker itself died (memory, killed ...)
-                outcome = {"status": "failed", "error": f"{type(error).__name__}: {error}",
-                           "traceback": traceback.format_exc()}
-            if outcome["status"] == "ok":
-                report.trained.append(config)
-            else:
-                report.failed.append(RunFailure(config, outcome["error"], outcome["traceback"]))
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(failed=len(report.failed))
-        if bar is not None:
-            bar.close()
-    finally:
-        if own_client is not None:
-            own_client.close()
-        if cluster is not None:
-            cluster.close()
+    workers = min(n_workers or default_workers(workers_per_gpu), len(todo))
+    bar = _progress_bar(len(todo)) if progress else None
+    if client is None and scheduler_address is None and not _has_distributed():
+        # no Dask here (the lent GPU machine has none): the same tasks in a pool of spawned processes
+        _run_in_process_pool(todo, folder, workers, workers_per_gpu, report, bar)
+    else:
+        _run_on_dask(todo, folder, client, scheduler_address, workers, workers_per_gpu, report, bar)
+    if bar is not None:
+        bar.close()
     return report
 
 

@@ -79,3 +79,18 @@ def test_ensure_records_lists_missing_runs_with_the_command(tmp_path):
     part = missing_commands([configs[1]])[0]
     assert part == f"reprolib sweep toy --scale ci --seeds 0 --select config_hash={configs[1].hash}"
     assert len(load_records(configs + one, tmp_path)) == 1
+
+
+def test_sweep_without_dask_runs_in_a_process_pool(tmp_path, monkeypatch):
+    """The lent GPU machine has no Dask: the same tasks then run in spawned processes, same records."""
+    import reprolib.sweep as sweep
+
+    monkeypatch.setattr(sweep, "_has_distributed", lambda: False)
+    configs = sweep_configs()[:2]
+    report = run_sweep(configs, results_dir=tmp_path / "pool", n_workers=2, progress=False)
+    assert {c.hash for c in report.trained} == {c.hash for c in configs} and report.ok
+    reference = run_sweep(configs, results_dir=tmp_path / "dask", n_workers=2, progress=False)
+    assert reference.ok
+    for config in configs:
+        pooled, dasked = find_record(config, tmp_path / "pool"), find_record(config, tmp_path / "dask")
+        assert metrics_only(pooled.history) == metrics_only(dasked.history)
