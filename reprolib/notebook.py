@@ -601,12 +601,19 @@ def brf_neurons() -> list[str]:
     return labels[0]
 
 
-def brf_runs(params: Parameters, tasks: Sequence[str], neurons: Sequence[str]) -> dict[str, Runs]:
+def brf_runs(params: Parameters, tasks: Sequence[str], neurons: Sequence[str], labels: str = "source") -> dict[str, Runs]:
     """Task name -> :func:`gather_runs` of its preset for ``neurons``, in the order of ``tasks``. ``tasks``
-    (names of :data:`BRF_TASKS`) and ``neurons`` (of :func:`brf_neurons`) are checked first."""
+    (names of :data:`BRF_TASKS`) and ``neurons`` (of :func:`brf_neurons`) are checked first. ``labels``: the
+    choice of the ``labels`` axis for the presets that have one (ECG: ``source`` = the paper's protocol,
+    ``masked`` = unlabelled steps left out)."""
     check_subset("tasks", tasks, BRF_TASKS)
     check_subset("neurons", neurons, brf_neurons())
-    return {task: gather_runs(BRF_TASKS[task], params, neuron=list(neurons)) for task in tasks}
+    runs = {}
+    for task in tasks:
+        experiment = BRF_TASKS[task]
+        extra = {"labels": [labels]} if "labels" in [a.name for a in _root_preset(experiment).axes] else {}
+        runs[task] = gather_runs(experiment, params, neuron=list(neurons), **extra)
+    return runs
 
 
 def task_status_table(runs: Mapping[str, Runs]) -> str:

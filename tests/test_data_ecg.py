@@ -51,3 +51,21 @@ def test_split_is_seeded(data_root, ecg):
     again = load_dataset("ecg-qtdb", "val", root=data_root)
     assert again.indices == ecg["val"].indices
     assert load_dataset("ecg-qtdb", "val", root=data_root, split_seed=3).indices != ecg["val"].indices
+
+
+def test_source_treatment_makes_unlabelled_steps_class_zero(data_root, ecg):
+    """unlabelled="class0" is the brf-neurons code's argmax of the all-zero one-hot: the same sequences, and the
+    unlabelled steps counted as class 0 (P) on top of the real class-0 steps."""
+    source = {split: load_dataset("ecg-qtdb", split, root=data_root, unlabelled="class0") for split in ("train", "test")}
+    assert torch.equal(source["train"].data, ecg["train"].data)
+    assert int((source["test"].targets == UNLABELLED).sum()) == 0
+    assert int((source["test"].targets == 0).sum()) == TEST_CLASS_TOTALS[0] + TEST_UNLABELLED
+    masked = ecg["train"].targets == UNLABELLED
+    assert (source["train"].targets[masked] == 0).all()
+    assert torch.equal(source["train"].targets[~masked], ecg["train"].targets[~masked])
+    assert one_hot_to_labels(np.array([[0] * 6, [0, 1, 0, 0, 0, 0]]), "class0").tolist() == [0, 1]
+
+
+def test_bad_unlabelled_option_names_the_value(data_root):
+    with pytest.raises(ValueError, match="unlabelled='zero'.*'mask', 'class0'"):
+        load_dataset("ecg-qtdb", "train", root=data_root, unlabelled="zero")

@@ -10,7 +10,7 @@ from reprolib.experiments import PRESETS, describe, get_configs, get_preset, lis
 GRID_PER_SEED = {  # configs per seed of each figure / table
     "sj-clock-lif-mnist": 1, "sj-seq-fmnist": 3, "bpsa-simlen": 16, "src-table2": 40, "src-bypass": 2,
     "src-overfit": 3, "src-activity": 16, "src-depth": 6, "src-noise": 4,
-    "brf-smnist": 3, "brf-psmnist": 3, "brf-ecg": 3, "brf-shd": 3, "toy": 2,
+    "brf-smnist": 3, "brf-psmnist": 3, "brf-ecg": 6, "brf-shd": 3, "toy": 2,
 }
 
 
@@ -91,8 +91,12 @@ def test_paper_settings_follow_the_sources():
     shd = {c.model_options["neuron"]: c for c in get_configs("brf-shd", "paper", seeds=[0])}
     assert (shd["brf"].lr, shd["brf"].batch_size, shd["brf"].epochs, shd["brf"].grad_clip) == (0.075, 32, 20, None)
     assert shd["brf"].model_options["b_offset_range"] == [2.0, 3.0] and shd["alif"].loss_options["skip_steps"] == 10
-    ecg = {c.model_options["neuron"]: c for c in get_configs("brf-ecg", "paper", seeds=[0])}
+    ecg = {c.model_options["neuron"]: c for c in get_configs("brf-ecg", "paper", seeds=[0], labels=["source"])}
     assert (ecg["brf"].batch_size, ecg["brf"].epochs, ecg["alif"].lr, ecg["alif"].batch_size) == (16, 400, 0.05, 64)
+    # the source's argmax makes unlabelled steps class 0; the "masked" variant keeps the first records' hashes
+    assert ecg["brf"].dataset_options == {"unlabelled": "class0"}
+    masked = get_configs("brf-ecg", "paper", seeds=[0], labels=["masked"])
+    assert all(c.dataset_options == {} for c in masked) and len(masked) == 3
 
 
 def test_ci_scale_is_small_but_the_same_code_path():
