@@ -61,12 +61,13 @@ def test_backend_option_runs_fused_loops_without_changing_the_run_identity(tmp_p
 
     if not cpu.cpp_available():
         pytest.skip("no C++ compiler for the cpp backend")
-    args = ["brf-ecg", "--scale", "ci", "--select", "neuron=brf", "--seed", "0", "--results", str(tmp_path)]
+    args = ["brf-ecg", "--scale", "ci", "--select", "neuron=brf", "--select", "labels=source", "--seed", "0",
+            "--results", str(tmp_path)]
     assert main(["run", *args, "--backend", "cpp", "--no-progress", "--device", "cpu"]) == 0
     (record,) = (tmp_path / "brf-ecg").glob("*.json")
     payload = json.loads(record.read_text())["payload"]
     assert payload["config"]["backend"] == "cpp"
-    assert record.stem == get_configs("brf-ecg", "ci", seeds=[0], neuron="brf")[0].hash
+    assert record.stem == get_configs("brf-ecg", "ci", seeds=[0], neuron="brf", labels="source")[0].hash
     capsys.readouterr()
     assert main(["run", *args, "--list"]) == 0  # the default (torch) config
     assert "record" in capsys.readouterr().out
