@@ -210,6 +210,9 @@ def test_killed_run_resumes_to_the_same_record(tmp_path):
 
     resumed = train(config, results_dir=killed_dir, progress=False)
     assert resumed.provenance["resumed_from_epoch"] >= 1 and resumed.provenance["sessions"] == 2
+    (earlier,) = resumed.provenance["earlier_sessions"]  # the killed session's code and the epoch it reached
+    assert earlier["until_epoch"] == resumed.provenance["resumed_from_epoch"]
+    assert earlier["git_commit"] == resumed.provenance["git_commit"] and "device_name" in earlier
     uninterrupted = train(config, results_dir=tmp_path / "whole", progress=False)
     assert metrics_only(resumed.history) == metrics_only(uninterrupted.history)
     assert resumed.final["test_accuracy"] == uninterrupted.final["test_accuracy"]
