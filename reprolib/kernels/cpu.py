@@ -225,11 +225,9 @@ def sequence_backward(prep, saved, g_zseq: Tensor, g_z: Tensor, g_1: Tensor, g_2
     w_rec_t, z0, s10, s20, s30, p1, p2, z_seq, s1_seq, s2_seq, s3_seq, x_seq = saved
     T, B, H = z_seq.shape
     lib = _library(prep.model, prep.strict)
-    gz = g_z.contiguous().view(-1).clone()
-    g1, g2 = g_1.contiguous().view(-1).clone(), g_2.contiguous().view(-1).clone()
-    g3 = g_3.contiguous().view(-1).clone()
-    gx = torch.empty_like(z_seq)
-    gp1, gp2 = torch.empty_like(gz), torch.empty_like(gz)
+    from reprolib.kernels.resonate import sequence_backward_buffers  # noqa: PLC0415
+
+    gx, gz, g1, g2, g3, gp1, gp2 = sequence_backward_buffers(z_seq, g_z, g_1, g_2, g_3)
     # keep the contiguous copies referenced for the duration of the call (a raw pointer keeps nothing alive)
     w_rec, g_zseq = w_rec_t.t().contiguous(), g_zseq.contiguous()
     lib.seq_backward(_ptr(x_seq), _ptr(w_rec), _ptr(z0), _ptr(s10), _ptr(s20), _ptr(s30),

@@ -731,16 +731,21 @@ def _cuda_sequence_forward(prep: _Prepared, cur, w_rec_t, z0, s10, s20, s30):
 def _cuda_sequence_backward(prep: _Prepared, saved, g_zseq, g_z, g_1, g_2, g_3):
     w_rec_t, z0, s10, s20, s30, p1, p2, z_seq, s1_seq, s2_seq, s3_seq, x_seq = saved
     T, B, H = z_seq.shape
-    gz = g_z.contiguous().view(-1).clone()
-    g1, g2 = g_1.contiguous().view(-1).clone(), g_2.contiguous().view(-1).clone()
-    g3 = g_3.contiguous().view(-1).clone()
-    gx = torch.empty_like(z_seq)
-    gp1, gp2 = torch.empty_like(gz), torch.empty_like(gz)
+    gx, gz, g1, g2, g3, gp1, gp2 = sequence_backward_buffers(z_seq, g_z, g_1, g_2, g_3)
     block = _block_size(H)
     prep.engine.launch(prep.source, SEQUENCE_SPECS, "seq_backward_block", B * block, block,
                        (x_seq, w_rec_t.t().contiguous(), z0, s10, s20, s30, z_seq, s1_seq, s2_seq, s3_seq, p1, p2,
                         g_zseq.contiguous(), gz, g1, g2, g3, gx, gp1, gp2, T, B, H, prep.P) + prep.scalars)
     return gx, gz, g1, g2, g3, gp1, gp2
+
+
+def sequence_backward_buffers(z_seq, g_z, g_1, g_2, g_3):
+    """The whole-sequence backward's buffers: ``gx`` (out), flat copies of the final-state gradients that the
+    scan overwrites with the initial-state ones (``gz, g1, g2, g3``), and the per-element parameter sums."""
+    gz = g_z.contiguous().view(-1).clone()
+    g1, g2 = g_1.contiguous().view(-1).clone(), g_2.contiguous().view(-1).clone()
+    g3 = g_3.contiguous().view(-1).clone()
+    return torch.empty_like(z_seq), gz, g1, g2, g3, torch.empty_like(gz), torch.empty_like(gz)
 
 
 def _sequence_impl(prep: _Prepared):
