@@ -1,4 +1,4 @@
-"""Fused kernels without a GPU: dispatch and fallback, the CUDA sources compile (nvcc), the kernel arithmetic
+"""Fused kernels without a GPU: dispatch and fallback, the CUDA sources compile (nvcc, and NVRTC as CuPy runs it), the kernel arithmetic
 and autograd wiring (the same source compiled as C++ and run on CPU) match the PyTorch neurons, the benchmark
 writes its JSON.
 
@@ -188,6 +188,94 @@ def test_every_generated_cuda_source_compiles_with_nvcc(tmp_path):
     # the kernels the wrappers launch are all there
     ptx = (tmp_path / "k0.ptx").read_text()
     assert ".entry lif_forward" in ptx and ".entry lif_backward" in ptx
+
+
+# ------------------------------------------------- NVRTC (the compiler CuPy's RawModule uses) compiles them
+
+
+def _find_nvrtc():
+    """``libnvrtc`` from the NVIDIA wheels that the CUDA build of torch installs, or the system's."""
+    import ctypes.util  # noqa: PLC0415
+    import glob  # noqa: PLC0415
+    import site  # noqa: PLC0415
+
+    roots = [*site.getsitepackages(), site.getusersitepackages()]
+    candidates = sorted(p for root in roots for p in glob.glob(f"{root}/nvidia/**/lib/libnvrtc.so*", recursive=True)
+                        if "builtins" not in p and ".alt." not in p)
+    found = ctypes.util.find_library("nvrtc")
+    return (candidates or ([found] if found else [None]))[0]
+
+
+NVRTC = _find_nvrtc()
+
+
+def _nvrtc_compile(lib, text: str, options: tuple[str, ...]) -> tuple[int, str, str]:
+    """Compile ``text`` to PTX with NVRTC through its C API; return (status, log, ptx)."""
+    import ctypes  # noqa: PLC0415
+
+    prog = ctypes.c_void_p()
+    assert lib.nvrtcCreateProgram(ctypes.byref(prog), text.encode(), b"kernel.cu", 0, None, None) == 0
+    try:
+        opts = (ctypes.c_char_p * len(options))(*[o.encode() for o in options])
+        status = lib.nvrtcCompileProgram(prog, len(options), opts)
+        size = ctypes.c_size_t()
+        lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
+        log = ctypes.create_string_buffer(size.value)
+        lib.nvrtcGetProgramLog(prog, log)
+        ptx = ""
+        if status == 0:
+            lib.nvrtcGetPTXSize(prog, ctypes.byref(size))
+            buf = ctypes.create_string_buffer(size.value)
+            lib.nvrtcGetPTX(prog, buf)
+            ptx = buf.value.decode()
+        return status, log.value.decode(errors="replace"), ptx
+    finally:
+        lib.nvrtcDestroyProgram(ctypes.byref(prog))
+
+
+@pytest.mark.skipif(NVRTC is None, reason="libnvrtc not found (it comes with the CUDA build of torch): cannot "
+                    "compile-check the sources the way CuPy does")
+def test_every_generated_cuda_source_compiles_with_nvrtc_as_cupy_does():
+    # nvcc finds host headers that NVRTC does not have; CuPy's RawModule compiles with NVRTC and the options
+    # of dispatch.nvrtc_options(), so this is the check that the GPU machine will not fail at compile time.
+    import ctypes  # noqa: PLC0415
+
+    lib = ctypes.CDLL(NVRTC)
+    options = (*dispatch.nvrtc_options(), "--gpu-architecture=compute_90")
+    failures, entries = [], set()
+    for label, text in _all_sources():
+        status, log, ptx = _nvrtc_compile(lib, text, options)
+        if status != 0:
+            failures.append((label, log[-1500:]))
+        entries.update(line.split()[-1].rstrip("(") for line in ptx.splitlines() if ".entry" in line)
+    assert not failures, failures[:3]
+    assert {"lif_forward", "lif_backward", "src_forward", "src_backward", "seq_forward_block",
+            "seq_backward_block", "li_forward", "li_backward"} <= entries
+    # and a broken source is reported as broken (the check can fail)
+    status, log, _ = _nvrtc_compile(lib, 'extern "C" __global__ void k(float* x) { x[0] = undefined_name; }',
+                                    options)
+    assert status != 0 and "undefined_name" in log
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc not found: cannot read the kernels' register use")
+def test_one_block_recurrent_kernels_fit_1024_threads(tmp_path):
+    # seq_*_block launch one thread per neuron, up to SEQ_MAX_H = 1024 per block; an SM has 65,536 registers,
+    # so above 64 registers per thread the launch fails with "too many resources requested" on the GPU only.
+    import re  # noqa: PLC0415
+
+    for model in resonate.MODELS:
+        for strict in (False, True):
+            path = tmp_path / f"{model}{int(strict)}.cu"
+            path.write_text(resonate.resonate_source(model, strict))
+            done = subprocess.run([NVCC, "-arch=sm_90", "-cubin", "-std=c++14", "--fmad=false", "--resource-usage",
+                                   str(path), "-o", str(path.with_suffix(".cubin"))],
+                                  capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, done.stderr[-2000:]
+            usage = dict(re.findall(r"Compiling entry function '(\w+)'.*?Used (\d+) registers", done.stdout + done.stderr,
+                                    flags=re.S))
+            for kernel in ("seq_forward_block", "seq_backward_block"):
+                assert kernel in usage, (model, strict, done.stderr[-1000:])
+                assert int(usage[kernel]) <= 65536 // 1024, (model, strict, kernel, usage[kernel])
 
 
 def test_sources_differ_per_option_set_and_are_cached():
