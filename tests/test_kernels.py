@@ -1,6 +1,6 @@
-"""Fused kernels without a GPU: dispatch and fallback, the CUDA sources compile (nvcc, and NVRTC as CuPy runs it), the kernel arithmetic
-and autograd wiring (the same source compiled as C++ and run on CPU) match the PyTorch neurons, the benchmark
-writes its JSON.
+"""Fused kernels without a GPU: dispatch and fallback, the CUDA sources compile (nvcc, and NVRTC as CuPy runs
+it), the kernel arithmetic and autograd wiring (the same source compiled as C++ and run on CPU) match the
+PyTorch neurons, the benchmark writes its JSON.
 
 GPU-only checks (CuPy on a real device) are in ``test_kernels_gpu.py``.
 """
