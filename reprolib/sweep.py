@@ -59,15 +59,19 @@ class SweepReport:
     trained: list[ExperimentConfig] = field(default_factory=list)
     failed: list[RunFailure] = field(default_factory=list)
     missing: list[ExperimentConfig] = field(default_factory=list)  # no record and not trained (train_missing=False)
+    paused: list[ExperimentConfig] = field(default_factory=list)  # stopped at the time limit, checkpoint kept
     corrupt: list[Path] = field(default_factory=list)  # corrupt records found (kept as *.corrupt, run again)
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.missing
+        return not self.failed and not self.missing and not self.paused
 
     def summary(self) -> str:
         lines = [f"{len(self.existing)} with a record, {len(self.trained)} trained, {len(self.failed)} failed, "
-                 f"{len(self.missing)} missing"]
+                 f"{len(self.missing)} missing" + (f", {len(self.paused)} paused at the time limit" if self.paused else "")]
+        if self.paused:
+            lines.append("paused runs keep their checkpoints; the same command resumes them: "
+                         + ", ".join(config_hash(c) for c in self.paused))
         lines += [f"corrupt record moved aside and run again: {path}" for path in self.corrupt]
         lines += [str(failure) for failure in self.failed]
         if self.missing:
@@ -120,8 +124,10 @@ def _place_on_gpu(config: ExperimentConfig, workers_per_gpu: int) -> ExperimentC
     return with_overrides(config, {"device": f"cuda:{(name // workers_per_gpu) % count}"})
 
 
-def run_one(config_data: dict, results_dir: str, workers_per_gpu: int = 1, threads: int | None = None) -> dict:
-    """One sweep task (also usable on its own): train a config given as a dict; never raises, reports."""
+def run_one(config_data: dict, results_dir: str, workers_per_gpu: int = 1, threads: int | None = None,
+            stop_at: float | None = None) -> dict:
+    """One sweep task (also usable on its own): train a config given as a dict; never raises, reports
+    ``ok``, ``failed`` or ``paused`` (the time limit ``stop_at`` came first; see :func:`reprolib.training.train`)."""
     config_id = "?"
     try:
         config = ExperimentConfig.from_dict(config_data)
@@ -130,9 +136,13 @@ def run_one(config_data: dict, results_dir: str, workers_per_gpu: int = 1, threa
             import torch
 
             torch.set_num_threads(threads)
-        from reprolib.training import train
+        from reprolib.training import TimeLimitReached, train
 
-        record = train(_place_on_gpu(config, workers_per_gpu), results_dir=results_dir, resume=True, progress=False)
+        try:
+            record = train(_place_on_gpu(config, workers_per_gpu), results_dir=results_dir, resume=True,
+                           progress=False, stop_at=stop_at)
+        except TimeLimitReached as stopped:
+            return {"status": "paused", "hash": config_id, "epochs_done": stopped.epochs_done}
         return {"status": "ok", "hash": config_id, "path": str(record.path)}
     except Exception as error:  # reported to the caller with the traceback; other runs go on
         return {"status": "failed", "hash": config_id, "error": f"{type(error).__name__}: {error}",
@@ -190,6 +200,8 @@ def _progress_bar(total: int):
 def _collect(outcome: dict, config: ExperimentConfig, report: SweepReport, bar) -> None:
     if outcome["status"] == "ok":
         report.trained.append(config)
+    elif outcome["status"] == "paused":
+        report.paused.append(config)
     else:
         report.failed.append(RunFailure(config, outcome["error"], outcome["traceback"]))
     if bar is not None:
@@ -202,14 +214,15 @@ def _died(error: Exception) -> dict:
     return {"status": "failed", "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()}
 
 
-def _run_in_process_pool(todo, folder: str, workers: int, workers_per_gpu: int, report: SweepReport, bar) -> None:
+def _run_in_process_pool(todo, folder: str, workers: int, workers_per_gpu: int, report: SweepReport, bar,
+                         stop_at: float | None = None) -> None:
     import multiprocessing  # noqa: PLC0415
     from concurrent.futures import ProcessPoolExecutor, as_completed  # noqa: PLC0415
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     # spawn, not fork: CUDA cannot be used in a forked child of a process that touched it
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(run_one, c.to_dict(), folder, workers_per_gpu, threads): c for c in todo}
+        futures = {pool.submit(run_one, c.to_dict(), folder, workers_per_gpu, threads, stop_at): c for c in todo}
         for future in as_completed(futures):
             try:
                 outcome = future.result()
@@ -219,7 +232,7 @@ def _run_in_process_pool(todo, folder: str, workers: int, workers_per_gpu: int, 
 
 
 def _run_on_dask(todo, folder: str, client, scheduler_address, workers: int, workers_per_gpu: int,
-                 report: SweepReport, bar) -> None:
+                 report: SweepReport, bar, stop_at: float | None = None) -> None:
     cluster = own_client = None
     if client is None:
         from distributed import Client, LocalCluster  # noqa: PLC0415
@@ -240,7 +253,8 @@ def _run_on_dask(todo, folder: str, client, scheduler_address, workers: int, wor
         for config in todo:
             key = f"reprolib-run-{config_hash(config)}-{uuid.uuid4().hex[:8]}"
             by_key[key] = config
-            futures.append(client.submit(run_one, config.to_dict(), folder, workers_per_gpu, threads, key=key, pure=False))
+            futures.append(client.submit(run_one, config.to_dict(), folder, workers_per_gpu, threads, stop_at, key=key,
+                                         pure=False))
         for future in as_completed(futures):
             try:
                 outcome = future.result()
@@ -256,18 +270,21 @@ def _run_on_dask(todo, folder: str, client, scheduler_address, workers: int, wor
 
 def run_sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLike | None = None, client=None,
               scheduler_address: str | None = None, n_workers: int | None = None, workers_per_gpu: int = 1,
-              train_missing: bool = True, progress: bool = True) -> SweepReport:
+              train_missing: bool = True, progress: bool = True, stop_at: float | None = None) -> SweepReport:
     """Train every config without a record on Dask; returns a :class:`SweepReport`.
 
     ``client``: an existing ``distributed.Client``; ``scheduler_address``: connect to a running scheduler;
     neither: an embedded ``LocalCluster`` of ``n_workers`` processes (default GPUs x ``workers_per_gpu``, or
     the CPU cores), closed at the end -- or, where Dask is not installed, a pool of as many spawned processes.
-    ``train_missing=False`` only reports what is missing.
+    ``train_missing=False`` only reports what is missing. ``stop_at``: a ``time.time()`` deadline; runs stop
+    between epochs rather than end after it, keep their checkpoints and are reported as ``paused``.
     """
     if isinstance(workers_per_gpu, bool) or not isinstance(workers_per_gpu, int) or workers_per_gpu < 1:
         raise ValueError(f"workers_per_gpu = {workers_per_gpu!r} is not allowed; expected an integer >= 1")
     if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1):
         raise ValueError(f"n_workers = {n_workers!r} is not allowed; expected an integer >= 1 or None")
+    if stop_at is not None and (isinstance(stop_at, bool) or not isinstance(stop_at, (int, float))):
+        raise ValueError(f"stop_at = {stop_at!r} is not allowed; expected a time.time() deadline in seconds or None")
     configs = _unique(configs)
     folder = str(default_results_dir(results_dir))  # absolute: workers may run elsewhere
     report = SweepReport()
@@ -295,9 +312,9 @@ def run_sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLik
     bar = _progress_bar(len(todo)) if progress else None
     if client is None and scheduler_address is None and not _has_distributed():
         # no Dask here (the lent GPU machine has none): the same tasks in a pool of spawned processes
-        _run_in_process_pool(todo, folder, workers, workers_per_gpu, report, bar)
+        _run_in_process_pool(todo, folder, workers, workers_per_gpu, report, bar, stop_at)
     else:
-        _run_on_dask(todo, folder, client, scheduler_address, workers, workers_per_gpu, report, bar)
+        _run_on_dask(todo, folder, client, scheduler_address, workers, workers_per_gpu, report, bar, stop_at)
     if bar is not None:
         bar.close()
     return report

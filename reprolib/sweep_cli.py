@@ -6,6 +6,7 @@ Examples::
     reprolib sweep brf-ecg --scale paper --workers-per-gpu 4                 # small runs share a GPU
     reprolib sweep src-depth --scale paper --scheduler tcp://10.0.0.5:8786   # an existing Dask cluster
     reprolib sweep toy --scale ci --list                                     # what would run
+    reprolib sweep src-table2 --scale paper --time-limit 9                   # stop between epochs before 9 min
 
 See :mod:`reprolib.sweep` for clusters beyond one machine (dask-jobqueue / SLURM).
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 import argparse
 
 from reprolib.config import ConfigError
-from reprolib.training.cli import add_grid_arguments, configs_to_run
+from reprolib.training.cli import EXIT_PAUSED, add_grid_arguments, configs_to_run, stop_at
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +42,8 @@ def main(args: argparse.Namespace) -> int:
     if exit_code is not None:
         return exit_code
     report = run_sweep(configs, results_dir=args.results, scheduler_address=args.scheduler, n_workers=args.workers,
-                       workers_per_gpu=args.workers_per_gpu, progress=not args.no_progress)
+                       workers_per_gpu=args.workers_per_gpu, progress=not args.no_progress, stop_at=stop_at(args))
     print(report.summary())
-    return 0 if report.ok else 1
+    if report.ok:
+        return 0
+    return EXIT_PAUSED if report.paused and not report.failed and not report.missing else 1

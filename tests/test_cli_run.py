@@ -74,3 +74,19 @@ def test_backend_option_runs_fused_loops_without_changing_the_run_identity(tmp_p
     with pytest.raises(SystemExit) as stop:  # argparse rejects it before anything runs
         main(["run", *args, "--backend", "triton"])
     assert stop.value.code == 2 and "invalid choice: 'triton'" in capsys.readouterr().err
+
+
+def test_time_limit_pauses_runs_with_its_own_exit_code(tmp_path, capsys):
+    from reprolib.training.cli import EXIT_PAUSED
+
+    args = ["toy", "--scale", "ci", "--select", "hidden=16", "--set", "epochs=1", "--results", str(tmp_path),
+            "--no-progress", "--device", "cpu"]
+    assert main(["run", *args, "--time-limit", "0"]) == 2
+    assert "--time-limit 0.0 is not allowed" in capsys.readouterr().err
+    # a limit that has passed before the first epoch: paused, nothing written, exit code 3
+    assert main(["run", *args, "--time-limit", "1e-9"]) == EXIT_PAUSED == 3
+    assert "PAUSED" in capsys.readouterr().out and not list((tmp_path / "toy").glob("*.json"))
+    assert main(["sweep", *args, "--time-limit", "1e-9", "--workers", "1"]) == EXIT_PAUSED
+    assert "1 paused at the time limit" in capsys.readouterr().out
+    assert main(["run", *args, "--time-limit", "60"]) == 0
+    assert len(list((tmp_path / "toy").glob("*.json"))) == 1

@@ -217,3 +217,30 @@ def test_killed_run_resumes_to_the_same_record(tmp_path):
     assert metrics_only(resumed.history) == metrics_only(uninterrupted.history)
     assert resumed.final["test_accuracy"] == uninterrupted.final["test_accuracy"]
     assert resumed.final["selected_epoch"] == uninterrupted.final["selected_epoch"]
+
+
+def test_time_limit_pauses_between_epochs_and_the_run_resumes_to_the_same_record(tmp_path, monkeypatch):
+    from reprolib.training import TimeLimitReached
+    from reprolib.training import loop
+
+    config = toy_config(**{"epochs": 3, "model_options.dropout": 0.1})
+    # after the first epoch, pretend the next one would take an hour: the deadline (10 min away) stops it
+    monkeypatch.setattr(loop._Run, "_epoch_estimate_s", lambda self, session: 3600.0 if session else 0.0)
+    with pytest.raises(TimeLimitReached, match="after epoch 1 of 3") as stopped:
+        train(config, results_dir=tmp_path / "paused", progress=False, stop_at=time.time() + 600)
+    assert stopped.value.epochs_done == 1
+    assert not (tmp_path / "paused" / "toy" / f"{config.hash}.json").exists()  # no half-done record
+    assert (checkpoint_dir(config, tmp_path / "paused") / STATE_FILE).exists()
+    monkeypatch.undo()
+
+    # a deadline already past: nothing starts, and the error says how far the checkpoint got
+    with pytest.raises(TimeLimitReached, match="after epoch 1 of 3"):
+        train(config, results_dir=tmp_path / "paused", progress=False, stop_at=time.time() - 1)
+    resumed = train(config, results_dir=tmp_path / "paused", progress=False, stop_at=time.time() + 3600)
+    assert resumed.provenance["resumed_from_epoch"] == 1
+    whole = train(config, results_dir=tmp_path / "whole", progress=False)
+    assert metrics_only(resumed.history) == metrics_only(whole.history)
+    assert resumed.final["test_accuracy"] == whole.final["test_accuracy"]
+
+    with pytest.raises(ValueError, match="stop_at = 'soon'"):
+        train(config, results_dir=tmp_path / "x", progress=False, stop_at="soon")

@@ -6,6 +6,8 @@
 * :mod:`.cli` -- ``reprolib run``.
 """
 
-from reprolib.training.loop import NonFiniteLossError, check_config, load_selected_model, resolve_device, train
+from reprolib.training.loop import (NonFiniteLossError, TimeLimitReached, check_config, load_selected_model,
+                                   resolve_device, train)
 
-__all__ = ["train", "load_selected_model", "check_config", "resolve_device", "NonFiniteLossError"]
+__all__ = ["train", "load_selected_model", "check_config", "resolve_device", "NonFiniteLossError",
+           "TimeLimitReached"]

@@ -13,10 +13,17 @@ skipped, interrupted runs resume from their last epoch checkpoint (``--no-resume
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+import time
 from typing import Callable
 
 from reprolib.config import ConfigError, config_hash, parse_assignments, parse_selection, select_configs, with_overrides
+
+#: exit code of ``reprolib run`` / ``reprolib sweep`` when ``--time-limit`` paused runs (and none failed)
+EXIT_PAUSED = 3
+# the time limit counts from the start of the command, imports included
+_START = time.time()
 
 
 def add_grid_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +42,22 @@ def add_grid_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", default=None, metavar="DIR", help="records folder (default $REPROLIB_RESULTS or results/)")
     parser.add_argument("--list", action="store_true", help="list the selected configs (hash, record status) and exit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
+                        help="stop between epochs rather than run past MINUTES from now (a lent machine's command "
+                             "limit); unfinished runs keep their checkpoints and the same command resumes them "
+                             f"(exit code {EXIT_PAUSED})")
+
+
+def stop_at(args: argparse.Namespace) -> float | None:
+    """``--time-limit`` as a ``time.time()`` deadline (None without one)."""
+    minutes = getattr(args, "time_limit", None)
+    return None if minutes is None else _START + 60.0 * minutes
+
+
+def check_time_limit(args: argparse.Namespace) -> None:
+    minutes = getattr(args, "time_limit", None)
+    if minutes is not None and not (minutes > 0 and math.isfinite(minutes)):
+        raise ConfigError(f"--time-limit {minutes} is not allowed; expected a positive number of minutes")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +95,7 @@ def configs_to_run(args: argparse.Namespace, command: str, check: Callable[[], N
     """
     try:
         configs = build_configs(args, args.seeds)
+        check_time_limit(args)
         if check is not None:
             check()
     except (ConfigError, ValueError) as error:
@@ -99,16 +123,22 @@ def _varying_keys(configs) -> set:
 
 
 def main(args: argparse.Namespace) -> int:
-    from reprolib.training import train
+    from reprolib.training import TimeLimitReached, train
 
     configs, exit_code = configs_to_run(args, "run")
     if exit_code is not None:
         return exit_code
-    failures = 0
+    failures = paused = 0
+    deadline = stop_at(args)
     for index, config in enumerate(configs, 1):
         print(f"[{index}/{len(configs)}] {config.experiment}/{config_hash(config)} seed {config.seed}", flush=True)
         try:
-            record = train(config, results_dir=args.results, resume=not args.no_resume, progress=not args.no_progress)
+            record = train(config, results_dir=args.results, resume=not args.no_resume, progress=not args.no_progress,
+                           stop_at=deadline)
+        except TimeLimitReached as stopped:
+            paused += 1
+            print(f"  PAUSED: {stopped}", flush=True)
+            continue
         except Exception as error:  # report and go on with the other configs
             failures += 1
             print(f"  FAILED: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
@@ -118,4 +148,6 @@ def main(args: argparse.Namespace) -> int:
         print(f"  record {record.path}  selected epoch {record.final['selected_epoch']}  {shown}", flush=True)
     if failures:
         print(f"{failures} of {len(configs)} runs failed", file=sys.stderr)
-    return 1 if failures else 0
+    if paused:
+        print(f"{paused} of {len(configs)} runs paused at the time limit; the same command resumes them")
+    return 1 if failures else EXIT_PAUSED if paused else 0

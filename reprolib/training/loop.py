@@ -40,6 +40,18 @@ class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite; the run is stopped and no record is written."""
 
 
+class TimeLimitReached(RuntimeError):
+    """``train(..., stop_at=...)`` stopped between epochs because the next one would end past ``stop_at``.
+
+    No record is written; the checkpoint of the last finished epoch is kept, so the same call (or command)
+    later resumes from it. ``epochs_done`` of ``epochs`` are finished."""
+
+    def __init__(self, config_id: str, epochs_done: int, epochs: int, checkpoint):
+        self.config_id, self.epochs_done, self.epochs, self.checkpoint = config_id, epochs_done, epochs, checkpoint
+        super().__init__(f"{config_id}: time limit reached after epoch {epochs_done} of {epochs}; "
+                         f"checkpoint kept in {checkpoint}, run the same command again to resume")
+
+
 def resolve_device(spec: str) -> torch.device:
     """``auto`` -> the first CUDA device when there is one, else CPU; a CUDA device that is absent fails."""
     if spec == "auto":
@@ -348,7 +360,15 @@ class _Run:
         ckpt.save(self.ckpt_dir / ckpt.SELECTED_FILE, {"epoch": entry["epoch"], "model": self.model.state_dict()})
 
     # -- the run ---------------------------------------------------------------------------------------
-    def run(self, resume: bool) -> Record:
+    def _epoch_estimate_s(self, session_epoch_s: list[float]) -> float:
+        """Wall seconds the next epoch (training and evaluation) is expected to take: this session's mean,
+        else the resumed history's training time per epoch, else 0 (nothing known: start it)."""
+        if session_epoch_s:
+            return sum(session_epoch_s) / len(session_epoch_s)
+        known = [h["epoch_time_s"] for h in self.history if h.get("epoch_time_s") is not None]
+        return sum(known) / len(known) if known else 0.0
+
+    def run(self, resume: bool, stop_at: float | None = None) -> Record:
         config = self.config
         start_epoch = 0
         if resume:
@@ -369,7 +389,12 @@ class _Run:
 
             bar = tqdm(total=config.epochs, initial=start_epoch, desc=f"{config.experiment} {self.hash[:8]}",
                        dynamic_ncols=True)
+        session_epoch_s: list[float] = []
         for epoch in epochs:
+            if stop_at is not None and time.time() + self._epoch_estimate_s(session_epoch_s) > stop_at:
+                if bar is not None:
+                    bar.close()
+                raise TimeLimitReached(self.hash, epoch - 1, config.epochs, self.ckpt_dir)
             session_start = time.perf_counter()
             lr = self.optimizer.param_groups[0]["lr"]
             entry: dict[str, Any] = {"epoch": epoch, "lr": lr}
@@ -381,6 +406,7 @@ class _Run:
             self._note_selection(entry)
             self.elapsed_s += time.perf_counter() - session_start
             ckpt.save(self.ckpt_dir / ckpt.STATE_FILE, self.state())
+            session_epoch_s.append(time.perf_counter() - session_start)
             if bar is not None:
                 shown = {k: f"{v:.4g}" for k, v in entry.items() if k.endswith(("_loss", "_accuracy")) and v is not None}
                 bar.set_postfix(shown)
@@ -418,20 +444,31 @@ class _Run:
         return Record(config, self.history, final, prov)
 
 
-def train(config: ExperimentConfig, results_dir=None, resume: bool = True, progress: bool = True) -> Record:
+def train(config: ExperimentConfig, results_dir=None, resume: bool = True, progress: bool = True,
+          stop_at: float | None = None) -> Record:
     """Train ``config`` and write its run record; returns the :class:`~reprolib.results.Record`.
 
     ``resume=True``: an existing valid record is returned as is, and an interrupted run continues from its
     last epoch checkpoint. ``resume=False``: train from scratch and overwrite the record.
+    ``stop_at``: a wall-clock deadline (``time.time()`` seconds) for machines lent for a fixed time: an epoch
+    that would end after it (judged by this session's epochs, or the checkpoint's) is not started, and
+    :class:`TimeLimitReached` is raised with the checkpoint kept; calling ``train`` again resumes.
     Raises :class:`NonFiniteLossError` (naming epoch and batch) when the training loss is NaN or infinite.
     """
     if not isinstance(config, ExperimentConfig):
         raise TypeError(f"train() takes an ExperimentConfig, got {type(config).__name__}")
+    if stop_at is not None and (isinstance(stop_at, bool) or not isinstance(stop_at, (int, float))
+                                or not math.isfinite(stop_at)):
+        raise ValueError(f"stop_at = {stop_at!r} is not allowed; expected a time.time() deadline in seconds or None")
     if resume:
         existing = find_record(config, results_dir)
         if existing is not None:
             return existing
-    return _Run(config, results_dir, progress).run(resume)
+    if stop_at is not None and time.time() >= stop_at:
+        state = ckpt.load(ckpt.checkpoint_dir(config, results_dir) / ckpt.STATE_FILE) if resume else None
+        done = state.get("epoch", 0) if isinstance(state, dict) else 0
+        raise TimeLimitReached(config_hash(config), done, config.epochs, ckpt.checkpoint_dir(config, results_dir))
+    return _Run(config, results_dir, progress).run(resume, stop_at)
 
 
 def load_selected_model(config: ExperimentConfig, results_dir=None, device: str = "cpu") -> torch.nn.Module:
