@@ -152,6 +152,8 @@ def record_info(record: Mapping) -> dict:
     commit = _lookup(row, "provenance.git_commit", "provenance.commit")
     dirty = _lookup(row, "provenance.git_dirty", "provenance.dirty", default=False)
     version = "unknown" if not commit else str(commit)[:8] + ("+dirty" if dirty else "")
+    if commit and _lookup(row, "provenance.git_commit_from"):  # no git where it ran: the caller stated the commit
+        version += " (stated)"
     date = _lookup(row, "provenance.end_time", "provenance.end", "provenance.start_time", "provenance.date")
     return {
         "scale": _lookup(row, "scale", "config.scale", "provenance.scale", default="?"),

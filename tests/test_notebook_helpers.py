@@ -93,6 +93,15 @@ def test_record_info_names_a_non_default_backend():
     assert record_info(cpp)["device"] == "cpu (x86_64, 1 threads), cpp backend"
 
 
+def test_record_info_marks_a_stated_commit():
+    from reprolib.notebook import record_info
+
+    run = {"config": {"seed": 0}, "provenance": {"git_commit": "0123456789ab", "git_dirty": False}}
+    assert record_info(run)["code"] == "01234567"
+    run["provenance"]["git_commit_from"] = "$REPROLIB_GIT_COMMIT (no git repository where it ran)"
+    assert record_info(run)["code"] == "01234567 (stated)"
+
+
 def test_paper_vs_summary_reads_one_metric_of_a_run_summary():
     summary = pd.DataFrame({
         "layers": [2, 3, 5],

@@ -101,3 +101,32 @@ def test_derived_experiment_name_points_to_its_configs(tmp_path):
     with pytest.raises(ValueError, match=r"shares the records of 'src-table2'.*get_configs"):
         load_records("src-overfit", tmp_path)
     assert load_records("src-table2", tmp_path).empty
+
+
+def test_provenance_names_the_code_without_git(tmp_path, monkeypatch):
+    import shutil
+
+    from reprolib.paths import REPO_ROOT
+    from reprolib.results import provenance
+
+    # a copy of the tree without .git (a lent machine): the commit comes from the caller, marked as such
+    monkeypatch.setattr(provenance, "_git", lambda *args: None)
+    monkeypatch.delenv(provenance.COMMIT_ENV, raising=False)
+    assert provenance.git_state() == {"git_commit": None, "git_dirty": None}
+    monkeypatch.setenv(provenance.COMMIT_ENV, "f199bda0")
+    monkeypatch.setenv(provenance.DIRTY_ENV, "0")
+    state = provenance.git_state()
+    assert state["git_commit"] == "f199bda0" and state["git_dirty"] is False
+    assert provenance.COMMIT_ENV in state["git_commit_from"]
+
+    # and the source digest checks that statement: the same files give the same digest, one byte changes it
+    copy = tmp_path / "reprolib"
+    shutil.copytree(REPO_ROOT / "reprolib", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert provenance.source_digest(str(copy)) == provenance.source_digest()
+    (copy / "__pycache__").mkdir(exist_ok=True)
+    (copy / "__pycache__" / "x.py").write_text("cache")  # caches do not count
+    assert provenance.source_digest.__wrapped__(str(copy)) == provenance.source_digest()
+    target = copy / "neurons" / "integrate_fire.py"
+    target.write_text(target.read_text() + "\n")
+    assert provenance.source_digest.__wrapped__(str(copy)) != provenance.source_digest()
+    assert len(provenance.collect("cpu", "ci")["reprolib_source_sha256"]) == 64

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import socket
 import subprocess
 import sys
+from functools import lru_cache
 from importlib import metadata
+from pathlib import Path
 
 from reprolib.paths import REPO_ROOT
 
 # Packages whose versions can change a result or its reading.
-TRACKED_PACKAGES = ("torch", "numpy", "pandas", "dask", "distributed", "tqdm", "torchvision", "tonic", "cupy-cuda12x")
+TRACKED_PACKAGES = ("torch", "numpy", "pandas", "dask", "distributed", "tqdm", "torchvision", "tonic")
 
 
 def utc_now() -> str:
@@ -27,11 +30,44 @@ def _git(*args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+#: Where git cannot tell the commit (a copy of the tree without ``.git``, as on a lent GPU machine), the caller
+#: states it in these variables; the record then says so in ``git_commit_from``.
+COMMIT_ENV, DIRTY_ENV = "REPROLIB_GIT_COMMIT", "REPROLIB_GIT_DIRTY"
+
+
 def git_state() -> dict:
-    """Commit of the working tree and whether tracked files differ from it (None when git is unavailable)."""
+    """Commit of the working tree and whether tracked files differ from it.
+
+    Without a git repository, ``$REPROLIB_GIT_COMMIT`` / ``$REPROLIB_GIT_DIRTY`` (``0`` / ``1``) as stated by
+    whoever copied the tree, marked as such; else None. ``reprolib_source_sha256`` (see :func:`source_digest`)
+    checks such a statement: it equals the digest of the stated commit's files."""
     commit = _git("rev-parse", "HEAD")
+    if commit is None and os.environ.get(COMMIT_ENV):
+        dirty = os.environ.get(DIRTY_ENV)
+        return {"git_commit": os.environ[COMMIT_ENV].strip(),
+                "git_dirty": None if dirty is None else dirty.strip() not in ("0", "false", "False", ""),
+                "git_commit_from": f"${COMMIT_ENV} (no git repository where it ran)"}
     status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
     return {"git_commit": commit, "git_dirty": None if status is None else bool(status)}
+
+
+_SOURCE_SUFFIXES = (".py", ".csv", ".json", ".md", ".yml", ".yaml", ".cu", ".cpp", ".h")
+
+
+@lru_cache(maxsize=None)
+def source_digest(root: str | None = None) -> str:
+    """SHA-256 over the files of the ``reprolib`` package that ran (relative path and bytes of every source and
+    data file, in path order; caches left out): the code's identity without git. ``root``: another copy's
+    package folder, e.g. a checkout of the commit a record names, to compare."""
+    import hashlib  # noqa: PLC0415
+
+    folder = Path(root) if root is not None else Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in _SOURCE_SUFFIXES
+                       and "__pycache__" not in p.parts):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def package_versions() -> dict:
@@ -41,6 +77,11 @@ def package_versions() -> dict:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
+    # CuPy's wheels are named by CUDA version (cupy-cuda12x, cupy-cuda13x, ...): whichever is installed
+    for dist in metadata.distributions():
+        name = (dist.metadata.get("Name") or "").lower()
+        if name.startswith("cupy"):
+            versions[name] = dist.version
     return versions
 
 
@@ -61,6 +102,7 @@ def collect(device, scale: str) -> dict:
         **git_state(),
         "packages": package_versions(),
         "reprolib_version": reprolib.__version__,
+        "reprolib_source_sha256": source_digest(),
         "device": str(device),
         "device_name": device_name(device),
         "host": socket.gethostname(),
