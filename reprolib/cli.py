@@ -16,6 +16,7 @@ COMMANDS = {
     "data": ("reprolib.data.cli", "list datasets: found / missing / subset, with checksums verified"),
     "run": ("reprolib.training.cli", "run one experiment config (train, evaluate, write a run record)"),
     "sweep": ("reprolib.sweep_cli", "run an experiment's config grid on Dask, skipping configs with a record"),
+    "rerun": ("reprolib.training.rerun", "train a run record's config again and compare it epoch by epoch"),
     "bench": ("reprolib.kernels.bench", "benchmark multi-step neurons: PyTorch loop vs fused kernels"),
 }
 

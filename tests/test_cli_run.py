@@ -90,3 +90,36 @@ def test_time_limit_pauses_runs_with_its_own_exit_code(tmp_path, capsys):
     assert "1 paused at the time limit" in capsys.readouterr().out
     assert main(["run", *args, "--time-limit", "60"]) == 0
     assert len(list((tmp_path / "toy").glob("*.json"))) == 1
+
+
+def test_rerun_reproduces_a_record_epoch_by_epoch_and_flags_a_difference(tmp_path, capsys):
+    import dataclasses
+
+    from reprolib.results import read_record, write_record
+
+    args = ["run", "toy", "--scale", "ci", "--select", "hidden=16", "--set", "epochs=2", "--results",
+            str(tmp_path / "committed"), "--no-progress", "--device", "cpu"]
+    assert main(args) == 0
+    (path,) = (tmp_path / "committed" / "toy").glob("*.json")
+    capsys.readouterr()
+    # the first epoch of the run again, with the full run's schedule: identical on the same machine
+    assert main(["rerun", str(path), "--epochs", "1", "--results", str(tmp_path / "again"), "--no-progress",
+                 "--tolerance", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "1 epoch compared: identical" in out and "no record written" in out
+    assert not list((tmp_path / "again" / "toy").glob("*.json"))  # a prefix is not the run's record
+
+    # a record whose numbers do not come out of its config is caught
+    record = read_record(path)
+    history = [dict(h) for h in record.history]
+    history[1]["test_accuracy"] += 0.05
+    write_record(dataclasses.replace(record, history=history), tmp_path / "edited")
+    edited = tmp_path / "edited" / "toy" / path.name
+    assert main(["rerun", str(edited), "--results", str(tmp_path / "third"), "--no-progress", "--tolerance", "1"]) == 1
+    assert "largest accuracy difference 5.000 pp" in capsys.readouterr().out
+
+    assert main(["rerun", str(path), "--epochs", "3"]) == 2
+    assert "--epochs 3 is not allowed" in capsys.readouterr().err
+    path.write_text(path.read_text().replace('"seed"', '"seeds"', 1))
+    assert main(["rerun", str(path)]) == 2
+    assert "corrupt run record" in capsys.readouterr().err

@@ -244,3 +244,5 @@ def test_time_limit_pauses_between_epochs_and_the_run_resumes_to_the_same_record
 
     with pytest.raises(ValueError, match="stop_at = 'soon'"):
         train(config, results_dir=tmp_path / "x", progress=False, stop_at="soon")
+    with pytest.raises(ValueError, match="until_epoch = 4 is not allowed"):
+        train(config, results_dir=tmp_path / "x", progress=False, until_epoch=4)

@@ -368,7 +368,7 @@ class _Run:
         known = [h["epoch_time_s"] for h in self.history if h.get("epoch_time_s") is not None]
         return sum(known) / len(known) if known else 0.0
 
-    def run(self, resume: bool, stop_at: float | None = None) -> Record:
+    def run(self, resume: bool, stop_at: float | None = None, until_epoch: int | None = None) -> Record:
         config = self.config
         start_epoch = 0
         if resume:
@@ -382,7 +382,8 @@ class _Run:
             self._note_selection(entry)
             self.elapsed_s += time.perf_counter() - session_start
 
-        epochs = range(start_epoch + 1, config.epochs + 1)
+        last = config.epochs if until_epoch is None else min(until_epoch, config.epochs)
+        epochs = range(start_epoch + 1, last + 1)
         bar = None
         if self.progress:
             from tqdm.auto import tqdm
@@ -414,6 +415,8 @@ class _Run:
         if bar is not None:
             bar.close()
         record = self.make_record()
+        if last < config.epochs:  # a prefix of the run: not its record; the checkpoint stays to go on later
+            return record
         write_record(record, self.results_dir)
         ckpt.remove_training_state(self.ckpt_dir)
         return record
@@ -445,7 +448,7 @@ class _Run:
 
 
 def train(config: ExperimentConfig, results_dir=None, resume: bool = True, progress: bool = True,
-          stop_at: float | None = None) -> Record:
+          stop_at: float | None = None, until_epoch: int | None = None) -> Record:
     """Train ``config`` and write its run record; returns the :class:`~reprolib.results.Record`.
 
     ``resume=True``: an existing valid record is returned as is, and an interrupted run continues from its
@@ -453,6 +456,8 @@ def train(config: ExperimentConfig, results_dir=None, resume: bool = True, progr
     ``stop_at``: a wall-clock deadline (``time.time()`` seconds) for machines lent for a fixed time: an epoch
     that would end after it (judged by this session's epochs, or the checkpoint's) is not started, and
     :class:`TimeLimitReached` is raised with the checkpoint kept; calling ``train`` again resumes.
+    ``until_epoch``: train only the first epochs of the run, with its full-length schedule, and return them as
+    an unwritten record (``path`` None; the checkpoint is kept), e.g. to compare a prefix with a record.
     Raises :class:`NonFiniteLossError` (naming epoch and batch) when the training loss is NaN or infinite.
     """
     if not isinstance(config, ExperimentConfig):
@@ -460,7 +465,11 @@ def train(config: ExperimentConfig, results_dir=None, resume: bool = True, progr
     if stop_at is not None and (isinstance(stop_at, bool) or not isinstance(stop_at, (int, float))
                                 or not math.isfinite(stop_at)):
         raise ValueError(f"stop_at = {stop_at!r} is not allowed; expected a time.time() deadline in seconds or None")
-    if resume:
+    if until_epoch is not None and (isinstance(until_epoch, bool) or not isinstance(until_epoch, int)
+                                    or not 1 <= until_epoch <= config.epochs):
+        raise ValueError(f"until_epoch = {until_epoch!r} is not allowed; expected an integer from 1 to the "
+                         f"config's {config.epochs} epochs, or None")
+    if resume and until_epoch in (None, config.epochs):
         existing = find_record(config, results_dir)
         if existing is not None:
             return existing
@@ -468,7 +477,7 @@ def train(config: ExperimentConfig, results_dir=None, resume: bool = True, progr
         state = ckpt.load(ckpt.checkpoint_dir(config, results_dir) / ckpt.STATE_FILE) if resume else None
         done = state.get("epoch", 0) if isinstance(state, dict) else 0
         raise TimeLimitReached(config_hash(config), done, config.epochs, ckpt.checkpoint_dir(config, results_dir))
-    return _Run(config, results_dir, progress).run(resume, stop_at)
+    return _Run(config, results_dir, progress).run(resume, stop_at, until_epoch)
 
 
 def load_selected_model(config: ExperimentConfig, results_dir=None, device: str = "cpu") -> torch.nn.Module:

@@ -1,0 +1,150 @@
+"""``reprolib rerun RECORD``: train a committed run record's config again and compare epoch by epoch.
+
+How a reader checks a number of the book: take the record behind it, train its config as it is (or its first
+``--epochs N`` epochs, to check quickly), and see the recorded and the new metrics side by side::
+
+    reprolib rerun results/brf-ecg/c02742ae18c46f2c.json --epochs 3 --backend cpp
+    reprolib rerun results/sj-seq-fmnist/*.json --device cuda --tolerance 1.0
+
+On the same kind of device, with the same backend and code, a CPU run is bit-for-bit deterministic (the
+training loop seeds everything from the config), so the compared epochs should be *identical*; on another
+device or backend they differ by floating-point reordering, and only the spread of the metrics is comparable.
+The new run is written to its own folder (``--results``, default a fresh one under the reprolib cache), never
+over the committed record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from reprolib.config import ConfigError, with_overrides
+from reprolib.results.records import CorruptRecordError, Record, read_record
+
+#: metrics compared epoch by epoch (history keys ending so)
+_COMPARED = ("_accuracy", "_loss")
+
+
+def rerun_config(record: Record, device: str | None = None, backend: str | None = None):
+    """The config to train again: the record's own, on another ``device`` / ``backend`` if asked (neither is
+    part of a run's identity)."""
+    overrides = {}
+    if device is not None:
+        overrides["device"] = device
+    if backend is not None:
+        overrides["backend"] = backend
+    return with_overrides(record.config, overrides) if overrides else record.config
+
+
+def compare_histories(recorded: Record, rerun: Record) -> pd.DataFrame:
+    """One row per epoch both runs have: each compared metric recorded, re-run, and their difference
+    (accuracies in percentage points)."""
+    again = {h["epoch"]: h for h in rerun.history}
+    rows = []
+    for entry in recorded.history:
+        other = again.get(entry["epoch"])
+        if other is None:
+            continue
+        row = {"epoch": entry["epoch"]}
+        for key in sorted(entry):
+            if not key.endswith(_COMPARED) or not isinstance(entry[key], (int, float)) or key not in other:
+                continue
+            scale = 100.0 if key.endswith("_accuracy") else 1.0
+            a, b = entry[key] * scale, other[key] * scale
+            row[f"{key} recorded"], row[f"{key} rerun"], row[f"{key} diff"] = a, b, b - a
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarize(table: pd.DataFrame) -> dict:
+    """``epochs`` compared, ``identical`` (every compared value equal), ``max_abs_accuracy_diff_pp``."""
+    diffs = [c for c in table.columns if c.endswith(" diff")]
+    values = table[diffs].to_numpy() if diffs else []
+    identical = bool(len(table)) and all((v == 0) or (isinstance(v, float) and math.isnan(v))
+                                         for v in (values.ravel() if len(values) else []))
+    acc = [c for c in diffs if "_accuracy" in c]
+    worst = float(table[acc].abs().max().max()) if acc and len(table) else float("nan")
+    return {"epochs": len(table), "identical": identical, "max_abs_accuracy_diff_pp": worst}
+
+
+def _default_folder(record: Record) -> Path:
+    from reprolib.paths import cache_dir  # noqa: PLC0415
+
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return cache_dir("reruns") / f"{record.hash}-{stamp}"
+
+
+def _same_setting(recorded: Record, rerun: Record) -> list[str]:
+    """What differs between the two runs' settings that floating point depends on (empty: none)."""
+    notes = []
+    a, b = recorded.provenance, rerun.provenance
+    if a.get("device_name") != b.get("device_name"):
+        notes.append(f"device: recorded {a.get('device_name')} / rerun {b.get('device_name')}")
+    if a.get("reprolib_source_sha256") and b.get("reprolib_source_sha256"):  # older records have no digest
+        if a["reprolib_source_sha256"] != b["reprolib_source_sha256"]:
+            notes.append("code: the package's files differ (source digest)")
+    elif a.get("git_commit") != b.get("git_commit"):
+        notes.append(f"code: recorded commit {str(a.get('git_commit'))[:8]} / rerun {str(b.get('git_commit'))[:8]}")
+    if recorded.config.backend != rerun.config.backend:
+        notes.append(f"backend: recorded {recorded.config.backend} / rerun {rerun.config.backend}")
+    return notes
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("records", nargs="+", metavar="RECORD", help="run record JSON file(s) under results/")
+    parser.add_argument("--epochs", type=int, default=None, metavar="N",
+                        help="train only the first N epochs (with the full run's schedule) and compare those")
+    parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the record's config)")
+    parser.add_argument("--backend", default=None, choices=["torch", "auto", "cupy", "cpp"],
+                        help="neuron time-loop implementation (default: the record's config)")
+    parser.add_argument("--results", default=None, metavar="DIR",
+                        help="where the new records go (default: a fresh folder under the reprolib cache)")
+    parser.add_argument("--tolerance", type=float, default=None, metavar="PP",
+                        help="exit 1 when an accuracy differs by more than PP percentage points at a compared epoch")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def main(args: argparse.Namespace) -> int:
+    from reprolib.training import train  # noqa: PLC0415
+
+    try:  # every record and option is checked before the first one trains
+        if args.tolerance is not None and not args.tolerance >= 0:
+            raise ConfigError(f"--tolerance {args.tolerance} is not allowed; expected a number of points >= 0")
+        records = [read_record(path) for path in args.records]
+        configs = [rerun_config(r, args.device, args.backend) for r in records]
+        for record in records:
+            if args.epochs is not None and not 1 <= args.epochs <= record.config.epochs:
+                raise ConfigError(f"--epochs {args.epochs} is not allowed for {record.path}: expected 1 to its "
+                                  f"{record.config.epochs} epochs")
+    except (ConfigError, CorruptRecordError, OSError, ValueError) as error:
+        print(f"reprolib rerun: error: {error}", file=sys.stderr)
+        return 2
+    worst_case = 0
+    for record, config in zip(records, configs):
+        folder = Path(args.results) if args.results else _default_folder(record)
+        epochs = args.epochs or config.epochs
+        print(f"{record.path}: {config.experiment}/{record.hash} seed {config.seed}, "
+              f"{epochs} of {config.epochs} epochs -> {folder}", flush=True)
+        again = train(config, results_dir=folder, resume=True, progress=not args.no_progress, until_epoch=epochs)
+        table = compare_histories(record, again)
+        summary = summarize(table)
+        shown = [c for c in table.columns if c == "epoch" or "test_accuracy" in c or "val_loss" in c]
+        with pd.option_context("display.width", 160, "display.max_columns", 20):
+            print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        differs = _same_setting(record, again)
+        print(f"  {summary['epochs']} epoch{'s' if summary['epochs'] != 1 else ''} compared: "
+              + ("identical" if summary["identical"] else
+                 f"largest accuracy difference {summary['max_abs_accuracy_diff_pp']:.3f} pp")
+              + ("; same device, backend and code" if not differs else "; settings differ: " + "; ".join(differs)))
+        print(f"  new record {again.path}" if again.path else
+              f"  the first {epochs} epochs only: no record written (the checkpoint under {folder} can go on)",
+              flush=True)
+        worst = summary["max_abs_accuracy_diff_pp"]
+        if args.tolerance is not None and not math.isnan(worst) and worst > args.tolerance:
+            worst_case = 1
+    return worst_case
