@@ -479,9 +479,10 @@ def test_cupy_engine_launch_path_with_a_fake_cupy(monkeypatch):
 
     class FakeCudaTensor:
         is_cuda = True
+        device = "cuda:0"
 
-        def __init__(self, ptr):
-            self.ptr = ptr
+        def __init__(self, ptr, dtype=torch.float32):
+            self.ptr, self.dtype = ptr, dtype
 
         def is_contiguous(self):
             return True
@@ -512,5 +513,47 @@ def test_cupy_engine_launch_path_with_a_fake_cupy(monkeypatch):
         assert [type(v) for v in packed[:5]] == [np.uint64] * 5 and packed[3] == 0 and packed[4] == 2000
         assert [type(v) for v in packed[5:7]] == [np.int32] * 2
         assert all(type(v) is np.float32 for v in packed[7:]) and len(packed) == len(spec.params)
+        # a half buffer (e.g. an autocast matmul result) would be read as float past its end: refused
+        half = list(args)
+        half[0] = FakeCudaTensor(1000, torch.float16)
+        with pytest.raises(ValueError, match="float32"):
+            engine.launch(source, lif.LIF_SPECS, "lif_forward", 300, 128, half)
     finally:
         dispatch._forget_cupy()
+
+
+@needs_cxx
+def test_recurrent_step_path_keeps_float32_under_autocast():
+    """The per-step recurrent layer (the CuPy path for hidden > 1024) computes z W_rec^T inside its autograd
+    Function: under autocast that matmul must stay float32, since the kernel reads it as float."""
+    x, w, state, params = verify.recurrent_case("rf", T=6, B=2, m=3, H=5)
+    w = (w * 8).round() / 8  # exact in bfloat16: the autocast input matmul then rounds nothing
+    ref, _ = resonate.rf_multistep(x, w, state, params, engine="emulate")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = resonate.rf_multistep(x, w, state, params, engine="emulate")
+    assert out.dtype == torch.float32 and torch.equal(out, ref)
+
+
+def test_bench_times_cuda_on_the_devices_stream(monkeypatch):
+    """``--device cuda:1``: the timing events go on cuda:1's stream, not on the current device's."""
+    from reprolib.kernels import bench
+
+    recorded = []
+
+    class FakeEvent:
+        def __init__(self, enable_timing=False):
+            assert enable_timing
+
+        def record(self, stream=None):
+            recorded.append(stream)
+
+        def synchronize(self):
+            pass
+
+        def elapsed_time(self, other):
+            return 1.5
+
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: f"stream of {device}")
+    ms, n = bench._time(lambda: None, torch.device("cuda:1"), 0, 2, float("inf"))
+    assert (ms, n) == (1.5, 2) and recorded == ["stream of cuda:1"] * 4

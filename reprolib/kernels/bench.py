@@ -315,10 +315,12 @@ def _time(run, device: torch.device, warmup: int, repeats: int, budget_s: float)
     started = time.perf_counter()
     for _ in range(repeats):
         if device.type == "cuda":
+            # on the device's stream (record() alone takes the current device's, wrong for --device cuda:1)
+            stream = torch.cuda.current_stream(device)
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
+            start.record(stream)
             run()
-            end.record()
+            end.record(stream)
             end.synchronize()
             times.append(start.elapsed_time(end))
         else:

@@ -292,8 +292,11 @@ class CupyEngine(Engine):
                 if value is None:
                     packed.append(np.uint64(0))
                     continue
-                if not value.is_cuda or not value.is_contiguous():
-                    raise ValueError(f"kernel {spec.name}: argument {pname} must be a contiguous CUDA tensor")
+                if not value.is_cuda or not value.is_contiguous() or value.dtype != torch.float32:
+                    # the kernels read float32: a half / bfloat16 buffer (e.g. a matmul under autocast) would be
+                    # read past its end
+                    raise ValueError(f"kernel {spec.name}: argument {pname} must be a contiguous float32 CUDA tensor, "
+                                     f"got {value.dtype} on {value.device}")
                 if device is None:
                     device = value.get_device()
                 packed.append(np.uint64(value.data_ptr()))

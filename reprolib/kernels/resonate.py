@@ -631,13 +631,16 @@ class _RecurrentLayer(torch.autograd.Function):
         s3_seq = torch.empty_like(cur) if prep.model == "brf" else None
         x_seq = torch.empty_like(cur) if prep.model == "alif" else None
         zp, a, b, c = z0, s10, s20, s30
-        for t in range(T):
-            rec = zp.view(B, H) @ w_rec_t
-            eng.launch(src, RESONATE_SPECS, "step_forward", N, BLOCK_ELEMENTWISE,
-                       (cur[t], rec, zp, a, b, c, p1, p2, z_seq[t], s1_seq[t], s2_seq[t],
-                        None if s3_seq is None else s3_seq[t], None if x_seq is None else x_seq[t], N, P) + sc)
-            zp, a, b = z_seq[t], s1_seq[t], s2_seq[t]
-            c = s3_seq[t] if s3_seq is not None else s30
+        # float32 matmuls whatever the caller's autocast: the kernel reads rec as float (a half result of an
+        # autocast matmul would be read past its end)
+        with torch.autocast(device_type=cur.device.type, enabled=False):
+            for t in range(T):
+                rec = zp.view(B, H) @ w_rec_t
+                eng.launch(src, RESONATE_SPECS, "step_forward", N, BLOCK_ELEMENTWISE,
+                           (cur[t], rec, zp, a, b, c, p1, p2, z_seq[t], s1_seq[t], s2_seq[t],
+                            None if s3_seq is None else s3_seq[t], None if x_seq is None else x_seq[t], N, P) + sc)
+                zp, a, b = z_seq[t], s1_seq[t], s2_seq[t]
+                c = s3_seq[t] if s3_seq is not None else s30
         return _save_recurrent(ctx, prep, (w_rec_t, z0, s10, s20, s30, p1, p2), z_seq, s1_seq, s2_seq, s3_seq, x_seq)
 
     @staticmethod
