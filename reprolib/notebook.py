@@ -690,3 +690,57 @@ def reproduction_status(scale: str = "paper", results_dir=None) -> pd.DataFrame:
             "to complete": sweep_command(experiment, scale, seeds) if missing else "complete",
         })
     return pd.DataFrame(rows)
+
+
+def cheapest_cpu_record(scale: str = "paper", results_dir=None):
+    """The committed record of a CPU run at ``scale`` with the shortest epochs whose data is here (None if none):
+    what :func:`show_spot_check` re-trains."""
+    from reprolib.paths import results_dir as default_results_dir
+    from reprolib.results import read_record
+    from reprolib.training.rerun import recorded_threads
+
+    from reprolib.experiments import list_experiments
+
+    root = default_results_dir(results_dir)
+    best, status = None, {}
+    for path in sorted(p for name in list_experiments() for p in (root / name).glob("*.json")):
+        record = read_record(path)
+        if record.config.scale != scale or recorded_threads(record) is None:
+            continue
+        name = record.config.dataset
+        if name not in status:
+            try:
+                status[name] = dataset_status(name)
+            except ValueError:  # not a catalogued data set: generated in memory (the toy one), nothing to find
+                status[name] = "found"
+        if status[name] != "found":
+            continue
+        if best is None or record.final["mean_epoch_time_s"] < best.final["mean_epoch_time_s"]:
+            best = record
+    return best
+
+
+def show_spot_check(scale: str = "paper", epochs: int = 1, results_dir=None) -> None:
+    """Re-train the first ``epochs`` of one committed CPU record now and show them beside the record."""
+    from reprolib.training.rerun import spot_check
+
+    record = cheapest_cpu_record(scale, results_dir)
+    if record is None:
+        show_markdown(f"*No CPU run record at scale `{scale}` with its data here: nothing to spot-check.*")
+        return
+    table, summary = spot_check(record, epochs)
+    info = record_info({"config": record.config.to_dict(), "provenance": record.provenance})
+    verdict = ("**identical** to the record" if summary["identical"] else
+               f"**not identical**: the largest accuracy difference is {summary['max_abs_accuracy_diff_pp']:.3f} pp")
+    differ = summary["settings_differ"]
+    subject = "its first epoch" if epochs == 1 else f"its first {epochs} epochs"
+    show_markdown(
+        f"Record `{record.config.experiment}/{record.hash}` (seed {record.config.seed}, code {info['code']}, "
+        f"{info['device']}, {info['date']}): {subject}, re-trained while this page was built (code "
+        f"{code_version()}), {'is' if epochs == 1 else 'are'} {verdict} (every epoch compared, with the "
+        "evaluation before training where the run has one)."
+        + (f" What differs from the record's run: {'; '.join(differ)}." if differ else ""))
+    shown = [c for c in table.columns if c == "epoch" or c.startswith(("test_accuracy", "val_loss"))]
+    from IPython.display import display
+
+    display(table[shown].set_index("epoch").round(4))

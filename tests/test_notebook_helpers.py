@@ -206,3 +206,37 @@ def test_settings_dropdown_folds_each_presets_notes():
     text = nb.settings_dropdown(["brf-ecg", "sj-seq-fmnist"])
     assert text.startswith("```{dropdown} ") and text.endswith("\n```")
     assert get_preset("brf-ecg").notes in text and "**`sj-seq-fmnist`**" in text
+
+
+def test_spot_check_retrains_the_cheapest_cpu_record_identically(tmp_path, monkeypatch):
+    import dataclasses
+
+    from reprolib import notebook as nb
+    from reprolib.config import with_overrides
+    from reprolib.experiments import get_configs
+    from reprolib.training import train
+    from reprolib.training.rerun import spot_check
+
+    shown = []
+    monkeypatch.setattr(nb, "show_markdown", shown.append)
+    monkeypatch.setattr("IPython.display.display", lambda *a, **k: None)
+    nb.show_spot_check("ci", results_dir=tmp_path)
+    assert "nothing to spot-check" in shown[-1]
+
+    fast, slow = (get_configs("toy", "ci", seeds=[0], hidden=[h])[0] for h in (16, 32))
+    records = [train(with_overrides(c, {"epochs": 2, "device": "cpu"}), results_dir=tmp_path, progress=False)
+               for c in (fast, slow)]
+    # the record with the shorter epochs is the one re-trained
+    cheap = min(records, key=lambda r: r.final["mean_epoch_time_s"])
+    assert nb.cheapest_cpu_record("ci", tmp_path).hash == cheap.hash
+    nb.show_spot_check("ci", results_dir=tmp_path)
+    assert f"`toy/{cheap.hash}`" in shown[-1] and "is **identical**" in shown[-1]
+
+    # a record whose first epoch does not come out of its config is reported as such
+    history = [dict(h) for h in cheap.history]
+    history[0]["test_accuracy"] += 0.01
+    table, summary = spot_check(dataclasses.replace(cheap, history=history))
+    assert not summary["identical"] and abs(summary["max_abs_accuracy_diff_pp"] - 1.0) < 1e-9
+    gpu = dataclasses.replace(cheap, provenance={**cheap.provenance, "device": "cuda:0", "device_name": "H100"})
+    with pytest.raises(ValueError, match="re-trains CPU records"):
+        spot_check(gpu)

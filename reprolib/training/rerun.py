@@ -72,6 +72,40 @@ def summarize(table: pd.DataFrame) -> dict:
     return {"epochs": len(table), "identical": identical, "max_abs_accuracy_diff_pp": worst}
 
 
+def recorded_threads(record: Record) -> int | None:
+    """The CPU threads a CPU run used (from its provenance's device name, ``cpu (x86_64, 1 threads)``)."""
+    import re  # noqa: PLC0415
+
+    match = re.search(r"(\d+) threads", str(record.provenance.get("device_name", "")))
+    return int(match.group(1)) if match and str(record.provenance.get("device", "")).startswith("cpu") else None
+
+
+def spot_check(record: Record, epochs: int = 1, folder=None) -> tuple[pd.DataFrame, dict]:
+    """Train the first ``epochs`` of a CPU record's run again here, on the CPU with the record's backend and
+    thread count, in a temporary folder; returns :func:`compare_histories` and :func:`summarize` plus
+    ``settings_differ`` (see :func:`reprolib.training.rerun` for what to expect)."""
+    import tempfile  # noqa: PLC0415
+
+    import torch  # noqa: PLC0415
+
+    from reprolib.training import train  # noqa: PLC0415
+
+    threads = recorded_threads(record)
+    if threads is None:
+        raise ValueError(f"{record.path}: a spot check re-trains CPU records; this one ran on "
+                         f"{record.provenance.get('device_name')}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)  # CPU reductions are split by thread: keep the record's count
+    try:
+        with tempfile.TemporaryDirectory(dir=folder) as scratch:
+            again = train(rerun_config(record, device="cpu"), results_dir=scratch, resume=False, progress=False,
+                          until_epoch=epochs)
+    finally:
+        torch.set_num_threads(before)
+    table = compare_histories(record, again)
+    return table, {**summarize(table), "settings_differ": _same_setting(record, again)}
+
+
 def _default_folder(record: Record) -> Path:
     from reprolib.paths import cache_dir  # noqa: PLC0415
 
