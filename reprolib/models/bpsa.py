@@ -110,14 +110,14 @@ class BPSANetwork(nn.Module):
     def forward(self, x_seq: Tensor) -> Tensor:
         x_seq = self._prepare(x_seq)
         self.reset()
-        spiking = torch.zeros((), dtype=torch.long)
+        spiking = torch.zeros((), dtype=torch.long, device=x_seq.device)  # on the model's device: no sync per step
         total = 0
         outputs = []
         for x in x_seq:
             for layer in self.layers:
                 x = layer(x)
                 if isinstance(layer, BPSANode) and not layer.warm_up:
-                    spiking = spiking + (x.detach() > 0).sum().cpu()
+                    spiking = spiking + (x.detach() > 0).sum()
                     total += x.numel()
             outputs.append(x)
         self.last_spike_count = spiking

@@ -83,7 +83,9 @@ def bpsa_step(x: Tensor, state: BPSAState, params: BPSAParameters) -> tuple[Tens
         mem = state.mem + x
     fired = (mem.detach() >= params.threshold).to(mem.dtype)
     clipped = mem * fired
-    normalised = clipped if params.variant == "braincog" else clipped / (mem.detach() + 1e-12)
+    # divide by 1 where the node did not fire (clipped is 0 there): under float16 autocast the 1e-12 guard
+    # rounds to 0 and 0 / 0 would make every silent neuron NaN
+    normalised = clipped if params.variant == "braincog" else clipped / torch.where(fired > 0, mem.detach() + 1e-12, 1.0)
     out = normalised if params.spatial else params.surrogate(mem - params.threshold)
     mem = mem * (1.0 - fired)
     if params.temporal:
