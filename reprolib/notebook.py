@@ -579,6 +579,26 @@ def convergence_epochs(curve: pd.Series, fractions: Sequence[float] = (0.95, 0.9
     return out
 
 
+def frozen_since(history: Sequence[Mapping], key: str = "test_activity", rel_tol: float = 1e-3,
+                 min_epochs: int = 20) -> int | None:
+    """The epoch from which ``key`` (by default the hidden layer's spike activity) stays within ``rel_tol`` of its
+    last value to the end of the run, when that lasts ``min_epochs`` epochs or more; else None.
+
+    A recurrent layer whose neurons all sit far above or far below threshold spikes in the same pattern whatever
+    its input, and its surrogate gradients vanish: its activity then stops changing while the readout goes on
+    learning. This finds such runs in their records."""
+    values = [(h["epoch"], h.get(key)) for h in history if h.get("epoch", 0) > 0 and h.get(key) is not None]
+    if not values:
+        return None
+    last = values[-1][1]
+    since = None
+    for epoch, value in reversed(values):
+        if abs(value - last) > rel_tol * max(abs(last), 1e-12):
+            break
+        since = epoch
+    return since if since is not None and values[-1][0] - since + 1 >= min_epochs else None
+
+
 # --- pages over several experiments: the BRF paper's tasks ---------------------------------------------------
 
 #: The BRF paper's tasks, named as its tables (and :mod:`reprolib.reference`) name them, and their presets.

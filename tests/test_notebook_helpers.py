@@ -240,3 +240,15 @@ def test_spot_check_retrains_the_cheapest_cpu_record_identically(tmp_path, monke
     gpu = dataclasses.replace(cheap, provenance={**cheap.provenance, "device": "cuda:0", "device_name": "H100"})
     with pytest.raises(ValueError, match="re-trains CPU records"):
         spot_check(gpu)
+
+
+def test_frozen_since_finds_a_layer_whose_activity_stopped_changing():
+    from reprolib.notebook import frozen_since
+
+    learning = [{"epoch": e, "test_activity": 0.2 + 0.001 * math.sin(e)} for e in range(0, 60)]
+    assert frozen_since(learning) is None
+    stuck = [{"epoch": e, "test_activity": min(0.05 * e, 0.2227) + (1e-6 if e % 2 else 0)} for e in range(0, 60)]
+    assert frozen_since(stuck) == 5  # 0.05 * 5 >= 0.2227: constant from epoch 5 to 59
+    assert frozen_since(stuck[:20]) is None  # 15 frozen epochs are fewer than min_epochs
+    assert frozen_since(stuck[:20], min_epochs=10) == 5
+    assert frozen_since([{"epoch": 1}]) is None
