@@ -599,6 +599,89 @@ def frozen_since(history: Sequence[Mapping], key: str = "test_activity", rel_tol
     return since if since is not None and values[-1][0] - since + 1 >= min_epochs else None
 
 
+def still_improving(history: Sequence[Mapping], key: str = "test_accuracy", window_fraction: float = 0.125,
+                    threshold: float = 0.005) -> float | None:
+    """How much ``key`` (a fraction) rose over the last ``window_fraction`` of a run's epochs, when more than
+    ``threshold``; else None. Such a run converged slowly rather than to a worse solution."""
+    values = [(h["epoch"], h.get(key)) for h in history if h.get(key) is not None]
+    if len(values) < 8:
+        return None
+    window = max(1, round(window_fraction * values[-1][0]))
+    before = [v for epoch, v in values if epoch <= values[-1][0] - window]
+    if not before:
+        return None
+    gain = values[-1][1] - before[-1]
+    return gain if gain > threshold else None
+
+
+def accuracy_findings(runs: Mapping[str, Runs], paper: pd.DataFrame, released: pd.DataFrame | None = None,
+                      by: str = "neuron") -> str:
+    """Markdown bullets, computed from the records, for every task and model whose mean test accuracy misses the
+    paper's by more than the paper's std (1 pp where it gives none): by how much, how the authors' released logs
+    of the same network compare, and which runs are responsible (hidden activity frozen, see :func:`frozen_since`;
+    still improving at the last epoch, see :func:`still_improving`). Cells within the std are listed together.
+
+    ``paper``: rows ``task, model, test_accuracy, test_accuracy_std, architecture, note`` (the reference table);
+    ``released``: :func:`reprolib.reference.brf_log_selection`-like rows; ``runs``: task -> :class:`Runs` whose
+    table has percent accuracies and a ``by`` column whose upper-case labels are the paper's model names."""
+    bullets, within = [], []
+    for task, task_runs in runs.items():
+        table = task_runs.table
+        if table.empty:
+            continue
+        for label, group in table.groupby(by, sort=False):
+            model = str(label).upper()
+            row = paper[(paper["task"] == task) & (paper["model"] == model)]
+            if row.empty or _missing(row["test_accuracy"].iloc[0]):
+                continue
+            reported, reported_std = float(row["test_accuracy"].iloc[0]), row["test_accuracy_std"].iloc[0]
+            accuracy = group["test_accuracy"].astype(float)
+            mean, n = accuracy.mean(), len(accuracy)
+            diff = mean - reported
+            tolerance = 1.0 if _missing(reported_std) else float(reported_std)
+            name = f"{task} {model}"
+            if abs(diff) <= tolerance:
+                within.append(f"{name} ({diff:+.2f} pp, {n} run{'s' if n != 1 else ''})")
+                continue
+            spread = f" ± {accuracy.std():.2f}" if n > 1 else ""
+            paper_text = f"{reported:.1f}" + ("" if _missing(reported_std) else f" ± {float(reported_std):.1f}")
+            text = (f"**{name}**: ours {mean:.2f}{spread} % ({n} run{'s' if n != 1 else ''}) against the paper's "
+                    f"{paper_text} %, {abs(diff):.2f} pp {'below' if diff < 0 else 'above'}"
+                    + ("" if _missing(reported_std) else ", outside its std")
+                    + (", within 1 pp." if abs(diff) <= 1 else ", more than 1 pp."))
+            note = row["note"].iloc[0] if "note" in row else None
+            if isinstance(note, str) and note:
+                text += f" The paper's number does not come from the paper's code: {note} ({row['architecture'].iloc[0]})."
+            if released is not None:
+                logged = released[(released["task"] == task) & (released["model"] == model)]
+                if not logged.empty:
+                    m, sd, k = (float(logged[c].iloc[0]) for c in ("test_accuracy_mean", "test_accuracy_std", "runs"))
+                    gap = mean - m
+                    text += (f" The authors' released logs of this network, under the same selection rule, give "
+                             f"{m:.2f} ± {sd:.2f} % ({k:.0f} runs): ours is {abs(gap):.2f} pp "
+                             f"{'below' if gap < 0 else 'above'}, {'within' if abs(gap) <= sd else 'outside'} their std.")
+            seeds = list(group["seed"])
+            histories = list(group["history"])
+            frozen = [(seed, epoch) for seed, epoch in zip(seeds, map(frozen_since, histories)) if epoch is not None]
+            if frozen:
+                which = ", ".join(f"seed {seed} from epoch {epoch}" for seed, epoch in frozen)
+                text += (f" In {len(frozen)} of {n} runs the hidden layer's mean spike activity on the test set stops "
+                         f"changing (to 0.1 %; {which}): a sign that its neurons sit far from threshold, where the "
+                         "surrogate gradient vanishes, so the hidden layer stops adapting while the readout learns on.")
+            stuck = {seed for seed, _ in frozen}
+            slow = [(seed, gain) for seed, gain in zip(seeds, map(still_improving, histories))
+                    if gain is not None and seed not in stuck]
+            if slow:
+                which = ", ".join(f"seed {seed} (+{100 * gain:.2f} pp)" for seed, gain in slow)
+                text += (f" Still rising over the last eighth of training: {which}; such a run converged slowly "
+                         "rather than to a worse solution.")
+            bullets.append(text)
+    lines = [f"* {text}" for text in bullets]
+    if within:
+        lines.append("* Within the paper's std: " + ", ".join(within) + ".")
+    return "\n".join(lines) if lines else f"*{NOT_RUN}*"
+
+
 # --- pages over several experiments: the BRF paper's tasks ---------------------------------------------------
 
 #: The BRF paper's tasks, named as its tables (and :mod:`reprolib.reference`) name them, and their presets.

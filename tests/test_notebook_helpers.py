@@ -252,3 +252,46 @@ def test_frozen_since_finds_a_layer_whose_activity_stopped_changing():
     assert frozen_since(stuck[:20]) is None  # 15 frozen epochs are fewer than min_epochs
     assert frozen_since(stuck[:20], min_epochs=10) == 5
     assert frozen_since([{"epoch": 1}]) is None
+
+
+def test_accuracy_findings_explain_each_miss_from_the_records():
+    from types import SimpleNamespace
+
+    from reprolib.notebook import accuracy_findings
+
+    def run(seed, accuracy, activity_of_epoch):
+        history = [{"epoch": e, "test_accuracy": accuracy / 100 - 0.001 * (40 - e) / 40,
+                    "test_activity": activity_of_epoch(e)} for e in range(1, 41)]
+        return {"neuron": "alif" if seed < 10 else "brf", "seed": seed % 10, "test_accuracy": accuracy,
+                "history": history}
+
+    learning = lambda e: 0.1 + 0.01 * (e % 3)  # noqa: E731
+    frozen = lambda e: 0.2227 if e >= 12 else 0.01 * e  # noqa: E731
+    table = pd.DataFrame([run(0, 60.0, frozen), run(1, 70.0, learning), run(10, 85.5, learning),
+                          run(11, 86.0, learning)])
+    paper = pd.DataFrame([{"task": "ECG", "model": "ALIF", "test_accuracy": 85.9, "test_accuracy_std": float("nan"),
+                           "architecture": "4,36,6", "note": "Yin et al. 2021 network"},
+                          {"task": "ECG", "model": "BRF", "test_accuracy": 85.8, "test_accuracy_std": 0.7,
+                           "architecture": "4,36,6", "note": None}])
+    released = pd.DataFrame([{"task": "ECG", "model": "ALIF", "test_accuracy_mean": 67.83, "test_accuracy_std": 3.23,
+                              "runs": 5}])
+    text = accuracy_findings({"ECG": SimpleNamespace(table=table)}, paper, released)
+    alif, brf = text.splitlines()
+    assert alif.startswith("* **ECG ALIF**: ours 65.00 ± 7.07 % (2 runs) against the paper's 85.9 %, 20.90 pp below, "
+                           "more than 1 pp.")
+    assert "Yin et al. 2021 network (4,36,6)" in alif
+    assert "give 67.83 ± 3.23 % (5 runs): ours is 2.83 pp below, within their std" in alif
+    assert "In 1 of 2 runs" in alif and "seed 0 from epoch 12" in alif
+    assert brf == "* Within the paper's std: ECG BRF (-0.05 pp, 2 runs)."
+    empty = accuracy_findings({"ECG": SimpleNamespace(table=pd.DataFrame())}, paper)
+    assert "not run" in empty
+
+
+def test_still_improving_measures_the_gain_of_the_last_eighth():
+    from reprolib.notebook import still_improving
+
+    rising = [{"epoch": e, "test_accuracy": 0.5 + 0.001 * e} for e in range(0, 401)]
+    assert abs(still_improving(rising) - 0.05) < 1e-9  # 50 epochs x 0.001
+    flat = [{"epoch": e, "test_accuracy": 0.8} for e in range(0, 401)]
+    assert still_improving(flat) is None
+    assert still_improving(rising[:5]) is None  # too short to say
