@@ -682,6 +682,35 @@ def accuracy_findings(runs: Mapping[str, Runs], paper: pd.DataFrame, released: p
     return "\n".join(lines) if lines else f"*{NOT_RUN}*"
 
 
+def compare_variants(variants: Mapping[str, pd.DataFrame], metric: str = "test_accuracy") -> pd.DataFrame:
+    """One row per variant (label -> the records table of its runs, accuracies in percent): how many runs, the
+    mean ± std of ``metric`` and the seeds whose hidden activity froze (:func:`frozen_since`)."""
+    rows = []
+    for label, table in variants.items():
+        if table is None or table.empty:
+            rows.append({"variant": label, "runs": 0, metric: NOT_RUN, "hidden activity frozen": ""})
+            continue
+        values = pd.to_numeric(table[metric], errors="coerce")
+        spread = f" ± {values.std():.2f}" if len(values) > 1 else ""
+        frozen = [f"seed {seed} (epoch {epoch})" for seed, epoch in
+                  zip(table["seed"], map(frozen_since, table["history"])) if epoch is not None]
+        rows.append({"variant": label, "runs": len(values), metric: f"{values.mean():.2f}{spread}",
+                     "hidden activity frozen": ", ".join(frozen) or "none"})
+    return pd.DataFrame(rows).set_index("variant")
+
+
+def preset_seeds(params: Parameters, experiment: str) -> Parameters:
+    """``params`` with only the seeds ``experiment``'s preset runs at ``params.scale`` (all of them when none
+    of ``params.seeds`` is among them), for a page that shows a preset with fewer seeds than its others."""
+    import dataclasses
+
+    from reprolib.experiments import get_preset
+
+    own = get_preset(experiment).seeds.get(params.scale, [])
+    kept = tuple(seed for seed in params.seeds if seed in own) or tuple(own)
+    return dataclasses.replace(params, seeds=kept)
+
+
 # --- pages over several experiments: the BRF paper's tasks ---------------------------------------------------
 
 #: The BRF paper's tasks, named as its tables (and :mod:`reprolib.reference`) name them, and their presets.

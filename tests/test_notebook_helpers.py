@@ -295,3 +295,19 @@ def test_still_improving_measures_the_gain_of_the_last_eighth():
     flat = [{"epoch": e, "test_accuracy": 0.8} for e in range(0, 401)]
     assert still_improving(flat) is None
     assert still_improving(rising[:5]) is None  # too short to say
+
+
+def test_compare_variants_and_preset_seeds():
+    from reprolib.notebook import check_parameters, compare_variants, preset_seeds
+
+    history = [{"epoch": e, "test_activity": 0.3} for e in range(1, 40)]
+    runs = pd.DataFrame([{"seed": 0, "test_accuracy": 60.0, "history": history},
+                         {"seed": 1, "test_accuracy": 70.0, "history": [dict(h, test_activity=0.1 * (h["epoch"] % 2))
+                                                                          for h in history]}])
+    table = compare_variants({"plain": runs, "probe": pd.DataFrame()})
+    assert table.loc["plain"].tolist() == [2, "65.00 ± 7.07", "seed 0 (epoch 1)"]
+    assert table.loc["probe", "runs"] == 0 and "not run" in table.loc["probe", "test_accuracy"]
+
+    params = check_parameters("paper", [0, 1, 2, 3, 4], "cpu", False)
+    assert preset_seeds(params, "brf-ecg-alif-bias").seeds == (0, 1, 2)
+    assert preset_seeds(check_parameters("paper", [4], "cpu", False), "brf-ecg-alif-bias").seeds == (0, 1, 2)
