@@ -283,8 +283,9 @@ def run_sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLik
         raise ValueError(f"workers_per_gpu = {workers_per_gpu!r} is not allowed; expected an integer >= 1")
     if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1):
         raise ValueError(f"n_workers = {n_workers!r} is not allowed; expected an integer >= 1 or None")
-    if stop_at is not None and (isinstance(stop_at, bool) or not isinstance(stop_at, (int, float))):
-        raise ValueError(f"stop_at = {stop_at!r} is not allowed; expected a time.time() deadline in seconds or None")
+    from reprolib.training.loop import check_deadline  # noqa: PLC0415 - the loop (and torch) load when a sweep runs
+
+    check_deadline(stop_at)
     configs = _unique(configs)
     folder = str(default_results_dir(results_dir))  # absolute: workers may run elsewhere
     report = SweepReport()

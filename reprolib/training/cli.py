@@ -18,7 +18,8 @@ import sys
 import time
 from typing import Callable
 
-from reprolib.config import ConfigError, config_hash, parse_assignments, parse_selection, select_configs, with_overrides
+from reprolib.config import (BACKENDS, ConfigError, config_hash, parse_assignments, parse_selection, select_configs,
+                             with_overrides)
 
 #: exit code of ``reprolib run`` / ``reprolib sweep`` when ``--time-limit`` paused runs (and none failed)
 EXIT_PAUSED = 3
@@ -36,7 +37,7 @@ def add_grid_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep only configs with this value of a config key or grid axis (repeat a key to allow "
                              "several values; config_hash=a,b for hashes)")
     parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (not part of the run's identity)")
-    parser.add_argument("--backend", default=None, choices=["torch", "auto", "cupy", "cpp"],
+    parser.add_argument("--backend", default=None, choices=BACKENDS,
                         help="neuron time-loop implementation for models that have one: torch | auto | cupy (fused "
                              "CUDA) | cpp (whole-sequence C++ loops on CPU); not part of the run's identity")
     parser.add_argument("--results", default=None, metavar="DIR", help="records folder (default $REPROLIB_RESULTS or results/)")

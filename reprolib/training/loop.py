@@ -447,6 +447,13 @@ class _Run:
         return Record(config, self.history, final, prov)
 
 
+def check_deadline(stop_at: float | None) -> None:
+    """Raise ``ValueError`` unless ``stop_at`` is None or a finite ``time.time()`` deadline in seconds."""
+    if stop_at is not None and (isinstance(stop_at, bool) or not isinstance(stop_at, (int, float))
+                                or not math.isfinite(stop_at)):
+        raise ValueError(f"stop_at = {stop_at!r} is not allowed; expected a time.time() deadline in seconds or None")
+
+
 def train(config: ExperimentConfig, results_dir=None, resume: bool = True, progress: bool = True,
           stop_at: float | None = None, until_epoch: int | None = None) -> Record:
     """Train ``config`` and write its run record; returns the :class:`~reprolib.results.Record`.
@@ -462,9 +469,7 @@ def train(config: ExperimentConfig, results_dir=None, resume: bool = True, progr
     """
     if not isinstance(config, ExperimentConfig):
         raise TypeError(f"train() takes an ExperimentConfig, got {type(config).__name__}")
-    if stop_at is not None and (isinstance(stop_at, bool) or not isinstance(stop_at, (int, float))
-                                or not math.isfinite(stop_at)):
-        raise ValueError(f"stop_at = {stop_at!r} is not allowed; expected a time.time() deadline in seconds or None")
+    check_deadline(stop_at)
     if until_epoch is not None and (isinstance(until_epoch, bool) or not isinstance(until_epoch, int)
                                     or not 1 <= until_epoch <= config.epochs):
         raise ValueError(f"until_epoch = {until_epoch!r} is not allowed; expected an integer from 1 to the "
