@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reprolib.config import ConfigError, with_overrides
+from reprolib.config import BACKENDS, ConfigError, with_overrides
 from reprolib.results.records import CorruptRecordError, Record, read_record
 
 #: metrics compared epoch by epoch (history keys ending so)
@@ -63,13 +63,18 @@ def compare_histories(recorded: Record, rerun: Record) -> pd.DataFrame:
 
 def summarize(table: pd.DataFrame) -> dict:
     """``epochs`` compared, ``identical`` (every compared value equal), ``max_abs_accuracy_diff_pp``."""
-    diffs = [c for c in table.columns if c.endswith(" diff")]
-    values = table[diffs].to_numpy() if diffs else []
-    identical = bool(len(table)) and all((v == 0) or (isinstance(v, float) and math.isnan(v))
-                                         for v in (values.ravel() if len(values) else []))
-    acc = [c for c in diffs if "_accuracy" in c]
-    worst = float(table[acc].abs().max().max()) if acc and len(table) else float("nan")
+    diffs = table[[c for c in table.columns if c.endswith(" diff")]]
+    identical = bool(len(table)) and bool((diffs.fillna(0) == 0).all().all())
+    accuracy = diffs[[c for c in diffs.columns if "_accuracy" in c]]
+    worst = float(accuracy.abs().max().max()) if accuracy.size else float("nan")
     return {"epochs": len(table), "identical": identical, "max_abs_accuracy_diff_pp": worst}
+
+
+def compare_runs(recorded: Record, rerun: Record) -> tuple[pd.DataFrame, dict]:
+    """:func:`compare_histories` and its :func:`summarize`, with ``settings_differ``: what differs between the
+    two runs' settings that floating point depends on (device, code, backend; empty when nothing does)."""
+    table = compare_histories(recorded, rerun)
+    return table, {**summarize(table), "settings_differ": _same_setting(recorded, rerun)}
 
 
 def recorded_threads(record: Record) -> int | None:
@@ -82,8 +87,8 @@ def recorded_threads(record: Record) -> int | None:
 
 def spot_check(record: Record, epochs: int = 1, folder=None) -> tuple[pd.DataFrame, dict]:
     """Train the first ``epochs`` of a CPU record's run again here, on the CPU with the record's backend and
-    thread count, in a temporary folder; returns :func:`compare_histories` and :func:`summarize` plus
-    ``settings_differ`` (see :func:`reprolib.training.rerun` for what to expect)."""
+    thread count, in a temporary folder; returns :func:`compare_runs` (see :mod:`reprolib.training.rerun` for
+    what to expect)."""
     import tempfile  # noqa: PLC0415
 
     import torch  # noqa: PLC0415
@@ -102,8 +107,7 @@ def spot_check(record: Record, epochs: int = 1, folder=None) -> tuple[pd.DataFra
                           until_epoch=epochs)
     finally:
         torch.set_num_threads(before)
-    table = compare_histories(record, again)
-    return table, {**summarize(table), "settings_differ": _same_setting(record, again)}
+    return compare_runs(record, again)
 
 
 def _default_folder(record: Record) -> Path:
@@ -134,7 +138,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=None, metavar="N",
                         help="train only the first N epochs (with the full run's schedule) and compare those")
     parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the record's config)")
-    parser.add_argument("--backend", default=None, choices=["torch", "auto", "cupy", "cpp"],
+    parser.add_argument("--backend", default=None, choices=BACKENDS,
                         help="neuron time-loop implementation (default: the record's config)")
     parser.add_argument("--results", default=None, metavar="DIR",
                         help="where the new records go (default: a fresh folder under the reprolib cache)")
@@ -165,12 +169,11 @@ def main(args: argparse.Namespace) -> int:
         print(f"{record.path}: {config.experiment}/{record.hash} seed {config.seed}, "
               f"{epochs} of {config.epochs} epochs -> {folder}", flush=True)
         again = train(config, results_dir=folder, resume=True, progress=not args.no_progress, until_epoch=epochs)
-        table = compare_histories(record, again)
-        summary = summarize(table)
+        table, summary = compare_runs(record, again)
         shown = [c for c in table.columns if c == "epoch" or "test_accuracy" in c or "val_loss" in c]
         with pd.option_context("display.width", 160, "display.max_columns", 20):
             print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-        differs = _same_setting(record, again)
+        differs = summary["settings_differ"]
         print(f"  {summary['epochs']} epoch{'s' if summary['epochs'] != 1 else ''} compared: "
               + ("identical" if summary["identical"] else
                  f"largest accuracy difference {summary['max_abs_accuracy_diff_pp']:.3f} pp")
