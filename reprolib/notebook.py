@@ -599,6 +599,17 @@ def frozen_since(history: Sequence[Mapping], key: str = "test_activity", rel_tol
     return since if since is not None and values[-1][0] - since + 1 >= min_epochs else None
 
 
+def _frozen_runs(table: pd.DataFrame) -> list[tuple[Any, int]]:
+    """``(seed, epoch)`` of the runs in a records table whose hidden activity froze (:func:`frozen_since`)."""
+    return [(seed, epoch) for seed, epoch in zip(table["seed"], map(frozen_since, table["history"]))
+            if epoch is not None]
+
+
+def _mean_spread(values: pd.Series) -> str:
+    """``mean ± sample std`` with two decimals (the mean alone for one value)."""
+    return f"{values.mean():.2f}" + (f" ± {values.std():.2f}" if len(values) > 1 else "")
+
+
 def still_improving(history: Sequence[Mapping], key: str = "test_accuracy", window_fraction: float = 0.125,
                     threshold: float = 0.005) -> float | None:
     """How much ``key`` (a fraction) rose over the last ``window_fraction`` of a run's epochs, when more than
@@ -643,9 +654,8 @@ def accuracy_findings(runs: Mapping[str, Runs], paper: pd.DataFrame, released: p
             if abs(diff) <= tolerance:
                 within.append(f"{name} ({diff:+.2f} pp, {n} run{'s' if n != 1 else ''})")
                 continue
-            spread = f" ± {accuracy.std():.2f}" if n > 1 else ""
             paper_text = f"{reported:.1f}" + ("" if _missing(reported_std) else f" ± {float(reported_std):.1f}")
-            text = (f"**{name}**: ours {mean:.2f}{spread} % ({n} run{'s' if n != 1 else ''}) against the paper's "
+            text = (f"**{name}**: ours {_mean_spread(accuracy)} % ({n} run{'s' if n != 1 else ''}) against the paper's "
                     f"{paper_text} %, {abs(diff):.2f} pp {'below' if diff < 0 else 'above'}"
                     + ("" if _missing(reported_std) else ", outside its std")
                     + (", within 1 pp." if abs(diff) <= 1 else ", more than 1 pp."))
@@ -660,16 +670,14 @@ def accuracy_findings(runs: Mapping[str, Runs], paper: pd.DataFrame, released: p
                     text += (f" The authors' released logs of this network, under the same selection rule, give "
                              f"{m:.2f} ± {sd:.2f} % ({k:.0f} runs): ours is {abs(gap):.2f} pp "
                              f"{'below' if gap < 0 else 'above'}, {'within' if abs(gap) <= sd else 'outside'} their std.")
-            seeds = list(group["seed"])
-            histories = list(group["history"])
-            frozen = [(seed, epoch) for seed, epoch in zip(seeds, map(frozen_since, histories)) if epoch is not None]
+            frozen = _frozen_runs(group)
             if frozen:
                 which = ", ".join(f"seed {seed} from epoch {epoch}" for seed, epoch in frozen)
                 text += (f" In {len(frozen)} of {n} runs the hidden layer's mean spike activity on the test set stops "
                          f"changing (to 0.1 %; {which}): a sign that its neurons sit far from threshold, where the "
                          "surrogate gradient vanishes, so the hidden layer stops adapting while the readout learns on.")
             stuck = {seed for seed, _ in frozen}
-            slow = [(seed, gain) for seed, gain in zip(seeds, map(still_improving, histories))
+            slow = [(seed, gain) for seed, gain in zip(group["seed"], map(still_improving, group["history"]))
                     if gain is not None and seed not in stuck]
             if slow:
                 which = ", ".join(f"seed {seed} (+{100 * gain:.2f} pp)" for seed, gain in slow)
@@ -691,10 +699,8 @@ def compare_variants(variants: Mapping[str, pd.DataFrame], metric: str = "test_a
             rows.append({"variant": label, "runs": 0, metric: NOT_RUN, "hidden activity frozen": ""})
             continue
         values = pd.to_numeric(table[metric], errors="coerce")
-        spread = f" ± {values.std():.2f}" if len(values) > 1 else ""
-        frozen = [f"seed {seed} (epoch {epoch})" for seed, epoch in
-                  zip(table["seed"], map(frozen_since, table["history"])) if epoch is not None]
-        rows.append({"variant": label, "runs": len(values), metric: f"{values.mean():.2f}{spread}",
+        frozen = [f"seed {seed} (epoch {epoch})" for seed, epoch in _frozen_runs(table)]
+        rows.append({"variant": label, "runs": len(values), metric: _mean_spread(values),
                      "hidden activity frozen": ", ".join(frozen) or "none"})
     return pd.DataFrame(rows).set_index("variant")
 
@@ -827,11 +833,10 @@ def reproduction_status(scale: str = "paper", results_dir=None) -> pd.DataFrame:
 def cheapest_cpu_record(scale: str = "paper", results_dir=None):
     """The committed record of a CPU run at ``scale`` with the shortest epochs whose data is here (None if none):
     what :func:`show_spot_check` re-trains."""
+    from reprolib.experiments import list_experiments
     from reprolib.paths import results_dir as default_results_dir
     from reprolib.results import read_record
     from reprolib.training.rerun import recorded_threads
-
-    from reprolib.experiments import list_experiments
 
     root = default_results_dir(results_dir)
     best, status = None, {}
