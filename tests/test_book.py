@@ -96,7 +96,11 @@ def test_performance_page_renders_a_benchmark_record(tmp_path):
     (bench / "gpu.json").write_text(json.dumps({"kind": "kernel-benchmark", "device": "Test GPU", "date": "2026-01-01",
                                                 "git_commit": "abcdef0123", "results": [row]}))
     text = _text_outputs(_execute("kernel-benchmark", tmp_path, bench_dir=str(bench)))
-    assert "Test GPU" in text and "abcdef01" in text and "0.5" in text
+    assert "Test GPU" in text and "abcdef01" in text and "0.5" in text and "Incomplete record" not in text
+    # a record left by a run stopped at its time limit says so
+    (bench / "gpu.json").write_text(json.dumps({"kind": "kernel-benchmark", "device": "Test GPU", "date": "2026-01-01",
+                                                "git_commit": "abcdef0123", "results": [row], "complete": False}))
+    assert "Incomplete record" in _text_outputs(_execute("kernel-benchmark", tmp_path, bench_dir=str(bench)))
     empty = _text_outputs(_execute("kernel-benchmark", tmp_path, bench_dir=str(tmp_path / "none")))
     assert "No benchmark record yet" in empty and "reprolib bench" in empty
 

@@ -373,7 +373,7 @@ def test_bench_cpu_writes_json(tmp_path, no_cupy):
     record = json.loads(out.read_text())
     for key in ("device", "date", "torch", "cupy", "git_commit", "roofline_definition", "timing", "results"):
         assert key in record
-    assert record["device_type"] == "cpu" and record["cupy"] is None
+    assert record["device_type"] == "cpu" and record["cupy"] is None and record["complete"] is True
     # on a CPU the kernel columns time the same sources built as C++ (backend="cpp")
     assert record["kernel_engine"] == "cpp"
     rows = {row["neuron"]: row for row in record["results"]}
@@ -393,6 +393,43 @@ def test_bench_cpu_writes_json(tmp_path, no_cupy):
     assert (iteration["task"], iteration["B"], iteration["T"]) == ("ecg", 16, 1300)
     assert iteration["torch_ms"] > 0
     assert (iteration["kernel_ms"] > 0) if HAS_CXX else (iteration["kernel_ms"] is None)
+
+
+def test_bench_killed_midway_leaves_the_rows_it_measured(tmp_path, monkeypatch, no_cupy):
+    """A command killed at its time limit (a lent GPU machine's) must still leave a readable record of what it
+    timed, marked incomplete, and no half-written file."""
+    from reprolib.cli import main
+    from reprolib.kernels import bench
+
+    build = bench._builder
+
+    def killed_at_src(neuron, impl, engine):   # LIF's row completes; the command is "killed" as SRC starts
+        if neuron == "SRC":
+            raise KeyboardInterrupt
+        return build(neuron, impl, engine)
+
+    monkeypatch.setattr(bench, "_builder", killed_at_src)
+    out = tmp_path / "bench.json"
+    with pytest.raises(KeyboardInterrupt):
+        main(["bench", "--repeats", "1", "--warmup", "0", "--shapes", "6,4,8", "--device", "cpu",
+              "--no-spikingjelly", "--output", str(out)])
+    record = json.loads(out.read_text())
+    assert record["complete"] is False
+    assert [row["neuron"] for row in record["results"]] == ["LIF"] and record["results"][0]["torch_ms"] > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.json"]
+
+
+@pytest.mark.parametrize("args, message", [(["not-a-hash"], "COMMIT not-a-hash is not a git commit hash"),
+                                           ([], "COMMIT <missing>"),
+                                           (["abc1234", "12"], "MINUTES 12 is not a whole number from 2 to 9")])
+def test_device_check_script_refuses_bad_arguments_before_starting(tmp_path, args, message):
+    """The prepared GPU-machine command (.ci/device-check) must fail at once, not after spending device minutes."""
+    from reprolib.paths import REPO_ROOT
+
+    done = subprocess.run(["bash", str(REPO_ROOT / ".ci" / "device-check"), *args], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "OUT": str(tmp_path)}, timeout=30)
+    assert done.returncode == 2 and message in done.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 @needs_cxx

@@ -273,8 +273,9 @@ def _iteration_case(task: str, backend: str, device, gen, neuron: str = "brf"):
 
 
 def run_iterations(tasks, device: torch.device, repeats: int = 5, warmup: int = 2, max_torch_seconds: float = 60.0,
-                   log=print) -> list[dict]:
-    """Time one BRF training iteration per task with the PyTorch loops and with the fused backend."""
+                   log=print, on_row=None) -> list[dict]:
+    """Time one BRF training iteration per task with the PyTorch loops and with the fused backend;
+    ``on_row(rows)`` after each task, as in :func:`run_bench`."""
     engine, reason = kernel_engine_for(device)
     gen = torch.Generator().manual_seed(0)
     rows = []
@@ -296,6 +297,8 @@ def run_iterations(tasks, device: torch.device, repeats: int = 5, warmup: int = 
         t, k = row.get("torch_ms"), row.get("kernel_ms")
         row["speedup_vs_torch"] = t / k if t and k else None
         rows.append(row)
+        if on_row is not None:
+            on_row(rows)
     return rows
 
 
@@ -369,8 +372,11 @@ def kernel_engine_for(device: torch.device) -> tuple[str, str | None]:
 
 def run_bench(neurons, shapes, device: torch.device, repeats: int = 20, warmup: int = 3,
               peak_gbps: float | None = None, spikingjelly: bool = True, max_torch_seconds: float = 60.0,
-              log=print) -> dict:
-    """Time every (neuron, shape, implementation) and return the JSON-ready record."""
+              log=print, on_row=None) -> dict:
+    """Time every (neuron, shape, implementation) and return the JSON-ready record.
+
+    ``on_row(record)``, when given, is called with the record so far after each (neuron, shape) row, so that a
+    caller can save partial results: on a lent GPU machine a command that runs past its limit is killed."""
     from reprolib.results.provenance import device_name, git_state, utc_now  # noqa: PLC0415
 
     kernel_engine, kernel_reason = kernel_engine_for(device)
@@ -386,6 +392,27 @@ def run_bench(neurons, shapes, device: torch.device, repeats: int = 20, warmup: 
         bw_source = "--peak-bandwidth"
     gen = torch.Generator().manual_seed(0)
     rows = []
+    name = device_name(device)
+    record = {
+        "schema": 1,
+        "kind": "kernel-benchmark",
+        "device": name,
+        "device_type": device.type,
+        "date": utc_now(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cupy": _cupy_version(),
+        "spikingjelly": sj_version,
+        "kernel_engine": kernel_engine,
+        **git_state(),
+        "peak_bandwidth_GBps": peak_gbps,
+        "peak_bandwidth_source": bw_source,
+        "roofline_definition": ROOFLINE_DEFINITION,
+        "timing": {"method": "CUDA events" if device.type == "cuda" else "time.perf_counter",
+                   "warmup": warmup, "repeats": repeats, "statistic": "median",
+                   "workload": "one forward + backward of the layer, loss = sum of the spikes"},
+        "results": rows,
+    }
     for neuron in neurons:
         impls = ["torch", "kernel"] + (["spikingjelly"] if neuron == "LIF" else [])
         if neuron in ("BRF", "ALIF"):
@@ -427,27 +454,9 @@ def run_bench(neurons, shapes, device: torch.device, repeats: int = 20, warmup: 
             if row.get("kernel_scan_ms") and row.get("torch_scan_ms"):
                 row["scan_speedup_vs_torch"] = row["torch_scan_ms"] / row["kernel_scan_ms"]
             rows.append(row)
-    name = device_name(device)
-    return {
-        "schema": 1,
-        "kind": "kernel-benchmark",
-        "device": name,
-        "device_type": device.type,
-        "date": utc_now(),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "cupy": _cupy_version(),
-        "spikingjelly": sj_version,
-        "kernel_engine": kernel_engine,
-        **git_state(),
-        "peak_bandwidth_GBps": peak_gbps,
-        "peak_bandwidth_source": bw_source,
-        "roofline_definition": ROOFLINE_DEFINITION,
-        "timing": {"method": "CUDA events" if device.type == "cuda" else "time.perf_counter",
-                   "warmup": warmup, "repeats": repeats, "statistic": "median",
-                   "workload": "one forward + backward of the layer, loss = sum of the spikes"},
-        "results": rows,
-    }
+            if on_row is not None:
+                on_row(record)
+    return record
 
 
 def main(args) -> int:
@@ -472,26 +481,39 @@ def main(args) -> int:
         if failed:
             print(f"reprolib bench: {failed} kernel check(s) failed; not timing")
             return 1
-    record = run_bench(args.neurons, shapes, device, repeats=args.repeats, warmup=args.warmup,
-                       peak_gbps=args.peak_bandwidth, spikingjelly=not args.no_spikingjelly,
-                       max_torch_seconds=args.max_torch_seconds)
-    tasks = args.iterations if args.iterations is not None else (["smnist", "ecg"] if device.type == "cuda" else ["ecg"])
-    tasks = [t for t in tasks if t != "none"]
-    record["iterations"] = run_iterations(tasks, device, repeats=min(args.repeats, 5), warmup=min(args.warmup, 2),
-                                          max_torch_seconds=args.max_torch_seconds)
-    record["iteration_workload"] = ("one training iteration of the BRF paper's RSNN (BRF, hidden 256 on S-MNIST, 36 on "
-                                    "ECG): forward, per-step log-softmax NLL, backward, clipping where the source "
-                                    "clips, Adam step; random inputs of the task's shape")
+    from reprolib.results.provenance import device_name  # noqa: PLC0415
+
     if args.output:
         out = Path(args.output)
     else:
         from reprolib.paths import results_dir  # noqa: PLC0415
 
-        out = results_dir() / "bench" / f"{device_slug(record['device'])}.json"
+        out = results_dir() / "bench" / f"{device_slug(device_name(device))}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=1) + "\n")
+    # saved after every row, marked incomplete until the end: a killed run still leaves what it measured
+    record = run_bench(args.neurons, shapes, device, repeats=args.repeats, warmup=args.warmup,
+                       peak_gbps=args.peak_bandwidth, spikingjelly=not args.no_spikingjelly,
+                       max_torch_seconds=args.max_torch_seconds,
+                       on_row=lambda partial: _save(partial, out, complete=False))
+    tasks = args.iterations if args.iterations is not None else (["smnist", "ecg"] if device.type == "cuda" else ["ecg"])
+    tasks = [t for t in tasks if t != "none"]
+    record["iteration_workload"] = ("one training iteration of the BRF paper's RSNN (BRF, hidden 256 on S-MNIST, 36 on "
+                                    "ECG): forward, per-step log-softmax NLL, backward, clipping where the source "
+                                    "clips, Adam step; random inputs of the task's shape")
+    record["iterations"] = run_iterations(tasks, device, repeats=min(args.repeats, 5), warmup=min(args.warmup, 2),
+                                          max_torch_seconds=args.max_torch_seconds,
+                                          on_row=lambda rows: _save({**record, "iterations": rows}, out, complete=False))
+    _save(record, out, complete=True)
     print(f"reprolib bench: wrote {out}")
     return 0
+
+
+def _save(record: dict, out: Path, complete: bool) -> None:
+    """Write ``record`` to ``out`` atomically (a temporary file renamed over it), with ``complete`` saying
+    whether every requested row was measured."""
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps({**record, "complete": complete}, indent=1) + "\n")
+    tmp.replace(out)
 
 
 def _check_all(device, engine: str = "cupy") -> int:
