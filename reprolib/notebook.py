@@ -599,10 +599,17 @@ def frozen_since(history: Sequence[Mapping], key: str = "test_activity", rel_tol
     return since if since is not None and values[-1][0] - since + 1 >= min_epochs else None
 
 
-def _frozen_runs(table: pd.DataFrame) -> list[tuple[Any, int]]:
-    """``(seed, epoch)`` of the runs in a records table whose hidden activity froze (:func:`frozen_since`)."""
-    return [(seed, epoch) for seed, epoch in zip(table["seed"], map(frozen_since, table["history"]))
-            if epoch is not None]
+def _fit_at(history: Sequence[Mapping], epoch: int, threshold: float = 0.995) -> bool:
+    """Whether the run's training accuracy had reached ``threshold`` by ``epoch`` (from its history)."""
+    return any(h.get("epoch", 0) <= epoch and (h.get("train_accuracy") or 0.0) >= threshold for h in history)
+
+
+def _frozen_runs(table: pd.DataFrame, fitted: bool = False) -> list[tuple[Any, int]]:
+    """``(seed, epoch)`` of the runs in a records table whose hidden activity froze (:func:`frozen_since`) before
+    they fit their training set (``fitted=True``: those that froze after it). Activity that stops changing once
+    the training set is fit says nothing about the neurons: the loss has no gradient left to give."""
+    return [(seed, epoch) for seed, history in zip(table["seed"], table["history"])
+            if (epoch := frozen_since(history)) is not None and _fit_at(history, epoch) == fitted]
 
 
 def _mean_spread(values: pd.Series) -> str:
@@ -625,6 +632,57 @@ def still_improving(history: Sequence[Mapping], key: str = "test_accuracy", wind
     return gain if gain > threshold else None
 
 
+def _miss(name: str, group: pd.DataFrame, reported: float, reported_std: float | None) -> tuple[bool, str]:
+    """``(within, text)`` for one cell: ``within`` when the mean test accuracy of ``group`` (percent) is within
+    the paper's std (1 pp where it gives none), with ``text`` the short note for the "within" list; else the
+    start of a finding: ours, the paper's, by how much."""
+    accuracy = group["test_accuracy"].astype(float)
+    mean, n = accuracy.mean(), len(accuracy)
+    diff = mean - reported
+    tolerance = 1.0 if _missing(reported_std) else float(reported_std)
+    runs = f"{n} run{'s' if n != 1 else ''}"
+    if abs(diff) <= tolerance:
+        return True, f"{name} ({diff:+.2f} pp, {runs})"
+    paper_text = f"{reported:.2f}".rstrip("0").rstrip(".") + ("" if _missing(reported_std) else f" ± {float(reported_std):.1f}")
+    return False, (f"**{name}**: ours {_mean_spread(accuracy)} % ({runs}) against the paper's {paper_text} %, "
+                   f"{abs(diff):.2f} pp {'below' if diff < 0 else 'above'}"
+                   + ("" if _missing(reported_std) else ", outside its std")
+                   + (", within 1 pp." if abs(diff) <= 1 else ", more than 1 pp."))
+
+
+def _run_signs(group: pd.DataFrame) -> str:
+    """What the runs' histories say about a miss: hidden activity frozen (:func:`frozen_since`), or still
+    improving at the last epoch (:func:`still_improving`)."""
+    text, n = "", len(group)
+    frozen = _frozen_runs(group)
+    if frozen:
+        which = ", ".join(f"seed {seed} from epoch {epoch}" for seed, epoch in frozen)
+        text += (f" In {len(frozen)} of {n} runs the hidden layer's mean spike activity on the test set stops "
+                 f"changing (to 0.1 %; {which}): a sign that its neurons sit far from threshold, where the "
+                 "surrogate gradient vanishes, so the hidden layer stops adapting while the readout learns on.")
+    settled = _frozen_runs(group, fitted=True)
+    if settled:
+        which = ", ".join(f"seed {seed} from epoch {epoch}" for seed, epoch in settled)
+        text += (f" In {len(settled)} of {n} runs the hidden activity stops changing only after the run fits its "
+                 f"training set ({which}): the loss has no gradient left to give, which says nothing about the "
+                 "neurons.")
+    stuck = {seed for seed, _ in frozen + settled}
+    slow = [(seed, gain) for seed, gain in zip(group["seed"], map(still_improving, group["history"]))
+            if gain is not None and seed not in stuck]
+    if slow:
+        which = ", ".join(f"seed {seed} (+{100 * gain:.2f} pp)" for seed, gain in slow)
+        text += (f" Still rising over the last eighth of training: {which}; such a run converged slowly "
+                 "rather than to a worse solution.")
+    return text
+
+
+def _bullets(findings: list[str], within: list[str], label: str = "Within the paper's std") -> str:
+    lines = [f"* {text}" for text in findings]
+    if within:
+        lines.append(f"* {label}: " + ", ".join(within) + ".")
+    return "\n".join(lines) if lines else f"*{NOT_RUN}*"
+
+
 def accuracy_findings(runs: Mapping[str, Runs], paper: pd.DataFrame, released: pd.DataFrame | None = None,
                       by: str = "neuron") -> str:
     """Markdown bullets, computed from the records, for every task and model whose mean test accuracy misses the
@@ -645,20 +703,11 @@ def accuracy_findings(runs: Mapping[str, Runs], paper: pd.DataFrame, released: p
             row = paper[(paper["task"] == task) & (paper["model"] == model)]
             if row.empty or _missing(row["test_accuracy"].iloc[0]):
                 continue
-            reported, reported_std = float(row["test_accuracy"].iloc[0]), row["test_accuracy_std"].iloc[0]
-            accuracy = group["test_accuracy"].astype(float)
-            mean, n = accuracy.mean(), len(accuracy)
-            diff = mean - reported
-            tolerance = 1.0 if _missing(reported_std) else float(reported_std)
-            name = f"{task} {model}"
-            if abs(diff) <= tolerance:
-                within.append(f"{name} ({diff:+.2f} pp, {n} run{'s' if n != 1 else ''})")
+            ok, text = _miss(f"{task} {model}", group, float(row["test_accuracy"].iloc[0]),
+                             row["test_accuracy_std"].iloc[0])
+            if ok:
+                within.append(text)
                 continue
-            paper_text = f"{reported:.1f}" + ("" if _missing(reported_std) else f" ± {float(reported_std):.1f}")
-            text = (f"**{name}**: ours {_mean_spread(accuracy)} % ({n} run{'s' if n != 1 else ''}) against the paper's "
-                    f"{paper_text} %, {abs(diff):.2f} pp {'below' if diff < 0 else 'above'}"
-                    + ("" if _missing(reported_std) else ", outside its std")
-                    + (", within 1 pp." if abs(diff) <= 1 else ", more than 1 pp."))
             note = row["note"].iloc[0] if "note" in row else None
             if isinstance(note, str) and note:
                 text += f" The paper's number does not come from the paper's code: {note} ({row['architecture'].iloc[0]})."
@@ -666,28 +715,56 @@ def accuracy_findings(runs: Mapping[str, Runs], paper: pd.DataFrame, released: p
                 logged = released[(released["task"] == task) & (released["model"] == model)]
                 if not logged.empty:
                     m, sd, k = (float(logged[c].iloc[0]) for c in ("test_accuracy_mean", "test_accuracy_std", "runs"))
-                    gap = mean - m
+                    gap = group["test_accuracy"].astype(float).mean() - m
                     text += (f" The authors' released logs of this network, under the same selection rule, give "
                              f"{m:.2f} ± {sd:.2f} % ({k:.0f} runs): ours is {abs(gap):.2f} pp "
                              f"{'below' if gap < 0 else 'above'}, {'within' if abs(gap) <= sd else 'outside'} their std.")
-            frozen = _frozen_runs(group)
-            if frozen:
-                which = ", ".join(f"seed {seed} from epoch {epoch}" for seed, epoch in frozen)
-                text += (f" In {len(frozen)} of {n} runs the hidden layer's mean spike activity on the test set stops "
-                         f"changing (to 0.1 %; {which}): a sign that its neurons sit far from threshold, where the "
-                         "surrogate gradient vanishes, so the hidden layer stops adapting while the readout learns on.")
-            stuck = {seed for seed, _ in frozen}
-            slow = [(seed, gain) for seed, gain in zip(group["seed"], map(still_improving, group["history"]))
-                    if gain is not None and seed not in stuck]
-            if slow:
-                which = ", ".join(f"seed {seed} (+{100 * gain:.2f} pp)" for seed, gain in slow)
-                text += (f" Still rising over the last eighth of training: {which}; such a run converged slowly "
-                         "rather than to a worse solution.")
-            bullets.append(text)
-    lines = [f"* {text}" for text in bullets]
-    if within:
-        lines.append("* Within the paper's std: " + ", ".join(within) + ".")
-    return "\n".join(lines) if lines else f"*{NOT_RUN}*"
+            bullets.append(text + _run_signs(group))
+    return _bullets(bullets, within)
+
+
+def table_findings(table: pd.DataFrame, by: Sequence[str], reported, name) -> str:
+    """Markdown bullets, computed from the records, for every cell of a paper's table that gives no std (1 pp is
+    the tolerance): the cells whose mean test accuracy misses the paper's, each with what the records say about
+    why, and the cells within 1 pp listed together.
+
+    ``table``: records with percent accuracies and the ``by`` columns; ``reported(cell)`` and ``name(cell)``: the
+    paper's number (``None`` where it gives none) and a label, for ``cell`` = a dict of the ``by`` values.
+    Beyond the signs of :func:`accuracy_findings` a finding says what bounds the comparison: a data set that is
+    a subset of the paper's (:data:`reprolib.data.catalog.CATALOG`), runs that fit their training set exactly
+    (the shortfall is then generalisation, not optimisation), and a test set small enough that one sample
+    moves the accuracy by a visible step."""
+    from reprolib.data.catalog import CATALOG  # noqa: PLC0415
+
+    bullets, within = [], []
+    if table.empty:
+        return _bullets(bullets, within)
+    for values, group in table.groupby(list(by), sort=False):
+        cell = dict(zip(by, values if isinstance(values, tuple) else (values,)))
+        paper = reported(cell)
+        if paper is None or _missing(paper):
+            continue
+        ok, text = _miss(name(cell), group, float(paper), None)
+        if ok:
+            within.append(text)
+            continue
+        info = CATALOG.get(str(group["dataset"].iloc[0])) if "dataset" in group else None
+        if info is not None and info.subset_note:
+            text += (f" These runs train and test on a subset of the data, {info.subset_note}, not on the paper's "
+                     "full set: the difference measures the smaller data, not the reproduction.")
+        if "train_accuracy" in group and group["train_accuracy"].notna().all():
+            train = group["train_accuracy"].astype(float)
+            if train.min() >= 99.5:
+                text += (f" Every run fits its training set (train accuracy {_mean_spread(train)} %), so the shortfall "
+                         "is in generalisation, not in optimisation.")
+        if info is not None and info.test_size:
+            p = group["test_accuracy"].astype(float).mean() / 100
+            se = 100 * math.sqrt(p * (1 - p) / info.test_size)
+            if se >= 0.5:
+                text += (f" The test set holds {info.test_size:,} samples: one sample is {100 / info.test_size:.2g} pp, "
+                         f"and one run's accuracy has a binomial standard error of {se:.1f} pp.")
+        bullets.append(text + _run_signs(group))
+    return _bullets(bullets, within, label="Within 1 pp of the paper")
 
 
 def compare_variants(variants: Mapping[str, pd.DataFrame], metric: str = "test_accuracy") -> pd.DataFrame:

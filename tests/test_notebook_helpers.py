@@ -290,6 +290,39 @@ def test_accuracy_findings_explain_each_miss_from_the_records():
     assert "not run" in empty
 
 
+def test_table_findings_say_what_bounds_each_comparison():
+    from reprolib.notebook import table_findings
+
+    def run(dataset, model, seed, test, train):
+        # the subset's runs fit their training set and then their activity settles: that is not a frozen layer
+        settles = dataset == "nmnist-subset"
+        history = [{"epoch": e, "test_accuracy": test / 100, "train_accuracy": train / 100,
+                    "test_activity": 0.2 if settles and e >= 12 else 0.1 + 0.01 * (e % 3)} for e in range(1, 41)]
+        return {"dataset": dataset, "input": dataset, "model": model, "seed": seed, "test_accuracy": test,
+                "train_accuracy": train, "history": history}
+
+    table = pd.DataFrame([run("nmnist-subset", "src", 0, 80.0, 100.0), run("nmnist-subset", "src", 1, 84.0, 100.0),
+                          run("mnist", "src", 0, 97.0, 98.0), run("mnist", "src", 1, 97.4, 98.5),
+                          run("mnist", "lif", 0, 90.0, 92.0), run("fashion-mnist", "lif", 0, 80.0, 85.0)])
+    paper = {("nmnist-subset", "src"): 97.42, ("mnist", "src"): 97.27, ("mnist", "lif"): 97.18}
+    text = table_findings(table, ["input", "model"], lambda c: paper.get((c["input"], c["model"])),
+                          lambda c: f"{c['input']} {c['model'].upper()}")
+    nmnist, mnist_lif, within = text.splitlines()
+    assert nmnist.startswith("* **nmnist-subset SRC**: ours 82.00 ± 2.83 % (2 runs) against the paper's 97.42 %, "
+                             "15.42 pp below, more than 1 pp.")
+    assert "subset of the data, 1,000 train + 100 test" in nmnist
+    assert "Every run fits its training set (train accuracy 100.00 ± 0.00 %)" in nmnist
+    assert "The test set holds 100 samples: one sample is 1 pp" in nmnist and "error of 3.8 pp" in nmnist
+    assert "In 2 of 2 runs the hidden activity stops changing only after the run fits" in nmnist
+    assert "surrogate gradient vanishes" not in nmnist
+    # a full test set of 10,000 needs no word on its resolution, and a run that does not fit its data is not "fit"
+    assert "subset" not in mnist_lif and "test set holds" not in mnist_lif and "fits its training" not in mnist_lif
+    assert within == "* Within 1 pp of the paper: mnist SRC (-0.07 pp, 2 runs)."
+    # a cell the paper has no number for (fashion-mnist LIF here) is left out, and no records say so
+    assert "fashion" not in text
+    assert "not run" in table_findings(pd.DataFrame(), ["input"], lambda c: 1.0, str)
+
+
 def test_still_improving_measures_the_gain_of_the_last_eighth():
     from reprolib.notebook import still_improving
 

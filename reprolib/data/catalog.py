@@ -22,6 +22,7 @@ class DatasetInfo:
     how_to_get: str
     checksum_note: str = "sha256 shipped with reprolib"
     subset_note: str | None = None  # set when the expected files are a known subset of the dataset
+    test_size: int | None = None  # samples in the test split, where the data set fixes it
     extra: dict = field(default_factory=dict)
 
     def missing_message(self, root: Path | None, missing: list[str] | None = None) -> str:
@@ -40,7 +41,7 @@ def _mnist_like(name: str, folder: str, source: str, license: str) -> DatasetInf
         for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
     )
     return DatasetInfo(
-        name=name, files=files, source=source, license=license,
+        name=name, files=files, source=source, license=license, test_size=10_000,
         how_to_get=(
             f"copy the four canonical .gz files into <root>/{folder}/raw/, or run `reprolib data --download {name}` "
             "(torchvision downloads into the reprolib cache and checks md5s)."
@@ -66,6 +67,7 @@ CATALOG: dict[str, DatasetInfo] = {
             "(>= 10,000 .bin files each), or run `reprolib data --download nmnist` (Tonic downloads ~1 GB into the cache)."
         ),
         checksum_note="md5 of the zips as listed by Tonic (no per-file checksums exist)",
+        test_size=10_000,
     ),
     "nmnist-subset": DatasetInfo(
         name="nmnist-subset",
@@ -74,6 +76,7 @@ CATALOG: dict[str, DatasetInfo] = {
         license="repository GPL-3.0; N-MNIST's own license not stated",
         how_to_get="copy the project's shared/data/N-MNIST-subset folder to <root>/N-MNIST-subset (no download exists).",
         subset_note="1,000 train + 100 test of 70,000 recordings (MNIST train 0..999, test 0..99)",
+        test_size=100,
     ),
     "shd": DatasetInfo(
         name="shd",
@@ -85,6 +88,7 @@ CATALOG: dict[str, DatasetInfo] = {
             "`reprolib data --download shd` (Tonic downloads and checks the zips' md5 into the cache)."
         ),
         checksum_note="no sha256 known offline; Tonic checks the zips' md5 when it downloads",
+        test_size=2_264,
     ),
     "ecg-qtdb": DatasetInfo(
         name="ecg-qtdb",
