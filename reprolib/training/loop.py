@@ -187,6 +187,10 @@ class _Run:
         self.results_dir = results_dir
         self.progress = progress
         self.device = resolve_device(config.device)
+        if config.backend == "cpp" and self.device.type == "cuda":
+            raise ConfigError(f"config key 'backend' = 'cpp' runs on CPU tensors only, but the run's device is "
+                              f"{self.device} (device = {config.device!r}); on a GPU use backend 'auto' or 'cupy' "
+                              "(the fused CUDA kernels) or 'torch'")
         self.use_amp = config.amp and self.device.type == "cuda"
 
         # Built before any data is read, so bad names / options fail fast.

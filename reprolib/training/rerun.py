@@ -32,12 +32,17 @@ _COMPARED = ("_accuracy", "_loss")
 
 def rerun_config(record: Record, device: str | None = None, backend: str | None = None):
     """The config to train again: the record's own, on another ``device`` / ``backend`` if asked (neither is
-    part of a run's identity)."""
+    part of a run's identity). A record made with ``backend="cpp"`` (CPU only) that is re-run on a GPU without
+    a ``backend`` asked for runs with ``"auto"`` there: the fused CUDA kernels where CuPy works, else PyTorch."""
+    from reprolib.training.loop import resolve_device  # noqa: PLC0415 (imports torch)
+
     overrides = {}
     if device is not None:
         overrides["device"] = device
     if backend is not None:
         overrides["backend"] = backend
+    elif record.config.backend == "cpp" and resolve_device(device or record.config.device).type == "cuda":
+        overrides["backend"] = "auto"
     return with_overrides(record.config, overrides) if overrides else record.config
 
 
@@ -168,6 +173,9 @@ def main(args: argparse.Namespace) -> int:
         epochs = args.epochs or config.epochs
         print(f"{record.path}: {config.experiment}/{record.hash} seed {config.seed}, "
               f"{epochs} of {config.epochs} epochs -> {folder}", flush=True)
+        if args.backend is None and config.backend != record.config.backend:
+            print(f"  the record ran with backend {record.config.backend!r}, which runs on the CPU only; on "
+                  f"{config.device} this rerun uses {config.backend!r} (pass --backend to choose)", flush=True)
         again = train(config, results_dir=folder, resume=True, progress=not args.no_progress, until_epoch=epochs)
         table, summary = compare_runs(record, again)
         shown = [c for c in table.columns if c == "epoch" or "test_accuracy" in c or "val_loss" in c]
