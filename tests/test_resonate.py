@@ -224,3 +224,24 @@ def test_bad_arguments_raise():
         build_rsnn("brf", tau_out=(20.0, -1.0))
     with pytest.raises(ValueError, match=r"\[T, B, m\]"):
         build_rsnn("brf")(torch.zeros(5, 2, 3))
+
+
+def test_readout_bias_initialised_as_the_source_or_as_nn_linear():
+    torch.manual_seed(0)
+    uniform = LICell(36, 6, tau_out=(20.0, 0.5), bias=True)
+    assert uniform.bias.abs().max() <= 1 / 6 and uniform.bias.abs().min() > 0   # U(+-1/sqrt(36)), nn.Linear's
+    zero = LICell(36, 6, tau_out=(20.0, 0.5), bias=True, bias_init="zero")     # the BRF source's LICell
+    assert torch.equal(zero.bias.detach(), torch.zeros(6)) and zero.bias.requires_grad
+    with pytest.raises(ValueError, match="bias_init='normal'"):
+        LICell(36, 6, bias=True, bias_init="normal")
+
+
+def test_ecg_alif_bias_probe_keeps_the_hashes_of_its_committed_records():
+    """Adding the released-script variant must not orphan the committed alif-bias records."""
+    from reprolib.experiments import get_configs
+
+    hashes = {c.hash: c for c in get_configs("brf-ecg-alif-bias", "paper")}
+    assert {"a5ecb238582a19a7", "9d6ea302c0ff766c", "5d04e6f25c6a46d8"} <= set(hashes)
+    script = [c for c in hashes.values() if c.batch_size == 4]
+    assert len(script) == 3 and all(c.model_options["readout_bias_init"] == "zero" and c.model_options["bias"]
+                                    for c in script)

@@ -91,14 +91,15 @@ class RSNN(nn.Module):
 def build_rsnn(neuron: str = "brf", in_features: int = 1, hidden: int = 256, classes: int = 10,
                omega_range=(15.0, 50.0), b_offset_range=(0.1, 1.0), tau_out=(20.0, 5.0), tau_mem=(20.0, 5.0),
                tau_adp=(200.0, 50.0), dt: float = DEFAULT_DT, clamp_omega: bool = False,
-               bias: bool = False, backend: str = "torch") -> RSNN:
+               bias: bool = False, readout_bias_init: str = "uniform", backend: str = "torch") -> RSNN:
     """The BRF paper's RSNN with ``neuron`` in ``"brf" | "rf" | "alif"`` (defaults: S-MNIST BRF).
 
     ``omega_range`` / ``b_offset_range``: uniform init of ``omega`` and ``b'`` (BRF, RF); ``tau_mem`` /
     ``tau_adp``: ``(mean, std)`` normal init (ALIF); ``tau_out``: ``(mean, std)`` of the readout.
     ``clamp_omega`` clamps ``|omega| <= 1/dt`` in the forward pass (off in the paper code, where
     ``p(omega)`` turns NaN beyond). ``bias`` adds biases to the hidden and readout layers (off in the BRF
-    runs; Yin et al.'s ALIF has them). ``backend``: ``"torch"`` | ``"auto"`` | ``"cupy"`` | ``"cpp"`` for the time
+    runs; Yin et al.'s ALIF has them); ``readout_bias_init``: ``"uniform"`` or ``"zero"`` (the source's readout,
+    see :class:`~reprolib.neurons.resonate.LICell`). ``backend``: ``"torch"`` | ``"auto"`` | ``"cupy"`` | ``"cpp"`` for the time
     loops of the hidden layer and the readout (see :mod:`reprolib.kernels`; "torch" until the kernels pass
     their GPU parity tests; "cpp" runs each whole sequence in one C++ call on the CPU).
     """
@@ -111,5 +112,6 @@ def build_rsnn(neuron: str = "brf", in_features: int = 1, hidden: int = 256, cla
         cls = BRFCell if neuron == "brf" else RFCell
         cell = cls(in_features, hidden, omega_range=omega_range, b_offset_range=b_offset_range, dt=dt,
                    clamp_omega=clamp_omega, bias=bias, step_mode="m", backend=backend)
-    out = LICell(hidden, classes, tau_out=tau_out, bias=bias, step_mode="m", backend=backend)
+    out = LICell(hidden, classes, tau_out=tau_out, bias=bias, bias_init=readout_bias_init, step_mode="m",
+                 backend=backend)
     return RSNN(cell, out)

@@ -370,22 +370,27 @@ class ALIFCell(_RecurrentCell):
 
 class LICell(MemoryModule):
     """Leaky-integrator readout ``u = alpha u + (1 - alpha) W z``, ``alpha = exp(-1/|tau_out|)``;
-    ``tau_out ~ N(mean, std)`` per output neuron (trainable); ``W`` Xavier uniform; no bias by default."""
+    ``tau_out ~ N(mean, std)`` per output neuron (trainable); ``W`` Xavier uniform; no bias by default.
+    ``bias_init``: ``"uniform"`` (PyTorch's ``nn.Linear`` default, U(+-1/sqrt(in_features))) or ``"zero"`` (the
+    BRF source's ``LICell``, which sets its bias to 0)."""
 
     #: multi-step implementations by backend name (``reprolib.kernels`` registers "cupy", "auto" and "cpp")
     multistep_backends = {"torch": li_multistep}
 
     def __init__(self, in_features: int, out_features: int, *, tau_out=(20.0, 5.0), bias: bool = False,
-                 step_mode: str = "s", backend: str = "torch"):
+                 bias_init: str = "uniform", step_mode: str = "s", backend: str = "torch"):
         super().__init__(step_mode)
         _check_size("LICell", in_features=in_features, out_features=out_features)
+        if bias_init not in ("uniform", "zero"):
+            raise ValueError(f"LICell: bias_init={bias_init!r}; expected 'uniform' or 'zero'")
         self.backend = select_backend("LICell", backend, self.multistep_backends)
         self.in_features, self.out_features = in_features, out_features
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         nn.init.xavier_uniform_(self.weight)
         if bias:
             bound = 1.0 / math.sqrt(in_features)
-            self.bias = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound))
+            self.bias = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound) if bias_init == "uniform"
+                                     else torch.zeros(out_features))
         else:
             self.register_parameter("bias", None)
         self.tau_out = _normal_init("LICell", "tau_out", out_features, tau_out)
