@@ -223,7 +223,9 @@ BRF_BASE = {
 }
 BRF_NOTES = ("Adam, LambdaLR linear decay per epoch, per-step log-softmax + NLL summed over the recorded steps, best "
              "checkpoint by validation loss, an epoch-0 evaluation of the untrained network, 5 runs. The source's "
-             "validation split and runs are unseeded (seeded here).")
+             "validation split and runs are unseeded; here the runs are seeded and share one validation split "
+             "(split_seed 0), where the source draws a new split for every run, so our spread over seeds leaves "
+             "out the split's share.")
 
 
 def _brf_neurons(brf: dict, alif: dict) -> Axis:
