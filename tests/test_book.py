@@ -101,6 +101,12 @@ def test_performance_page_renders_a_benchmark_record(tmp_path):
     (bench / "gpu.json").write_text(json.dumps({"kind": "kernel-benchmark", "device": "Test GPU", "date": "2026-01-01",
                                                 "git_commit": "abcdef0123", "results": [row], "complete": False}))
     assert "Incomplete record" in _text_outputs(_execute("kernel-benchmark", tmp_path, bench_dir=str(bench)))
+    # and one whose kernels failed their check before the timing shows the failures above the numbers
+    check = {"engine": "cupy", "checks": 40, "failures": ["li readout: RuntimeError: planted"]}
+    (bench / "gpu.json").write_text(json.dumps({"kind": "kernel-benchmark", "device": "Test GPU", "date": "2026-01-01",
+                                                "git_commit": "abcdef0123", "results": [row], "kernel_check": check}))
+    text = _text_outputs(_execute("kernel-benchmark", tmp_path, bench_dir=str(bench)))
+    assert "Kernel check failed" in text and "1 of 40 checks" in text and "li readout: RuntimeError: planted" in text
     empty = _text_outputs(_execute("kernel-benchmark", tmp_path, bench_dir=str(tmp_path / "none")))
     assert "No benchmark record yet" in empty and "reprolib bench" in empty
 

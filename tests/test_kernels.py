@@ -419,6 +419,28 @@ def test_bench_killed_midway_leaves_the_rows_it_measured(tmp_path, monkeypatch, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.json"]
 
 
+@needs_cxx
+def test_bench_check_failures_are_recorded_and_the_timing_still_runs(tmp_path, monkeypatch, capsys):
+    """On a lent GPU a failed (or crashing) kernel check must not cost the timings: they run, the record lists
+    the failures, and the exit code says the check failed."""
+    from reprolib.cli import main
+    from reprolib.kernels import verify
+
+    def broken(**kwargs):
+        raise RuntimeError("nvrtc: error: planted")
+
+    monkeypatch.setattr(verify, "check_li", broken)
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "--device", "cpu", "--check", "--neurons", "LIF", "--shapes", "4,2,3", "--iterations", "none",
+               "--repeats", "1", "--warmup", "0", "--no-spikingjelly", "--output", str(out)])
+    assert rc == 1
+    assert "check failed: li readout: RuntimeError: nvrtc: error: planted" in capsys.readouterr().out
+    record = json.loads(out.read_text())
+    check = record["kernel_check"]
+    assert check["engine"] == "cpp" and check["failures"] == ["li readout: RuntimeError: nvrtc: error: planted"]
+    assert check["checks"] > 30 and record["complete"] is True and record["results"][0]["kernel_ms"] > 0
+
+
 @pytest.mark.parametrize("args, message", [(["not-a-hash"], "COMMIT not-a-hash is not a git commit hash"),
                                            ([], "COMMIT <missing>"),
                                            (["abc1234", "12"], "MINUTES 12 is not a whole number from 2 to 9")])
