@@ -127,7 +127,7 @@ def test_rerun_reproduces_a_record_epoch_by_epoch_and_flags_a_difference(tmp_pat
 
 def test_a_cpp_record_reruns_on_a_gpu_with_the_fused_kernels_and_cpp_on_cuda_fails_early(tmp_path, monkeypatch):
     """A reader re-running a CPU record (backend "cpp", the CPU-only C++ loops) on a GPU must not crash at its
-    first forward: the rerun takes backend "auto"; a config that asks for cpp on CUDA fails before any data."""
+    first forward: the rerun takes the default backend "torch"; a config asking for cpp on CUDA fails before data."""
     from types import SimpleNamespace
 
     import torch
@@ -142,8 +142,8 @@ def test_a_cpp_record_reruns_on_a_gpu_with_the_fused_kernels_and_cpp_on_cuda_fai
     record = SimpleNamespace(config=config)
     assert rerun_config(record).backend == "cpp"               # on the CPU, as recorded
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert rerun_config(record, "cuda").backend == "auto"
-    assert rerun_config(record, "cuda", "torch").backend == "torch"   # what the reader asks for wins
+    assert rerun_config(record, "cuda").backend == "torch"
+    assert rerun_config(record, "cuda", "cupy").backend == "cupy"   # what the reader asks for wins
     with pytest.raises(ConfigError, match="'backend' = 'cpp' runs on CPU tensors only"):
         train(with_overrides(config, {"device": "cuda"}), results_dir=tmp_path, progress=False)
     assert not list(tmp_path.rglob("*.json"))

@@ -33,7 +33,8 @@ _COMPARED = ("_accuracy", "_loss")
 def rerun_config(record: Record, device: str | None = None, backend: str | None = None):
     """The config to train again: the record's own, on another ``device`` / ``backend`` if asked (neither is
     part of a run's identity). A record made with ``backend="cpp"`` (CPU only) that is re-run on a GPU without
-    a ``backend`` asked for runs with ``"auto"`` there: the fused CUDA kernels where CuPy works, else PyTorch."""
+    a ``backend`` asked for runs with ``"torch"`` there, the library's default until the fused CUDA kernels have
+    passed their GPU parity tests (``--backend auto`` or ``cupy`` picks those)."""
     from reprolib.training.loop import resolve_device  # noqa: PLC0415 (imports torch)
 
     overrides = {}
@@ -42,7 +43,7 @@ def rerun_config(record: Record, device: str | None = None, backend: str | None 
     if backend is not None:
         overrides["backend"] = backend
     elif record.config.backend == "cpp" and resolve_device(device or record.config.device).type == "cuda":
-        overrides["backend"] = "auto"
+        overrides["backend"] = "torch"
     return with_overrides(record.config, overrides) if overrides else record.config
 
 
