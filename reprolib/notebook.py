@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import shlex
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
 
@@ -723,7 +723,8 @@ def accuracy_findings(runs: Mapping[str, Runs], paper: pd.DataFrame, released: p
     return _bullets(bullets, within)
 
 
-def table_findings(table: pd.DataFrame, by: Sequence[str], reported, name) -> str:
+def table_findings(table: pd.DataFrame, by: Sequence[str], reported: Callable[[dict], float | None],
+                   name: Callable[[dict], str]) -> str:
     """Markdown bullets, computed from the records, for every cell of a paper's table that gives no std (1 pp is
     the tolerance): the cells whose mean test accuracy misses the paper's, each with what the records say about
     why, and the cells within 1 pp listed together.
