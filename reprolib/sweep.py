@@ -124,6 +124,15 @@ def _place_on_gpu(config: ExperimentConfig, workers_per_gpu: int) -> ExperimentC
     return with_overrides(config, {"device": f"cuda:{(name // workers_per_gpu) % count}"})
 
 
+def threads_per_worker(workers: int) -> int:
+    """PyTorch threads for each of ``workers`` runs side by side here: ``$OMP_NUM_THREADS`` when the user set it
+    (two sweeps sharing a machine must not each take every core), else the cores shared out among the workers."""
+    chosen = os.environ.get("OMP_NUM_THREADS", "")
+    if chosen.isdigit() and int(chosen) > 0:
+        return int(chosen)
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
 def run_one(config_data: dict, results_dir: str, workers_per_gpu: int = 1, threads: int | None = None,
             stop_at: float | None = None) -> dict:
     """One sweep task (also usable on its own): train a config given as a dict; never raises, reports
@@ -219,7 +228,7 @@ def _run_in_process_pool(todo, folder: str, workers: int, workers_per_gpu: int, 
     import multiprocessing  # noqa: PLC0415
     from concurrent.futures import ProcessPoolExecutor, as_completed  # noqa: PLC0415
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = threads_per_worker(workers)
     # spawn, not fork: CUDA cannot be used in a forked child of a process that touched it
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(run_one, c.to_dict(), folder, workers_per_gpu, threads, stop_at): c for c in todo}
@@ -245,7 +254,7 @@ def _run_on_dask(todo, folder: str, client, scheduler_address, workers: int, wor
             client = own_client = Client(cluster)
     threads = None
     if cluster is not None:
-        threads = max(1, (os.cpu_count() or 1) // len(cluster.workers))
+        threads = threads_per_worker(len(cluster.workers))
     try:
         from distributed import as_completed  # noqa: PLC0415
 

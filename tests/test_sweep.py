@@ -94,3 +94,16 @@ def test_sweep_without_dask_runs_in_a_process_pool(tmp_path, monkeypatch):
     for config in configs:
         pooled, dasked = find_record(config, tmp_path / "pool"), find_record(config, tmp_path / "dask")
         assert metrics_only(pooled.history) == metrics_only(dasked.history)
+
+
+def test_threads_per_worker_respects_omp_num_threads(monkeypatch):
+    """Two sweeps side by side, each told OMP_NUM_THREADS=1, must not each take every core."""
+    from reprolib.sweep import threads_per_worker
+
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert threads_per_worker(1) == 8 and threads_per_worker(3) == 2 and threads_per_worker(16) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert threads_per_worker(1) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "junk")   # not a count: ignored
+    assert threads_per_worker(2) == 4
