@@ -770,16 +770,22 @@ def table_findings(table: pd.DataFrame, by: Sequence[str], reported: Callable[[d
 
 def compare_variants(variants: Mapping[str, pd.DataFrame], metric: str = "test_accuracy") -> pd.DataFrame:
     """One row per variant (label -> the records table of its runs, accuracies in percent): how many runs, the
-    mean ± std of ``metric`` and the seeds whose hidden activity froze (:func:`frozen_since`)."""
+    mean ± std of ``metric``, the seeds whose hidden activity froze (:func:`frozen_since`), and the mean ± std
+    of the other runs (their count in brackets): what the variant reaches when its hidden layer keeps learning."""
     rows = []
+    alive_column = f"{metric} of the runs not frozen"
     for label, table in variants.items():
         if table is None or table.empty:
-            rows.append({"variant": label, "runs": 0, metric: NOT_RUN, "hidden activity frozen": ""})
+            rows.append({"variant": label, "runs": 0, metric: NOT_RUN, "hidden activity frozen": "",
+                         alive_column: ""})
             continue
         values = pd.to_numeric(table[metric], errors="coerce")
-        frozen = [f"seed {seed} (epoch {epoch})" for seed, epoch in _frozen_runs(table)]
+        stuck = _frozen_runs(table)
+        alive = values[~table["seed"].isin([seed for seed, _ in stuck])]
         rows.append({"variant": label, "runs": len(values), metric: _mean_spread(values),
-                     "hidden activity frozen": ", ".join(frozen) or "none"})
+                     "hidden activity frozen": ", ".join(f"seed {seed} (epoch {epoch})" for seed, epoch in stuck)
+                     or "none",
+                     alive_column: f"{_mean_spread(alive)} ({len(alive)})" if len(alive) else "none"})
     return pd.DataFrame(rows).set_index("variant")
 
 

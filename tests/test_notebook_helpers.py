@@ -341,7 +341,7 @@ def test_compare_variants_and_preset_seeds():
                          {"seed": 1, "test_accuracy": 70.0, "history": [dict(h, test_activity=0.1 * (h["epoch"] % 2))
                                                                           for h in history]}])
     table = compare_variants({"plain": runs, "probe": pd.DataFrame()})
-    assert table.loc["plain"].tolist() == [2, "65.00 ± 7.07", "seed 0 (epoch 1)"]
+    assert table.loc["plain"].tolist() == [2, "65.00 ± 7.07", "seed 0 (epoch 1)", "70.00 (1)"]
     assert table.loc["probe", "runs"] == 0 and "not run" in table.loc["probe", "test_accuracy"]
 
     params = check_parameters("paper", [0, 1, 2, 3, 4], "cpu", False)
