@@ -604,12 +604,16 @@ def _fit_at(history: Sequence[Mapping], epoch: int, threshold: float = 0.995) ->
     return any(h.get("epoch", 0) <= epoch and (h.get("train_accuracy") or 0.0) >= threshold for h in history)
 
 
-def _frozen_runs(table: pd.DataFrame, fitted: bool = False) -> list[tuple[Any, int]]:
-    """``(seed, epoch)`` of the runs in a records table whose hidden activity froze (:func:`frozen_since`) before
-    they fit their training set (``fitted=True``: those that froze after it). Activity that stops changing once
-    the training set is fit says nothing about the neurons: the loss has no gradient left to give."""
-    return [(seed, epoch) for seed, history in zip(table["seed"], table["history"])
-            if (epoch := frozen_since(history)) is not None and _fit_at(history, epoch) == fitted]
+def _frozen_runs(table: pd.DataFrame) -> tuple[list[tuple[Any, int]], list[tuple[Any, int]]]:
+    """``(seed, epoch)`` of the runs in a records table whose hidden activity froze (:func:`frozen_since`): those
+    that froze before they fit their training set, and those that froze after it. Activity that stops changing
+    once the training set is fit says nothing about the neurons: the loss has no gradient left to give."""
+    before, after = [], []
+    for seed, history in zip(table["seed"], table["history"]):
+        epoch = frozen_since(history)
+        if epoch is not None:
+            (after if _fit_at(history, epoch) else before).append((seed, epoch))
+    return before, after
 
 
 def _mean_spread(values: pd.Series) -> str:
@@ -654,13 +658,12 @@ def _run_signs(group: pd.DataFrame) -> str:
     """What the runs' histories say about a miss: hidden activity frozen (:func:`frozen_since`), or still
     improving at the last epoch (:func:`still_improving`)."""
     text, n = "", len(group)
-    frozen = _frozen_runs(group)
+    frozen, settled = _frozen_runs(group)
     if frozen:
         which = ", ".join(f"seed {seed} from epoch {epoch}" for seed, epoch in frozen)
         text += (f" In {len(frozen)} of {n} runs the hidden layer's mean spike activity on the test set stops "
                  f"changing (to 0.1 %; {which}): a sign that its neurons sit far from threshold, where the "
                  "surrogate gradient vanishes, so the hidden layer stops adapting while the readout learns on.")
-    settled = _frozen_runs(group, fitted=True)
     if settled:
         which = ", ".join(f"seed {seed} from epoch {epoch}" for seed, epoch in settled)
         text += (f" In {len(settled)} of {n} runs the hidden activity stops changing only after the run fits its "
@@ -780,7 +783,7 @@ def compare_variants(variants: Mapping[str, pd.DataFrame], metric: str = "test_a
                          alive_column: ""})
             continue
         values = pd.to_numeric(table[metric], errors="coerce")
-        stuck = _frozen_runs(table)
+        stuck, _ = _frozen_runs(table)
         alive = values[~table["seed"].isin([seed for seed, _ in stuck])]
         rows.append({"variant": label, "runs": len(values), metric: _mean_spread(values),
                      "hidden activity frozen": ", ".join(f"seed {seed} (epoch {epoch})" for seed, epoch in stuck)

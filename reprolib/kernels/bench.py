@@ -498,7 +498,7 @@ def main(args) -> int:
     record = run_bench(args.neurons, shapes, device, repeats=args.repeats, warmup=args.warmup,
                        peak_gbps=args.peak_bandwidth, spikingjelly=not args.no_spikingjelly,
                        max_torch_seconds=args.max_torch_seconds,
-                       on_row=lambda rows: _save({**rows, **extra}, out, complete=False))
+                       on_row=lambda so_far: _save({**so_far, **extra}, out, complete=False))
     record.update(extra)
     tasks = args.iterations if args.iterations is not None else (["smnist", "ecg"] if device.type == "cuda" else ["ecg"])
     tasks = [t for t in tasks if t != "none"]
