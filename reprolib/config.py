@@ -106,7 +106,8 @@ class ExperimentConfig:
     seed: int = 0
     device: str = "auto"
     # the neuron time-loop implementation handed to builders that take ``backend`` (unless model_options
-    # sets one): "torch" loops, "cupy" fused CUDA kernels, "cpp" whole-sequence C++ loops on CPU, "auto"
+    # sets one): "torch" loops, "cupy" fused CUDA kernels, "cpp" the fastest CPU path (whole-sequence C++
+    # loops; for the SRC paper's networks, sparse input matmuls: reprolib.models.src.cpu_path), "auto"
     backend: str = "torch"
     amp: bool = False  # mixed precision; only takes effect on CUDA
     scale: str = "ci"

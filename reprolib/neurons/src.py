@@ -231,13 +231,17 @@ class SpikingRecurrentCell(MemoryModule):
     ``b_h <- min(b_h, bias_max)`` in :meth:`after_optimizer_step` (the training loop calls it after each
     optimiser step; a projected-gradient method); ``"clamp"`` uses ``min(b_h, bias_max)`` in the forward
     pass (the parameter may drift above the bound, its gradient is then zero); ``"none"`` leaves it free.
+
+    ``sparse_input=True`` computes ``W_s s_in`` with :func:`reprolib.kernels.sparse.event_linear` (a sparse
+    product for float32 CPU inputs with few non-zeros; equal to the dense one to float32 rounding).
     """
 
     def __init__(self, in_features: int, out_features: int, *, alpha: float = 0.9, rho: float = 3.0,
                  r: float = 2.0, r_s: float = -7.0, zs_hyp: float = 0.9, zs_dep: float = 0.0,
                  zs_from: str = "previous", bias_init: float = -6.0, bias_max: float = -4.0,
                  bias_bound: str = "project", relu_bypass: bool = True, detach_recurrence: bool = True,
-                 noise_sigma: float = 0.0, step_mode: str = "s", backend: str = "torch"):
+                 noise_sigma: float = 0.0, step_mode: str = "s", backend: str = "torch",
+                 sparse_input: bool = False):
         super().__init__(step_mode)
         for name, value in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -258,6 +262,8 @@ class SpikingRecurrentCell(MemoryModule):
         _check_params(self.constants)
         self.generator: Optional[torch.Generator] = None  # set it to make the noise reproducible
         self.backend = select_backend("SpikingRecurrentCell", backend, MULTISTEP_BACKENDS)
+        # the input matmul as a sparse product on CPU inputs with few non-zeros (reprolib.kernels.sparse)
+        self.sparse_input = bool(sparse_input)
         for name in SRCState._fields:
             self.register_memory(name, None)
 
@@ -277,6 +283,10 @@ class SpikingRecurrentCell(MemoryModule):
             shape = tuple(s_in.shape) if isinstance(s_in, Tensor) else type(s_in).__name__
             raise ValueError(f"SpikingRecurrentCell: input {shape} is invalid; expected {shape_text} "
                              f"with in={self.in_features}")
+        if self.sparse_input:
+            from reprolib.kernels.sparse import event_linear  # noqa: PLC0415
+
+            return event_linear(s_in, self.weight)
         return s_in @ self.weight.t()
 
     def _state(self, like: Tensor) -> SRCState:

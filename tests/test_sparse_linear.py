@@ -1,0 +1,124 @@
+"""Event-sparse input matmuls (``reprolib.kernels.sparse``) and the ``backend="cpp"`` CPU path of the SRC-paper
+networks that uses them: same products and gradients as the dense path, dense fallback, clear errors."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from reprolib.kernels.sparse import event_linear, sparse_rows
+from reprolib.models.src import LinearLeaky, build_lif_network, build_src_network, cpu_path
+
+
+def _events(*shape, density=0.02, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    counts = torch.randint(1, 4, shape, generator=g).float()  # binned event counts, not only 0 / 1
+    return counts * (torch.rand(shape, generator=g) < density)
+
+
+def _rel(a, b):
+    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item()
+
+
+def test_sparse_rows_builds_the_matrix_and_its_transpose():
+    x = _events(37, 23, density=0.1)
+    x_csr, xt_csr = sparse_rows(x)
+    assert torch.equal(x_csr.to_dense(), x)
+    assert torch.equal(xt_csr.to_dense(), x.t())
+    assert sparse_rows(x, transpose=False)[1] is None
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("input_grad", [False, True])
+def test_event_linear_matches_dense_linear_and_its_gradients(bias, input_grad):
+    x = _events(40, 6, 57).requires_grad_(input_grad)  # [T, B, K]: the leading dims are folded and restored
+    w = torch.randn(11, 57, requires_grad=True)
+    b = torch.randn(11, requires_grad=True) if bias else None
+    cot = torch.randn(40, 6, 11)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no beta / invariant-check warnings reach the user
+        y = event_linear(x, w, b)
+    grads = torch.autograd.grad((y * cot).sum(), [t for t in (x, w, b) if t is not None and t.requires_grad])
+    x_ref = x.detach().clone().requires_grad_(input_grad)
+    w_ref = w.detach().clone().requires_grad_(True)
+    b_ref = b.detach().clone().requires_grad_(True) if bias else None
+    y_ref = F.linear(x_ref, w_ref, b_ref)
+    ref = torch.autograd.grad((y_ref * cot).sum(), [t for t in (x_ref, w_ref, b_ref) if t is not None and t.requires_grad])
+    assert y.shape == (40, 6, 11)
+    assert _rel(y, y_ref) < 1e-6
+    assert len(grads) == len(ref)
+    for got, want in zip(grads, ref):
+        assert _rel(got, want) < 1e-5
+
+
+def test_event_linear_falls_back_to_the_dense_product_when_the_input_is_not_sparse():
+    x = torch.randn(30, 20)  # every entry non-zero
+    w = torch.randn(5, 20)
+    assert torch.equal(event_linear(x, w), F.linear(x, w))  # bit for bit: it *is* F.linear
+    double = _events(30, 20).double()
+    assert torch.equal(event_linear(double, w.double()), F.linear(double, w.double()))
+
+
+def test_event_linear_without_autograd_and_on_an_all_zero_input():
+    w = torch.randn(4, 9, requires_grad=True)
+    x = _events(12, 9, density=0.2)
+    with torch.no_grad():
+        assert _rel(event_linear(x, w), F.linear(x, w)) < 1e-6
+    zeros = torch.zeros(8, 9)
+    y = event_linear(zeros, w)
+    assert torch.equal(y, torch.zeros(8, 4))
+    y.sum().backward()
+    assert torch.equal(w.grad, torch.zeros_like(w))
+
+
+def test_event_linear_names_bad_arguments():
+    with pytest.raises(ValueError, match=r"max_density=1\.5.*\[0, 1\]"):
+        event_linear(torch.zeros(3, 4), torch.zeros(2, 4), max_density=1.5)
+    with pytest.raises(ValueError, match=r"input \(3, 5\) and weight \(2, 4\).*4"):
+        event_linear(torch.zeros(3, 5), torch.zeros(2, 4))
+
+
+def test_cpu_path_of_the_networks():
+    assert cpu_path("cpp", "SRC") == ("torch", True)
+    assert cpu_path("torch", "SRC") == ("torch", False)
+    assert cpu_path("auto", "LIF") == ("auto", False)
+    with pytest.raises(ValueError, match=r"backend='gpu'.*expected one of"):
+        cpu_path("gpu", "LIF")
+    with pytest.raises(ValueError, match="backend='fast'"):
+        build_lif_network(in_features=12, layers=2, hidden=8, backend="fast")
+
+
+@pytest.mark.parametrize("builder", [build_lif_network, build_src_network])
+def test_cpp_networks_compute_what_the_torch_networks_compute(builder):
+    torch.manual_seed(0)
+    dense = builder(in_features=60, layers=3, hidden=24, backend="torch")
+    torch.manual_seed(0)
+    sparse = builder(in_features=60, layers=3, hidden=24, backend="cpp")
+    blocks = list(sparse.blocks)
+    assert all(block.sparse_input for block in blocks)
+    if builder is build_src_network:
+        assert all(block.backend is dense.blocks[0].backend for block in blocks)  # the PyTorch loop, not C++
+    else:
+        assert all(isinstance(block, LinearLeaky) for block in blocks)
+    assert not any(block.sparse_input for block in dense.blocks)
+    # identical parameters (the backend changes no initialisation), identical results to float32 rounding
+    for p, q in zip(dense.parameters(), sparse.parameters()):
+        assert torch.equal(p, q)
+    x = _events(30, 5, 60, density=0.1, seed=3)
+    y = torch.tensor([0, 1, 2, 3, 4])
+    outs = []
+    for net in (dense, sparse):
+        out = net(x)
+        loss = F.cross_entropy(out[-1], y)
+        grads = torch.autograd.grad(loss, list(net.parameters()), allow_unused=True)
+        outs.append((out, grads, net.last_spike_count))
+    assert _rel(outs[1][0], outs[0][0]) < 1e-5
+    assert outs[1][2] == outs[0][2]
+    for got, want in zip(outs[1][1], outs[0][1]):
+        if want is None:
+            assert got is None
+        else:
+            assert _rel(got, want) < 1e-4
