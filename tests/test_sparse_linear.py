@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reprolib.kernels.sparse import event_linear, sparse_rows
+from reprolib.kernels.sparse import estimated_density, event_linear, sparse_rows
 from reprolib.models.src import LinearLeaky, build_lif_network, build_src_network, cpu_path
 
 
@@ -60,6 +60,14 @@ def test_event_linear_falls_back_to_the_dense_product_when_the_input_is_not_spar
     assert torch.equal(event_linear(x, w), F.linear(x, w))  # bit for bit: it *is* F.linear
     double = _events(30, 20).double()
     assert torch.equal(event_linear(double, w.double()), F.linear(double, w.double()))
+
+
+def test_estimated_density_counts_a_sample_of_rows():
+    x = _events(5000, 40, density=0.03, seed=1)
+    assert abs(estimated_density(x) - 0.03) < 0.01
+    assert estimated_density(torch.zeros(10, 4)) == 0.0
+    dense_tail = torch.cat([torch.zeros(100, 8), torch.ones(100, 8)])  # the sample spans the whole matrix
+    assert 0.4 < estimated_density(dense_tail, rows=20) < 0.6
 
 
 def test_event_linear_without_autograd_and_on_an_all_zero_input():
