@@ -63,6 +63,32 @@ def test_frames_match_a_hand_count_of_the_file(data_root, private_cache, no_netw
     assert torch.equal(binary, (x > 0).float()) and x.max() > 1  # counts really were clamped
 
 
+def test_small_splits_keep_their_frames_in_memory(data_root, private_cache, monkeypatch, no_network):
+    from reprolib.data import nmnist
+
+    reads = []
+    original = nmnist.load_sparse_frames
+    monkeypatch.setattr(nmnist, "load_sparse_frames", lambda *a, **k: reads.append(a[0]) or original(*a, **k))
+    test = load_dataset("nmnist-subset", "test", root=data_root)
+    first = [test[i][0] for i in range(3)]
+    again = [test[i][0] for i in range(3)]
+    assert len(reads) == 3  # the second epoch reads no file
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert torch.equal(first[1], torch.from_numpy(nmnist.load_frames(test.files[1]).astype(np.float32)))
+    binary = load_dataset("nmnist-subset", "test", root=data_root, binarize=True)
+    assert torch.equal(binary[1][0], (first[1] > 0).float()) and binary[1][0].max() == 1
+
+    monkeypatch.setattr(nmnist, "MEMORY_CACHE_MAX_RECORDINGS", 50)  # a split larger than this reads every time
+    reads.clear()
+    large = load_dataset("nmnist-subset", "test", root=data_root)
+    assert torch.equal(large[0][0], first[0]) and torch.equal(large[0][0], first[0])
+    assert len(reads) == 2
+    reads.clear()
+    uncached = load_dataset("nmnist-subset", "test", root=data_root, cache=False)
+    uncached[0], uncached[0]
+    assert len(reads) == 2
+
+
 def test_corrupted_recording_is_named_with_both_hashes(data_root, tmp_path, no_network):
     source = data_root / "N-MNIST-subset"
     folder = tmp_path / "root" / "N-MNIST-subset"

@@ -66,35 +66,53 @@ def _frame_cache_path(digest: str, n_time_bins: int) -> Path:
     return cache_dir(f"nmnist-frames/tonic-{tonic.__version__}/T{n_time_bins}") / f"{digest}.npz"
 
 
-def load_frames(path: str | os.PathLike, n_time_bins: int = 200, expected_sha256: str | None = None, cache: bool = True) -> np.ndarray:
-    """Framed recording ``path`` (int16 counts), from the cache when possible; checks ``expected_sha256``."""
+def load_sparse_frames(path: str | os.PathLike, n_time_bins: int = 200, expected_sha256: str | None = None,
+                       cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Framed recording ``path`` as ``(flat index int32, count int16)`` of its non-zero bins (row-major over
+    ``[n_time_bins, 2, 34, 34]``), from the disk cache when possible; checks ``expected_sha256``."""
     data = Path(path).read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if expected_sha256 is not None and digest != expected_sha256:
         raise ChecksumMismatchError(path, expected_sha256, digest)
-    shape = (n_time_bins, SENSOR_SIZE[2], SENSOR_SIZE[1], SENSOR_SIZE[0])
     target = _frame_cache_path(digest, n_time_bins) if cache else None
     if target is not None and target.is_file():
         try:
             with np.load(target) as stored:
-                frames = np.zeros(int(np.prod(shape)), dtype=np.int16)
-                frames[stored["index"]] = stored["count"]
-                return frames.reshape(shape)
+                return stored["index"], stored["count"]
         except (OSError, ValueError, KeyError):
             pass  # unreadable cache entry: rebuild it below
-    frames = frame_events(read_events(data), n_time_bins)
+    flat = frame_events(read_events(data), n_time_bins).reshape(-1)
+    index = np.flatnonzero(flat).astype(np.int32)
+    count = flat[index]
     if target is not None:
-        flat = frames.reshape(-1)
-        index = np.flatnonzero(flat).astype(np.int32)
         handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=target.parent)
         try:
             with os.fdopen(handle, "wb") as stream:
-                np.savez(stream, index=index, count=flat[index])
+                np.savez(stream, index=index, count=count)
             os.replace(temporary, target)  # atomic: readers see the old state or the whole file
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
-    return frames
+    return index, count
+
+
+def _frame_shape(n_time_bins: int) -> tuple[int, int, int, int]:
+    return (n_time_bins, SENSOR_SIZE[2], SENSOR_SIZE[1], SENSOR_SIZE[0])
+
+
+def load_frames(path: str | os.PathLike, n_time_bins: int = 200, expected_sha256: str | None = None, cache: bool = True) -> np.ndarray:
+    """Framed recording ``path`` (int16 counts ``[n_time_bins, 2, 34, 34]``), from the cache when possible;
+    checks ``expected_sha256``."""
+    index, count = load_sparse_frames(path, n_time_bins, expected_sha256, cache)
+    shape = _frame_shape(n_time_bins)
+    frames = np.zeros(int(np.prod(shape)), dtype=np.int16)
+    frames[index] = count
+    return frames.reshape(shape)
+
+
+#: splits of at most this many recordings keep their sparse frames in memory after the first epoch (the
+#: subset: 1,000 recordings, ~25 MB); reading, hashing and unpacking them again cost ~10 % of a CPU epoch
+MEMORY_CACHE_MAX_RECORDINGS = 10_000
 
 
 class _FrameDataset(SplitDataset):
@@ -123,6 +141,9 @@ class _FrameDataset(SplitDataset):
         self.targets = torch.as_tensor(list(targets), dtype=torch.long)
         self.expected_sha256 = expected_sha256
         self.n_time_bins, self.binarize, self.cache = n_time_bins, bool(binarize), bool(cache)
+        # index -> (flat index, count); only for small splits (MEMORY_CACHE_MAX_RECORDINGS) and with ``cache``
+        self._in_memory: dict[int, tuple[np.ndarray, np.ndarray]] | None = (
+            {} if self.cache and len(self.files) <= MEMORY_CACHE_MAX_RECORDINGS else None)
 
     def _recordings(self, root, split_seed: int, download: bool):  # pragma: no cover - overridden
         raise NotImplementedError
@@ -131,12 +152,17 @@ class _FrameDataset(SplitDataset):
         return len(self.files)
 
     def __getitem__(self, index: int):
-        expected = self.expected_sha256[index] if self.expected_sha256 is not None else None
-        frames = load_frames(self.files[index], self.n_time_bins, expected, self.cache)
-        x = torch.from_numpy(frames.astype(np.float32))
-        if self.binarize:
-            x = (x > 0).to(torch.float32)
-        return self._transformed(x, int(self.targets[index]))
+        sparse = self._in_memory.get(index) if self._in_memory is not None else None
+        if sparse is None:
+            expected = self.expected_sha256[index] if self.expected_sha256 is not None else None
+            sparse = load_sparse_frames(self.files[index], self.n_time_bins, expected, self.cache)
+            if self._in_memory is not None:
+                self._in_memory[index] = sparse
+        flat_index, count = sparse
+        shape = _frame_shape(self.n_time_bins)
+        x = torch.zeros(int(np.prod(shape)), dtype=torch.float32)
+        x[torch.from_numpy(flat_index.astype(np.int64))] = 1.0 if self.binarize else torch.from_numpy(count.astype(np.float32))
+        return self._transformed(x.view(shape), int(self.targets[index]))
 
 
 class NMNISTSubset(_FrameDataset):
