@@ -91,6 +91,7 @@ def test_event_linear_names_bad_arguments():
 
 def test_cpu_path_of_the_networks():
     assert cpu_path("cpp", "SRC") == ("torch", True)
+    assert cpu_path("cpp", "LIF") == ("cpp", True)
     assert cpu_path("torch", "SRC") == ("torch", False)
     assert cpu_path("auto", "LIF") == ("auto", False)
     with pytest.raises(ValueError, match=r"backend='gpu'.*expected one of"):

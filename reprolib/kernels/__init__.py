@@ -13,7 +13,7 @@ Importing this package never imports CuPy; CuPy is imported the first time a CUD
   small recurrent networks where per-step framework overhead dominates) -- :mod:`reprolib.kernels.cpu` -- and
   the IF / LIF / SRC / LI scans compiled as C++;
 * sparse input matmuls for event data on the CPU (part of ``backend="cpp"`` of the SRC paper's networks) --
-  :mod:`reprolib.kernels.sparse`;
+  :mod:`reprolib.kernels.sparse`; the snnTorch-style Leaky neuron as a C++ scan -- :mod:`reprolib.kernels.leaky`;
 * ``reprolib bench`` -- :mod:`reprolib.kernels.bench`.
 
 Importing the package registers ``"cupy"``, ``"auto"`` and ``"cpp"`` in ``IFNode.multistep_backends`` and
@@ -22,7 +22,7 @@ Importing the package registers ``"cupy"``, ``"auto"`` and ``"cpp"`` in ``IFNode
 
 from __future__ import annotations
 
-from reprolib.kernels import cpu, leaky_integrator, lif, resonate, sparse, src
+from reprolib.kernels import cpu, leaky, leaky_integrator, lif, resonate, sparse, src
 from reprolib.kernels.dispatch import (
     BACKENDS,
     BackendUnavailable,
@@ -55,7 +55,7 @@ __all__ = [
     "src_multistep_auto", "brf_multistep", "rf_multistep", "alif_multistep", "brf_multistep_auto",
     "rf_multistep_auto", "alif_multistep_auto", "brf_multistep_cpp", "rf_multistep_cpp", "alif_multistep_cpp",
     "li_multistep", "li_multistep_auto", "li_multistep_cpp", "leaky_integrator", "cpu", "brf_scan", "rf_scan", "alif_scan", "register_backends",
-    "lif", "src", "resonate", "sparse",
+    "lif", "src", "resonate", "sparse", "leaky",
 ]
 
 

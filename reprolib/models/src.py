@@ -111,21 +111,22 @@ NETWORK_BACKENDS = ("torch", "auto", "cupy", "cpp")
 
 
 def cpu_path(backend: str, neuron: str) -> tuple[str, bool]:
-    """``(time-loop backend, sparse input matmuls)`` of a network built with ``backend``.
+    """``(time-loop backend, sparse input matmuls)`` of a network of ``neuron`` ("SRC" | "LIF") built with ``backend``.
 
-    ``"cpp"`` means the fastest path on a CPU, not a C++ time loop: the input matmuls of every layer take
+    ``"cpp"`` means the fastest path on a CPU: the input matmuls of every layer take
     :func:`reprolib.kernels.sparse.event_linear` (binned events and spikes are mostly zeros; this halves the
-    first layer's cost on N-MNIST) and the neuron loop stays PyTorch's. For SRC the C++ scan exists
-    (``SpikingRecurrentCell(backend="cpp")``) but is slower than PyTorch's loop on a CPU: it calls the scalar
-    ``tanhf`` twice per neuron and step where PyTorch vectorises ``tanh`` (one thread, T = 200, 64 x 512
-    neurons: forward 0.72 s against 0.15 s, backward 0.13 s against 0.06 s). Measured on N-MNIST batches
-    (64, T = 200, 2 layers, one thread): a training step of the LIF network 1.06 s -> 0.68 s, of the SRC
-    network 1.29 s -> 0.69 s.
+    first layer's cost on N-MNIST); the LIF layers run the C++ scan of :mod:`reprolib.kernels.leaky`; the SRC
+    layers keep PyTorch's loop. For SRC the C++ scan exists (``SpikingRecurrentCell(backend="cpp")``) but is
+    slower than PyTorch's loop on a CPU: it calls the scalar ``tanhf`` twice per neuron and step where
+    PyTorch vectorises ``tanh`` (one thread, T = 200, 64 x 512 neurons: forward 0.72 s against 0.15 s,
+    backward 0.13 s against 0.06 s). Measured on N-MNIST batches
+    (64, T = 200, one thread, 2-core machine shared with another run): a training step of the 2-layer LIF
+    network 1.30 s -> 0.49 s (3 layers: 2.07 s -> 0.76 s), of the 2-layer SRC network 1.29 s -> 0.69 s.
     """
     if backend not in NETWORK_BACKENDS:
         raise ValueError(f"{neuron} network: backend={backend!r} is invalid; expected one of {NETWORK_BACKENDS}")
     if backend == "cpp":
-        return "torch", True
+        return ("cpp" if neuron == "LIF" else "torch"), True
     return backend, False
 
 
@@ -183,15 +184,17 @@ def build_lif_network(in_features: int, layers: int, hidden: int = 512, classes:
     shape; the paper does not say per layer or per neuron). ``reset="zero"`` follows the paper's LIF equation
     (immediate reset to rest); ``"subtract"`` is snnTorch's default (ambiguity A3). ``bias=True``: the
     paper's LIF layers are ``nn.Linear`` layers, whose bias PyTorch enables by default (not stated).
-    ``backend``: ``"torch"`` (the only time loop of this neuron) or ``"cpp"``, the fastest CPU path
-    (:func:`cpu_path`: sparse input matmuls); ``"auto"`` and ``"cupy"`` run the PyTorch loop too.
+    ``backend``: ``"torch"`` or ``"cpp"``, the fastest CPU path (:func:`cpu_path`: sparse input matmuls and
+    the C++ scan of the Leaky neuron); ``"auto"`` and ``"cupy"`` run the PyTorch loop (no CUDA kernel of
+    this neuron exists).
     """
     if reset not in LEAKY_RESETS:
         raise ValueError(f"reset={reset!r}; expected one of {LEAKY_RESETS}")
-    sparse_input = cpu_path(backend, "LIF")[1]
+    loop_backend, sparse_input = cpu_path(backend, "LIF")
+    loop_backend = loop_backend if loop_backend == "cpp" else "torch"
     sizes = _layer_sizes(in_features, layers, hidden, classes, group_size)
-    blocks = [LinearLeaky(n_in, n_out, bias, sparse_input, beta=beta, threshold=threshold, learn_beta=learn_beta,
-                          learn_threshold=learn_threshold, reset=reset)
+    blocks = [LinearLeaky(n_in, n_out, bias, sparse_input, backend=loop_backend, beta=beta, threshold=threshold,
+                          learn_beta=learn_beta, learn_threshold=learn_threshold, reset=reset)
               for n_in, n_out in zip(sizes[:-1], sizes[1:])]
     readout = FrozenLeakyReadout(classes, group_size, readout_leak, readout_exc, readout_inh)
     return SpikingStackNetwork(blocks, readout, in_features)

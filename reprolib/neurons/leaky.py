@@ -24,9 +24,11 @@ from torch import Tensor, nn
 from reprolib.neurons.base import MemoryModule
 from reprolib.surrogate import ATan
 
-__all__ = ["LeakyParameters", "LeakyState", "leaky_step", "leaky_multistep", "Leaky", "LEAKY_RESETS"]
+__all__ = ["LeakyParameters", "LeakyState", "leaky_step", "leaky_multistep", "Leaky", "LEAKY_RESETS", "LEAKY_BACKENDS"]
 
 LEAKY_RESETS = ("subtract", "zero", "none")
+#: multi-step implementations: the PyTorch loop, or the whole-sequence C++ scan (reprolib.kernels.leaky)
+LEAKY_BACKENDS = ("torch", "cpp")
 
 
 class LeakyParameters(NamedTuple):
@@ -75,13 +77,18 @@ class Leaky(MemoryModule):
     ``beta`` / ``threshold`` are scalars (snnTorch's default shape), learnable when ``learn_beta`` /
     ``learn_threshold``. ``spike_fn`` defaults to ``ATan(alpha=2.0, strict=True)`` (snnTorch's
     ``surrogate.atan()``). The membrane starts at 0 and persists across calls until :meth:`reset`.
+    ``backend="cpp"``: the multi-step forward as one C++ scan on CPU float32 tensors (ATan / Sigmoid
+    surrogates; :mod:`reprolib.kernels.leaky`); single steps always take the PyTorch step.
     """
 
     def __init__(self, beta: float = 0.9, threshold: float = 1.0, *, learn_beta: bool = False,
-                 learn_threshold: bool = False, reset: str = "subtract", spike_fn=None, step_mode: str = "s"):
+                 learn_threshold: bool = False, reset: str = "subtract", spike_fn=None, step_mode: str = "s",
+                 backend: str = "torch"):
         super().__init__(step_mode)
         if reset not in LEAKY_RESETS:
             raise ValueError(f"Leaky: reset={reset!r}; expected one of {LEAKY_RESETS}")
+        if backend not in LEAKY_BACKENDS:
+            raise ValueError(f"Leaky: backend={backend!r} is invalid; expected one of {LEAKY_BACKENDS}")
         beta_t = torch.as_tensor(float(beta))
         thr_t = torch.as_tensor(float(threshold))
         if learn_beta:
@@ -94,6 +101,14 @@ class Leaky(MemoryModule):
             self.register_buffer("threshold", thr_t)
         self.reset_mode = reset
         self.spike_fn = spike_fn if spike_fn is not None else ATan(alpha=2.0, strict=True)
+        self.backend = backend
+        if backend == "cpp":  # unsupported options and a missing compiler fail here, before any data is read
+            from reprolib.kernels import cpu, leaky  # noqa: PLC0415
+            from reprolib.kernels.dispatch import BackendUnavailable  # noqa: PLC0415
+
+            leaky.check_supported(self.spike_fn, reset)
+            if not cpu.cpp_available():
+                raise BackendUnavailable("Leaky: backend='cpp' needs a C++ compiler (g++ or $CXX); none was found")
         self.register_memory("mem", None)
 
     def neuron_parameters(self) -> LeakyParameters:
@@ -114,7 +129,12 @@ class Leaky(MemoryModule):
     def multi_step_forward(self, x_seq: Tensor) -> Tensor:
         if not isinstance(x_seq, Tensor) or x_seq.dim() < 2:
             raise ValueError(f"Leaky: input {getattr(x_seq, 'shape', x_seq)!r} is invalid; expected [T, B, ...]")
-        spikes, (self.mem,) = leaky_multistep(x_seq, self._state(x_seq[0]), self.neuron_parameters())
+        if self.backend == "cpp":
+            from reprolib.kernels.leaky import leaky_multistep_cpp  # noqa: PLC0415
+
+            spikes, (self.mem,) = leaky_multistep_cpp(x_seq, self._state(x_seq[0]), self.neuron_parameters())
+        else:
+            spikes, (self.mem,) = leaky_multistep(x_seq, self._state(x_seq[0]), self.neuron_parameters())
         return spikes
 
     def extra_repr(self) -> str:

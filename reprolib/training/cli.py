@@ -39,8 +39,8 @@ def add_grid_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (not part of the run's identity)")
     parser.add_argument("--backend", default=None, choices=BACKENDS,
                         help="neuron time-loop implementation for models that have one: torch | auto | cupy (fused "
-                             "CUDA) | cpp (the fastest CPU path: whole-sequence C++ loops; sparse input matmuls for the SRC "
-                             "paper's networks); not part of the run's identity")
+                             "CUDA) | cpp (the fastest CPU path: whole-sequence C++ loops, and sparse input matmuls for the "
+                             "SRC paper's networks); not part of the run's identity")
     parser.add_argument("--results", default=None, metavar="DIR", help="records folder (default $REPROLIB_RESULTS or results/)")
     parser.add_argument("--list", action="store_true", help="list the selected configs (hash, record status) and exit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -1,0 +1,83 @@
+"""``Leaky(backend="cpp")``: the snnTorch-style LIF of the SRC paper's baseline as one C++ scan.
+
+It must reproduce the PyTorch loop (spikes and membranes bit for bit, gradients of the input, the initial
+state, ``beta`` and the threshold to float32 rounding) for every reset mode and both surrogates, and refuse
+clearly what it does not implement.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from reprolib.kernels import cpu
+from reprolib.kernels.dispatch import KernelUnsupported
+from reprolib.kernels.leaky import leaky_multistep_cpp
+from reprolib.models.src import build_lif_network
+from reprolib.neurons.leaky import Leaky, LeakyParameters, LeakyState
+from reprolib.surrogate import ATan, DoubleGaussian, Sigmoid
+
+needs_cxx = pytest.mark.skipif(not cpu.cpp_available(), reason="no C++ compiler (g++) to build the cpp backend")
+
+
+def _run(backend, x, cotangents, *, beta, reset, spike_fn):
+    neuron = Leaky(beta=beta, threshold=0.7, learn_beta=True, learn_threshold=True, reset=reset, spike_fn=spike_fn,
+                   step_mode="m", backend=backend)
+    inputs = x.clone().requires_grad_(True)
+    first = neuron(inputs)
+    second = neuron(0.5 * inputs)  # continues from the stored membrane: the initial state's gradient is used
+    loss = (first * cotangents[0]).sum() + (second * cotangents[1]).sum() + (neuron.mem * cotangents[2]).sum()
+    grads = torch.autograd.grad(loss, [inputs, neuron.beta, neuron.threshold])
+    return (first, second, neuron.mem.detach()), grads
+
+
+def _rel(a, b):
+    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item()
+
+
+@needs_cxx
+@pytest.mark.parametrize("reset", ["zero", "subtract", "none"])
+@pytest.mark.parametrize("spike_fn", [ATan(alpha=2.0, strict=True), Sigmoid(alpha=4.0)], ids=["atan", "sigmoid"])
+@pytest.mark.parametrize("shape", [(1, 3, 5), (47, 4, 33), (400, 2, 7)])
+def test_cpp_scan_matches_the_pytorch_loop(reset, spike_fn, shape):
+    g = torch.Generator().manual_seed(sum(shape))
+    x = 0.8 * torch.randn(shape, generator=g)
+    cotangents = [torch.randn(shape, generator=g), torch.randn(shape, generator=g), torch.randn(shape[1:], generator=g)]
+    (want, want_grads) = _run("torch", x, cotangents, beta=0.85, reset=reset, spike_fn=spike_fn)
+    (got, got_grads) = _run("cpp", x, cotangents, beta=0.85, reset=reset, spike_fn=spike_fn)
+    for a, b in zip(got, want):
+        assert torch.equal(a, b)  # spikes and the final membrane, bit for bit
+    if shape[0] > 1:
+        assert 0.01 < want[0].mean() < 0.9  # the case spikes and rests, so both branches are exercised
+    for name, a, b in zip(("input", "beta", "threshold"), got_grads, want_grads):
+        assert _rel(a, b) < 2e-5, name
+
+
+@needs_cxx
+def test_beta_above_one_is_clamped_with_no_gradient_as_in_pytorch():
+    x = 0.5 * torch.randn(30, 2, 6, generator=torch.Generator().manual_seed(1))
+    cot = [torch.ones(30, 2, 6), torch.ones(30, 2, 6), torch.zeros(2, 6)]
+    (want, want_grads) = _run("torch", x, cot, beta=1.2, reset="zero", spike_fn=None)
+    (got, got_grads) = _run("cpp", x, cot, beta=1.2, reset="zero", spike_fn=None)
+    assert torch.equal(got[0], want[0])
+    assert got_grads[1].item() == want_grads[1].item() == 0.0
+
+
+def test_cpp_leaky_refuses_what_it_does_not_implement():
+    with pytest.raises(ValueError, match=r"backend='cuda'.*expected one of \('torch', 'cpp'\)"):
+        Leaky(backend="cuda")
+    with pytest.raises(KernelUnsupported, match="DoubleGaussian.*ATan and Sigmoid"):
+        Leaky(spike_fn=DoubleGaussian(), backend="cpp")
+    params = LeakyParameters(beta=torch.full((3,), 0.9), threshold=1.0, reset="zero", spike_fn=ATan())
+    x = torch.zeros(4, 2, 3)
+    with pytest.raises(KernelUnsupported, match=r"beta of shape \(3,\).*one scalar per layer"):
+        leaky_multistep_cpp(x, LeakyState(torch.zeros(2, 3)), params)
+    with pytest.raises(KernelUnsupported, match="float64"):
+        leaky_multistep_cpp(x.double(), LeakyState(torch.zeros(2, 3)), params._replace(beta=0.9))
+
+
+@needs_cxx
+def test_the_lif_network_takes_the_scan_with_backend_cpp():
+    net = build_lif_network(in_features=20, layers=2, hidden=16, backend="cpp")
+    assert [block.lif.backend for block in net.blocks] == ["cpp", "cpp"]
+    assert [block.lif.backend for block in build_lif_network(20, 2, 16, backend="auto").blocks] == ["torch", "torch"]
