@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from reprolib.kernels import cpu, sparse
 from reprolib.kernels.sparse import estimated_density, event_linear, sparse_rows
 from reprolib.models.src import LinearLeaky, build_lif_network, build_src_network, cpu_path
 
@@ -29,6 +30,25 @@ def test_sparse_rows_builds_the_matrix_and_its_transpose():
     assert torch.equal(x_csr.to_dense(), x)
     assert torch.equal(xt_csr.to_dense(), x.t())
     assert sparse_rows(x, transpose=False)[1] is None
+
+
+@pytest.mark.skipif(not cpu.cpp_available(), reason="no C++ compiler: the PyTorch CSR builder is the only one")
+@pytest.mark.parametrize("K", [1, 8, 29])
+def test_the_cpp_csr_builder_agrees_with_pytorch(K):
+    x = _events(300, K, density=0.05, seed=K)
+    x[3] = 0.0  # an empty row
+    x[4, 0] = -0.0  # a negative zero is a zero
+    x[5, -1] = -2.0
+    lib = sparse._csr_library()
+    for transpose in (True, False):
+        got, want = sparse._sparse_rows_cpp(lib, x, transpose), sparse._sparse_rows_torch(x, transpose)
+        for a, b in zip(got, want):
+            if b is None:
+                assert a is None
+                continue
+            assert torch.equal(a.crow_indices(), b.crow_indices())
+            assert torch.equal(a.col_indices(), b.col_indices())
+            assert torch.equal(a.values(), b.values())
 
 
 @pytest.mark.parametrize("bias", [True, False])
