@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from reprolib.kernels import dispatch, leaky_integrator, lif, resonate, src, verify
+from reprolib.kernels import dispatch, leaky, leaky_integrator, lif, resonate, src, verify
 from reprolib.kernels.dispatch import BackendUnavailable, KernelUnsupported, resolve_backend
 
 HAS_CXX = dispatch.EmulatedEngine.compiler() is not None
@@ -165,12 +165,14 @@ def _all_sources():
     for options in resonate.resonate_option_sets():
         yield "resonate " + ",".join(f"{k}={v}" for k, v in options.items()), resonate.resonate_source(**options)
     yield "li readout", leaky_integrator.li_source("cupy")
+    for options in leaky.leaky_option_sets():
+        yield "leaky " + ",".join(f"{k}={v}" for k, v in options.items()), leaky.leaky_cuda_source(**options)
 
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc not found: cannot compile-check the generated CUDA sources")
 def test_every_generated_cuda_source_compiles_with_nvcc(tmp_path):
     sources = list(_all_sources())
-    assert len(sources) == 48 + 10 + 6 + 1
+    assert len(sources) == 48 + 10 + 6 + 1 + 12
 
     def compile_one(item):
         index, (label, text) = item
@@ -250,7 +252,7 @@ def test_every_generated_cuda_source_compiles_with_nvrtc_as_cupy_does():
         entries.update(line.split()[-1].rstrip("(") for line in ptx.splitlines() if ".entry" in line)
     assert not failures, failures[:3]
     assert {"lif_forward", "lif_backward", "src_forward", "src_backward", "seq_forward_block",
-            "seq_backward_block", "li_forward", "li_backward"} <= entries
+            "seq_backward_block", "li_forward", "li_backward", "leaky_forward", "leaky_backward"} <= entries
     # and a broken source is reported as broken (the check can fail)
     status, log, _ = _nvrtc_compile(lib, 'extern "C" __global__ void k(float* x) { x[0] = undefined_name; }',
                                     options)

@@ -42,6 +42,16 @@ def test_lif_cupy_surrogate_alphas_and_taus(surrogate, alpha, tau):
     assert report.ok(1e-5), report
 
 
+@pytest.mark.parametrize("reset", ["zero", "subtract", "none"])
+@pytest.mark.parametrize("surrogate", ["atan", "sigmoid"])
+@pytest.mark.parametrize("T,shape", [(1, (3, 5)), (200, (7, 129)), (784, (2, 33))])
+def test_leaky_cupy_matches_torch(reset, surrogate, T, shape):
+    report = verify.check_leaky(reset=reset, surrogate=surrogate, strict=True, T=T, shape=shape, device=DEVICE,
+                                engine="cupy")
+    assert report.spikes_equal
+    assert report.ok(2e-5), report  # beta / threshold gradients: per-neuron sums, then a sum over neurons
+
+
 @pytest.mark.parametrize("relu_bypass", [True, False])
 @pytest.mark.parametrize("detach", [True, False])
 @pytest.mark.parametrize("zs_from", ["previous", "current"])

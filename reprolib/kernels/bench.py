@@ -525,7 +525,7 @@ def _check_all(device, engine: str = "cupy") -> tuple[list[str], int]:
     """Run every kernel check of :mod:`reprolib.kernels.verify` on ``device`` with ``engine`` (``cupy`` on a
     GPU, ``cpp`` on the CPU); returns one line per failed check (a check that raises, e.g. a kernel that does
     not compile, counts as failed and the others still run), and the number of checks run."""
-    from reprolib.kernels import lif, verify  # noqa: PLC0415
+    from reprolib.kernels import leaky, lif, verify  # noqa: PLC0415
 
     failures: list[str] = []
     total = 0
@@ -545,6 +545,9 @@ def _check_all(device, engine: str = "cupy") -> tuple[list[str], int]:
     for options in lif.lif_option_sets():
         kw = verify.lif_kwargs(options)
         record(partial(verify.check_lif, **kw, T=64, shape=(5, 37), device=device, engine=engine), f"lif {kw}")
+    for options in leaky.leaky_option_sets():
+        record(partial(verify.check_leaky, **options, T=64, shape=(5, 37), device=device, engine=engine),
+               f"leaky {options}")
     for bypass in (False, True):
         for detach in (False, True):
             for zs in ("previous", "current"):

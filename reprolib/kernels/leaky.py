@@ -1,4 +1,9 @@
-"""Whole-sequence C++ scan of the snnTorch-style :class:`reprolib.neurons.leaky.Leaky` (``backend="cpp"``).
+"""Fused scans of the snnTorch-style :class:`reprolib.neurons.leaky.Leaky`: C++ on the CPU, CUDA on a GPU.
+
+* ``backend="cpp"`` (:func:`leaky_multistep_cpp`): a whole-sequence C++ scan for CPU tensors;
+* ``backend="cupy"`` / ``"auto"`` (:func:`leaky_multistep_cuda`, :func:`leaky_multistep_auto`): one CUDA thread
+  per neuron scans all T steps, forward and backward, compiled at run time with CuPy like the IF / LIF / SRC
+  kernels (the same source runs on CPU through the C++ emulation engine in the tests).
 
 The PyTorch loop of :func:`reprolib.neurons.leaky.leaky_multistep` dispatches about ten small operators per
 step forward and as many backward; for the 512-wide layers of the SRC paper's LIF baseline (T = 200, batch
@@ -20,13 +25,16 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
+from functools import lru_cache
 
 import torch
 from torch import Tensor
 
-from reprolib.kernels.dispatch import KernelUnsupported
+from reprolib.kernels import dispatch
+from reprolib.kernels.dispatch import BLOCK_SCAN, KernelSpec, KernelUnsupported
 
-__all__ = ["leaky_source", "leaky_multistep_cpp", "check_supported"]
+__all__ = ["leaky_source", "leaky_multistep_cpp", "check_supported", "LEAKY_SPECS", "leaky_cuda_source",
+           "leaky_option_sets", "leaky_multistep_cuda", "leaky_multistep_auto"]
 
 RESET_CODES = {"subtract": 0, "zero": 1, "none": 2}
 
@@ -203,3 +211,194 @@ def leaky_multistep_cpp(input_seq: Tensor, state, params):
                                     alpha, strict)
     return spikes, LeakyState(last)
 
+
+
+# ------------------------------------------------------------------------------------------ CUDA (CuPy)
+
+LEAKY_SPECS = (
+    KernelSpec(
+        "leaky_forward",
+        (("const float*", "x"), ("const float*", "u0"), ("float*", "spike"), ("float*", "u_seq"), ("int", "T"),
+         ("int", "N"), ("float", "beta"), ("float", "thr"), ("float", "sg_a"), ("float", "sg_b")),
+    ),
+    KernelSpec(
+        "leaky_backward",
+        (("const float*", "grad_spike"), ("const float*", "grad_u_last"), ("const float*", "u0"),
+         ("const float*", "u_seq"), ("float*", "grad_x"), ("float*", "grad_u0"), ("float*", "grad_beta"),
+         ("float*", "grad_thr"), ("int", "T"), ("int", "N"), ("float", "beta"), ("float", "thr"), ("float", "sg_a"),
+         ("float", "sg_b")),
+    ),
+)
+
+_CUDA_BODY = r"""
+#if STRICT
+#define FIRE(d) ((d) > 0.0f ? 1.0f : 0.0f)
+#else
+#define FIRE(d) ((d) >= 0.0f ? 1.0f : 0.0f)
+#endif
+#if SURROGATE == 0
+#define SURROGATE_GRAD(d) sg_sigmoid((d), sg_a)
+#else
+#define SURROGATE_GRAD(d) sg_atan((d), sg_a, sg_b)
+#endif
+
+// u_seq[t] = U[t], the membrane after step t (the state step t + 1 reads); op for op as leaky_step
+extern "C" __global__ void leaky_forward(const float* __restrict__ x, const float* __restrict__ u0,
+                                         float* __restrict__ spike, float* __restrict__ u_seq, const int T,
+                                         const int N, const float beta, const float thr, const float sg_a,
+                                         const float sg_b) {
+    const int n = blockIdx.x * blockDim.x + threadIdx.x;
+    if (n >= N) return;
+    float u = u0[n];
+    for (int t = 0; t < T; ++t) {
+        const long long i = (long long)t * N + n;
+#if RESET == 1
+        float v = beta * ((1.0f - FIRE(u - thr)) * u) + x[i];
+#else
+        float v = beta * u + x[i];
+#if RESET == 0
+        v = v - FIRE(u - thr) * thr;
+#endif
+#endif
+        u_seq[i] = v;
+        spike[i] = FIRE(v - thr);
+        u = v;
+    }
+}
+
+// reverse scan; carry = dL/dU[t] from step t + 1 (and from U[T-1] as the returned state); the scalar
+// gradients are summed per neuron here and over neurons by the host
+extern "C" __global__ void leaky_backward(const float* __restrict__ grad_spike, const float* __restrict__ grad_u_last,
+                                          const float* __restrict__ u0, const float* __restrict__ u_seq,
+                                          float* __restrict__ grad_x, float* __restrict__ grad_u0,
+                                          float* __restrict__ grad_beta, float* __restrict__ grad_thr, const int T,
+                                          const int N, const float beta, const float thr, const float sg_a,
+                                          const float sg_b) {
+    const int n = blockIdx.x * blockDim.x + threadIdx.x;
+    if (n >= N) return;
+    float carry = grad_u_last[n];
+    float gb = 0.0f, gt = 0.0f;
+    for (int t = T - 1; t >= 0; --t) {
+        const long long i = (long long)t * N + n;
+        const float through_spike = grad_spike[i] * SURROGATE_GRAD(u_seq[i] - thr);
+        const float gu = through_spike + carry;
+        grad_x[i] = gu;
+        const float m = t > 0 ? u_seq[i - N] : u0[n];
+        gt -= through_spike;
+#if RESET == 1
+        const float keep = 1.0f - FIRE(m - thr);
+        gb += gu * (keep * m);
+        carry = gu * beta * keep;
+#else
+        gb += gu * m;
+#if RESET == 0
+        gt -= gu * FIRE(m - thr);
+#endif
+        carry = gu * beta;
+#endif
+    }
+    grad_u0[n] = carry;
+    grad_beta[n] = gb;
+    grad_thr[n] = gt;
+}
+"""
+
+_SURROGATE_IDS = {"sigmoid": 0, "atan": 1}
+
+
+@lru_cache(maxsize=None)
+def leaky_cuda_source(reset: str, surrogate: str, strict: bool, engine: str = "cupy") -> str:
+    """CUDA source of the Leaky scan for one option set (cached; the text is also the compile-cache key)."""
+    if reset not in RESET_CODES:
+        raise KernelUnsupported(f"Leaky kernel: reset={reset!r}; expected one of {tuple(RESET_CODES)}")
+    if surrogate not in _SURROGATE_IDS:
+        raise KernelUnsupported(f"Leaky kernel: surrogate {surrogate!r}; expected one of {sorted(_SURROGATE_IDS)}")
+    defines = {"RESET": RESET_CODES[reset], "SURROGATE": _SURROGATE_IDS[surrogate], "STRICT": int(bool(strict))}
+    head = "".join(f"#define {k} {v}\n" for k, v in defines.items())
+    return f"// reprolib fused snnTorch-Leaky scan, storage float32\n{head}{dispatch.common_source(engine)}{_CUDA_BODY}"
+
+
+def leaky_option_sets():
+    """Every option combination (for the compile test): keyword dicts for :func:`leaky_cuda_source`."""
+    for reset in RESET_CODES:
+        for surrogate in _SURROGATE_IDS:
+            for strict in (False, True):
+                yield dict(reset=reset, surrogate=surrogate, strict=strict)
+
+
+class _LeakyKernelScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x2: Tensor, u0f: Tensor, beta: Tensor, thr: Tensor, engine, source: str, sg: tuple):
+        T, N = x2.shape
+        spikes, u_seq = torch.empty_like(x2), torch.empty_like(x2)
+        b, th = float(beta), float(thr)
+        engine.launch(source, LEAKY_SPECS, "leaky_forward", N, BLOCK_SCAN, (x2, u0f, spikes, u_seq, T, N, b, th) + sg)
+        ctx.save_for_backward(u0f, u_seq)
+        ctx.engine, ctx.source, ctx.constants = engine, source, (b, th) + sg
+        return spikes, u_seq[-1].clone()
+
+    @staticmethod
+    def backward(ctx, g_spikes: Tensor, g_last: Tensor):
+        u0f, u_seq = ctx.saved_tensors
+        T, N = u_seq.shape
+        gs = g_spikes.contiguous() if g_spikes is not None else torch.zeros_like(u_seq)
+        gl = g_last.contiguous() if g_last is not None else torch.zeros_like(u0f)
+        g_x, g_u0 = torch.empty_like(u_seq), torch.empty_like(u0f)
+        g_beta, g_thr = torch.empty_like(u0f), torch.empty_like(u0f)
+        ctx.engine.launch(ctx.source, LEAKY_SPECS, "leaky_backward", N, BLOCK_SCAN,
+                          (gs, gl, u0f, u_seq, g_x, g_u0, g_beta, g_thr, T, N) + ctx.constants)
+        return (g_x, g_u0 if ctx.needs_input_grad[1] else None, g_beta.sum() if ctx.needs_input_grad[2] else None,
+                g_thr.sum() if ctx.needs_input_grad[3] else None, None, None, None)
+
+
+def leaky_multistep_cuda(input_seq: Tensor, state, params, *, engine: str = "cupy"):
+    """:func:`reprolib.neurons.leaky.leaky_multistep` as the fused kernel: ``(spikes [T, B, ...], LeakyState)``.
+
+    ``engine="cupy"`` needs a CUDA tensor and CuPy (:class:`BackendUnavailable` names what is missing);
+    ``"emulate"`` runs the same source compiled as C++ on CPU tensors (tests). fp16 / bf16 inputs are computed
+    in float32 and returned in their dtype.
+    """
+    from reprolib.kernels.lif import surrogate_options  # noqa: PLC0415
+    from reprolib.neurons.leaky import LeakyState  # noqa: PLC0415
+
+    if not isinstance(input_seq, Tensor) or input_seq.dim() < 2:
+        raise ValueError(f"Leaky kernel: input {getattr(input_seq, 'shape', input_seq)!r}; expected [T, B, ...]")
+    if engine == "cupy":
+        dispatch.resolve_backend("cupy", input_seq)
+    if input_seq.dtype not in dispatch.KERNEL_DTYPES + dispatch.UPCAST_DTYPES:
+        raise KernelUnsupported(f"Leaky kernel: dtype {input_seq.dtype}; expected float32, float16 or bfloat16")
+    if params.reset not in RESET_CODES:
+        raise KernelUnsupported(f"Leaky kernel: reset={params.reset!r}; expected one of {tuple(RESET_CODES)}")
+    name, strict, sg_a, sg_b = surrogate_options(params.spike_fn)
+    dtype = input_seq.dtype
+    xf = input_seq.float() if dtype != torch.float32 else input_seq
+    beta = torch.clamp(_scalar(params.beta, xf, "beta"), 0.0, 1.0)
+    thr = _scalar(params.threshold, xf, "threshold")
+    mem = state.mem
+    if mem.shape != input_seq.shape[1:]:
+        raise ValueError(f"Leaky kernel: state {tuple(mem.shape)} does not match the input steps "
+                         f"{tuple(input_seq.shape[1:])}")
+    x2 = xf.contiguous().view(input_seq.shape[0], -1)
+    u0f = mem.float().contiguous().view(-1)
+    source = leaky_cuda_source(params.reset, name, bool(strict), engine)
+    spikes, last = _LeakyKernelScan.apply(x2, u0f, beta, thr, dispatch.get_engine(engine), source,
+                                          (float(sg_a), float(sg_b)))
+    spikes, last = spikes.view(input_seq.shape), last.view(input_seq.shape[1:])
+    if dtype != torch.float32:
+        spikes, last = spikes.to(dtype), last.to(dtype)
+    return spikes, LeakyState(last)
+
+
+def leaky_multistep_auto(input_seq: Tensor, state, params):
+    """``backend="auto"``: the fused kernel for CUDA tensors when CuPy works and the options have a kernel,
+    else :func:`reprolib.neurons.leaky.leaky_multistep`."""
+    from reprolib.neurons.leaky import leaky_multistep  # noqa: PLC0415
+
+    if dispatch.resolve_backend("auto", input_seq) == "cupy":
+        try:
+            check_supported(params.spike_fn, params.reset)
+            _scalar(params.beta, input_seq, "beta"), _scalar(params.threshold, input_seq, "threshold")
+        except KernelUnsupported:
+            return leaky_multistep(input_seq, state, params)
+        return leaky_multistep_cuda(input_seq, state, params)
+    return leaky_multistep(input_seq, state, params)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["Report", "lif_kwargs", "check_lif", "check_src", "check_resonate", "check_li", "recurrent_case", "relative_error"]
+__all__ = ["Report", "lif_kwargs", "check_lif", "check_leaky", "check_src", "check_resonate", "check_li", "recurrent_case", "relative_error"]
 
 
 @dataclass
@@ -107,6 +107,31 @@ def check_lif(*, leaky=True, v_reset=0.0, detach_reset=False, decay_input=True, 
     g2 = _grads(_cotangent_loss((s2, v2), cot), [x, v0])
     errors = {"v_last": relative_error(v2, v1), "grad_x": relative_error(g2[0], g1[0]),
               "grad_v0": relative_error(g2[1], g1[1])}
+    return Report(torch.equal(s1, s2), errors, rate=float(s1.detach().float().mean()))
+
+
+def check_leaky(*, reset="zero", surrogate="atan", strict=True, T=40, shape=(3, 7), device="cpu", engine="emulate",
+                seed=0) -> Report:
+    """Compare :func:`reprolib.kernels.leaky.leaky_multistep_cuda` with the snnTorch-style PyTorch loop
+    (learnable ``beta`` and threshold, a non-zero initial membrane)."""
+    from reprolib import surrogate as S  # noqa: PLC0415
+    from reprolib.kernels import leaky as K  # noqa: PLC0415
+    from reprolib.neurons import leaky as L  # noqa: PLC0415
+
+    g = torch.Generator().manual_seed(seed)
+    sg = S.ATan(alpha=2.0, strict=strict) if surrogate == "atan" else S.Sigmoid(alpha=4.0, strict=strict)
+    x = (torch.randn((T,) + tuple(shape), generator=g) * 0.8).to(device).requires_grad_()
+    u0 = (torch.randn(tuple(shape), generator=g) * 0.3).to(device).requires_grad_()
+    beta = torch.tensor(0.85, device=device, requires_grad=True)
+    thr = torch.tensor(0.7, device=device, requires_grad=True)
+    cot = [torch.randn((T,) + tuple(shape), generator=g).to(device), torch.randn(tuple(shape), generator=g).to(device)]
+    p = L.LeakyParameters(beta, thr, reset, sg)
+    s1, (m1,) = L.leaky_multistep(x, L.LeakyState(u0), p)
+    g1 = _grads(_cotangent_loss((s1, m1), cot), [x, u0, beta, thr])
+    s2, (m2,) = K.leaky_multistep_cuda(x, L.LeakyState(u0), p, engine=engine)
+    g2 = _grads(_cotangent_loss((s2, m2), cot), [x, u0, beta, thr])
+    errors = {"u_last": relative_error(m2, m1)}
+    errors.update({f"grad_{k}": relative_error(b, a) for k, a, b in zip(("x", "u0", "beta", "thr"), g1, g2)})
     return Report(torch.equal(s1, s2), errors, rate=float(s1.detach().float().mean()))
 
 

@@ -184,14 +184,13 @@ def build_lif_network(in_features: int, layers: int, hidden: int = 512, classes:
     shape; the paper does not say per layer or per neuron). ``reset="zero"`` follows the paper's LIF equation
     (immediate reset to rest); ``"subtract"`` is snnTorch's default (ambiguity A3). ``bias=True``: the
     paper's LIF layers are ``nn.Linear`` layers, whose bias PyTorch enables by default (not stated).
-    ``backend``: ``"torch"`` or ``"cpp"``, the fastest CPU path (:func:`cpu_path`: sparse input matmuls and
-    the C++ scan of the Leaky neuron); ``"auto"`` and ``"cupy"`` run the PyTorch loop (no CUDA kernel of
-    this neuron exists).
+    ``backend``: the Leaky time loop (``"torch"`` | ``"auto"`` | ``"cupy"``: the CUDA kernel of
+    :mod:`reprolib.kernels.leaky`) or ``"cpp"``, the fastest CPU path (:func:`cpu_path`: sparse input
+    matmuls and the C++ scan of the Leaky neuron).
     """
     if reset not in LEAKY_RESETS:
         raise ValueError(f"reset={reset!r}; expected one of {LEAKY_RESETS}")
     loop_backend, sparse_input = cpu_path(backend, "LIF")
-    loop_backend = loop_backend if loop_backend == "cpp" else "torch"
     sizes = _layer_sizes(in_features, layers, hidden, classes, group_size)
     blocks = [LinearLeaky(n_in, n_out, bias, sparse_input, backend=loop_backend, beta=beta, threshold=threshold,
                           learn_beta=learn_beta, learn_threshold=learn_threshold, reset=reset)

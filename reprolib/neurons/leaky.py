@@ -27,8 +27,10 @@ from reprolib.surrogate import ATan
 __all__ = ["LeakyParameters", "LeakyState", "leaky_step", "leaky_multistep", "Leaky", "LEAKY_RESETS", "LEAKY_BACKENDS"]
 
 LEAKY_RESETS = ("subtract", "zero", "none")
-#: multi-step implementations: the PyTorch loop, or the whole-sequence C++ scan (reprolib.kernels.leaky)
-LEAKY_BACKENDS = ("torch", "cpp")
+#: multi-step implementations: the PyTorch loop, the whole-sequence C++ scan on CPU tensors, the CUDA kernel
+#: (CuPy), or "auto" (the CUDA kernel for CUDA tensors when CuPy works, else the PyTorch loop); see
+#: reprolib.kernels.leaky
+LEAKY_BACKENDS = ("torch", "cpp", "cupy", "auto")
 
 
 class LeakyParameters(NamedTuple):
@@ -77,7 +79,8 @@ class Leaky(MemoryModule):
     ``beta`` / ``threshold`` are scalars (snnTorch's default shape), learnable when ``learn_beta`` /
     ``learn_threshold``. ``spike_fn`` defaults to ``ATan(alpha=2.0, strict=True)`` (snnTorch's
     ``surrogate.atan()``). The membrane starts at 0 and persists across calls until :meth:`reset`.
-    ``backend="cpp"``: the multi-step forward as one C++ scan on CPU float32 tensors (ATan / Sigmoid
+    ``backend``: ``"cpp"`` runs the multi-step forward as one C++ scan on CPU float32 tensors, ``"cupy"`` as
+    one CUDA kernel, ``"auto"`` the CUDA kernel where it can run and the PyTorch loop elsewhere (ATan / Sigmoid
     surrogates; :mod:`reprolib.kernels.leaky`); single steps always take the PyTorch step.
     """
 
@@ -102,12 +105,12 @@ class Leaky(MemoryModule):
         self.reset_mode = reset
         self.spike_fn = spike_fn if spike_fn is not None else ATan(alpha=2.0, strict=True)
         self.backend = backend
-        if backend == "cpp":  # unsupported options and a missing compiler fail here, before any data is read
+        if backend in ("cpp", "cupy"):  # unsupported options and a missing compiler fail here, before any data
             from reprolib.kernels import cpu, leaky  # noqa: PLC0415
             from reprolib.kernels.dispatch import BackendUnavailable  # noqa: PLC0415
 
             leaky.check_supported(self.spike_fn, reset)
-            if not cpu.cpp_available():
+            if backend == "cpp" and not cpu.cpp_available():
                 raise BackendUnavailable("Leaky: backend='cpp' needs a C++ compiler (g++ or $CXX); none was found")
         self.register_memory("mem", None)
 
@@ -129,10 +132,12 @@ class Leaky(MemoryModule):
     def multi_step_forward(self, x_seq: Tensor) -> Tensor:
         if not isinstance(x_seq, Tensor) or x_seq.dim() < 2:
             raise ValueError(f"Leaky: input {getattr(x_seq, 'shape', x_seq)!r} is invalid; expected [T, B, ...]")
-        if self.backend == "cpp":
-            from reprolib.kernels.leaky import leaky_multistep_cpp  # noqa: PLC0415
+        if self.backend != "torch":
+            from reprolib.kernels import leaky  # noqa: PLC0415
 
-            spikes, (self.mem,) = leaky_multistep_cpp(x_seq, self._state(x_seq[0]), self.neuron_parameters())
+            fused = {"cpp": leaky.leaky_multistep_cpp, "cupy": leaky.leaky_multistep_cuda,
+                     "auto": leaky.leaky_multistep_auto}[self.backend]
+            spikes, (self.mem,) = fused(x_seq, self._state(x_seq[0]), self.neuron_parameters())
         else:
             spikes, (self.mem,) = leaky_multistep(x_seq, self._state(x_seq[0]), self.neuron_parameters())
         return spikes

@@ -1,8 +1,10 @@
-"""``Leaky(backend="cpp")``: the snnTorch-style LIF of the SRC paper's baseline as one C++ scan.
+"""Fused scans of the snnTorch-style Leaky neuron (the SRC paper's LIF baseline): ``backend="cpp"`` (a C++
+scan on CPU tensors) and ``backend="cupy"`` (a CUDA kernel, run here through its C++ emulation; on a GPU in
+``test_kernels_gpu.py``).
 
-It must reproduce the PyTorch loop (spikes and membranes bit for bit, gradients of the input, the initial
+Both must reproduce the PyTorch loop (spikes and membranes bit for bit, gradients of the input, the initial
 state, ``beta`` and the threshold to float32 rounding) for every reset mode and both surrogates, and refuse
-clearly what it does not implement.
+clearly what they do not implement.
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from reprolib.kernels import cpu
-from reprolib.kernels.dispatch import KernelUnsupported
-from reprolib.kernels.leaky import leaky_multistep_cpp
+from reprolib.kernels import cpu, verify
+from reprolib.kernels.dispatch import BackendUnavailable, KernelUnsupported
+from reprolib.kernels.leaky import leaky_cuda_source, leaky_multistep_cpp, leaky_multistep_cuda
 from reprolib.models.src import build_lif_network
 from reprolib.neurons.leaky import Leaky, LeakyParameters, LeakyState
 from reprolib.surrogate import ATan, DoubleGaussian, Sigmoid
@@ -64,7 +66,7 @@ def test_beta_above_one_is_clamped_with_no_gradient_as_in_pytorch():
 
 
 def test_cpp_leaky_refuses_what_it_does_not_implement():
-    with pytest.raises(ValueError, match=r"backend='cuda'.*expected one of \('torch', 'cpp'\)"):
+    with pytest.raises(ValueError, match=r"backend='cuda'.*expected one of \('torch', 'cpp', 'cupy', 'auto'\)"):
         Leaky(backend="cuda")
     with pytest.raises(KernelUnsupported, match="DoubleGaussian.*ATan and Sigmoid"):
         Leaky(spike_fn=DoubleGaussian(), backend="cpp")
@@ -80,4 +82,45 @@ def test_cpp_leaky_refuses_what_it_does_not_implement():
 def test_the_lif_network_takes_the_scan_with_backend_cpp():
     net = build_lif_network(in_features=20, layers=2, hidden=16, backend="cpp")
     assert [block.lif.backend for block in net.blocks] == ["cpp", "cpp"]
-    assert [block.lif.backend for block in build_lif_network(20, 2, 16, backend="auto").blocks] == ["torch", "torch"]
+    assert [block.lif.backend for block in build_lif_network(20, 2, 16, backend="auto").blocks] == ["auto", "auto"]
+
+
+# ------------------------------------------------------------------ the CUDA kernel, through its emulation
+
+
+@needs_cxx
+@pytest.mark.parametrize("reset", ["zero", "subtract", "none"])
+@pytest.mark.parametrize("surrogate", ["atan", "sigmoid"])
+@pytest.mark.parametrize("strict", [True, False])
+@pytest.mark.parametrize("T,shape", [(1, (2, 3)), (45, (3, 31)), (300, (2, 5))])
+def test_cuda_kernel_emulated_matches_the_pytorch_loop(reset, surrogate, strict, T, shape):
+    report = verify.check_leaky(reset=reset, surrogate=surrogate, strict=strict, T=T, shape=shape, engine="emulate")
+    if T > 1:
+        assert 0.01 < report.rate < 0.9
+    assert report.spikes_equal
+    assert report.ok(2e-5), report  # the scalar gradients are summed per neuron, then over neurons
+
+
+def test_cuda_kernel_sources_differ_per_option_and_refuse_unknown_ones():
+    texts = {leaky_cuda_source(r, s, st) for r in ("zero", "subtract", "none") for s in ("atan", "sigmoid")
+             for st in (False, True)}
+    assert len(texts) == 12
+    with pytest.raises(KernelUnsupported, match="reset='hold'"):
+        leaky_cuda_source("hold", "atan", True)
+
+
+def test_cupy_backend_names_what_is_missing_on_a_cpu_tensor():
+    neuron = Leaky(step_mode="m", backend="cupy")  # options are checked at construction; the device at run time
+    with pytest.raises(BackendUnavailable):
+        neuron(torch.zeros(3, 2, 4))
+    with pytest.raises(KernelUnsupported, match="DoubleGaussian"):
+        Leaky(spike_fn=DoubleGaussian(), backend="cupy")
+
+
+def test_auto_backend_is_the_pytorch_loop_on_a_cpu():
+    x = torch.randn(20, 3, 6, generator=torch.Generator().manual_seed(4))
+    outs = []
+    for backend in ("torch", "auto"):
+        torch.manual_seed(0)
+        outs.append(Leaky(beta=0.8, threshold=0.5, step_mode="m", backend=backend)(x))
+    assert torch.equal(outs[0], outs[1]) and outs[0].sum() > 0
