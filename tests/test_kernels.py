@@ -379,7 +379,7 @@ def test_bench_cpu_writes_json(tmp_path, no_cupy):
     # on a CPU the kernel columns time the same sources built as C++ (backend="cpp")
     assert record["kernel_engine"] == "cpp"
     rows = {row["neuron"]: row for row in record["results"]}
-    assert set(rows) == {"LIF", "SRC", "BRF", "ALIF"}
+    assert set(rows) == {"LIF", "LEAKY", "SRC", "BRF", "ALIF"}
     for row in rows.values():
         assert (row["T"], row["B"], row["N"]) == (6, 4, 8)
         assert row["torch_ms"] > 0

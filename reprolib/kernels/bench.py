@@ -1,6 +1,6 @@
 """``reprolib bench``: forward + backward time of multi-step neuron layers, PyTorch loop vs fused kernels.
 
-For each neuron type (LIF, SRC, BRF, ALIF) and shape ``T, B, N`` it times one forward and backward pass of
+For each neuron type (LIF, LEAKY: the SRC paper's snnTorch-style LIF baseline, SRC, BRF, ALIF) and shape ``T, B, N`` it times one forward and backward pass of
 
 * ``torch``: the PyTorch time loop of :mod:`reprolib.neurons` (the reference implementation);
 * ``kernel``: the fused CuPy kernel of :mod:`reprolib.kernels` on a GPU; on a CPU the same sources built as C++
@@ -46,7 +46,7 @@ __all__ = ["configure", "main", "run_bench", "run_iterations", "SHAPES", "NEURON
 
 SHAPES = ((200, 64, 512), (784, 256, 256), (200, 256, 512), (28, 128, 32))
 CPU_SHAPES = ((28, 128, 32),)
-NEURONS = ("LIF", "SRC", "BRF", "ALIF")
+NEURONS = ("LIF", "SRC", "BRF", "ALIF", "LEAKY")
 BYTES_PER_ELEMENT_PASS = 6 * 4
 ROOFLINE_DEFINITION = (
     "6 float32 arrays of T*B*N elements must cross HBM (forward: read input, write spikes, write one saved state; "
@@ -161,6 +161,29 @@ def spikingjelly_lif(device):
     if "backend" in inspect.signature(neuron.LIFNode.__init__).parameters:
         options["backend"] = "cupy" if torch.device(device).type == "cuda" else "torch"
     return neuron.LIFNode(**options).to(device)
+
+
+def _leaky_case(impl: str, engine: str, T, B, N, device, gen):
+    """The SRC paper's LIF baseline: snnTorch-style Leaky, learnable beta and threshold, reset to zero."""
+    from reprolib.neurons import leaky as L  # noqa: PLC0415
+
+    x = (torch.randn(T, B, N, generator=gen) * 0.6 + 0.3).to(device).requires_grad_()
+    beta = torch.tensor(0.9, device=device, requires_grad=True)
+    thr = torch.tensor(1.0, device=device, requires_grad=True)
+    p = L.LeakyParameters(beta, thr, "zero")
+    state = L.LeakyState(torch.zeros(B, N, device=device))
+    if impl == "kernel":
+        from reprolib.kernels import leaky as K  # noqa: PLC0415
+
+        # on a CPU, backend="cpp" is the dedicated C++ scan, not the emulated CUDA source
+        fn = K.leaky_multistep_cpp if engine == "cpp" else partial(K.leaky_multistep_cuda, engine=engine)
+    else:
+        fn = L.leaky_multistep
+
+    def run():
+        s, _ = fn(x, state, p)
+        s.sum().backward()
+    return run
 
 
 def _src_case(impl: str, engine: str, T, B, N, device, gen):
@@ -308,6 +331,8 @@ def _builder(neuron: str, impl: str, engine: str):
         return lambda *a: _lif_case(impl, engine, *a)
     if neuron == "SRC":
         return lambda *a: _src_case(impl, engine, *a)
+    if neuron == "LEAKY":
+        return lambda *a: _leaky_case(impl, engine, *a)
     return lambda *a: _resonate_case(neuron, impl, engine, *a)
 
 
