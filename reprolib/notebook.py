@@ -138,12 +138,16 @@ def _flat(record: Mapping) -> dict:
     return dict(record)
 
 
-def _device_text(row: Mapping) -> str:
-    """The device, and the neuron-loop backend where it is not the PyTorch default (records before the
-    ``backend`` field ran the PyTorch loops)."""
+def _backend(row: Mapping) -> str:
+    """The neuron-loop backend of a run (records before the ``backend`` field ran the PyTorch loops)."""
+    return str(_lookup(row, "config.backend", "backend", default="torch"))
+
+
+def _device_text(row: Mapping, always_backend: bool = False) -> str:
+    """The device, and the backend where it is not the PyTorch default (or always, to tell runs apart)."""
     device = str(_lookup(row, "provenance.device_name", "provenance.device", default="unknown"))
-    backend = _lookup(row, "config.backend", "backend", default="torch")
-    return device if backend == "torch" else f"{device}, {backend} backend"
+    backend = _backend(row)
+    return device if backend == "torch" and not always_backend else f"{device}, {backend} backend"
 
 
 def record_info(record: Mapping) -> dict:
@@ -170,21 +174,25 @@ def _rows(records) -> list[Mapping]:
     return list(records)
 
 
-def _join(values: Iterable) -> str:
+def _join(values: Iterable, separator: str = ", ") -> str:
     unique = sorted({str(v) for v in values})
-    return ", ".join(unique) if unique else "none"
+    return separator.join(unique) if unique else "none"
 
 
 def provenance(records) -> dict:
     """Summary of a set of runs (records table or record dicts): scales, seeds, code versions, devices, dates."""
-    infos = [record_info(r) for r in _rows(records)]
+    rows = _rows(records)
+    infos = [record_info(r) for r in rows]
+    if len({_backend(_flat(r)) for r in rows}) > 1:  # a mix: name each backend, the default one too
+        for info, row in zip(infos, rows):
+            info["device"] = _device_text(_flat(row), always_backend=True)
     dates = sorted(i["date"] for i in infos if i["date"] != "unknown")
     return {
         "runs": len(infos),
         "scale": _join(i["scale"] for i in infos),
         "seeds": len({i["seed"] for i in infos}),
         "code": _join(i["code"] for i in infos),
-        "device": _join(i["device"] for i in infos),
+        "device": _join((i["device"] for i in infos), "; "),  # a device text has commas of its own
         "date": "unknown" if not dates else (dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"),
     }
 

@@ -91,6 +91,9 @@ def test_record_info_names_a_non_default_backend():
     assert record_info(base)["device"] == "cpu (x86_64, 1 threads)"  # records from before the backend field
     cpp = {**base, "config": {**base["config"], "backend": "cpp"}}
     assert record_info(cpp)["device"] == "cpu (x86_64, 1 threads), cpp backend"
+    # a set of runs that mixes backends names the default one too, so the line reads as two kinds of run
+    assert nb.provenance([base])["device"] == "cpu (x86_64, 1 threads)"
+    assert nb.provenance([base, cpp])["device"] == "cpu (x86_64, 1 threads), cpp backend; cpu (x86_64, 1 threads), torch backend"
 
 
 def test_record_info_marks_a_stated_commit():
