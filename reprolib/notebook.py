@@ -181,18 +181,17 @@ def _join(values: Iterable, separator: str = ", ") -> str:
 
 def provenance(records) -> dict:
     """Summary of a set of runs (records table or record dicts): scales, seeds, code versions, devices, dates."""
-    rows = _rows(records)
+    rows = [_flat(r) for r in _rows(records)]
     infos = [record_info(r) for r in rows]
-    if len({_backend(_flat(r)) for r in rows}) > 1:  # a mix: name each backend, the default one too
-        for info, row in zip(infos, rows):
-            info["device"] = _device_text(_flat(row), always_backend=True)
+    mixed = len({_backend(r) for r in rows}) > 1  # a mix: name each backend, the default one too
+    devices = [_device_text(r, always_backend=mixed) for r in rows]
     dates = sorted(i["date"] for i in infos if i["date"] != "unknown")
     return {
         "runs": len(infos),
         "scale": _join(i["scale"] for i in infos),
         "seeds": len({i["seed"] for i in infos}),
         "code": _join(i["code"] for i in infos),
-        "device": _join((i["device"] for i in infos), "; "),  # a device text has commas of its own
+        "device": _join(devices, "; "),  # a device text has commas of its own
         "date": "unknown" if not dates else (dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"),
     }
 
