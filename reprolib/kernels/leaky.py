@@ -23,7 +23,6 @@ gradients agree to float32 rounding (the scalar gradients are summed in another 
 from __future__ import annotations
 
 import hashlib
-import math
 import threading
 from functools import lru_cache
 
@@ -43,14 +42,15 @@ _SOURCE = r"""
 
 static inline float fire(float d, int strict) { return (strict ? d > 0.0f : d >= 0.0f) ? 1.0f : 0.0f; }
 
-// the surrogate's derivative at d = U - thr, with PyTorch's operation order (reprolib.surrogate)
-static inline float surrogate(float d, int kind, float c, float half_alpha, float alpha) {
-    if (kind == 0) {               // ATan: (alpha / 2) / (1 + ((pi / 2) alpha d)^2), as reciprocal * alpha / 2
-        const float y = c * d;
-        return (1.0f / (1.0f + y * y)) * half_alpha;
+// the surrogate's derivative at d = U - thr, with PyTorch's operation order (reprolib.surrogate); constants
+// as reprolib.kernels.lif.surrogate_options gives them: Sigmoid (sg_a = alpha), ATan (alpha / 2, pi / 2 alpha)
+static inline float surrogate(float d, int kind, float sg_a, float sg_b) {
+    if (kind == 1) {               // ATan: (alpha / 2) / (1 + ((pi / 2) alpha d)^2), as reciprocal * alpha / 2
+        const float y = sg_b * d;
+        return (1.0f / (1.0f + y * y)) * sg_a;
     }
-    const float s = 1.0f / (1.0f + expf(-(alpha * d)));   // Sigmoid: alpha s (1 - s)
-    return alpha * s * (1.0f - s);
+    const float s = 1.0f / (1.0f + expf(-(sg_a * d)));   // Sigmoid: alpha s (1 - s)
+    return sg_a * s * (1.0f - s);
 }
 
 // I, u: [T, N]; u0: [N]; u[t] is the membrane after step t (the state the next step reads)
@@ -80,7 +80,7 @@ extern "C" void leaky_forward(const float* I, const float* u0, float* s, float* 
 // gS, gI, u: [T, N]; g_last, u0, carry: [N] (carry enters as dL/dU[T-1] from the final state, leaves as dL/dU0)
 extern "C" void leaky_backward(const float* gS, const float* u0, const float* u, float* gI, float* carry,
                                double* g_scalars, int T, long long N, float beta, float thr, int reset,
-                               int strict, int kind, float c, float half_alpha, float alpha) {
+                               int strict, int kind, float sg_a, float sg_b) {
     double g_beta = 0.0, g_thr = 0.0;
     for (int t = T - 1; t >= 0; --t) {
         const float* prev = t > 0 ? u + (long long)(t - 1) * N : u0;
@@ -88,7 +88,7 @@ extern "C" void leaky_backward(const float* gS, const float* u0, const float* u,
         const float* gs = gS + (long long)t * N;
         float* gi = gI + (long long)t * N;
         for (long long n = 0; n < N; ++n) {
-            const float d = surrogate(cur[n] - thr, kind, c, half_alpha, alpha);
+            const float d = surrogate(cur[n] - thr, kind, sg_a, sg_b);
             const float through_spike = gs[n] * d;
             const float gu = through_spike + carry[n];
             gi[n] = gu;
@@ -132,36 +132,47 @@ def _library():
             ptr, i64, f32, i32 = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_float, ctypes.c_int
             lib.leaky_forward.restype = lib.leaky_backward.restype = None
             lib.leaky_forward.argtypes = [ptr, ptr, ptr, ptr, i32, i64, f32, f32, i32, i32]
-            lib.leaky_backward.argtypes = [ptr, ptr, ptr, ptr, ptr, ptr, i32, i64, f32, f32, i32, i32, i32, f32,
-                                           f32, f32]
+            lib.leaky_backward.argtypes = [ptr, ptr, ptr, ptr, ptr, ptr, i32, i64, f32, f32, i32, i32, i32, f32, f32]
             _LIBRARY = lib
     return _LIBRARY
 
 
-def check_supported(spike_fn, reset: str) -> tuple[int, float, bool]:
-    """``(surrogate kind, alpha, strict)`` of a spike function the scan implements, else KernelUnsupported."""
-    from reprolib.surrogate import ATan, Sigmoid  # noqa: PLC0415
+def check_supported(spike_fn, reset: str) -> tuple[str, bool, float, float]:
+    """``(surrogate name, strict, sg_a, sg_b)`` (:func:`reprolib.kernels.lif.surrogate_options`) of a spike
+    function and reset the scans implement, else :class:`KernelUnsupported`."""
+    from reprolib.kernels.lif import surrogate_options  # noqa: PLC0415
 
     if reset not in RESET_CODES:
-        raise KernelUnsupported(f"Leaky backend='cpp': reset={reset!r}; expected one of {tuple(RESET_CODES)}")
-    if type(spike_fn) not in (ATan, Sigmoid) or not spike_fn.spiking:
-        raise KernelUnsupported(f"Leaky backend='cpp': spike_fn={spike_fn!r} is not implemented; the scan has "
-                                "ATan and Sigmoid surrogates (use backend='torch' for others)")
-    return (0 if isinstance(spike_fn, ATan) else 1), float(spike_fn.alpha), bool(spike_fn.strict)
+        raise KernelUnsupported(f"Leaky kernels: reset={reset!r}; expected one of {tuple(RESET_CODES)}")
+    try:
+        return surrogate_options(spike_fn)
+    except KernelUnsupported as err:
+        raise KernelUnsupported(f"Leaky kernels: spike_fn={spike_fn!r} is not implemented; the scans have ATan "
+                                "and Sigmoid surrogates (use backend='torch' for others)") from err
 
 
 def _scalar(value, like: Tensor, name: str) -> Tensor:
     value = torch.as_tensor(value, dtype=like.dtype)
     if value.numel() != 1:
-        raise KernelUnsupported(f"Leaky backend='cpp': {name} of shape {tuple(value.shape)}; the scan takes one "
+        raise KernelUnsupported(f"Leaky kernels: {name} of shape {tuple(value.shape)}; the scans take one "
                                 "scalar per layer (use backend='torch' for per-neuron values)")
     return value.reshape(())
 
 
+def _operands(x_seq: Tensor, state, params) -> tuple[tuple[str, bool, float, float], Tensor, Tensor]:
+    """What both scans check and take: the surrogate options, ``clamp(beta, 0, 1)`` and the threshold."""
+    options = check_supported(params.spike_fn, params.reset)
+    if state.mem.shape != x_seq.shape[1:]:
+        raise ValueError(f"Leaky kernels: state {tuple(state.mem.shape)} does not match the input steps "
+                         f"{tuple(x_seq.shape[1:])}")
+    beta = torch.clamp(_scalar(params.beta, x_seq, "beta"), 0.0, 1.0)
+    return options, beta, _scalar(params.threshold, x_seq, "threshold")
+
+
 class _LeakyScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x_seq: Tensor, u0: Tensor, beta: Tensor, thr: Tensor, reset: int, kind: int, alpha: float,
-                strict: bool):
+    def forward(ctx, x_seq: Tensor, u0: Tensor, beta: Tensor, thr: Tensor, reset: int, kind: int, strict: bool,
+                sg: tuple):
         T = x_seq.shape[0]
         N = x_seq[0].numel()
         x = x_seq.detach().contiguous()
@@ -171,20 +182,19 @@ class _LeakyScan(torch.autograd.Function):
         _library().leaky_forward(x.data_ptr(), start.data_ptr(), spikes.data_ptr(), u.data_ptr(), T, N, b, th,
                                  reset, int(strict))
         ctx.save_for_backward(start, u)
-        ctx.constants = (T, N, b, th, reset, int(strict), kind, alpha)
+        ctx.constants = (T, N, b, th, reset, int(strict), kind) + sg
         return spikes, u[-1].clone()
 
     @staticmethod
     def backward(ctx, g_spikes: Tensor, g_last: Tensor):
         start, u = ctx.saved_tensors
-        T, N, b, th, reset, strict, kind, alpha = ctx.constants
+        T, N, b, th, reset, strict, kind, sg_a, sg_b = ctx.constants
         gs = g_spikes.contiguous() if g_spikes is not None else torch.zeros_like(u)
         carry = g_last.detach().clone().contiguous() if g_last is not None else torch.zeros_like(start)
         g_in = torch.empty_like(u)
         scalars = torch.zeros(2, dtype=torch.float64)
-        c = float((math.pi / 2.0) * alpha)
         _library().leaky_backward(gs.data_ptr(), start.data_ptr(), u.data_ptr(), g_in.data_ptr(), carry.data_ptr(),
-                                  scalars.data_ptr(), T, N, b, th, reset, strict, kind, c, alpha / 2.0, alpha)
+                                  scalars.data_ptr(), T, N, b, th, reset, strict, kind, sg_a, sg_b)
         g_beta = scalars[0].to(u.dtype) if ctx.needs_input_grad[2] else None
         g_thr = scalars[1].to(u.dtype) if ctx.needs_input_grad[3] else None
         g_u0 = carry if ctx.needs_input_grad[1] else None
@@ -200,15 +210,9 @@ def leaky_multistep_cpp(input_seq: Tensor, state, params):
     if input_seq.dtype != torch.float32:
         raise KernelUnsupported(f"Leaky backend='cpp': input dtype {input_seq.dtype}; the scan runs float32 "
                                 "(use backend='torch' for other dtypes)")
-    kind, alpha, strict = check_supported(params.spike_fn, params.reset)
-    mem = state.mem
-    if mem.shape != input_seq.shape[1:]:
-        raise ValueError(f"Leaky backend='cpp': state {tuple(mem.shape)} does not match the input steps "
-                         f"{tuple(input_seq.shape[1:])}")
-    beta = torch.clamp(_scalar(params.beta, input_seq, "beta"), 0.0, 1.0)
-    thr = _scalar(params.threshold, input_seq, "threshold")
-    spikes, last = _LeakyScan.apply(input_seq, mem.to(input_seq.dtype), beta, thr, RESET_CODES[params.reset], kind,
-                                    alpha, strict)
+    (name, strict, sg_a, sg_b), beta, thr = _operands(input_seq, state, params)
+    spikes, last = _LeakyScan.apply(input_seq, state.mem.to(input_seq.dtype), beta, thr, RESET_CODES[params.reset],
+                                    _SURROGATE_IDS[name], strict, (float(sg_a), float(sg_b)))
     return spikes, LeakyState(last)
 
 
@@ -358,7 +362,6 @@ def leaky_multistep_cuda(input_seq: Tensor, state, params, *, engine: str = "cup
     ``"emulate"`` runs the same source compiled as C++ on CPU tensors (tests). fp16 / bf16 inputs are computed
     in float32 and returned in their dtype.
     """
-    from reprolib.kernels.lif import surrogate_options  # noqa: PLC0415
     from reprolib.neurons.leaky import LeakyState  # noqa: PLC0415
 
     if not isinstance(input_seq, Tensor) or input_seq.dim() < 2:
@@ -367,19 +370,11 @@ def leaky_multistep_cuda(input_seq: Tensor, state, params, *, engine: str = "cup
         dispatch.resolve_backend("cupy", input_seq)
     if input_seq.dtype not in dispatch.KERNEL_DTYPES + dispatch.UPCAST_DTYPES:
         raise KernelUnsupported(f"Leaky kernel: dtype {input_seq.dtype}; expected float32, float16 or bfloat16")
-    if params.reset not in RESET_CODES:
-        raise KernelUnsupported(f"Leaky kernel: reset={params.reset!r}; expected one of {tuple(RESET_CODES)}")
-    name, strict, sg_a, sg_b = surrogate_options(params.spike_fn)
     dtype = input_seq.dtype
     xf = input_seq.float() if dtype != torch.float32 else input_seq
-    beta = torch.clamp(_scalar(params.beta, xf, "beta"), 0.0, 1.0)
-    thr = _scalar(params.threshold, xf, "threshold")
-    mem = state.mem
-    if mem.shape != input_seq.shape[1:]:
-        raise ValueError(f"Leaky kernel: state {tuple(mem.shape)} does not match the input steps "
-                         f"{tuple(input_seq.shape[1:])}")
+    (name, strict, sg_a, sg_b), beta, thr = _operands(xf, state, params)
     x2 = xf.contiguous().view(input_seq.shape[0], -1)
-    u0f = mem.float().contiguous().view(-1)
+    u0f = state.mem.float().contiguous().view(-1)
     source = leaky_cuda_source(params.reset, name, bool(strict), engine)
     spikes, last = _LeakyKernelScan.apply(x2, u0f, beta, thr, dispatch.get_engine(engine), source,
                                           (float(sg_a), float(sg_b)))
@@ -396,8 +391,7 @@ def leaky_multistep_auto(input_seq: Tensor, state, params):
 
     if dispatch.resolve_backend("auto", input_seq) == "cupy":
         try:
-            check_supported(params.spike_fn, params.reset)
-            _scalar(params.beta, input_seq, "beta"), _scalar(params.threshold, input_seq, "threshold")
+            _operands(input_seq, state, params)
         except KernelUnsupported:
             return leaky_multistep(input_seq, state, params)
         return leaky_multistep_cuda(input_seq, state, params)
