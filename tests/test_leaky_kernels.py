@@ -66,7 +66,8 @@ def test_beta_above_one_is_clamped_with_no_gradient_as_in_pytorch():
 
 
 def test_cpp_leaky_refuses_what_it_does_not_implement():
-    with pytest.raises(ValueError, match=r"backend='cuda'.*expected one of \('torch', 'cpp', 'cupy', 'auto'\)"):
+    with pytest.raises(ValueError, match=r"Leaky: backend='cuda' is invalid; expected 'auto' or one of "
+                                         r"\['auto', 'cpp', 'cupy', 'torch'\]"):
         Leaky(backend="cuda")
     with pytest.raises(KernelUnsupported, match="DoubleGaussian.*ATan and Sigmoid"):
         Leaky(spike_fn=DoubleGaussian(), backend="cpp")
@@ -124,3 +125,20 @@ def test_auto_backend_is_the_pytorch_loop_on_a_cpu():
         torch.manual_seed(0)
         outs.append(Leaky(beta=0.8, threshold=0.5, step_mode="m", backend=backend)(x))
     assert torch.equal(outs[0], outs[1]) and outs[0].sum() > 0
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Leaky(backend="cpp"),
+    lambda: build_lif_network(4, 1, hidden=3, backend="cpp"),
+], ids=["Leaky", "build_lif_network"])
+def test_cpp_backend_without_a_compiler_fails_when_the_model_is_built(monkeypatch, make):
+    # the same check as every other neuron (neurons.base.select_backend), before any data is loaded
+    monkeypatch.setattr(cpu, "cpp_available", lambda: False)
+    with pytest.raises(BackendUnavailable, match=r"Leaky: backend='cpp' needs a C\+\+ compiler"):
+        make()
+
+
+def test_leaky_backends_are_registered_in_its_table_like_the_other_neurons():
+    assert Leaky.multistep_backends["cpp"] is leaky_multistep_cpp
+    assert Leaky.multistep_backends["cupy"] is leaky_multistep_cuda
+    assert Leaky(backend="auto").backend == "auto"

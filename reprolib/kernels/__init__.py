@@ -65,7 +65,8 @@ def register_backends() -> None:
     * ``IFNode.multistep_backends`` / ``LIFNode.multistep_backends``: ``"cupy"`` and ``"auto"``;
     * ``reprolib.neurons.src.MULTISTEP_BACKENDS`` and the ``multistep_backends`` dict that ``RFCell``, ``BRFCell``,
       ``ALIFCell`` define in their own class body (these also get ``"cpp"``), where those tables exist (a subclass that inherits its
-      parent's table is left alone, so an RF kernel never lands in the BRF table).
+      parent's table is left alone, so an RF kernel never lands in the BRF table);
+    * ``Leaky.multistep_backends`` and ``LICell.multistep_backends``: ``"cupy"``, ``"auto"`` and ``"cpp"``.
     """
     from importlib import import_module  # noqa: PLC0415
 
@@ -95,6 +96,12 @@ def register_backends() -> None:
             table["cupy"] = fused
             table["auto"] = auto
             table["cpp"] = cpp
+    leaky_node = getattr(import_module("reprolib.neurons.leaky"), "Leaky", None)
+    table = vars(leaky_node).get("multistep_backends") if leaky_node is not None else None
+    if isinstance(table, dict):
+        table["cupy"] = leaky.leaky_multistep_cuda
+        table["auto"] = leaky.leaky_multistep_auto
+        table["cpp"] = leaky.leaky_multistep_cpp
     li_cell = getattr(resonate_module, "LICell", None)
     table = vars(li_cell).get("multistep_backends") if li_cell is not None else None
     if isinstance(table, dict):

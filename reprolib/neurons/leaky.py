@@ -21,16 +21,12 @@ from typing import Callable, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from reprolib.neurons.base import MemoryModule
+from reprolib.neurons.base import MemoryModule, select_backend
 from reprolib.surrogate import ATan
 
-__all__ = ["LeakyParameters", "LeakyState", "leaky_step", "leaky_multistep", "Leaky", "LEAKY_RESETS", "LEAKY_BACKENDS"]
+__all__ = ["LeakyParameters", "LeakyState", "leaky_step", "leaky_multistep", "Leaky", "LEAKY_RESETS"]
 
 LEAKY_RESETS = ("subtract", "zero", "none")
-#: multi-step implementations: the PyTorch loop, the whole-sequence C++ scan on CPU tensors, the CUDA kernel
-#: (CuPy), or "auto" (the CUDA kernel for CUDA tensors when CuPy works, else the PyTorch loop); see
-#: reprolib.kernels.leaky
-LEAKY_BACKENDS = ("torch", "cpp", "cupy", "auto")
 
 
 class LeakyParameters(NamedTuple):
@@ -84,14 +80,18 @@ class Leaky(MemoryModule):
     surrogates; :mod:`reprolib.kernels.leaky`); single steps always take the PyTorch step.
     """
 
+    #: pure multi-step implementations ``(input_seq, LeakyState, LeakyParameters) -> (spikes, LeakyState)`` by
+    #: backend name; ``reprolib.kernels.register_backends`` adds "cpp", "cupy" and "auto" (as for the other neurons)
+    multistep_backends: dict[str, Callable] = {"torch": leaky_multistep}
+
     def __init__(self, beta: float = 0.9, threshold: float = 1.0, *, learn_beta: bool = False,
                  learn_threshold: bool = False, reset: str = "subtract", spike_fn=None, step_mode: str = "s",
                  backend: str = "torch"):
         super().__init__(step_mode)
         if reset not in LEAKY_RESETS:
             raise ValueError(f"Leaky: reset={reset!r}; expected one of {LEAKY_RESETS}")
-        if backend not in LEAKY_BACKENDS:
-            raise ValueError(f"Leaky: backend={backend!r} is invalid; expected one of {LEAKY_BACKENDS}")
+        # an unknown name, or "cpp" without a compiler, fails here, before any data
+        self.backend = select_backend("Leaky", backend, self.multistep_backends)
         beta_t = torch.as_tensor(float(beta))
         thr_t = torch.as_tensor(float(threshold))
         if learn_beta:
@@ -104,14 +104,10 @@ class Leaky(MemoryModule):
             self.register_buffer("threshold", thr_t)
         self.reset_mode = reset
         self.spike_fn = spike_fn if spike_fn is not None else ATan(alpha=2.0, strict=True)
-        self.backend = backend
-        if backend in ("cpp", "cupy"):  # unsupported options and a missing compiler fail here, before any data
-            from reprolib.kernels import cpu, leaky  # noqa: PLC0415
-            from reprolib.kernels.dispatch import BackendUnavailable  # noqa: PLC0415
+        if self.backend in ("cpp", "cupy"):  # options the kernels lack fail here too ("auto" falls back instead)
+            from reprolib.kernels import leaky  # noqa: PLC0415
 
             leaky.check_supported(self.spike_fn, reset)
-            if backend == "cpp" and not cpu.cpp_available():
-                raise BackendUnavailable("Leaky: backend='cpp' needs a C++ compiler (g++ or $CXX); none was found")
         self.register_memory("mem", None)
 
     def neuron_parameters(self) -> LeakyParameters:
@@ -132,14 +128,8 @@ class Leaky(MemoryModule):
     def multi_step_forward(self, x_seq: Tensor) -> Tensor:
         if not isinstance(x_seq, Tensor) or x_seq.dim() < 2:
             raise ValueError(f"Leaky: input {getattr(x_seq, 'shape', x_seq)!r} is invalid; expected [T, B, ...]")
-        if self.backend != "torch":
-            from reprolib.kernels import leaky  # noqa: PLC0415
-
-            fused = {"cpp": leaky.leaky_multistep_cpp, "cupy": leaky.leaky_multistep_cuda,
-                     "auto": leaky.leaky_multistep_auto}[self.backend]
-            spikes, (self.mem,) = fused(x_seq, self._state(x_seq[0]), self.neuron_parameters())
-        else:
-            spikes, (self.mem,) = leaky_multistep(x_seq, self._state(x_seq[0]), self.neuron_parameters())
+        multistep = self.multistep_backends[self.backend]
+        spikes, (self.mem,) = multistep(x_seq, self._state(x_seq[0]), self.neuron_parameters())
         return spikes
 
     def extra_repr(self) -> str:
