@@ -142,3 +142,21 @@ def test_leaky_backends_are_registered_in_its_table_like_the_other_neurons():
     assert Leaky.multistep_backends["cpp"] is leaky_multistep_cpp
     assert Leaky.multistep_backends["cupy"] is leaky_multistep_cuda
     assert Leaky(backend="auto").backend == "auto"
+
+
+@pytest.mark.parametrize("backend", ["torch", "cpp", "auto"])
+def test_an_empty_time_dimension_is_refused_by_name(backend):
+    with pytest.raises(ValueError, match=r"Leaky: input torch.Size\(\[0, 2, 3\]\) is invalid; expected .* T >= 1"):
+        Leaky(step_mode="m", backend=backend)(torch.zeros(0, 2, 3))
+    params = LeakyParameters(beta=0.9, threshold=1.0, reset="zero", spike_fn=ATan())
+    with pytest.raises(ValueError, match="T >= 1"):
+        leaky_multistep_cuda(torch.zeros(0, 2, 3), LeakyState(torch.zeros(2, 3)), params, engine="emulate")
+
+
+def test_a_launch_wider_than_a_c_int_is_refused_before_compiling():
+    from reprolib.kernels import dispatch
+    from reprolib.kernels.leaky import LEAKY_SPECS
+
+    with pytest.raises(KernelUnsupported, match=r"2147483648 threads .* at most 2147483647"):
+        dispatch.get_engine("emulate").launch("not compiled", LEAKY_SPECS, "leaky_forward", 2**31, 128,
+                                              (None,) * 9)

@@ -55,6 +55,8 @@ UPCAST_DTYPES = (torch.float16, torch.bfloat16)
 #: one thread per neuron; 128 threads per block spreads the few-thousand-neuron layers over more SMs
 BLOCK_SCAN = 128
 BLOCK_ELEMENTWISE = 256
+#: the kernels index threads (batch x neurons) with a C int
+INT32_MAX = 2**31 - 1
 
 
 class BackendUnavailable(RuntimeError):
@@ -250,6 +252,10 @@ class Engine:
             raise TypeError(f"kernel {name}: {len(args)} arguments given, {len(spec.params)} expected")
         if n_threads <= 0:
             return
+        if n_threads > INT32_MAX:
+            # the kernels index neurons with a C int: more would wrap around and leave outputs unwritten
+            raise KernelUnsupported(f"kernel {name}: {n_threads} threads (batch x neurons); the kernels take at most "
+                                    f"{INT32_MAX} (use backend='torch', or split the batch)")
         grid = (n_threads + block - 1) // block
         self._launch(self.module(source, specs), spec, grid, block, args)
 
@@ -299,6 +305,10 @@ class CupyEngine(Engine):
                                      f"got {value.dtype} on {value.device}")
                 if device is None:
                     device = value.get_device()
+                elif value.get_device() != device:
+                    # one kernel on one device: a pointer into another GPU's memory is an illegal access there
+                    raise ValueError(f"kernel {spec.name}: argument {pname} is on {value.device}, the arguments "
+                                     f"before it on cuda:{device}; move them to one device")
                 packed.append(np.uint64(value.data_ptr()))
             elif kind == "f":
                 packed.append(np.float32(value))

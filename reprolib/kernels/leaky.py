@@ -152,7 +152,7 @@ def check_supported(spike_fn, reset: str) -> tuple[str, bool, float, float]:
 
 
 def _scalar(value, like: Tensor, name: str) -> Tensor:
-    value = torch.as_tensor(value, dtype=like.dtype)
+    value = torch.as_tensor(value, dtype=like.dtype, device=like.device)
     if value.numel() != 1:
         raise KernelUnsupported(f"Leaky kernels: {name} of shape {tuple(value.shape)}; the scans take one "
                                 "scalar per layer (use backend='torch' for per-neuron values)")
@@ -162,6 +162,9 @@ def _scalar(value, like: Tensor, name: str) -> Tensor:
 def _operands(x_seq: Tensor, state, params) -> tuple[tuple[str, bool, float, float], Tensor, Tensor]:
     """What both scans check and take: the surrogate options, ``clamp(beta, 0, 1)`` and the threshold."""
     options = check_supported(params.spike_fn, params.reset)
+    if not isinstance(x_seq, Tensor) or x_seq.dim() < 2 or x_seq.shape[0] < 1:
+        raise ValueError(f"Leaky kernels: input {getattr(x_seq, 'shape', x_seq)!r} is invalid; expected [T, B, ...] "
+                         "with T >= 1")
     if state.mem.shape != x_seq.shape[1:]:
         raise ValueError(f"Leaky kernels: state {tuple(state.mem.shape)} does not match the input steps "
                          f"{tuple(x_seq.shape[1:])}")
@@ -222,14 +225,14 @@ def leaky_multistep_cpp(input_seq: Tensor, state, params):
 LEAKY_SPECS = (
     KernelSpec(
         "leaky_forward",
-        (("const float*", "x"), ("const float*", "u0"), ("float*", "spike"), ("float*", "u_seq"), ("int", "T"),
-         ("int", "N"), ("float", "beta"), ("float", "thr"), ("float", "sg_a"), ("float", "sg_b")),
+        (("const float*", "x"), ("const float*", "u0"), ("const float*", "beta_thr"), ("float*", "spike"),
+         ("float*", "u_seq"), ("int", "T"), ("int", "N"), ("float", "sg_a"), ("float", "sg_b")),
     ),
     KernelSpec(
         "leaky_backward",
         (("const float*", "grad_spike"), ("const float*", "grad_u_last"), ("const float*", "u0"),
-         ("const float*", "u_seq"), ("float*", "grad_x"), ("float*", "grad_u0"), ("float*", "grad_beta"),
-         ("float*", "grad_thr"), ("int", "T"), ("int", "N"), ("float", "beta"), ("float", "thr"), ("float", "sg_a"),
+         ("const float*", "u_seq"), ("const float*", "beta_thr"), ("float*", "grad_x"), ("float*", "grad_u0"),
+         ("float*", "grad_beta"), ("float*", "grad_thr"), ("int", "T"), ("int", "N"), ("float", "sg_a"),
          ("float", "sg_b")),
     ),
 )
@@ -246,13 +249,16 @@ _CUDA_BODY = r"""
 #define SURROGATE_GRAD(d) sg_atan((d), sg_a, sg_b)
 #endif
 
-// u_seq[t] = U[t], the membrane after step t (the state step t + 1 reads); op for op as leaky_step
+// u_seq[t] = U[t], the membrane after step t (the state step t + 1 reads); op for op as leaky_step.
+// beta_thr = {clamp(beta, 0, 1), threshold} in device memory: learnable scalars are read there rather than
+// copied to the host for every call (a blocking sync per layer and step of training)
 extern "C" __global__ void leaky_forward(const float* __restrict__ x, const float* __restrict__ u0,
-                                         float* __restrict__ spike, float* __restrict__ u_seq, const int T,
-                                         const int N, const float beta, const float thr, const float sg_a,
+                                         const float* __restrict__ beta_thr, float* __restrict__ spike,
+                                         float* __restrict__ u_seq, const int T, const int N, const float sg_a,
                                          const float sg_b) {
     const int n = blockIdx.x * blockDim.x + threadIdx.x;
     if (n >= N) return;
+    const float beta = beta_thr[0], thr = beta_thr[1];
     float u = u0[n];
     for (int t = 0; t < T; ++t) {
         const long long i = (long long)t * N + n;
@@ -274,12 +280,13 @@ extern "C" __global__ void leaky_forward(const float* __restrict__ x, const floa
 // gradients are summed per neuron here and over neurons by the host
 extern "C" __global__ void leaky_backward(const float* __restrict__ grad_spike, const float* __restrict__ grad_u_last,
                                           const float* __restrict__ u0, const float* __restrict__ u_seq,
-                                          float* __restrict__ grad_x, float* __restrict__ grad_u0,
-                                          float* __restrict__ grad_beta, float* __restrict__ grad_thr, const int T,
-                                          const int N, const float beta, const float thr, const float sg_a,
+                                          const float* __restrict__ beta_thr, float* __restrict__ grad_x,
+                                          float* __restrict__ grad_u0, float* __restrict__ grad_beta,
+                                          float* __restrict__ grad_thr, const int T, const int N, const float sg_a,
                                           const float sg_b) {
     const int n = blockIdx.x * blockDim.x + threadIdx.x;
     if (n >= N) return;
+    const float beta = beta_thr[0], thr = beta_thr[1];
     float carry = grad_u_last[n];
     float gb = 0.0f, gt = 0.0f;
     for (int t = T - 1; t >= 0; --t) {
@@ -335,24 +342,28 @@ class _LeakyKernelScan(torch.autograd.Function):
     def forward(ctx, x2: Tensor, u0f: Tensor, beta: Tensor, thr: Tensor, engine, source: str, sg: tuple):
         T, N = x2.shape
         spikes, u_seq = torch.empty_like(x2), torch.empty_like(x2)
-        b, th = float(beta), float(thr)
-        engine.launch(source, LEAKY_SPECS, "leaky_forward", N, BLOCK_SCAN, (x2, u0f, spikes, u_seq, T, N, b, th) + sg)
-        ctx.save_for_backward(u0f, u_seq)
-        ctx.engine, ctx.source, ctx.constants = engine, source, (b, th) + sg
+        # no float(beta): that would wait for the GPU on every call
+        beta_thr = torch.stack((beta.detach(), thr.detach())).to(device=x2.device, dtype=torch.float32).contiguous()
+        engine.launch(source, LEAKY_SPECS, "leaky_forward", N, BLOCK_SCAN, (x2, u0f, beta_thr, spikes, u_seq, T, N) + sg)
+        ctx.save_for_backward(u0f, u_seq, beta_thr)
+        ctx.engine, ctx.source, ctx.sg = engine, source, sg
+        ctx.scalar_places = (beta.device, beta.dtype), (thr.device, thr.dtype)
         return spikes, u_seq[-1].clone()
 
     @staticmethod
     def backward(ctx, g_spikes: Tensor, g_last: Tensor):
-        u0f, u_seq = ctx.saved_tensors
+        u0f, u_seq, beta_thr = ctx.saved_tensors
         T, N = u_seq.shape
         gs = g_spikes.contiguous() if g_spikes is not None else torch.zeros_like(u_seq)
         gl = g_last.contiguous() if g_last is not None else torch.zeros_like(u0f)
         g_x, g_u0 = torch.empty_like(u_seq), torch.empty_like(u0f)
         g_beta, g_thr = torch.empty_like(u0f), torch.empty_like(u0f)
         ctx.engine.launch(ctx.source, LEAKY_SPECS, "leaky_backward", N, BLOCK_SCAN,
-                          (gs, gl, u0f, u_seq, g_x, g_u0, g_beta, g_thr, T, N) + ctx.constants)
-        return (g_x, g_u0 if ctx.needs_input_grad[1] else None, g_beta.sum() if ctx.needs_input_grad[2] else None,
-                g_thr.sum() if ctx.needs_input_grad[3] else None, None, None, None)
+                          (gs, gl, u0f, u_seq, beta_thr, g_x, g_u0, g_beta, g_thr, T, N) + ctx.sg)
+        (beta_device, beta_dtype), (thr_device, thr_dtype) = ctx.scalar_places
+        return (g_x, g_u0 if ctx.needs_input_grad[1] else None,
+                g_beta.sum().to(beta_device, beta_dtype) if ctx.needs_input_grad[2] else None,
+                g_thr.sum().to(thr_device, thr_dtype) if ctx.needs_input_grad[3] else None, None, None, None)
 
 
 def leaky_multistep_cuda(input_seq: Tensor, state, params, *, engine: str = "cupy"):
@@ -364,8 +375,9 @@ def leaky_multistep_cuda(input_seq: Tensor, state, params, *, engine: str = "cup
     """
     from reprolib.neurons.leaky import LeakyState  # noqa: PLC0415
 
-    if not isinstance(input_seq, Tensor) or input_seq.dim() < 2:
-        raise ValueError(f"Leaky kernel: input {getattr(input_seq, 'shape', input_seq)!r}; expected [T, B, ...]")
+    if not isinstance(input_seq, Tensor) or input_seq.dim() < 2 or input_seq.shape[0] < 1:
+        raise ValueError(f"Leaky kernel: input {getattr(input_seq, 'shape', input_seq)!r}; expected [T, B, ...] "
+                         "with T >= 1")
     if engine == "cupy":
         dispatch.resolve_backend("cupy", input_seq)
     if input_seq.dtype not in dispatch.KERNEL_DTYPES + dispatch.UPCAST_DTYPES:
@@ -374,7 +386,8 @@ def leaky_multistep_cuda(input_seq: Tensor, state, params, *, engine: str = "cup
     xf = input_seq.float() if dtype != torch.float32 else input_seq
     (name, strict, sg_a, sg_b), beta, thr = _operands(xf, state, params)
     x2 = xf.contiguous().view(input_seq.shape[0], -1)
-    u0f = state.mem.float().contiguous().view(-1)
+    # on the input's device, as the other kernels do (a state left on another GPU must not be read from there)
+    u0f = state.mem.to(device=xf.device, dtype=torch.float32).contiguous().view(-1)
     source = leaky_cuda_source(params.reset, name, bool(strict), engine)
     spikes, last = _LeakyKernelScan.apply(x2, u0f, beta, thr, dispatch.get_engine(engine), source,
                                           (float(sg_a), float(sg_b)))

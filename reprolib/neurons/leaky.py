@@ -126,8 +126,9 @@ class Leaky(MemoryModule):
         return spike
 
     def multi_step_forward(self, x_seq: Tensor) -> Tensor:
-        if not isinstance(x_seq, Tensor) or x_seq.dim() < 2:
-            raise ValueError(f"Leaky: input {getattr(x_seq, 'shape', x_seq)!r} is invalid; expected [T, B, ...]")
+        if not isinstance(x_seq, Tensor) or x_seq.dim() < 2 or x_seq.shape[0] < 1:
+            raise ValueError(f"Leaky: input {getattr(x_seq, 'shape', x_seq)!r} is invalid; expected [T, B, ...] "
+                             "with T >= 1")
         multistep = self.multistep_backends[self.backend]
         spikes, (self.mem,) = multistep(x_seq, self._state(x_seq[0]), self.neuron_parameters())
         return spikes
