@@ -109,6 +109,55 @@ def test_src_scan_cpp_matches_torch():
 
 
 @needs_cxx
+@pytest.mark.parametrize("relu_bypass", [True, False])
+@pytest.mark.parametrize("detach", [True, False])
+@pytest.mark.parametrize("zs_from", ["previous", "current"])
+@pytest.mark.parametrize("noise_sigma", [0.0, 0.5])
+def test_src_backend_cpp_time_outer_scan_matches_torch(relu_bypass, detach, zs_from, noise_sigma):
+    # the scan behind SpikingRecurrentCell(backend="cpp"): its own loop order and tanh, the kernels' step functions
+    report = verify.check_src(relu_bypass=relu_bypass, detach=detach, zs_from=zs_from, noise_sigma=noise_sigma,
+                              T=120, shape=(3, 37), engine="cpp-scan", seed=3)
+    assert report.ok(), report
+
+
+@needs_cxx
+def test_src_backend_cpp_takes_a_scalar_bias_and_a_single_step():
+    from reprolib.kernels.src import src_multistep_cpp
+    from reprolib.neurons.src import SRCParameters, SRCState, src_multistep
+
+    x = torch.randn(1, 2, 5, generator=torch.Generator().manual_seed(2)) * 3
+    for b_h in (-4.5, torch.tensor(-4.5)):
+        state = SRCState(*(torch.full((2, 5), 0.2) for _ in range(3)))
+        want, want_state = src_multistep(x, state, SRCParameters(b_h=b_h))
+        got, got_state = src_multistep_cpp(x, state, SRCParameters(b_h=b_h))
+        assert torch.allclose(got, want, rtol=1e-6, atol=1e-7)
+        assert all(torch.allclose(a, c, rtol=1e-6, atol=1e-7) for a, c in zip(got_state, want_state))
+
+
+def test_src_backend_cpp_tanh_is_accurate_over_the_float_range():
+    # the rational tanh of the scan, compared through the scan itself with one step from rest (h = tanh(b_h + x))
+    from reprolib.kernels.src import src_multistep_cpp
+    from reprolib.neurons.src import SRCParameters, SRCState
+
+    if not cpu.cpp_available():
+        pytest.skip("no C++ compiler (g++) to build the cpp backend")
+    values = torch.cat([torch.linspace(-12, 12, 200_001), torch.tensor([0.0, -0.0, 1e-30, -1e-8, float("nan")])])
+    zeros = torch.zeros(1, values.numel())
+    # alpha = 0, rho large: i = I, x = rho tanh(I / rho) = I to float rounding; b_h = 0: h = tanh(x)
+    params = SRCParameters(b_h=0.0, alpha=0.0, rho=1e6, r=0.0, r_s=0.0)
+    _, state = src_multistep_cpp(values.view(1, 1, -1), SRCState(zeros, zeros, zeros), params)
+    want = torch.tanh(values.double()).float()
+    got = state.h.view(-1)
+    finite = ~torch.isnan(values)
+    got, want = got[finite], want[finite]
+    one_ulp = torch.nextafter(want.abs(), torch.tensor(float("inf"))) - want.abs()
+    off = (got - want).abs() > one_ulp
+    assert not off.any(), f"more than 1 ulp from tanh at x = {values[finite][off][:5].tolist()}"
+    assert (got.sign() == want.sign()).all() and (got.abs() <= 1).all()
+    assert torch.isnan(state.h.view(-1)[~finite]).all()  # a NaN input stays NaN
+
+
+@needs_cxx
 def test_node_with_cpp_backend_equals_torch_node():
     from reprolib.neurons.integrate_fire import MultiStepLIFNode
 

@@ -47,12 +47,12 @@ from reprolib.kernels.resonate import (
     rf_multistep_cpp,
     rf_scan,
 )
-from reprolib.kernels.src import src_multistep, src_multistep_auto
+from reprolib.kernels.src import src_multistep, src_multistep_auto, src_multistep_cpp
 
 __all__ = [
     "BACKENDS", "BackendUnavailable", "KernelUnsupported", "cupy_available", "resolve_backend", "to_cupy",
     "if_multistep", "lif_multistep", "if_multistep_auto", "lif_multistep_auto", "src_multistep",
-    "src_multistep_auto", "brf_multistep", "rf_multistep", "alif_multistep", "brf_multistep_auto",
+    "src_multistep_auto", "src_multistep_cpp", "brf_multistep", "rf_multistep", "alif_multistep", "brf_multistep_auto",
     "rf_multistep_auto", "alif_multistep_auto", "brf_multistep_cpp", "rf_multistep_cpp", "alif_multistep_cpp",
     "li_multistep", "li_multistep_auto", "li_multistep_cpp", "leaky_integrator", "cpu", "brf_scan", "rf_scan", "alif_scan", "register_backends",
     "lif", "src", "resonate", "sparse", "leaky",
@@ -83,7 +83,7 @@ def register_backends() -> None:
     if isinstance(table, dict):
         table["cupy"] = src_multistep
         table["auto"] = src_multistep_auto
-        table["cpp"] = cpu.cpp_backend(src_multistep, "src_multistep_cpp")
+        table["cpp"] = src_multistep_cpp
     resonate_module = import_module("reprolib.neurons.resonate")
     for name, fused, auto, cpp in (
         ("RFCell", rf_multistep, rf_multistep_auto, rf_multistep_cpp),

@@ -194,9 +194,10 @@ def _src_case(impl: str, engine: str, T, B, N, device, gen):
     state = R.src_initial_state((B, N), device=device)
     p = R.SRCParameters(b_h=b)
     if impl == "kernel":
-        from reprolib.kernels.src import src_multistep  # noqa: PLC0415
+        from reprolib.kernels.src import src_multistep, src_multistep_cpp  # noqa: PLC0415
 
-        fn = partial(src_multistep, engine=engine)
+        # on a CPU, backend="cpp" is the time-outer C++ scan, not the emulated CUDA source
+        fn = src_multistep_cpp if engine == "cpp" else partial(src_multistep, engine=engine)
     else:
         fn = R.src_multistep
 
@@ -573,12 +574,13 @@ def _check_all(device, engine: str = "cupy") -> tuple[list[str], int]:
     for options in leaky.leaky_option_sets():
         record(partial(verify.check_leaky, **options, T=64, shape=(5, 37), device=device, engine=engine),
                f"leaky {options}")
+    src_engine = "cpp-scan" if engine == "cpp" else engine  # what backend="cpp" runs for SRC
     for bypass in (False, True):
         for detach in (False, True):
             for zs in ("previous", "current"):
                 record(partial(verify.check_src, relu_bypass=bypass, detach=detach, zs_from=zs, device=device,
-                               engine=engine), f"src bypass={bypass} detach={detach} zs={zs}")
-        record(partial(verify.check_src, relu_bypass=bypass, detach=False, device=device, engine=engine,
+                               engine=src_engine), f"src bypass={bypass} detach={detach} zs={zs}")
+        record(partial(verify.check_src, relu_bypass=bypass, detach=False, device=device, engine=src_engine,
                        noise_sigma=0.1), f"src bypass={bypass} noise 0.1")
     for model in ("rf", "brf", "alif"):
         for mode in ("recurrent", "scan"):

@@ -137,7 +137,10 @@ def check_leaky(*, reset="zero", surrogate="atan", strict=True, T=40, shape=(3, 
 
 def check_src(*, relu_bypass=True, detach=True, zs_from="previous", T=23, shape=(3, 7), device="cpu",
               engine="emulate", seed=0, noise_sigma=0.0) -> Report:
-    """Compare ``reprolib.kernels.src`` with ``reprolib.neurons.src.src_multistep`` for one option set."""
+    """Compare ``reprolib.kernels.src`` with ``reprolib.neurons.src.src_multistep`` for one option set.
+
+    ``engine``: a kernel engine of :func:`reprolib.kernels.src.src_multistep` (``"cupy"``, ``"emulate"``,
+    ``"cpp"``), or ``"cpp-scan"`` for :func:`reprolib.kernels.src.src_multistep_cpp` (``backend="cpp"``)."""
     from reprolib.kernels import src as K  # noqa: PLC0415
     from reprolib.neurons import src as R  # noqa: PLC0415
 
@@ -161,7 +164,10 @@ def check_src(*, relu_bypass=True, detach=True, zs_from="previous", T=23, shape=
 
     names = ["s", "i_last", "h_last", "hs_last", "grad_I", "grad_b", "grad_i0", "grad_h0", "grad_hs0"]
     o1, g1 = run(R.src_multistep, torch.float32)
-    o2, g2 = run(K.src_multistep, torch.float32, engine=engine)
+    if engine == "cpp-scan":
+        o2, g2 = run(K.src_multistep_cpp, torch.float32)
+    else:
+        o2, g2 = run(K.src_multistep, torch.float32, engine=engine)
     errors = {k: relative_error(a, c) for k, a, c in zip(names, o2 + list(g2), o1 + list(g1))}
     report = Report(True, errors, rate=float((o1[0].detach() > 0).float().mean()))
     if not detach or report.worst() > 1e-5:

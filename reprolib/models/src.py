@@ -115,18 +115,18 @@ def cpu_path(backend: str, neuron: str) -> tuple[str, bool]:
 
     ``"cpp"`` means the fastest path on a CPU: the input matmuls of every layer take
     :func:`reprolib.kernels.sparse.event_linear` (binned events and spikes are mostly zeros; this halves the
-    first layer's cost on N-MNIST); the LIF layers run the C++ scan of :mod:`reprolib.kernels.leaky`; the SRC
-    layers keep PyTorch's loop. For SRC the C++ scan exists (``SpikingRecurrentCell(backend="cpp")``) but is
-    slower than PyTorch's loop on a CPU: it calls the scalar ``tanhf`` twice per neuron and step where
-    PyTorch vectorises ``tanh`` (one thread, T = 200, 64 x 512 neurons: forward 0.72 s against 0.15 s,
-    backward 0.13 s against 0.06 s). Measured on N-MNIST batches
-    (64, T = 200, one thread, 2-core machine shared with another run): a training step of the 2-layer LIF
-    network 1.30 s -> 0.49 s (3 layers: 2.07 s -> 0.76 s), of the 2-layer SRC network 1.29 s -> 0.69 s.
+    first layer's cost on N-MNIST); the LIF layers run the C++ scan of :mod:`reprolib.kernels.leaky` and the SRC
+    layers the C++ scan of :func:`reprolib.kernels.src.src_multistep_cpp` (time outside, neurons inside,
+    vectorised). Measured on N-MNIST batches (64, T = 200, one thread, 2-core machine shared with another run):
+    a training step of the 2-layer LIF network 1.30 s -> 0.49 s (3 layers: 2.07 s -> 0.76 s), of the 2-layer SRC
+    network 1.29 s -> 0.69 s with PyTorch's SRC loop (what ``"cpp"`` ran for the SRC layers before the SRC scan,
+    and so for the N-MNIST SRC records of 2026-11-29/30 up to 2 layers seed 2). The SRC scan then took a step with
+    its data loading from 0.88 s to 0.65 s at 2 layers and from 1.86 s to 1.24 s at 5 layers (same conditions).
     """
     if backend not in NETWORK_BACKENDS:
         raise ValueError(f"{neuron} network: backend={backend!r} is invalid; expected one of {NETWORK_BACKENDS}")
     if backend == "cpp":
-        return ("cpp" if neuron == "LIF" else "torch"), True
+        return "cpp", True
     return backend, False
 
 
