@@ -35,16 +35,28 @@ NOT_RUN = "not run yet at this scale"
 
 @dataclass(frozen=True)
 class Parameters:
-    """The validated common parameters of a book notebook (``device`` resolved from ``auto``)."""
+    """The validated common parameters of a book notebook (``device`` resolved from ``auto``).
+
+    ``seeds`` is ``None`` for "each experiment's own seeds at this scale" (its preset: the source's number of
+    runs), which is what the book uses; a tuple of seeds asks for exactly those.
+    """
 
     scale: str
-    seeds: tuple[int, ...]
+    seeds: tuple[int, ...] | None
     device: str
     train_missing: bool
     knobs: Mapping[str, Any] = field(default_factory=dict)
 
     def __getitem__(self, key: str) -> Any:
         return self.knobs[key]
+
+    def seeds_for(self, experiment: str) -> list[int]:
+        """The seeds to show for ``experiment``: the given ones, or its preset's at this scale."""
+        if self.seeds is not None:
+            return list(self.seeds)
+        from reprolib.experiments import get_preset  # noqa: PLC0415
+
+        return list(get_preset(experiment).seeds[self.scale])
 
 
 def resolve_device(device: str) -> str:
@@ -97,20 +109,25 @@ def check_parameters(scale: str, seeds: Any, device: str, train_missing: Any, **
     """Validate the parameters every notebook shares; ``knobs`` are passed through (check them with
     :func:`check_choice` / :func:`check_subset` / :func:`check_positive`).
 
-    Raises ``ValueError`` naming the bad value and what was expected.
+    ``seeds=None`` means each experiment's own seeds (:meth:`Parameters.seeds_for`). Raises ``ValueError`` naming
+    the bad value and what was expected.
     """
     check_choice("scale", scale, SCALES)
+    if not isinstance(train_missing, bool):
+        raise ValueError(f"parameter train_missing must be true or false, got {train_missing!r}")
+    if seeds is None:
+        return Parameters(scale=scale, seeds=None, device=resolve_device(device), train_missing=train_missing,
+                          knobs=dict(knobs))
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         seeds = [seeds]
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
-        raise ValueError(f"parameter seeds must be a list of non-negative integers, got {seeds!r}")
+        raise ValueError(f"parameter seeds must be a list of non-negative integers (or null: each experiment's own), "
+                         f"got {seeds!r}")
     seeds = list(seeds)
     if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
         raise ValueError(f"parameter seeds must be a non-empty list of non-negative integers, got {seeds!r}")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"parameter seeds has duplicates: {seeds!r}")
-    if not isinstance(train_missing, bool):
-        raise ValueError(f"parameter train_missing must be true or false, got {train_missing!r}")
     return Parameters(scale=scale, seeds=tuple(seeds), device=resolve_device(device),
                       train_missing=train_missing, knobs=dict(knobs))
 
@@ -445,13 +462,14 @@ class Runs:
         return provenance_line(self.table, self.params.scale)
 
     def command(self) -> str:
-        return sweep_command(self.experiment, self.params.scale, self.params.seeds, **self._selection())
+        return sweep_command(self.experiment, self.params.scale, self.params.seeds_for(self.experiment),
+                             **self._selection())
 
     def _selection(self) -> dict:
         """The axis restrictions of this page that actually narrow the preset's grid (for the command line)."""
         from reprolib.experiments import get_configs
 
-        full = {c.hash for c in get_configs(self.experiment, self.params.scale, list(self.params.seeds))}
+        full = {c.hash for c in get_configs(self.experiment, self.params.scale, self.params.seeds_for(self.experiment))}
         if full == {c.hash for c in self.configs}:
             return {}
         return {k: v for k, v in self.overrides.items() if k in self.axes}
@@ -461,7 +479,8 @@ class Runs:
         # the missing-runs note below gives the command that completes a missing dataset's runs
         parts = [dataset_note(name, status) for name, status in self.unavailable.items()]
         parts += [f"**Run {h[:8]} failed**: {reason}" for h, reason in self.failed.items()]
-        parts.append(missing_runs_note(self.experiment, self.params.scale, self.params.seeds, len(self.missing),
+        parts.append(missing_runs_note(self.experiment, self.params.scale, self.params.seeds_for(self.experiment),
+                                       len(self.missing),
                                        len(self.configs), self.params.train_missing, **self._selection()))
         return "\n\n".join(p for p in parts if p)
 
@@ -541,7 +560,7 @@ def _train(configs: list, device: str) -> dict:
 
 
 def gather_runs(experiment: str, params: Parameters, **overrides: Any) -> Runs:
-    """The records of ``experiment`` at ``params.scale`` for ``params.seeds``, restricted by ``overrides``
+    """The records of ``experiment`` at ``params.scale`` for ``params.seeds_for(experiment)``, restricted by ``overrides``
     (axis name -> labels, as :func:`reprolib.experiments.get_configs`).
 
     When ``params.train_missing`` is true, configs without a record are trained first, on ``params.device``,
@@ -550,7 +569,8 @@ def gather_runs(experiment: str, params: Parameters, **overrides: Any) -> Runs:
     from reprolib.experiments import get_configs
     from reprolib.results import find_record, load_records
 
-    configs = list(get_configs(experiment, params.scale, list(params.seeds), **overrides))
+    seeds = params.seeds_for(experiment)
+    configs = list(get_configs(experiment, params.scale, seeds, **overrides))
     statuses = {name: dataset_status(name) for name in sorted({c.dataset for c in configs})}
     unavailable = {name: status for name, status in statuses.items() if status != "found"}
     failed: dict = {}
@@ -559,7 +579,7 @@ def gather_runs(experiment: str, params: Parameters, **overrides: Any) -> Runs:
         failed = _train(todo, params.device)
     table = load_records(configs)
     missing = list(table.attrs.get("missing", []))
-    grid = axis_labels(experiment, params.scale, params.seeds, configs, **overrides)
+    grid = axis_labels(experiment, params.scale, seeds, configs, **overrides)
     recorded = set(table["config_hash"]) if not table.empty else set()
     grid["has_record"] = grid["config_hash"].isin(recorded)
     if not table.empty:
@@ -806,6 +826,8 @@ def preset_seeds(params: Parameters, experiment: str) -> Parameters:
 
     from reprolib.experiments import get_preset
 
+    if params.seeds is None:  # already each experiment's own seeds
+        return params
     own = get_preset(experiment).seeds.get(params.scale, [])
     kept = tuple(seed for seed in params.seeds if seed in own) or tuple(own)
     return dataclasses.replace(params, seeds=kept)

@@ -350,3 +350,21 @@ def test_compare_variants_and_preset_seeds():
     params = check_parameters("paper", [0, 1, 2, 3, 4], "cpu", False)
     assert preset_seeds(params, "brf-ecg-alif-bias").seeds == (0, 1, 2)
     assert preset_seeds(check_parameters("paper", [4], "cpu", False), "brf-ecg-alif-bias").seeds == (0, 1, 2)
+
+
+def test_seeds_none_means_each_experiments_own_seeds(results_tmp):
+    from reprolib.notebook import check_parameters, gather_runs, preset_seeds
+
+    params = check_parameters("paper", None, "cpu", False)
+    assert params.seeds is None
+    assert params.seeds_for("src-table2") == [0, 1, 2, 3, 4]
+    assert params.seeds_for("sj-seq-fmnist") == [2020]      # the tutorial's one seeded run
+    assert params.seeds_for("brf-ecg-alif-bias") == [0, 1, 2]
+    assert preset_seeds(params, "brf-ecg-alif-bias") is params
+    assert check_parameters("ci", None, "cpu", False).seeds_for("src-table2") == [0]
+    # a page run without seeds counts, and asks for, every seed of the preset
+    runs = gather_runs("sj-seq-fmnist", check_parameters("paper", None, "cpu", False))
+    assert {c.seed for c in runs.configs} == {2020} and len(runs.configs) == 3
+    assert "--seeds 2020" in runs.command()
+    explicit = gather_runs("sj-seq-fmnist", check_parameters("paper", [1], "cpu", False))
+    assert {c.seed for c in explicit.configs} == {1}
