@@ -484,11 +484,45 @@ class Runs:
                                        len(self.configs), self.params.train_missing, **self._selection()))
         return "\n\n".join(p for p in parts if p)
 
+    def run_by_run(self, metric: str = "test_accuracy") -> pd.DataFrame:
+        """One row per record: the axis labels, seed, ``metric``, code version (with the commits of earlier
+        sessions when the run was resumed), device and backend, date and record hash -- which run, made by which
+        code, is behind each number of the page."""
+        columns = [*self.axes, "seed", metric, "code", "device", "date", "record"]
+        if self.table.empty:
+            return pd.DataFrame(columns=columns)
+        rows = []
+        for row in _rows(self.table):
+            info = record_info(row)
+            earlier = row.get("provenance.earlier_sessions")  # records table: each session as sorted item pairs
+            sessions = [dict(x) if not isinstance(x, Mapping) else x for x in earlier] if isinstance(earlier, (list, tuple)) else []
+            commits = [str(x["git_commit"])[:8] for x in sessions if x.get("git_commit")]
+            code = info["code"] + (f" (resumed; earlier {', '.join(dict.fromkeys(commits))})" if commits else "")
+            value = row.get(metric)
+            rows.append({**{axis: row.get(axis) for axis in self.axes}, "seed": info["seed"],
+                         metric: round(float(value), 2) if not _missing(value) else None, "code": code,
+                         "device": _device_text(row, always_backend=True), "date": info["date"],
+                         "record": str(row.get("config_hash", ""))[:16]})
+        return pd.DataFrame(rows, columns=columns).sort_values([*self.axes, "seed"], kind="stable", ignore_index=True)
+
+    def run_by_run_dropdown(self, metric: str = "test_accuracy") -> str:
+        """MyST: :meth:`run_by_run` as a folded table (empty text when there is no record)."""
+        frame = self.run_by_run(metric)
+        if frame.empty:
+            return ""
+        header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns)
+        lines = ["| " + " | ".join("" if _missing(v) else str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+        body = "\n".join([header, *lines])
+        return (f"```{{dropdown}} Run by run: the {len(frame)} records behind this page\n"
+                f"Each record is `results/{self.experiment}/<record>.json`; `reprolib rerun` re-trains one from its "
+                f"config.\n\n{body}\n```")
+
     def show_note(self) -> None:
-        """Display the provenance of the page's records (for every figure and table below), :meth:`note`, and
-        the preset's settings notes folded under a dropdown."""
+        """Display the provenance of the page's records (for every figure and table below), :meth:`note`, the
+        run-by-run provenance and the preset's settings notes, both folded under dropdowns."""
         show_markdown(f"*Run records of `{self.experiment}` shown below: {self.provenance_line()}.*")
         show_markdown(self.note())
+        show_markdown(self.run_by_run_dropdown())
         show_markdown(settings_dropdown([self.experiment]))
 
 

@@ -368,3 +368,29 @@ def test_seeds_none_means_each_experiments_own_seeds(results_tmp):
     assert "--seeds 2020" in runs.command()
     explicit = gather_runs("sj-seq-fmnist", check_parameters("paper", [1], "cpu", False))
     assert {c.seed for c in explicit.configs} == {1}
+
+
+def test_run_by_run_names_the_code_of_every_session_behind_each_number(results_tmp):
+    from reprolib.experiments import get_configs
+    from reprolib.notebook import check_parameters, gather_runs
+    from reprolib.results import Record, write_record
+
+    configs = get_configs("sj-seq-fmnist", "paper")
+    for i, config in enumerate(configs):
+        provenance = {"git_commit": f"{i}" * 40, "git_dirty": False, "device": "cpu", "device_name": "cpu (x86_64)",
+                      "end_time": "2026-11-30T04:00:00+00:00"}
+        if i == 0:  # resumed from a checkpoint made by other code
+            provenance["earlier_sessions"] = [{"git_commit": "a" * 40, "until_epoch": 3},
+                                              {"git_commit": "b" * 40, "until_epoch": 5}]
+        write_record(Record(config, [{"epoch": 1, "test_accuracy": 0.5}], {"test_accuracy": 0.5 + i / 10}, provenance))
+    runs = gather_runs("sj-seq-fmnist", check_parameters("paper", None, "cpu", False))
+    table = runs.run_by_run()
+    assert len(table) == 3 and list(table.columns[-6:]) == ["seed", "test_accuracy", "code", "device", "date", "record"]
+    assert sorted(table["test_accuracy"]) == [50.0, 60.0, 70.0]
+    codes = dict(zip(table["test_accuracy"], table["code"]))
+    assert codes[50.0] == "00000000 (resumed; earlier aaaaaaaa, bbbbbbbb)" and codes[60.0] == "11111111"
+    assert set(table["device"]) == {"cpu (x86_64), torch backend"}
+    text = runs.run_by_run_dropdown()
+    assert text.startswith("```{dropdown} Run by run: the 3 records behind this page") and text.count("\n| ") == 4
+    empty = gather_runs("sj-seq-fmnist", check_parameters("paper", [7], "cpu", False))
+    assert empty.run_by_run().empty and empty.run_by_run_dropdown() == ""
