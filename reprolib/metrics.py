@@ -38,16 +38,20 @@ def spiking_step_fraction(s_seq: Tensor) -> Tensor:
     return (s_seq.detach() > 0).to(torch.get_default_dtype()).mean(dim=0)
 
 
-def relative_spiking_steps(s_seqs: Tensor | Sequence[Tensor]) -> Tensor:
+def relative_spiking_steps(s_seqs: Tensor | Sequence[Tensor], spiking: Tensor | None = None) -> Tensor:
     """Mean of Eq. 4 over all neurons (each neuron weighs the same, whatever its layer) and samples.
 
     ``s_seqs`` is one ``[T, B, ...]`` tensor or a list of them (one per layer, same ``T`` and ``B``).
-    Returns a 0-dim tensor.
+    ``spiking``: their :func:`spike_count` when the caller has it already (a model that reports both), so the
+    spikes are not counted twice. Returns a 0-dim tensor.
     """
     seqs = [s_seqs] if isinstance(s_seqs, Tensor) else list(s_seqs)
     if not seqs:
         raise ValueError("s_seqs is empty; expected at least one [T, B, ...] tensor")
-    spiking = sum(spike_count(_check_seq(s)) for s in seqs)
+    for s in seqs:
+        _check_seq(s)
+    if spiking is None:
+        spiking = spike_count(seqs)
     total = sum(s.numel() for s in seqs)
     return spiking.to(torch.get_default_dtype()) / total
 

@@ -59,3 +59,14 @@ def test_bad_inputs_raise():
         count_parameters([torch.zeros(3)])
     with pytest.raises(ValueError, match="empty"):
         relative_spiking_steps([])
+
+
+def test_relative_spiking_steps_takes_a_count_made_already():
+    from reprolib.metrics import spike_count
+
+    layers = [torch.tensor([[[0.0, 1.0, 0.5]], [[-1.0, 0.0, 2.0]]]), torch.tensor([[[1.0]], [[0.0]]])]
+    count = spike_count(layers)
+    assert count.item() == 4
+    assert relative_spiking_steps(layers, count).item() == relative_spiking_steps(layers).item() == 4 / 8
+    with pytest.raises(ValueError):
+        relative_spiking_steps([torch.zeros(0, 2)], count)  # the sequences are still checked

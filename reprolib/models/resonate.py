@@ -83,8 +83,8 @@ class RSNN(nn.Module):
         z_seq = self.hidden(x_seq)
         u_seq = self.out(z_seq)
         self.last_spikes = z_seq.detach()
-        self.last_activity = relative_spiking_steps(self.last_spikes)
         self.last_spike_count = spike_count(self.last_spikes)
+        self.last_activity = relative_spiking_steps(self.last_spikes, self.last_spike_count)
         return u_seq
 
 

@@ -89,8 +89,8 @@ class SpikingJellyNet(nn.Module):
         x_seq = self._features(x_seq)
         reset_net(self)  # every forward is a new batch of independent samples
         hidden, out = self.run(x_seq)
-        self.last_activity = relative_spiking_steps(hidden)
         self.last_spike_count = spike_count(hidden)
+        self.last_activity = relative_spiking_steps(hidden, self.last_spike_count)
         return out
 
 

@@ -89,8 +89,8 @@ class SpikingStackNetwork(nn.Module):
             s = block(s)
             spikes.append(s.detach())
         self.last_spikes = spikes
-        self.last_activity = relative_spiking_steps(spikes)
         self.last_spike_count = spike_count(spikes)
+        self.last_activity = relative_spiking_steps(spikes, self.last_spike_count)
         return self.readout(s)
 
     def after_optimizer_step(self) -> None:
