@@ -77,34 +77,54 @@ extern "C" void leaky_forward(const float* I, const float* u0, float* s, float* 
     }
 }
 
-// gS, gI, u: [T, N]; g_last, u0, carry: [N] (carry enters as dL/dU[T-1] from the final state, leaves as dL/dU0)
+// One reverse step over all neurons, for one surrogate (KIND) and reset mode (RESET) fixed at compile time: no
+// branch is left in the loop, so the compiler vectorises it.
+template <int KIND, int RESET>
+static void leaky_backward_step(const float* __restrict prev, const float* __restrict cur,
+                                const float* __restrict gs, float* __restrict gi, float* __restrict carry,
+                                double* __restrict acc_beta, double* __restrict acc_thr, long long N, float beta,
+                                float thr, int strict, float sg_a, float sg_b) {
+    for (long long n = 0; n < N; ++n) {
+        const float d = surrogate(cur[n] - thr, KIND, sg_a, sg_b);
+        const float through_spike = gs[n] * d;
+        const float gu = through_spike + carry[n];
+        gi[n] = gu;
+        const float m = prev[n];
+        double gt = -(double)through_spike;
+        if (RESET == 1) {
+            const float keep = 1.0f - fire(m - thr, strict);
+            acc_beta[n] += (double)gu * (double)(keep * m);
+            carry[n] = gu * beta * keep;
+        } else {
+            acc_beta[n] += (double)gu * (double)m;
+            if (RESET == 0) gt -= (double)gu * (double)fire(m - thr, strict);
+            carry[n] = gu * beta;
+        }
+        acc_thr[n] += gt;
+    }
+}
+
+// gS, gI, u: [T, N]; g_last, u0, carry: [N] (carry enters as dL/dU[T-1] from the final state, leaves as dL/dU0).
+// The scalar gradients are summed per neuron over time first (acc_beta, acc_thr: [N], in double), then over the
+// neurons: every neuron's chain is then independent.
 extern "C" void leaky_backward(const float* gS, const float* u0, const float* u, float* gI, float* carry,
-                               double* g_scalars, int T, long long N, float beta, float thr, int reset,
-                               int strict, int kind, float sg_a, float sg_b) {
-    double g_beta = 0.0, g_thr = 0.0;
+                               double* acc_beta, double* acc_thr, double* g_scalars, int T, long long N, float beta,
+                               float thr, int reset, int strict, int kind, float sg_a, float sg_b) {
+    for (long long n = 0; n < N; ++n) { acc_beta[n] = 0.0; acc_thr[n] = 0.0; }
     for (int t = T - 1; t >= 0; --t) {
         const float* prev = t > 0 ? u + (long long)(t - 1) * N : u0;
-        const float* cur = u + (long long)t * N;
-        const float* gs = gS + (long long)t * N;
-        float* gi = gI + (long long)t * N;
-        for (long long n = 0; n < N; ++n) {
-            const float d = surrogate(cur[n] - thr, kind, sg_a, sg_b);
-            const float through_spike = gs[n] * d;
-            const float gu = through_spike + carry[n];
-            gi[n] = gu;
-            const float m = prev[n];
-            g_thr -= (double)through_spike;
-            if (reset == 1) {
-                const float keep = 1.0f - fire(m - thr, strict);
-                g_beta += (double)gu * (double)(keep * m);
-                carry[n] = gu * beta * keep;
-            } else {
-                g_beta += (double)gu * (double)m;
-                if (reset == 0) g_thr -= (double)gu * (double)fire(m - thr, strict);
-                carry[n] = gu * beta;
-            }
+        const long long o = (long long)t * N;
+#define LEAKY_STEP(K, R) leaky_backward_step<K, R>(prev, u + o, gS + o, gI + o, carry, acc_beta, acc_thr, N, beta, \
+                                                   thr, strict, sg_a, sg_b)
+        if (kind == 1) {
+            if (reset == 0) LEAKY_STEP(1, 0); else if (reset == 1) LEAKY_STEP(1, 1); else LEAKY_STEP(1, 2);
+        } else {
+            if (reset == 0) LEAKY_STEP(0, 0); else if (reset == 1) LEAKY_STEP(0, 1); else LEAKY_STEP(0, 2);
         }
+#undef LEAKY_STEP
     }
+    double g_beta = 0.0, g_thr = 0.0;
+    for (long long n = 0; n < N; ++n) { g_beta += acc_beta[n]; g_thr += acc_thr[n]; }
     g_scalars[0] = g_beta;
     g_scalars[1] = g_thr;
 }
@@ -128,11 +148,13 @@ def _library():
             from reprolib.kernels.dispatch import build_shared_library  # noqa: PLC0415
 
             key = "leaky_" + hashlib.sha256(_SOURCE.encode()).hexdigest()
-            lib = build_shared_library(_SOURCE, key, opt_level="-O3")
+            # -fno-trapping-math: the float comparisons (fire, reset) become selects, so the neuron loops vectorise
+            lib = build_shared_library(_SOURCE, key, opt_level="-O3", extra_flags=("-fno-trapping-math",))
             ptr, i64, f32, i32 = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_float, ctypes.c_int
             lib.leaky_forward.restype = lib.leaky_backward.restype = None
             lib.leaky_forward.argtypes = [ptr, ptr, ptr, ptr, i32, i64, f32, f32, i32, i32]
-            lib.leaky_backward.argtypes = [ptr, ptr, ptr, ptr, ptr, ptr, i32, i64, f32, f32, i32, i32, i32, f32, f32]
+            lib.leaky_backward.argtypes = [ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i32, i64, f32, f32, i32, i32, i32,
+                                           f32, f32]
             _LIBRARY = lib
     return _LIBRARY
 
@@ -196,8 +218,10 @@ class _LeakyScan(torch.autograd.Function):
         carry = g_last.detach().clone().contiguous() if g_last is not None else torch.zeros_like(start)
         g_in = torch.empty_like(u)
         scalars = torch.zeros(2, dtype=torch.float64)
+        per_neuron = torch.empty(2, N, dtype=torch.float64)
         _library().leaky_backward(gs.data_ptr(), start.data_ptr(), u.data_ptr(), g_in.data_ptr(), carry.data_ptr(),
-                                  scalars.data_ptr(), T, N, b, th, reset, strict, kind, sg_a, sg_b)
+                                  per_neuron[0].data_ptr(), per_neuron[1].data_ptr(), scalars.data_ptr(), T, N, b, th,
+                                  reset, strict, kind, sg_a, sg_b)
         g_beta = scalars[0].to(u.dtype) if ctx.needs_input_grad[2] else None
         g_thr = scalars[1].to(u.dtype) if ctx.needs_input_grad[3] else None
         g_u0 = carry if ctx.needs_input_grad[1] else None
