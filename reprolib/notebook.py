@@ -19,6 +19,7 @@ run records, and shows them. The helpers here turn records and the sources' repo
 from __future__ import annotations
 
 import math
+import numbers
 import shlex
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -503,15 +504,24 @@ class Runs:
                          metric: round(float(value), 2) if not _missing(value) else None, "code": code,
                          "device": _device_text(row, always_backend=True), "date": info["date"],
                          "record": str(row.get("config_hash", ""))[:16]})
-        return pd.DataFrame(rows, columns=columns).sort_values([*self.axes, "seed"], kind="stable", ignore_index=True)
+        # numbers (layers, seeds) sort as numbers, labels as text; a missing seed ("?") goes last
+        def order(value):
+            return (0, value, "") if isinstance(value, numbers.Real) and not _missing(value) else (1, math.inf, str(value))
+
+        rows.sort(key=lambda r: tuple(order(r[key]) for key in (*self.axes, "seed")))
+        return pd.DataFrame(rows, columns=columns)
 
     def run_by_run_dropdown(self, metric: str = "test_accuracy") -> str:
         """MyST: :meth:`run_by_run` as a folded table (empty text when there is no record)."""
         frame = self.run_by_run(metric)
         if frame.empty:
             return ""
-        header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns)
-        lines = ["| " + " | ".join("" if _missing(v) else str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+
+        def cell(value) -> str:  # a | or a line break inside a value would split the table
+            return "" if _missing(value) else str(value).replace("|", "\\|").replace("\n", " ")
+
+        header = "| " + " | ".join(cell(c) for c in frame.columns) + " |\n|" + "---|" * len(frame.columns)
+        lines = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
         body = "\n".join([header, *lines])
         return (f"```{{dropdown}} Run by run: the {len(frame)} records behind this page\n"
                 f"Each record is `results/{self.experiment}/<record>.json`; `reprolib rerun` re-trains one from its "

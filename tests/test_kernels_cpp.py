@@ -198,3 +198,27 @@ def test_one_launch_gpu_layer_equals_the_cpp_loops_bit_for_bit(model):
     assert z_cpp.mean() > 0.01
     assert torch.equal(z_cpp, z_gpu) and all(torch.equal(a, b) for a, b in zip(st_cpp, st_gpu))
     assert torch.equal(gw_cpp, gw_gpu)
+
+
+@needs_cxx
+def test_src_backend_cpp_with_a_sum_loss_and_half_inputs():
+    # s.sum() hands the backward a stride-0 gradient: its contiguous copy must outlive the C++ call
+    from reprolib.kernels.src import src_multistep_cpp
+    from reprolib.neurons.src import SRCParameters, SRCState, src_multistep
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(60, 3, 40, generator=g) * 3
+    grads = []
+    for fn in (src_multistep, src_multistep_cpp):
+        xi = x.clone().requires_grad_(True)
+        b = torch.full((40,), -4.5, requires_grad=True)
+        s, _ = fn(xi, SRCState(*(torch.zeros(3, 40) for _ in range(3))), SRCParameters(b_h=b))
+        s.sum().backward()
+        grads.append((xi.grad, b.grad))
+    for got, want in zip(grads[1], grads[0]):
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-5), (got - want).abs().max()
+    half, _ = src_multistep_cpp(x.to(torch.bfloat16), SRCState(*(torch.zeros(3, 40) for _ in range(3))),
+                                SRCParameters(b_h=-4.5))
+    assert half.dtype == torch.bfloat16 and half.float().sum() > 0
+    with pytest.raises(dispatch.KernelUnsupported, match="float64"):
+        src_multistep_cpp(x.double(), SRCState(*(torch.zeros(3, 40) for _ in range(3))), SRCParameters(b_h=-4.5))

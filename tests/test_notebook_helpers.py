@@ -377,7 +377,8 @@ def test_run_by_run_names_the_code_of_every_session_behind_each_number(results_t
 
     configs = get_configs("sj-seq-fmnist", "paper")
     for i, config in enumerate(configs):
-        provenance = {"git_commit": f"{i}" * 40, "git_dirty": False, "device": "cpu", "device_name": "cpu (x86_64)",
+        device_name = "cpu | x86_64" if i == 2 else "cpu (x86_64)"  # a | must not split the markdown table
+        provenance = {"git_commit": f"{i}" * 40, "git_dirty": False, "device": "cpu", "device_name": device_name,
                       "end_time": "2026-11-30T04:00:00+00:00"}
         if i == 0:  # resumed from a checkpoint made by other code
             provenance["earlier_sessions"] = [{"git_commit": "a" * 40, "until_epoch": 3},
@@ -389,8 +390,10 @@ def test_run_by_run_names_the_code_of_every_session_behind_each_number(results_t
     assert sorted(table["test_accuracy"]) == [50.0, 60.0, 70.0]
     codes = dict(zip(table["test_accuracy"], table["code"]))
     assert codes[50.0] == "00000000 (resumed; earlier aaaaaaaa, bbbbbbbb)" and codes[60.0] == "11111111"
-    assert set(table["device"]) == {"cpu (x86_64), torch backend"}
+    assert set(table["device"]) == {"cpu (x86_64), torch backend", "cpu | x86_64, torch backend"}
     text = runs.run_by_run_dropdown()
     assert text.startswith("```{dropdown} Run by run: the 3 records behind this page") and text.count("\n| ") == 4
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert len({line.replace("\\|", "").count("|") for line in rows}) == 1 and "cpu \\| x86_64" in text
     empty = gather_runs("sj-seq-fmnist", check_parameters("paper", [7], "cpu", False))
     assert empty.run_by_run().empty and empty.run_by_run_dropdown() == ""

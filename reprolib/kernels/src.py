@@ -361,7 +361,9 @@ class _SRCCpuScan(torch.autograd.Function):
         gi, gh = g_i.contiguous().clone(), g_h.contiguous().clone()
         ghs = g_hs.contiguous().clone() if g_hs is not None else torch.zeros_like(h0)
         grad_I, gb = torch.empty_like(h_seq), torch.zeros_like(h0)
-        _cpu_library(*ctx.options).src_scan_backward(g_s.contiguous().data_ptr(), h_seq.data_ptr(), y_seq.data_ptr(),
+        # named, so that a contiguous copy (of e.g. the stride-0 gradient of s.sum()) lives until the call returns
+        gs = g_s.contiguous()
+        _cpu_library(*ctx.options).src_scan_backward(gs.data_ptr(), h_seq.data_ptr(), y_seq.data_ptr(),
                                                      h0.data_ptr(), _ptr(noise), grad_I.data_ptr(), gi.data_ptr(),
                                                      gh.data_ptr(), ghs.data_ptr(), gb.data_ptr(), T, N, ctx.P,
                                                      *ctx.scalars)
@@ -445,9 +447,10 @@ def src_multistep(input_current_seq: Tensor, state, params, generator=None, *, e
 def src_multistep_cpp(input_current_seq: Tensor, state, params, generator=None):
     """``backend="cpp"``: :func:`src_multistep` as a C++ scan on CPU tensors, time outside and neurons inside.
 
-    Same arguments and result as :func:`reprolib.neurons.src.src_multistep`, float32 CPU tensors. It agrees with
-    the PyTorch loop to float32 rounding (its tanh is a rational approximation within 1.3e-10 relative, PyTorch's
-    is SLEEF's), so it is not bit for bit the loop or the CUDA kernel; a record names the backend that made it.
+    Same arguments and result as :func:`reprolib.neurons.src.src_multistep`, for CPU tensors (fp16 / bf16 are
+    computed in float32). It agrees with the PyTorch loop to float32 rounding (its tanh is a rational approximation
+    within 1.3e-10 relative, PyTorch's is SLEEF's), so it is not bit for bit the loop or the CUDA kernel; a record
+    names the backend that made it.
     """
     from reprolib.kernels import cpu  # noqa: PLC0415
     from reprolib.neurons.src import SRCState  # noqa: PLC0415
@@ -455,9 +458,9 @@ def src_multistep_cpp(input_current_seq: Tensor, state, params, generator=None):
     x = input_current_seq
     _check_input(x, params)
     cpu.check_input(x)
-    if x.dtype != torch.float32:
-        raise KernelUnsupported(f"SRC backend='cpp': input dtype {x.dtype}; the scan runs float32 "
-                                "(use backend='torch' for other dtypes)")
+    if x.dtype not in dispatch.KERNEL_DTYPES + dispatch.UPCAST_DTYPES:
+        raise KernelUnsupported(f"SRC backend='cpp': input dtype {x.dtype}; the scan runs float32 (fp16 / bf16 "
+                                "inputs are computed in float32; use backend='torch' for float64)")
     I2, (i0, h0, hs0), (b, P), scalars, noise = _operands(x, state, params, generator)
     if P < x.shape[-1] and x.shape[-1] % P == 0:  # one bias for all: a row of biases keeps the inner loop long
         b, P = b.repeat(x.shape[-1] // P), x.shape[-1]
