@@ -147,3 +147,29 @@ def test_a_cpp_record_reruns_on_a_gpu_with_the_fused_kernels_and_cpp_on_cuda_fai
     with pytest.raises(ConfigError, match="'backend' = 'cpp' runs on CPU tensors only"):
         train(with_overrides(config, {"device": "cuda"}), results_dir=tmp_path, progress=False)
     assert not list(tmp_path.rglob("*.json"))
+
+
+def test_flush_denormal_is_set_for_the_run_only_and_recorded_without_changing_the_identity(tmp_path, monkeypatch):
+    import torch
+
+    from reprolib.config import config_hash, with_overrides
+    from reprolib.experiments import get_configs
+    from reprolib.training import loop
+
+    config = get_configs("toy", "ci", seeds=[0], hidden=[16])[0]
+    flushed = with_overrides(config, {"flush_denormal": True, "epochs": 1})
+    assert config_hash(flushed) == config_hash(with_overrides(config, {"epochs": 1}))  # how, not what
+    seen = []
+    original = loop._Run.train_epoch
+
+    def spy(self, epoch):
+        seen.append(torch.tensor(1e-39) * torch.tensor(1.0))  # a subnormal float32 product
+        return original(self, epoch)
+
+    monkeypatch.setattr(loop._Run, "train_epoch", spy)
+    record = loop.train(flushed, tmp_path, progress=False)
+    assert seen[0].item() == 0.0  # flushed while the run trains
+    assert (torch.tensor(1e-39) * torch.tensor(1.0)).item() > 0.0  # and no longer afterwards
+    assert record.config.flush_denormal is True and record.provenance["flush_denormal"] is True
+    with pytest.raises(ValueError, match="flush_denormal"):
+        with_overrides(config, {"flush_denormal": "yes"})

@@ -229,7 +229,9 @@ class _Run:
         self.best_val_loss = math.inf
         self.elapsed_s = 0.0
         self.provenance = provenance.collect(self.device, config.scale)
-        self.provenance.update(start_time=provenance.utc_now(), resumed_from_epoch=0, sessions=1)
+        # how this session computes (a resumed run keeps each earlier session's in earlier_sessions)
+        self.provenance.update(start_time=provenance.utc_now(), resumed_from_epoch=0, sessions=1,
+                               backend=config.backend, flush_denormal=config.flush_denormal)
         self.ckpt_dir = ckpt.checkpoint_dir(config, results_dir)
 
     # -- checkpoint ------------------------------------------------------------------------------------
@@ -273,7 +275,8 @@ class _Run:
         # trained by more than one version of the code (the record's own git_commit is the last session's)
         earlier = list(previous.get("earlier_sessions", []))
         earlier.append({key: previous.get(key) for key in ("git_commit", "git_dirty", "device_name", "host",
-                                                            "reprolib_version")} | {"until_epoch": state["epoch"]})
+                                                            "reprolib_version", "backend", "flush_denormal")}
+                       | {"until_epoch": state["epoch"]})
         self.provenance.update(start_time=previous["start_time"], resumed_from_epoch=state["epoch"],
                                sessions=previous.get("sessions", 1) + 1, earlier_sessions=earlier)
         return state["epoch"]
@@ -486,7 +489,12 @@ def train(config: ExperimentConfig, results_dir=None, resume: bool = True, progr
         state = ckpt.load(ckpt.checkpoint_dir(config, results_dir) / ckpt.STATE_FILE) if resume else None
         done = state.get("epoch", 0) if isinstance(state, dict) else 0
         raise TimeLimitReached(config_hash(config), done, config.epochs, ckpt.checkpoint_dir(config, results_dir))
-    return _Run(config, results_dir, progress).run(resume, stop_at, until_epoch)
+    # per run, and switched off again afterwards: the setting is the calling thread's, for everything it runs
+    torch.set_flush_denormal(config.flush_denormal)
+    try:
+        return _Run(config, results_dir, progress).run(resume, stop_at, until_epoch)
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def load_selected_model(config: ExperimentConfig, results_dir=None, device: str = "cpu") -> torch.nn.Module:
