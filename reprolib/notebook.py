@@ -165,7 +165,10 @@ def _device_text(row: Mapping, always_backend: bool = False) -> str:
     """The device, and the backend where it is not the PyTorch default (or always, to tell runs apart)."""
     device = str(_lookup(row, "provenance.device_name", "provenance.device", default="unknown"))
     backend = _backend(row)
-    return device if backend == "torch" and not always_backend else f"{device}, {backend} backend"
+    text = device if backend == "torch" and not always_backend else f"{device}, {backend} backend"
+    if _lookup(row, "config.flush_denormal", "flush_denormal", default=False) is True:
+        text += ", subnormals flushed"  # config flush_denormal: a CPU run that treated values < 1.2e-38 as 0
+    return text
 
 
 def record_info(record: Mapping) -> dict:

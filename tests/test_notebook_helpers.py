@@ -371,6 +371,8 @@ def test_seeds_none_means_each_experiments_own_seeds(results_tmp):
 
 
 def test_run_by_run_names_the_code_of_every_session_behind_each_number(results_tmp):
+    import dataclasses
+
     from reprolib.experiments import get_configs
     from reprolib.notebook import check_parameters, gather_runs
     from reprolib.results import Record, write_record
@@ -383,6 +385,8 @@ def test_run_by_run_names_the_code_of_every_session_behind_each_number(results_t
         if i == 0:  # resumed from a checkpoint made by other code
             provenance["earlier_sessions"] = [{"git_commit": "a" * 40, "until_epoch": 3},
                                               {"git_commit": "b" * 40, "until_epoch": 5}]
+        if i == 2:  # how it computed, stated beside the device
+            config = dataclasses.replace(config, flush_denormal=True)
         write_record(Record(config, [{"epoch": 1, "test_accuracy": 0.5}], {"test_accuracy": 0.5 + i / 10}, provenance))
     runs = gather_runs("sj-seq-fmnist", check_parameters("paper", None, "cpu", False))
     table = runs.run_by_run()
@@ -390,7 +394,7 @@ def test_run_by_run_names_the_code_of_every_session_behind_each_number(results_t
     assert sorted(table["test_accuracy"]) == [50.0, 60.0, 70.0]
     codes = dict(zip(table["test_accuracy"], table["code"]))
     assert codes[50.0] == "00000000 (resumed; earlier aaaaaaaa, bbbbbbbb)" and codes[60.0] == "11111111"
-    assert set(table["device"]) == {"cpu (x86_64), torch backend", "cpu | x86_64, torch backend"}
+    assert set(table["device"]) == {"cpu (x86_64), torch backend", "cpu | x86_64, torch backend, subnormals flushed"}
     text = runs.run_by_run_dropdown()
     assert text.startswith("```{dropdown} Run by run: the 3 records behind this page") and text.count("\n| ") == 4
     rows = [line for line in text.splitlines() if line.startswith("| ")]
