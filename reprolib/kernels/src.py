@@ -295,9 +295,6 @@ extern "C" RL_CLONES void src_scan_backward(const float* __restrict grad_s, cons
 }
 """
 
-_CPU_LIBRARIES: dict[str, object] = {}
-
-
 def _keep_for_backward(ctx, need: bool, h_seq, y_seq, h0, noise, detach: bool, hs_last) -> None:
     """What both scans' backward reads: ``h``, ``y``, the initial ``h`` and the gain noise (if any)."""
     ctx.noisy = noise is not None
@@ -313,6 +310,7 @@ def _kept(ctx):
     return h_seq, y_seq, h0, (noise if ctx.noisy else None)
 
 
+@lru_cache(maxsize=None)  # one build per option set, looked up once: the scans call this on every pass
 def _cpu_library(relu_bypass: bool, detach: bool, zs_from_current: bool, noise: bool):
     import ctypes  # noqa: PLC0415
 
@@ -321,16 +319,13 @@ def _cpu_library(relu_bypass: bool, detach: bool, zs_from_current: bool, noise: 
     head = "".join(f"#define {k} {int(v)}\n" for k, v in defines.items())
     text = (dispatch._EMULATION_SHIM + head + dispatch.common_source("cpp") + _CPU_TANH + _BODY + _CPU_HOST)
     key = hashlib.sha256(text.encode()).hexdigest()
-    lib = _CPU_LIBRARIES.get(key)
-    if lib is None:
-        # -fno-trapping-math lets the compiler if-convert the float comparisons (z_s, ReLU, the tanh clamp): same
-        # results, no branch in the vectorised loop
-        lib = dispatch.build_shared_library(text, "srcscan" + key, opt_level="-O3", extra_flags=("-fno-trapping-math",))
-        P, F, I, Q = ctypes.c_void_p, ctypes.c_float, ctypes.c_int, ctypes.c_longlong
-        lib.src_scan_forward.argtypes = [P] * 9 + [I, Q, I] + [F] * 9 + [I]
-        lib.src_scan_backward.argtypes = [P] * 10 + [I, Q, I] + [F] * 9
-        lib.src_scan_forward.restype = lib.src_scan_backward.restype = None
-        _CPU_LIBRARIES[key] = lib
+    # -fno-trapping-math lets the compiler if-convert the float comparisons (z_s, ReLU, the tanh clamp): same
+    # results, no branch in the vectorised loop
+    lib = dispatch.build_shared_library(text, "srcscan" + key, opt_level="-O3", extra_flags=("-fno-trapping-math",))
+    P, F, I, Q = ctypes.c_void_p, ctypes.c_float, ctypes.c_int, ctypes.c_longlong
+    lib.src_scan_forward.argtypes = [P] * 9 + [I, Q, I] + [F] * 9 + [I]
+    lib.src_scan_backward.argtypes = [P] * 10 + [I, Q, I] + [F] * 9
+    lib.src_scan_forward.restype = lib.src_scan_backward.restype = None
     return lib
 
 
