@@ -19,8 +19,7 @@ one configuration per core instead.
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import threading
+from functools import lru_cache
 
 import torch
 from torch import Tensor
@@ -150,30 +149,18 @@ _F, _I, _P = ctypes.c_float, ctypes.c_int, ctypes.c_void_p
 _FORWARD_ARGS = [_P] * 13 + [_I] * 4 + [_F] * 3
 _BACKWARD_ARGS = [_P] * 20 + [_I] * 4 + [_F] * 3 + [_F] * 11
 
-_LIBRARIES: dict[str, object] = {}
-_LOCK = threading.Lock()
-
-
 def cpp_available() -> bool:
     """True when a C++ compiler is there to build the ``"cpp"`` backend."""
     return dispatch.compiler() is not None
 
 
+@lru_cache(maxsize=None)  # one build per (model, strict), looked up once: every forward and backward asks
 def _library(model: str, strict: bool):
     from reprolib.kernels import resonate as K  # noqa: PLC0415 - resonate imports this module lazily too
 
     source = dispatch._EMULATION_SHIM + K.resonate_source(model, strict, "cpp") + _HOST
-    key = hashlib.sha256(source.encode()).hexdigest()
-    with _LOCK:
-        lib = _LIBRARIES.get(key)
-        if lib is None:
-            lib = dispatch.build_shared_library(source, "seq" + key, opt_level="-O3")
-            lib.seq_forward.restype = None
-            lib.seq_forward.argtypes = _FORWARD_ARGS
-            lib.seq_backward.restype = None
-            lib.seq_backward.argtypes = _BACKWARD_ARGS
-            _LIBRARIES[key] = lib
-    return lib
+    return dispatch.load_library(source, "seq", {"seq_forward": (None, _FORWARD_ARGS),
+                                                 "seq_backward": (None, _BACKWARD_ARGS)}, opt_level="-O3")
 
 
 def _ptr(t: Tensor | None):

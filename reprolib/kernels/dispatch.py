@@ -38,6 +38,7 @@ __all__ = [
     "KernelUnsupported",
     "KernelSpec",
     "import_cupy",
+    "load_library",
     "cupy_available",
     "resolve_backend",
     "get_engine",
@@ -369,6 +370,23 @@ def build_shared_library(text: str, key: str, opt_level: str = "-O2", extra_flag
                 raise RuntimeError(f"kernel build failed ({' '.join(cmd[:2])}):\n{proc.stderr[-4000:]}")
             os.replace(out, lib)
     return ctypes.CDLL(str(lib))
+
+
+def load_library(text: str, name: str, functions: dict, opt_level: str = "-O2", extra_flags: tuple = ()) -> ctypes.CDLL:
+    """Build C++ ``text`` with :func:`build_shared_library` and declare its entry points for ctypes.
+
+    ``name`` prefixes the sha256 of the text to make the cache key, so a changed source never loads a stale
+    build. ``functions`` maps each exported function to ``(restype, argtypes)``. The caller caches the
+    result (``functools.lru_cache`` over its option set): hashing the source on every call is the cost
+    this is meant to be paid once.
+    """
+    lib = build_shared_library(text, name + hashlib.sha256(text.encode()).hexdigest(), opt_level=opt_level,
+                               extra_flags=extra_flags)
+    for function, (restype, argtypes) in functions.items():
+        entry = getattr(lib, function)
+        entry.restype = restype
+        entry.argtypes = list(argtypes)
+    return lib
 
 
 class EmulatedEngine(Engine):

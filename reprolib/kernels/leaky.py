@@ -22,8 +22,6 @@ gradients agree to float32 rounding (the scalar gradients are summed in another 
 
 from __future__ import annotations
 
-import hashlib
-import threading
 from functools import lru_cache
 
 import torch
@@ -130,33 +128,22 @@ extern "C" void leaky_backward(const float* gS, const float* u0, const float* u,
 }
 """
 
-_LOCK = threading.Lock()
-_LIBRARY = None
-
-
 def leaky_source() -> str:
     """The C++ source of the scans."""
     return _SOURCE
 
 
+@lru_cache(maxsize=1)  # built and declared once; every forward and backward asks
 def _library():
-    global _LIBRARY
-    with _LOCK:
-        if _LIBRARY is None:
-            import ctypes  # noqa: PLC0415
+    import ctypes  # noqa: PLC0415
 
-            from reprolib.kernels.dispatch import build_shared_library  # noqa: PLC0415
-
-            key = "leaky_" + hashlib.sha256(_SOURCE.encode()).hexdigest()
-            # -fno-trapping-math: the float comparisons (fire, reset) become selects, so the neuron loops vectorise
-            lib = build_shared_library(_SOURCE, key, opt_level="-O3", extra_flags=("-fno-trapping-math",))
-            ptr, i64, f32, i32 = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_float, ctypes.c_int
-            lib.leaky_forward.restype = lib.leaky_backward.restype = None
-            lib.leaky_forward.argtypes = [ptr, ptr, ptr, ptr, i32, i64, f32, f32, i32, i32]
-            lib.leaky_backward.argtypes = [ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i32, i64, f32, f32, i32, i32, i32,
-                                           f32, f32]
-            _LIBRARY = lib
-    return _LIBRARY
+    ptr, i64, f32, i32 = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_float, ctypes.c_int
+    functions = {
+        "leaky_forward": (None, [ptr, ptr, ptr, ptr, i32, i64, f32, f32, i32, i32]),
+        "leaky_backward": (None, [ptr] * 8 + [i32, i64, f32, f32, i32, i32, i32, f32, f32]),
+    }
+    # -fno-trapping-math: the float comparisons (fire, reset) become selects, so the neuron loops vectorise
+    return dispatch.load_library(_SOURCE, "leaky_", functions, opt_level="-O3", extra_flags=("-fno-trapping-math",))
 
 
 def check_supported(spike_fn, reset: str) -> tuple[str, bool, float, float]:

@@ -19,8 +19,7 @@ a re-run takes the same path.
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import threading
+from functools import lru_cache
 import warnings
 
 import torch
@@ -94,28 +93,19 @@ extern "C" void csr_transpose(const long long* crow, const long long* cols, cons
 }
 """
 
-_CSR_LOCK = threading.Lock()
-_CSR_LIBRARY: list = []
-
-
+@lru_cache(maxsize=1)
 def _csr_library():
     """The compiled CSR builder, or None without a C++ compiler (the PyTorch builder is used then)."""
-    with _CSR_LOCK:
-        if not _CSR_LIBRARY:
-            from reprolib.kernels import cpu, dispatch  # noqa: PLC0415
+    from reprolib.kernels import cpu, dispatch  # noqa: PLC0415
 
-            lib = None
-            if cpu.cpp_available():
-                lib = dispatch.build_shared_library(_CSR_SOURCE, "csr_" + hashlib.sha256(_CSR_SOURCE.encode()).hexdigest(),
-                                                    opt_level="-O2")
-                ptr, i64 = ctypes.c_void_p, ctypes.c_longlong
-                lib.csr_count.restype = i64
-                lib.csr_count.argtypes = [ptr, i64, i64, ptr]
-                lib.csr_fill.restype = lib.csr_transpose.restype = None
-                lib.csr_fill.argtypes = [ptr, i64, i64, ptr, ptr]
-                lib.csr_transpose.argtypes = [ptr, ptr, ptr, i64, i64, ptr, ptr, ptr]
-            _CSR_LIBRARY.append(lib)
-    return _CSR_LIBRARY[0]
+    if not cpu.cpp_available():
+        return None
+    ptr, i64 = ctypes.c_void_p, ctypes.c_longlong
+    return dispatch.load_library(_CSR_SOURCE, "csr_", {
+        "csr_count": (i64, [ptr, i64, i64, ptr]),
+        "csr_fill": (None, [ptr, i64, i64, ptr, ptr]),
+        "csr_transpose": (None, [ptr, ptr, ptr, i64, i64, ptr, ptr, ptr]),
+    })
 
 
 def _sparse_rows_cpp(lib, x2d: Tensor, transpose: bool) -> tuple[Tensor, Tensor | None]:

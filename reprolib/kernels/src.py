@@ -15,7 +15,6 @@ the bias gradient in a register.
 
 from __future__ import annotations
 
-import hashlib
 from functools import lru_cache
 
 import torch
@@ -318,15 +317,12 @@ def _cpu_library(relu_bypass: bool, detach: bool, zs_from_current: bool, noise: 
                "CHUNK": CHUNK}
     head = "".join(f"#define {k} {int(v)}\n" for k, v in defines.items())
     text = (dispatch._EMULATION_SHIM + head + dispatch.common_source("cpp") + _CPU_TANH + _BODY + _CPU_HOST)
-    key = hashlib.sha256(text.encode()).hexdigest()
     # -fno-trapping-math lets the compiler if-convert the float comparisons (z_s, ReLU, the tanh clamp): same
     # results, no branch in the vectorised loop
-    lib = dispatch.build_shared_library(text, "srcscan" + key, opt_level="-O3", extra_flags=("-fno-trapping-math",))
     P, F, I, Q = ctypes.c_void_p, ctypes.c_float, ctypes.c_int, ctypes.c_longlong
-    lib.src_scan_forward.argtypes = [P] * 9 + [I, Q, I] + [F] * 9 + [I]
-    lib.src_scan_backward.argtypes = [P] * 10 + [I, Q, I] + [F] * 9
-    lib.src_scan_forward.restype = lib.src_scan_backward.restype = None
-    return lib
+    functions = {"src_scan_forward": (None, [P] * 9 + [I, Q, I] + [F] * 9 + [I]),
+                 "src_scan_backward": (None, [P] * 10 + [I, Q, I] + [F] * 9)}
+    return dispatch.load_library(text, "srcscan", functions, opt_level="-O3", extra_flags=("-fno-trapping-math",))
 
 
 def _ptr(tensor):
