@@ -845,6 +845,41 @@ def table_findings(table: pd.DataFrame, by: Sequence[str], reported: Callable[[d
     return _bullets(bullets, within, label="Within 1 pp of the paper")
 
 
+def paired_gap(table: pd.DataFrame, by: Sequence[str], pair: str, first: str, second: str,
+               reported: Callable[[dict], float | None], metric: str = "test_accuracy") -> pd.DataFrame:
+    """The paper's comparison of two variants, ours beside it: for each group of ``by`` values, ``first``
+    minus ``second`` on the ``pair`` axis (e.g. SRC minus LIF per input and depth), in the paper and in our runs.
+
+    Our gap is the difference of the two means over the seeds that both variants have (the same seed gives
+    both the same data split, so the runs pair up); ``wins`` counts those seeds where ``first`` scored higher.
+    ``reported(cell)`` is the paper's number for ``cell`` = the ``by`` values plus ``{pair: variant}``, ``None``
+    where it gives none. ``same order`` says whether both gaps have the same sign (``None`` while either is
+    missing). Groups where a variant has no record are left out. Raises ``ValueError`` naming a missing column.
+    """
+    needed = [*by, pair, "seed", metric]
+    lacking = [c for c in needed if c not in table.columns]
+    if table.empty:
+        return pd.DataFrame(columns=[*by, "paper", "ours", "wins", "same order"])
+    if lacking:
+        raise ValueError(f"paired_gap: the table has no column {lacking}; columns: {list(map(str, table.columns))}")
+    rows = []
+    for values, group in table.groupby(list(by), sort=False):
+        cell = dict(zip(by, values if isinstance(values, tuple) else (values,)))
+        a = group[group[pair] == first].set_index("seed")[metric].astype(float)
+        b = group[group[pair] == second].set_index("seed")[metric].astype(float)
+        seeds = sorted(set(a.index) & set(b.index))
+        if not seeds:
+            continue
+        ours = a[seeds].mean() - b[seeds].mean()
+        wins = int((a[seeds] > b[seeds]).sum())
+        p_first, p_second = reported({**cell, pair: first}), reported({**cell, pair: second})
+        paper = (float("nan") if p_first is None or p_second is None or _missing(p_first) or _missing(p_second)
+                 else float(p_first) - float(p_second))
+        same = None if _missing(paper) or ours == 0 or paper == 0 else bool((ours > 0) == (paper > 0))
+        rows.append({**cell, "paper": paper, "ours": ours, "wins": f"{wins} of {len(seeds)}", "same order": same})
+    return pd.DataFrame(rows, columns=[*by, "paper", "ours", "wins", "same order"])
+
+
 def compare_variants(variants: Mapping[str, pd.DataFrame], metric: str = "test_accuracy") -> pd.DataFrame:
     """One row per variant (label -> the records table of its runs, accuracies in percent): how many runs, the
     mean ± std of ``metric``, the seeds whose hidden activity froze (:func:`frozen_since`), and the mean ± std

@@ -401,3 +401,23 @@ def test_run_by_run_names_the_code_of_every_session_behind_each_number(results_t
     assert len({line.replace("\\|", "").count("|") for line in rows}) == 1 and "cpu \\| x86_64" in text
     empty = gather_runs("sj-seq-fmnist", check_parameters("paper", [7], "cpu", False))
     assert empty.run_by_run().empty and empty.run_by_run_dropdown() == ""
+
+
+def test_paired_gap_compares_the_two_variants_over_shared_seeds():
+    table = pd.DataFrame({
+        "layers": [1, 1, 1, 1, 1, 2, 2, 2, 2],
+        "model": ["src", "src", "src", "lif", "lif", "src", "src", "lif", "lif"],
+        "seed": [0, 1, 2, 0, 1, 0, 1, 0, 1],            # seed 2 of SRC at 1 layer has no LIF partner
+        "test_accuracy": [80.0, 86.0, 99.0, 84.0, 85.0, 90.0, 91.0, 89.0, 88.0],
+    })
+    paper = {(1, "src"): 97.0, (1, "lif"): 98.0, (2, "src"): 98.0}  # no LIF number at 2 layers
+    gap = nb.paired_gap(table, ["layers"], "model", "src", "lif", lambda c: paper.get((c["layers"], c["model"])))
+    one, two = gap.set_index("layers").loc[1], gap.set_index("layers").loc[2]
+    assert one["ours"] == pytest.approx((80 + 86) / 2 - (84 + 85) / 2)   # the unpaired seed is left out
+    assert one["wins"] == "1 of 2" and one["paper"] == pytest.approx(-1.0)
+    assert one["same order"] is True
+    assert two["ours"] == pytest.approx(2.0) and math.isnan(two["paper"]) and two["same order"] is None
+    flipped = nb.paired_gap(table, ["layers"], "model", "lif", "src", lambda c: paper.get((c["layers"], c["model"])))
+    assert flipped.set_index("layers").loc[1, "ours"] == pytest.approx(-one["ours"])
+    with pytest.raises(ValueError, match="no column"):
+        nb.paired_gap(table.drop(columns="seed"), ["layers"], "model", "src", "lif", lambda c: None)
