@@ -94,12 +94,52 @@ def test_config_backend_reaches_the_builder_and_fails_clearly_where_absent():
     assert {m.backend for m in model.modules() if hasattr(m, "backend")} == {"cpp"}
 
 
+def _lif_cpp_option_sets():
+    """IF / LIF x hard / soft reset x detach_reset, every one built; decay_input, surrogate and the spike condition
+    cycle through their values so that each appears (all 48 builds are the emulated kernel's test)."""
+    for k, (leaky, hard, detach) in enumerate((a, b, c) for a in (False, True) for b in (False, True)
+                                              for c in (False, True)):
+        yield dict(leaky=leaky, v_reset=0.0 if hard else None, detach_reset=detach, decay_input=leaky and k % 2 == 0,
+                   surrogate=("sigmoid", "atan")[k % 2], strict=k % 4 >= 2)
+
+
 @needs_cxx
-@pytest.mark.parametrize("options", [dict(tau=2.0, v_reset=0.0, detach_reset=True, decay_input=True),
-                                     dict(tau=100.0, v_reset=None, detach_reset=False, decay_input=False)])
+@pytest.mark.parametrize("options", list(_lif_cpp_option_sets()),
+                         ids=lambda o: "-".join(f"{k}{v}" for k, v in o.items()))
 def test_lif_scan_cpp_matches_torch(options):
+    # the time-outer scan behind IFNode / LIFNode(backend="cpp"): the CUDA kernel's step functions, its own loop order
     report = verify.check_lif(**options, T=120, shape=(5, 11), engine="cpp")
     assert report.ok(), report
+    assert 0.02 < report.rate < 0.98  # spikes and silences both tested
+
+
+@needs_cxx
+@pytest.mark.parametrize("T, shape", [(1, (2, 3)), (3, (1,)), (37, (4, 131))])
+def test_lif_scan_cpp_short_sequences_and_odd_sizes(T, shape):
+    report = verify.check_lif(tau=100.0, v_reset=None, decay_input=False, T=T, shape=shape, engine="cpp")
+    assert report.ok(), report
+
+
+@needs_cxx
+def test_lif_scan_cpp_stride_zero_gradient_and_no_grad_and_half():
+    from reprolib.kernels.lif import lif_multistep
+    from reprolib.neurons.integrate_fire import LIFParameters, lif_multistep as lif_torch
+
+    g = torch.Generator().manual_seed(5)
+    x = (torch.randn(30, 4, 9, generator=g) + 0.8).requires_grad_()
+    grads = {}
+    for name, run in (("cpp", lambda a: lif_multistep(a, 0.0, engine="cpp")),
+                      ("torch", lambda a: lif_torch(a, 0.0, LIFParameters()))):
+        s, v = run(x)
+        # s.sum(): a stride-0 gradient, whose contiguous copy must outlive the C++ call
+        (grads[name],) = torch.autograd.grad(s.sum() + v.sum(), x)
+    assert torch.allclose(grads["cpp"], grads["torch"], rtol=1e-5, atol=1e-6) and grads["cpp"].abs().sum() > 0
+    with torch.no_grad():  # nothing saved: one row of scratch for H
+        s_ng, v_ng = lif_multistep(x, 0.0, engine="cpp")
+    assert torch.equal(s_ng, s) and torch.equal(v_ng, v.detach())
+    s_half, v_half = lif_multistep(x.detach().half(), 0.0, engine="cpp")
+    assert s_half.dtype == v_half.dtype == torch.float16
+    assert torch.equal(s_half.float(), lif_torch(x.detach().half().float(), 0.0, LIFParameters())[0])
 
 
 @needs_cxx

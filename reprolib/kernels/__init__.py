@@ -10,8 +10,9 @@ Importing this package never imports CuPy; CuPy is imported the first time a CUD
   signatures of :mod:`reprolib.neurons.resonate`, and their feed-forward scans -- :mod:`reprolib.kernels.resonate`;
 * the LI readout scan of the BRF networks -- :mod:`reprolib.kernels.leaky_integrator`;
 * ``backend="cpp"`` for CPU tensors: whole-sequence C++ loops of the RF / BRF / ALIF recurrent layers (for the
-  small recurrent networks where per-step framework overhead dominates) -- :mod:`reprolib.kernels.cpu` -- and
-  the IF / LIF / SRC / LI scans compiled as C++;
+  small recurrent networks where per-step framework overhead dominates) -- :mod:`reprolib.kernels.cpu` --,
+  time-outer vectorised scans of IF / LIF and SRC that call the CUDA kernels' step functions, and the LI scan
+  compiled as C++;
 * sparse input matmuls for event data on the CPU (part of ``backend="cpp"`` of the SRC paper's networks) --
   :mod:`reprolib.kernels.sparse`; the snnTorch-style Leaky neuron as a C++ scan -- :mod:`reprolib.kernels.leaky`;
 * ``reprolib bench`` -- :mod:`reprolib.kernels.bench`.

@@ -179,6 +179,17 @@ static reprolib_dim3 threadIdx, blockIdx, blockDim, gridDim;
 """
 
 
+# Head of the time-outer CPU scans (``backend="cpp"`` of SRC and IF / LIF): their entry points get an AVX2 clone
+# that the loader picks at run time on x86-64, so one build is fast on any machine it lands on.
+CPU_SCAN_HEAD = r"""
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define RL_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define RL_CLONES
+#endif
+"""
+
+
 # Block-level emulation: every CUDA thread of a block is a std::thread, __syncthreads() a std::barrier and
 # __shared__ a static array, so kernels that cooperate within a block (the one-launch recurrent layer) run on
 # the CPU with their real synchronisation. Slow (threads per block); for the tests only.

@@ -10,11 +10,15 @@ the pre-spike membrane ``H`` (the only thing backward needs: ``S`` and the surro
 the backward reads ``dL/dS`` and ``H`` and writes ``dL/dX``. Layout ``[T, N]`` with ``N`` contiguous, so
 every warp reads 32 consecutive floats per step; the state lives in registers and the next ``CHUNK`` inputs
 are loaded before they are needed so that several loads are in flight per thread.
+
+``engine="cpp"`` (``backend="cpp"`` of the nodes) runs the same step functions on the CPU in the other loop order:
+time outside, the neurons inside, which the compiler vectorises.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
@@ -81,6 +85,56 @@ __device__ __forceinline__ float charge(const float v, const float x, const floa
 #endif
 }
 
+// one step of one neuron, shared by the CUDA kernels and the CPU scan: V[t-1] -> H[t], S[t], V[t] (in v);
+// returns H[t], the only thing the backward needs
+__device__ __forceinline__ float lif_fwd_step(const float x, float& v, float& s, const float tau, const float inv_tau,
+                                              const float v_th, const float v_reset) {
+#if HARD_RESET
+    const float h = charge(v, x, v_reset, tau, inv_tau);
+    s = FIRE(h - v_th);
+    v = h * (1.0f - s) + v_reset * s;
+#else
+    const float h = charge(v, x, 0.0f, tau, inv_tau);
+    s = FIRE(h - v_th);
+    v = h - s * v_th;
+#endif
+    return h;
+}
+
+// the reverse step: gv = dL/dV[t] in, dL/dV[t-1] out; returns dL/dX[t]
+__device__ __forceinline__ float lif_bwd_step(const float gs, const float h, float& gv, const float tau,
+                                              const float inv_tau, const float v_th, const float v_reset,
+                                              const float sg_a, const float sg_b) {
+    const float d = h - v_th;
+    const float sg = SURROGATE_GRAD(d);
+#if HARD_RESET
+    const float s = FIRE(d);
+#if DETACH_RESET
+    const float gh = gv * (1.0f - s) + gs * sg;
+#else
+    const float gh = gv * (1.0f - s) + (gs + gv * (v_reset - h)) * sg;
+#endif
+#else
+#if DETACH_RESET
+    const float gh = gv + gs * sg;
+#else
+    const float gh = gv + (gs - gv * v_th) * sg;
+#endif
+#endif
+#if LEAKY
+    const float gdiv = SCALAR_DIV(gh, tau, inv_tau);
+    gv = gh - gdiv;
+#if DECAY_INPUT
+    return gdiv;
+#else
+    return gh;
+#endif
+#else
+    gv = gh;
+    return gh;
+#endif
+}
+
 extern "C" __global__ void lif_forward(const float* __restrict__ x, const float* __restrict__ v0,
                                        float* __restrict__ spike, float* __restrict__ h_seq,
                                        float* __restrict__ v_last, const int T, const int N, const float tau,
@@ -88,11 +142,6 @@ extern "C" __global__ void lif_forward(const float* __restrict__ x, const float*
                                        const float sg_a, const float sg_b) {
     const int n = blockIdx.x * blockDim.x + threadIdx.x;
     if (n >= N) return;
-#if HARD_RESET
-    const float v_rest = v_reset;
-#else
-    const float v_rest = 0.0f;
-#endif
     const bool save_h = h_seq != 0;
     float v = v0[n];
     for (int t0 = 0; t0 < T; t0 += CHUNK) {
@@ -107,15 +156,10 @@ extern "C" __global__ void lif_forward(const float* __restrict__ x, const float*
             const int t = t0 + k;
             if (t < T) {
                 const long long i = (long long)t * N + n;
-                const float h = charge(v, xs[k], v_rest, tau, inv_tau);
-                const float s = FIRE(h - v_th);
+                float s;
+                const float h = lif_fwd_step(xs[k], v, s, tau, inv_tau, v_th, v_reset);
                 spike[i] = s;
                 if (save_h) h_seq[i] = h;
-#if HARD_RESET
-                v = h * (1.0f - s) + v_reset * s;
-#else
-                v = h - s * v_th;
-#endif
             }
         }
     }
@@ -144,35 +188,7 @@ extern "C" __global__ void lif_backward(const float* __restrict__ grad_spike, co
         for (int k = 0; k < CHUNK; ++k) {
             const int t = t1 - k;
             if (t >= 0) {
-                const float h = hs[k];
-                const float d = h - v_th;
-                const float sg = SURROGATE_GRAD(d);
-#if HARD_RESET
-                const float s = FIRE(d);
-#if DETACH_RESET
-                const float gh = gv * (1.0f - s) + gss[k] * sg;
-#else
-                const float gh = gv * (1.0f - s) + (gss[k] + gv * (v_reset - h)) * sg;
-#endif
-#else
-#if DETACH_RESET
-                const float gh = gv + gss[k] * sg;
-#else
-                const float gh = gv + (gss[k] - gv * v_th) * sg;
-#endif
-#endif
-#if LEAKY
-                const float gdiv = SCALAR_DIV(gh, tau, inv_tau);
-#if DECAY_INPUT
-                grad_x[(long long)t * N + n] = gdiv;
-#else
-                grad_x[(long long)t * N + n] = gh;
-#endif
-                gv = gh - gdiv;
-#else
-                grad_x[(long long)t * N + n] = gh;
-                gv = gh;
-#endif
+                grad_x[(long long)t * N + n] = lif_bwd_step(gss[k], hs[k], gv, tau, inv_tau, v_th, v_reset, sg_a, sg_b);
             }
         }
     }
@@ -181,6 +197,47 @@ extern "C" __global__ void lif_backward(const float* __restrict__ grad_spike, co
 """
 
 SURROGATE_IDS = {"sigmoid": 0, "atan": 1}
+
+# ------------------------------------------------------------------------------------------ CPU scan (cpp)
+
+# The CUDA kernels give each neuron a thread that walks through time; compiled as C++ that order reads memory with
+# a stride of N floats (slower than PyTorch's loop at large N). This scan walks through time outside and through
+# the neurons inside, contiguous and vectorised, with the kernels' step functions: the same float operations in
+# the same order, so spikes and membranes are those of the CUDA kernel and of PyTorch's CPU loop.
+_CPU_HOST = r"""
+// v_st: V[-1] in, V[T-1] out; h_seq: H saved for the backward, or (without gradients) one row of scratch
+extern "C" RL_CLONES void lif_scan_forward(const float* __restrict x, float* __restrict v_st,
+                                           float* __restrict spike, float* __restrict h_seq, const int T,
+                                           const long long N, const float tau, const float inv_tau, const float v_th,
+                                           const float v_reset, const int save) {
+    for (int t = 0; t < T; ++t) {
+        const long long o = (long long)t * N, os = save ? o : 0;
+        for (long long n = 0; n < N; ++n) {
+            float v = v_st[n], s;
+            h_seq[os + n] = lif_fwd_step(x[o + n], v, s, tau, inv_tau, v_th, v_reset);
+            spike[o + n] = s;
+            v_st[n] = v;
+        }
+    }
+}
+
+// gv_st: dL/dV[T-1] in, dL/dV[-1] out
+extern "C" RL_CLONES void lif_scan_backward(const float* __restrict grad_spike, const float* __restrict h_seq,
+                                            float* __restrict grad_x, float* __restrict gv_st, const int T,
+                                            const long long N, const float tau, const float inv_tau,
+                                            const float v_th, const float v_reset, const float sg_a,
+                                            const float sg_b) {
+    for (int t = T - 1; t >= 0; --t) {
+        const long long o = (long long)t * N;
+        for (long long n = 0; n < N; ++n) {
+            float gv = gv_st[n];
+            grad_x[o + n] = lif_bwd_step(grad_spike[o + n], h_seq[o + n], gv, tau, inv_tau, v_th, v_reset, sg_a, sg_b);
+            gv_st[n] = gv;
+        }
+    }
+}
+"""
+
 
 
 @lru_cache(maxsize=None)
@@ -238,31 +295,84 @@ def surrogate_options(surrogate_function) -> tuple[str, bool, float, float]:
     )
 
 
+@lru_cache(maxsize=None)  # one build per option set, looked up once: every forward and backward asks
+def _cpu_library(leaky: bool, hard_reset: bool, detach_reset: bool, decay_input: bool, surrogate: str, strict: bool):
+    import ctypes  # noqa: PLC0415
+
+    body = lif_source(leaky, hard_reset, detach_reset, decay_input, surrogate, strict, "cpp")
+    text = dispatch._EMULATION_SHIM + body + dispatch.CPU_SCAN_HEAD + _CPU_HOST
+    P, F, I, Q = ctypes.c_void_p, ctypes.c_float, ctypes.c_int, ctypes.c_longlong
+    functions = {"lif_scan_forward": (None, [P] * 4 + [I, Q] + [F] * 4 + [I]),
+                 "lif_scan_backward": (None, [P] * 4 + [I, Q] + [F] * 6)}
+    # -fno-trapping-math: the spike condition and the reset become selects, so the neuron loop vectorises
+    return dispatch.load_library(text, "lifscan", functions, opt_level="-O3", extra_flags=("-fno-trapping-math",))
+
+
 class _ScanFunction(torch.autograd.Function):
+    """Autograd around one of the two scans below: they differ in where and in which loop order they run."""
+
     @staticmethod
-    def forward(ctx, x2: Tensor, v0f: Tensor, engine, source: str, scalars: tuple):
-        T, N = x2.shape
-        spike = torch.empty_like(x2)
-        v_last = torch.empty_like(v0f)
-        need_h = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
-        h_seq = torch.empty_like(x2) if need_h else None
-        engine.launch(source, LIF_SPECS, "lif_forward", N, BLOCK_SCAN, (x2, v0f, spike, h_seq, v_last, T, N) + scalars)
-        ctx.engine, ctx.source, ctx.scalars = engine, source, scalars
-        if need_h:
+    def forward(ctx, x2: Tensor, v0f: Tensor, scan, scalars: tuple):
+        need = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        spike, v_last, h_seq = scan.forward(x2, v0f, scalars, need)
+        ctx.scan, ctx.scalars = scan, scalars
+        if need:
             ctx.save_for_backward(h_seq)
         return spike, v_last
 
     @staticmethod
     def backward(ctx, grad_spike: Tensor, grad_v_last: Tensor):
         (h_seq,) = ctx.saved_tensors
+        # named contiguous copies: the C++ scan reads raw pointers, which must outlive its call
+        grad_x, grad_v0 = ctx.scan.backward(grad_spike.contiguous(), grad_v_last.contiguous(), h_seq, ctx.scalars)
+        return grad_x, grad_v0, None, None
+
+
+@dataclass(frozen=True)
+class _KernelScan:
+    """The CUDA kernels (``engine="cupy"``, or emulated on the CPU): one thread per neuron walks through time."""
+
+    engine: object
+    source: str
+
+    def forward(self, x2, v0f, scalars, need):
+        T, N = x2.shape
+        spike, v_last = torch.empty_like(x2), torch.empty_like(v0f)
+        h_seq = torch.empty_like(x2) if need else None
+        self.engine.launch(self.source, LIF_SPECS, "lif_forward", N, BLOCK_SCAN,
+                           (x2, v0f, spike, h_seq, v_last, T, N) + scalars)
+        return spike, v_last, h_seq
+
+    def backward(self, grad_spike, grad_v_last, h_seq, scalars):
         T, N = h_seq.shape
         grad_x = torch.empty_like(h_seq)
         grad_v0 = torch.empty((N,), dtype=h_seq.dtype, device=h_seq.device)
-        ctx.engine.launch(
-            ctx.source, LIF_SPECS, "lif_backward", N, BLOCK_SCAN,
-            (grad_spike.contiguous(), grad_v_last.contiguous(), h_seq, grad_x, grad_v0, T, N) + ctx.scalars,
-        )
-        return grad_x, grad_v0, None, None, None
+        self.engine.launch(self.source, LIF_SPECS, "lif_backward", N, BLOCK_SCAN,
+                           (grad_spike, grad_v_last, h_seq, grad_x, grad_v0, T, N) + scalars)
+        return grad_x, grad_v0
+
+
+@dataclass(frozen=True)
+class _CpuScan:
+    """``engine="cpp"``: the same step functions, time outside and the neurons inside (vectorised)."""
+
+    options: tuple  # the lif_source options but the engine
+
+    def forward(self, x2, v0f, scalars, need):
+        T, N = x2.shape
+        spike = torch.empty_like(x2)
+        h_seq = torch.empty_like(x2) if need else torch.empty_like(x2[0])  # else one row of scratch
+        v_last = v0f.clone()  # the scan updates the state in place
+        _cpu_library(*self.options).lif_scan_forward(x2.data_ptr(), v_last.data_ptr(), spike.data_ptr(),
+                                                     h_seq.data_ptr(), T, N, *scalars[:4], int(need))
+        return spike, v_last, h_seq
+
+    def backward(self, grad_spike, grad_v_last, h_seq, scalars):
+        T, N = h_seq.shape
+        grad_x, grad_v = torch.empty_like(h_seq), grad_v_last.clone()
+        _cpu_library(*self.options).lif_scan_backward(grad_spike.data_ptr(), h_seq.data_ptr(), grad_x.data_ptr(),
+                                                      grad_v.data_ptr(), T, N, *scalars)
+        return grad_x, grad_v
 
 
 def _run(x_seq: Tensor, v0, *, leaky: bool, tau: float, decay_input: bool, v_threshold: float,
@@ -288,7 +398,11 @@ def _run(x_seq: Tensor, v0, *, leaky: bool, tau: float, decay_input: bool, v_thr
     tau_f = float(tau) if leaky else 1.0
     scalars = (tau_f, float(torch.tensor(1.0, dtype=torch.float32) / torch.tensor(tau_f, dtype=torch.float32)),
                float(v_threshold), 0.0 if v_reset is None else float(v_reset), float(sg_a), float(sg_b))
-    spike, v_last = _ScanFunction.apply(x2, v0f, dispatch.get_engine(engine), source, scalars)
+    if engine == "cpp":  # time outside, neurons inside (the CUDA order, emulated, strides through memory)
+        scan = _CpuScan((bool(leaky), hard, bool(detach_reset), bool(decay_input), name, bool(strict)))
+    else:
+        scan = _KernelScan(dispatch.get_engine(engine), source)
+    spike, v_last = _ScanFunction.apply(x2, v0f, scan, scalars)
     spike = spike.view(x_seq.shape)
     v_last = v_last.view(state_shape)
     if dtype != torch.float32:

@@ -230,14 +230,8 @@ static inline float rl_tanhf(const float v) {
 # The CUDA kernels give each neuron a thread that walks through time. Compiled as C++ that order reads memory
 # with a stride of N floats and calls tanhf one value at a time (5x slower than PyTorch's loop). This scan
 # walks through time outside and through the neurons inside (contiguous, vectorised), with the same step
-# functions. x86-64 gets an AVX2 clone chosen at load time.
+# functions (x86-64 gets an AVX2 clone: dispatch.CPU_SCAN_HEAD).
 _CPU_HOST = r"""
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define RL_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define RL_CLONES
-#endif
-
 // i, h, hs: in the initial state, out the final one; h_seq, y_seq: saved for the backward, or (without
 // gradients) one row of scratch each (no branch in the inner loop, which would stop its vectorisation)
 extern "C" RL_CLONES void src_scan_forward(const float* __restrict I, const float* __restrict b,
@@ -316,7 +310,8 @@ def _cpu_library(relu_bypass: bool, detach: bool, zs_from_current: bool, noise: 
     defines = {"RELU_BYPASS": relu_bypass, "DETACH": detach, "ZS_FROM_CURRENT": zs_from_current, "NOISE": noise,
                "CHUNK": CHUNK}
     head = "".join(f"#define {k} {int(v)}\n" for k, v in defines.items())
-    text = (dispatch._EMULATION_SHIM + head + dispatch.common_source("cpp") + _CPU_TANH + _BODY + _CPU_HOST)
+    text = (dispatch._EMULATION_SHIM + head + dispatch.common_source("cpp") + _CPU_TANH + _BODY + dispatch.CPU_SCAN_HEAD
+            + _CPU_HOST)
     # -fno-trapping-math lets the compiler if-convert the float comparisons (z_s, ReLU, the tanh clamp): same
     # results, no branch in the vectorised loop
     P, F, I, Q = ctypes.c_void_p, ctypes.c_float, ctypes.c_int, ctypes.c_longlong
