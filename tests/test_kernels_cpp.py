@@ -262,3 +262,32 @@ def test_src_backend_cpp_with_a_sum_loss_and_half_inputs():
     assert half.dtype == torch.bfloat16 and half.float().sum() > 0
     with pytest.raises(dispatch.KernelUnsupported, match="float64"):
         src_multistep_cpp(x.double(), SRCState(*(torch.zeros(3, 40) for _ in range(3))), SRCParameters(b_h=-4.5))
+
+
+@needs_cxx
+def test_cpu_expf_of_the_scans_is_within_one_ulp_of_exp():
+    # dispatch.CPU_EXPF replaces expf (the Sigmoid surrogate) in the CPU scans so that their loops vectorise
+    import ctypes
+
+    text = "#include <math.h>\n" + dispatch.CPU_EXPF + dispatch.CPU_SCAN_HEAD + r"""
+extern "C" RL_CLONES void exp_array(const float* __restrict x, float* __restrict y, const long long n) {
+    for (long long i = 0; i < n; ++i) y[i] = expf(x[i]);
+}
+"""
+    lib = dispatch.load_library(text, "expftest", {"exp_array": (None, [ctypes.c_void_p, ctypes.c_void_p,
+                                                                         ctypes.c_longlong])},
+                                opt_level="-O3", extra_flags=("-fno-trapping-math",))
+    x = torch.cat([torch.linspace(-88, 89, 400_001), torch.tensor([0.0, -0.0, 1e-30, -1e-8, 88.7228, -87.3365])])
+    y = torch.empty_like(x)
+    lib.exp_array(x.data_ptr(), y.data_ptr(), x.numel())
+    want = torch.exp(x.double())
+    normal = (want >= torch.finfo(torch.float32).tiny) & (want <= torch.finfo(torch.float32).max)
+    ulp = (torch.nextafter(want.float(), torch.tensor(float("inf"))) - want.float()).double()
+    err = ((y.double() - want).abs() / ulp)[normal]
+    assert err.max() <= 1.0, f"{err.max():.3f} ulp at x = {x[normal][err.argmax()]}"
+    special = torch.tensor([89.0, 1e4, float("inf"), -88.0, -1e4, -float("inf"), float("nan")])
+    out = torch.empty_like(special)
+    lib.exp_array(special.data_ptr(), out.data_ptr(), special.numel())
+    assert out[:3].isinf().all() and (out[:3] > 0).all()   # above float's range: +inf
+    assert (out[3:6] == 0).all()                            # below its normal range: 0 (no subnormal results)
+    assert out[6].isnan()

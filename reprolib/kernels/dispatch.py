@@ -190,6 +190,34 @@ CPU_SCAN_HEAD = r"""
 """
 
 
+# exp for the CPU scans, where it stands for expf (the Sigmoid surrogate). glibc's scalar expf stops the compiler
+# from vectorising a neuron loop, and its vector version needs -ffast-math. Here: exp(x) = 2^k exp(r) with k =
+# round(x / ln 2) kept within float's normal exponents [-126, 127], so |r| <= ln 2; exp(r) by its Taylor series to
+# r^9 / 9! in double (truncation below 4e-9 relative, far under float's 6e-8); 2^k from a float's exponent bits;
+# one rounding to float at the end. Beyond float's range: +inf above ln(FLT_MAX), 0 below ln(FLT_MIN) (no
+# subnormal results); NaN stays NaN. Branch-free, so the neuron loop vectorises (AVX2 has every step).
+CPU_EXPF = r"""
+#include <stdint.h>
+#include <string.h>
+static inline float rl_expf(const float v) {
+    const double x = (double)v;
+    const double xc = x > 88.8 ? 88.8 : (x < -87.4 ? -87.4 : (x == x ? x : 0.0));
+    // round to nearest by adding and removing 1.5 * 2^52 (nearbyint is a libm call below SSE4.1)
+    const double k0 = (xc * 1.4426950408889634 + 6755399441055744.0) - 6755399441055744.0;
+    const double k = k0 > 127.0 ? 127.0 : k0;  // xc >= -87.4 keeps k0 >= -126 (a two-sided clamp stops vectorising)
+    const double r = xc - k * 0.6931471805599453;
+    const double p = 1.0 + r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (1.0 / 720
+                     + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880)))))))));
+    const uint32_t bits = (uint32_t)((int32_t)k + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    const float e = (float)(p * (double)scale);
+    return v != v ? v : (v > 88.72283935546875f ? INFINITY : (v < -87.33654022216797f ? 0.0f : e));
+}
+#define expf rl_expf
+"""
+
+
 # Block-level emulation: every CUDA thread of a block is a std::thread, __syncthreads() a std::barrier and
 # __shared__ a static array, so kernels that cooperate within a block (the one-launch recurrent layer) run on
 # the CPU with their real synchronisation. Slow (threads per block); for the tests only.

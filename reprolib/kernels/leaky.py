@@ -35,8 +35,8 @@ __all__ = ["leaky_source", "leaky_multistep_cpp", "check_supported", "LEAKY_SPEC
 
 RESET_CODES = {"subtract": 0, "zero": 1, "none": 2}
 
-_SOURCE = r"""
-#include <math.h>
+# the Sigmoid surrogate's expf is dispatch.CPU_EXPF, so that the backward's neuron loop vectorises
+_SOURCE = "#include <math.h>\n" + dispatch.CPU_EXPF + r"""
 
 static inline float fire(float d, int strict) { return (strict ? d > 0.0f : d >= 0.0f) ? 1.0f : 0.0f; }
 

@@ -203,7 +203,8 @@ SURROGATE_IDS = {"sigmoid": 0, "atan": 1}
 # The CUDA kernels give each neuron a thread that walks through time; compiled as C++ that order reads memory with
 # a stride of N floats (slower than PyTorch's loop at large N). This scan walks through time outside and through
 # the neurons inside, contiguous and vectorised, with the kernels' step functions: the same float operations in
-# the same order, so spikes and membranes are those of the CUDA kernel and of PyTorch's CPU loop.
+# the same order, so spikes and membranes are those of the CUDA kernel and of PyTorch's CPU loop. The Sigmoid
+# surrogate's exp is dispatch.CPU_EXPF, which vectorises (gradients then agree with PyTorch's to float rounding).
 _CPU_HOST = r"""
 // v_st: V[-1] in, V[T-1] out; h_seq: H saved for the backward, or (without gradients) one row of scratch
 extern "C" RL_CLONES void lif_scan_forward(const float* __restrict x, float* __restrict v_st,
@@ -300,7 +301,7 @@ def _cpu_library(leaky: bool, hard_reset: bool, detach_reset: bool, decay_input:
     import ctypes  # noqa: PLC0415
 
     body = lif_source(leaky, hard_reset, detach_reset, decay_input, surrogate, strict, "cpp")
-    text = dispatch._EMULATION_SHIM + body + dispatch.CPU_SCAN_HEAD + _CPU_HOST
+    text = dispatch._EMULATION_SHIM + dispatch.CPU_EXPF + body + dispatch.CPU_SCAN_HEAD + _CPU_HOST
     P, F, I, Q = ctypes.c_void_p, ctypes.c_float, ctypes.c_int, ctypes.c_longlong
     functions = {"lif_scan_forward": (None, [P] * 4 + [I, Q] + [F] * 4 + [I]),
                  "lif_scan_backward": (None, [P] * 4 + [I, Q] + [F] * 6)}
