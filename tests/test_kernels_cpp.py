@@ -29,6 +29,33 @@ def test_recurrent_sequence_matches_torch(model, T, B, H):
 
 
 @needs_cxx
+@pytest.mark.parametrize("model", ["brf", "alif"])
+@pytest.mark.parametrize("period", ["scalar", "per-sample"])
+def test_recurrent_sequence_takes_parameters_of_any_period(model, period):
+    # the C++ loops index the parameters by neuron (period H) or by element (period N); a scalar is repeated to H
+    from reprolib.kernels import resonate as K
+    from reprolib.neurons import resonate as R
+
+    T, B, m, H = 40, 3, 4, 10
+    x, w, state, params = verify.recurrent_case(model, T, B, m, H, seed=4)
+    w = w * (1.0 if model == "alif" else 40.0)  # makes the BRF layer spike
+    pick = (lambda p: p[0]) if period == "scalar" else (lambda p: p.expand(B, H) + 0.1 * torch.rand(B, H))
+    params = params._replace(**{f: pick(getattr(params, f)) for f in params._fields[:2]})
+    out = {}
+    for name, fn, kw in (("torch", getattr(R, f"{model}_multistep"), {}),
+                         ("cpp", getattr(K, f"{model}_multistep"), {"engine": "cpp"})):
+        leaves = [x.clone().requires_grad_(), w.clone().requires_grad_(),
+                  *(getattr(params, f).clone().requires_grad_() for f in params._fields[:2])]
+        p = params._replace(**dict(zip(params._fields[:2], leaves[2:])))
+        z, _ = fn(leaves[0], leaves[1], state, p, **kw)
+        out[name] = (z.detach(), torch.autograd.grad((z * torch.linspace(-1, 1, z.numel()).view(z.shape)).sum(),
+                                                     leaves))
+    assert torch.equal(out["torch"][0], out["cpp"][0]) and out["cpp"][0].sum() > 0
+    for got, want in zip(out["cpp"][1], out["torch"][1]):
+        assert got.shape == want.shape and verify.relative_error(got, want) < 2e-5
+
+
+@needs_cxx
 @pytest.mark.parametrize("T,B,C", [(1, 1, 1), (50, 4, 5), (1300, 16, 6)])
 def test_li_scan_matches_torch(T, B, C):
     report = verify.check_li(T=T, B=B, C=C, engine="cpp")

@@ -31,11 +31,12 @@ __all__ = ["cpp_available", "check_input", "cpp_backend", "sequence_forward", "s
 
 _HOST = r"""
 // ---- whole-sequence host loops (the step arithmetic is fwd_step / bwd_step above) ----
+// P, the period of the parameters p1, p2 over the flat state, is H or N: the caller repeats a shorter period
 #include <string.h>
 #include <vector>
 
 // wt: W_rec^T, [H (source k), H (target h)], row-major; states and sequences [T, B, H]
-extern "C" void seq_forward(const float* cur, const float* wt, const float* z0, const float* s10, const float* s20,
+extern "C" RL_CLONES void seq_forward(const float* cur, const float* wt, const float* z0, const float* s10, const float* s20,
                             const float* s30, const float* p1, const float* p2, float* z_seq, float* s1_seq,
                             float* s2_seq, float* s3_seq, float* x_seq, int T, int B, int H, int P,
                             float k1, float k2, float k3) {
@@ -60,7 +61,7 @@ extern "C" void seq_forward(const float* cur, const float* wt, const float* z0, 
             }
             for (int h = 0; h < H; ++h) {
                 const long long n = (long long)b * H + h;
-                const int j = (int)(n % P);
+                const long long j = P == H ? h : n;  // P is H or N (sequence_forward): no division per element
                 const float x = cur[o + n] + rec[h];
 #if MODEL == 1
                 const float q = qp[n];
@@ -84,7 +85,7 @@ extern "C" void seq_forward(const float* cur, const float* wt, const float* z0, 
 // gz (in: dL/dz[T-1] of the final state; out: dL/dz0), g1..g3 (in: dL/d final state; out: dL/d initial state),
 // gx_seq out: dL/d(total input current)[t], gp1, gp2 out: per-element parameter gradients summed over t
 // w_rec: W_rec [H (target h), H (source k)], row-major
-extern "C" void seq_backward(const float* x_seq, const float* w_rec, const float* z0, const float* s10,
+extern "C" RL_CLONES void seq_backward(const float* x_seq, const float* w_rec, const float* z0, const float* s10,
                              const float* s20, const float* s30, const float* z_seq, const float* s1_seq,
                              const float* s2_seq, const float* s3_seq, const float* p1, const float* p2,
                              const float* gz_seq, float* gz, float* g1, float* g2, float* g3, float* gx_seq,
@@ -102,8 +103,8 @@ extern "C" void seq_backward(const float* x_seq, const float* w_rec, const float
         const float* qp = t > 0 ? s3_seq + op : s30;
 #endif
         float* gx = gx_seq + o;
-        for (long long n = 0; n < N; ++n) {
-            const int j = (int)(n % P);
+        for (long long n0 = 0; n0 < N; n0 += H) for (int h = 0; h < H; ++h) {
+            const long long n = n0 + h, j = P == H ? h : n;
             float gzn = gz_seq[o + n] + gz[n];
 #if MODEL == 2
             gzn += gz_own[n];
@@ -158,7 +159,7 @@ def cpp_available() -> bool:
 def _library(model: str, strict: bool):
     from reprolib.kernels import resonate as K  # noqa: PLC0415 - resonate imports this module lazily too
 
-    source = dispatch._EMULATION_SHIM + K.resonate_source(model, strict, "cpp") + _HOST
+    source = dispatch._EMULATION_SHIM + K.resonate_source(model, strict, "cpp") + dispatch.CPU_SCAN_HEAD + _HOST
     return dispatch.load_library(source, "seq", {"seq_forward": (None, _FORWARD_ARGS),
                                                  "seq_backward": (None, _BACKWARD_ARGS)}, opt_level="-O3")
 
@@ -193,6 +194,21 @@ def cpp_backend(fused, name: str):
     return run
 
 
+def _period_h_or_n(p: Tensor, P: int, H: int, N: int) -> tuple[Tensor, int]:
+    """The parameter row repeated to period ``H`` when its period divides ``H`` (the loops then index it by the
+    neuron, not by a division per element); a period that does not divide ``H`` is expanded to all ``N``."""
+    if P in (H, N):
+        return p, P
+    if H % P == 0:
+        return p.repeat(H // P).contiguous(), H
+    return p.repeat(N // P).contiguous(), N
+
+
+def _periodic(p1: Tensor, p2: Tensor, P: int, H: int, N: int) -> tuple[Tensor, Tensor, int]:
+    (p1, P1), (p2, _) = _period_h_or_n(p1, P, H, N), _period_h_or_n(p2, P, H, N)
+    return p1, p2, P1
+
+
 def sequence_forward(prep, cur: Tensor, w_rec_t: Tensor, z0, s10, s20, s30):
     """``(z_seq, s1_seq, s2_seq, s3_seq | None, x_seq | None)`` of the layer over ``cur [T, B, H]``."""
     T, B, H = cur.shape
@@ -201,8 +217,9 @@ def sequence_forward(prep, cur: Tensor, w_rec_t: Tensor, z0, s10, s20, s30):
     s3_seq = torch.empty_like(cur) if prep.model == "brf" else None
     x_seq = torch.empty_like(cur) if prep.model == "alif" else None
     wt = w_rec_t.contiguous()  # referenced until the call returns
-    lib.seq_forward(_ptr(cur), _ptr(wt), _ptr(z0), _ptr(s10), _ptr(s20), _ptr(s30), _ptr(prep.p1), _ptr(prep.p2),
-                    _ptr(z_seq), _ptr(s1_seq), _ptr(s2_seq), _ptr(s3_seq), _ptr(x_seq), T, B, H, prep.P,
+    p1, p2, P = _periodic(prep.p1, prep.p2, prep.P, H, B * H)
+    lib.seq_forward(_ptr(cur), _ptr(wt), _ptr(z0), _ptr(s10), _ptr(s20), _ptr(s30), _ptr(p1), _ptr(p2),
+                    _ptr(z_seq), _ptr(s1_seq), _ptr(s2_seq), _ptr(s3_seq), _ptr(x_seq), T, B, H, P,
                     *prep.scalars[:3])
     return z_seq, s1_seq, s2_seq, s3_seq, x_seq
 
@@ -217,9 +234,10 @@ def sequence_backward(prep, saved, g_zseq: Tensor, g_z: Tensor, g_1: Tensor, g_2
     gx, gz, g1, g2, g3, gp1, gp2 = sequence_backward_buffers(z_seq, g_z, g_1, g_2, g_3)
     # keep the contiguous copies referenced for the duration of the call (a raw pointer keeps nothing alive)
     w_rec, g_zseq = w_rec_t.t().contiguous(), g_zseq.contiguous()
+    p1, p2, P = _periodic(p1, p2, prep.P, H, B * H)
     lib.seq_backward(_ptr(x_seq), _ptr(w_rec), _ptr(z0), _ptr(s10), _ptr(s20), _ptr(s30),
                      _ptr(z_seq), _ptr(s1_seq), _ptr(s2_seq), _ptr(s3_seq), _ptr(p1), _ptr(p2),
                      _ptr(g_zseq), _ptr(gz), _ptr(g1), _ptr(g2), _ptr(g3), _ptr(gx), _ptr(gp1), _ptr(gp2),
-                     T, B, H, prep.P, *prep.scalars)
+                     T, B, H, P, *prep.scalars)
     return gx, gz, g1, g2, g3, gp1, gp2
 
