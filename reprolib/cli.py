@@ -18,6 +18,8 @@ COMMANDS = {
     "sweep": ("reprolib.sweep_cli", "run an experiment's config grid on Dask, skipping configs with a record"),
     "rerun": ("reprolib.training.rerun", "train a run record's config again and compare it epoch by epoch"),
     "bench": ("reprolib.kernels.bench", "benchmark multi-step neurons: PyTorch loop vs fused kernels"),
+    "probe-shift": ("reprolib.training.shift_probe",
+                    "evaluate trained runs on inputs moved by a few pixels (their kept weights; nothing is trained)"),
 }
 
 

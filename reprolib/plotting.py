@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -173,6 +173,26 @@ def errorbars(ax, summary: pd.DataFrame, x: str, y: str, hue: str, order: Sequen
     if not drawn:
         no_data(ax, empty)
     return drawn
+
+
+def shift_probe_figure(frame: pd.DataFrame, hue: Sequence[str], label: Callable[[tuple], str]):
+    """Accuracy against a vertical shift of the inputs (:func:`reprolib.notebook.shift_probe`), validation and
+    test side by side: mean ± std over runs, one series per ``hue`` group named ``label(group values)``."""
+    rows = frame[frame["dx"] == 0].copy()
+    rows["series"] = [label(tuple(v)) for v in rows[list(hue)].itertuples(index=False)]
+    fig, axes = figure(1, 2, width=4.2, height=3.2, sharey=True)
+    for ax, split in zip(axes[0], ("val", "test")):
+        part = rows[rows["split"] == split]
+        summary = (part.groupby(["series", "dy"])["accuracy"].agg(accuracy_mean="mean", accuracy_std="std")
+                   .reset_index())
+        errorbars(ax, summary, "dy", "accuracy", "series")
+        ax.axvline(0, color="0.6", lw=0.8)
+        ax.set(xlabel="inputs moved down by (rows)", title={"val": "validation (training recordings)",
+                                                            "test": "test recordings"}[split])
+    axes[0, 0].set_ylabel("accuracy (%)")
+    if len(rows):
+        axes[0, 1].legend(fontsize=7)
+    return fig, axes
 
 
 # --- BRF: the datasets (paper Figure 4) -------------------------------------------------------------------

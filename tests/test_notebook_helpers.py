@@ -421,3 +421,33 @@ def test_paired_gap_compares_the_two_variants_over_shared_seeds():
     assert flipped.set_index("layers").loc[1, "ours"] == pytest.approx(-one["ours"])
     with pytest.raises(ValueError, match="no column"):
         nb.paired_gap(table.drop(columns="seed"), ["layers"], "model", "src", "lif", lambda c: None)
+
+
+def test_shift_probe_summary_and_empty_probe(results_tmp):
+    import json as _json
+    from types import SimpleNamespace
+
+    from reprolib import plotting
+
+    rows = [{"record": h, "seed": s, "split": split, "dy": dy, "dx": 0, "accuracy": acc / 100, "samples": 100}
+            for h, s in (("aa", 0), ("bb", 1))
+            for split, dy, acc in (("val", 0, 95), ("val", 1, 85), ("test", 0, 85), ("test", 1, 90), ("test", -1, 70))]
+    (results_tmp / "analysis").mkdir()
+    (results_tmp / "analysis" / "exp-shift-probe.json").write_text(_json.dumps(
+        {"payload": {"rows": rows, "provenance": {"git_commit": "0123456789abcdef", "device_name": "cpu",
+                                                  "end_time": "2026-11-30T08:00:00+00:00", "scale": "paper"}}}))
+    table = pd.DataFrame({"config_hash": ["aa", "bb", "cc"], "model": ["lif", "lif", "src"]})
+    runs = SimpleNamespace(experiment="exp", table=table, axes=["model"])
+    frame, line = nb.shift_probe(runs)
+    assert set(frame["record"]) == {"aa", "bb"} and frame["accuracy"].max() == 95.0
+    assert line.startswith("probe of 2 of 3 runs") and "01234567" in line
+    text = nb.shift_probe_summary(frame, ["model"], name=lambda c: c["model"].upper())
+    assert "LIF (2 runs): test 85.0 % as recorded, 90.0 % with the test inputs moved 1 row down (+5.0 pp)" in text
+    assert "validation from 95.0 % to 85.0 % (-10.0 pp)" in text
+    plotting.shift_probe_figure(frame, ["model"], lambda v: v[0])
+    # a probe of other runs than this page's: nothing to show, no error
+    other = SimpleNamespace(experiment="exp", table=table.assign(config_hash=["x", "y", "z"]), axes=["model"])
+    empty, _ = nb.shift_probe(other)
+    assert empty.empty and nb.shift_probe_summary(empty, ["model"], name=str) == f"*{nb.NOT_RUN}*"
+    plotting.shift_probe_figure(empty, ["model"], lambda v: v[0])
+    assert nb.shift_probe(SimpleNamespace(experiment="none", table=table, axes=["model"])) is None

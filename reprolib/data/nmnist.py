@@ -233,3 +233,51 @@ class NMNIST(_FrameDataset):
         files, targets = list(tonic_dataset.data), list(tonic_dataset.targets)
         chosen = self._split_indices(len(files), split_seed)
         return [files[i] for i in chosen], [targets[i] for i in chosen], None  # no per-file checksums exist for N-MNIST
+
+
+def event_centroids(dataset: _FrameDataset) -> "pd.DataFrame":
+    """Where each recording's events sit on the sensor: one row per recording with its ``label``, ``x`` and ``y``
+    (mean event column and row, pixels from the top-left) and ``events`` (count), read from the raw files.
+
+    A fully connected network sees pixels, not digits, so a set of recordings that sits a pixel away from the
+    training set's looks different to it. :func:`centroid_offsets` compares the splits.
+    """
+    import pandas as pd  # noqa: PLC0415
+
+    rows = []
+    for path, label in zip(dataset.files, dataset.targets.tolist()):
+        events = read_events(Path(path).read_bytes())
+        rows.append({"label": label, "x": float(events["x"].mean()), "y": float(events["y"].mean()),
+                     "events": len(events)})
+    return pd.DataFrame(rows)
+
+
+def centroid_offsets(root: str | os.PathLike | None = None) -> "pd.DataFrame":
+    """Per digit class: the mean event row (``y``) and column (``x``) of the subset's training and test
+    recordings, and the test-minus-train offsets; beside them the same offset of the source MNIST digits'
+    intensity centroids, which says whether the digits themselves or the recordings differ. A last row
+    ``all (class-weighted)`` averages the classes with equal weight, so the two splits' class mixes do not
+    enter. Raises :class:`DatasetNotFoundError` when the subset or MNIST is not there."""
+    import pandas as pd  # noqa: PLC0415
+
+    from . import load_dataset  # noqa: PLC0415
+
+    parts, digits = [], {}
+    for split in ("train", "test"):
+        recordings = NMNISTSubset(root=root, split=split, val_fraction=0.0)
+        table = event_centroids(recordings)
+        mnist = load_dataset("mnist", split, root=root, val_fraction=0.0)
+        images = torch.stack([mnist[i][0].reshape(28, 28) for i in recordings.mnist_indices]).double()
+        rows = torch.arange(28, dtype=torch.float64).view(1, 28, 1)
+        table["image_y"] = ((images * rows).sum((1, 2)) / images.sum((1, 2))).numpy()
+        parts.append(table.assign(split=split))
+    both = pd.concat(parts).groupby(["label", "split"])[["x", "y", "image_y"]].mean().unstack("split")
+    out = pd.DataFrame({
+        "train y": both[("y", "train")], "test y": both[("y", "test")],
+        "offset y": both[("y", "test")] - both[("y", "train")],
+        "offset x": both[("x", "test")] - both[("x", "train")],
+        "MNIST offset y": both[("image_y", "test")] - both[("image_y", "train")],
+    })
+    out.loc["all (class-weighted)"] = out.mean()
+    out.index.name = "digit"
+    return out

@@ -134,6 +134,14 @@ def _subset(dataset: Dataset, size: int | None, split_seed: int, split: str) -> 
     return Subset(dataset, order[:size].sort().values.tolist())
 
 
+def evaluation_set(config: ExperimentConfig, split: str, load_split: Callable[[str], Dataset] | None = None) -> Dataset:
+    """The ``val`` or ``test`` samples a run evaluates on: the split, cut to ``val_subset`` / ``test_subset``
+    as the run does (the same samples, for anything that evaluates a run's weights again)."""
+    load_split = load_split or _dataset_loader(config)
+    size = config.val_subset if split == "val" else config.test_subset
+    return _subset(load_split(split), size, config.split_seed, split)
+
+
 # -- one pass over a loader ------------------------------------------------------------------------------
 class _Meter:
     """Sums of the per-epoch metrics, weighted by the number of samples."""
@@ -213,8 +221,7 @@ class _Run:
             if split == "train_eval":  # the training set in eval mode (SpikingJelly's published "test" curve)
                 self.eval_sets[split] = self.train_set
             else:
-                size = config.val_subset if split == "val" else config.test_subset
-                self.eval_sets[split] = _subset(load_split(split), size, config.split_seed, split)
+                self.eval_sets[split] = evaluation_set(config, split, load_split)
         if len(self.train_set) == 0:
             raise ValueError(f"{config.experiment}/{self.hash}: the training set is empty")
         self.train_loader = DataLoader(self.train_set, batch_size=config.batch_size, shuffle=True,

@@ -1,0 +1,166 @@
+"""``reprolib probe-shift RECORD...``: how a trained network's accuracy depends on where its input sits.
+
+Takes the weights a finished run kept (its selected epoch, in the local checkpoint folder: these are not
+committed, so the probe runs where the records were trained) and evaluates them on the record's validation
+and test splits with every input frame moved by ``dy`` rows (positive: down) and ``dx`` columns (positive:
+right), the vacated border filled with zeros. Nothing is trained.
+
+Why: on the N-MNIST subset the test recordings sit about 0.7 pixel higher on the sensor than the training
+recordings (:func:`reprolib.data.nmnist.centroid_offsets`), while the MNIST digits they show do not. A fully
+connected network trained on 900 recordings can be sensitive to that; the probe measures how much.
+
+The result is one JSON file (``--output``, default ``results/analysis/<experiment>-shift-probe.json``) with a
+row per record, split and shift, and the provenance of the probe (code version, device, date) and of each
+record's weights (their sha256 and selected epoch). It is written atomically; the book renders it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from reprolib.config import ConfigError
+
+__all__ = ["shift_frames", "shifted_accuracy", "probe_records", "default_output"]
+
+
+def shift_frames(x: torch.Tensor, dy: int = 0, dx: int = 0) -> torch.Tensor:
+    """``x [..., H, W]`` with its content moved ``dy`` rows down and ``dx`` columns right (negative: up / left);
+    what moves out is dropped and the vacated rows and columns are zero. Raises ``ValueError`` for a shift
+    that is not an integer or leaves nothing of the frame."""
+    if x.dim() < 2:
+        raise ValueError(f"shift_frames needs frames [..., H, W]; got a tensor of shape {tuple(x.shape)}")
+    H, W = x.shape[-2:]
+    for name, value, size in (("dy", dy, H), ("dx", dx, W)):
+        if isinstance(value, bool) or not isinstance(value, int) or abs(value) >= size:
+            raise ValueError(f"{name}={value!r} is not allowed; expected an integer with |{name}| < {size}")
+    out = torch.zeros_like(x)
+    rows_to, rows_from = (slice(dy, None), slice(None, H - dy)) if dy >= 0 else (slice(None, dy), slice(-dy, None))
+    cols_to, cols_from = (slice(dx, None), slice(None, W - dx)) if dx >= 0 else (slice(None, dx), slice(-dx, None))
+    out[..., rows_to, cols_to] = x[..., rows_from, cols_from]
+    return out
+
+
+def shifted_accuracy(config, shifts: Sequence[tuple[int, int]], splits: Sequence[str] = ("val", "test"),
+                     results_dir=None, device: str = "cpu", batch_size: int = 100) -> list[dict]:
+    """Accuracy of the run's selected weights on each of ``splits`` with the inputs moved by each ``(dy, dx)``
+    of ``shifts``: a list of ``{"split", "dy", "dx", "accuracy", "samples"}``, on the samples the run evaluated
+    (its ``val_subset`` / ``test_subset``). The encoder runs after the shift, with the seed the training loop
+    uses for evaluation. Raises ``FileNotFoundError`` when the weights
+    are not in the local checkpoint folder."""
+    from torch.utils.data import DataLoader  # noqa: PLC0415
+
+    from reprolib.training.loop import (  # noqa: PLC0415
+        _dataset_loader, build_encoder, derived_seed, evaluation_set, load_selected_model)
+    from reprolib.training.losses import get_loss  # noqa: PLC0415
+
+    model = load_selected_model(config, results_dir, device=device)
+    encode, loss_fn, load = build_encoder(config), get_loss(config.loss, **config.loss_options), _dataset_loader(config)
+    rows = []
+    for split in splits:
+        batches = list(DataLoader(evaluation_set(config, split, load), batch_size=batch_size, shuffle=False))
+        for dy, dx in shifts:
+            generator = torch.Generator(device=device).manual_seed(derived_seed(config.seed, f"eval:{split}"))
+            correct = counted = 0
+            with torch.no_grad():
+                for x, y in batches:
+                    x, y = x.to(device), y.to(device)
+                    result = loss_fn(model(encode(shift_frames(x, dy, dx), generator=generator)), y)
+                    correct, counted = correct + int(result.correct), counted + int(result.count)
+            rows.append({"split": split, "dy": dy, "dx": dx, "accuracy": correct / counted, "samples": counted})
+    return rows
+
+
+def default_output(experiment: str) -> Path:
+    from reprolib.paths import results_dir  # noqa: PLC0415
+
+    return results_dir() / "analysis" / f"{experiment}-shift-probe.json"
+
+
+def _weights_sha256(config, results_dir) -> str:
+    from reprolib.training import checkpoint as ckpt  # noqa: PLC0415
+
+    path = ckpt.checkpoint_dir(config, results_dir) / ckpt.SELECTED_FILE
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def probe_records(paths: Sequence[str | Path], shifts: Sequence[tuple[int, int]], output: str | Path | None = None,
+                  results_dir=None, device: str = "cpu", progress: bool = True) -> Path:
+    """Run :func:`shifted_accuracy` for every record in ``paths`` (all of one experiment) and write the rows
+    with their provenance to ``output``. Every record, and its weights, are checked before the first one is
+    evaluated; a record whose weights are missing is an error (a partial table would not say which runs it
+    left out)."""
+    from reprolib.results import provenance  # noqa: PLC0415
+    from reprolib.results.records import atomic_write_text, read_record  # noqa: PLC0415
+    from reprolib.training import checkpoint as ckpt  # noqa: PLC0415
+    from reprolib.training.loop import resolve_device  # noqa: PLC0415
+
+    records = [read_record(path) for path in paths]
+    if not records:
+        raise ConfigError("probe-shift needs at least one run record")
+    experiments = sorted({r.config.experiment for r in records})
+    if len(experiments) > 1:
+        raise ConfigError(f"the records belong to several experiments {experiments}; probe one at a time")
+    missing = [str(r.path) for r in records
+               if not (ckpt.checkpoint_dir(r.config, results_dir) / ckpt.SELECTED_FILE).is_file()]
+    if missing:
+        raise FileNotFoundError(f"no kept weights for {len(missing)} record(s), e.g. {missing[:3]}: the probe runs "
+                                "where the runs were trained (their checkpoint folders are not committed)")
+    output = Path(output) if output is not None else default_output(experiments[0])
+    rows = []
+    started = provenance.utc_now()
+    for i, record in enumerate(records, 1):
+        if progress:
+            print(f"[{i}/{len(records)}] {record.config.experiment}/{record.hash} seed {record.config.seed}",
+                  file=sys.stderr, flush=True)
+        weights = _weights_sha256(record.config, results_dir)
+        selected = int(ckpt.load(ckpt.checkpoint_dir(record.config, results_dir) / ckpt.SELECTED_FILE)["epoch"])
+        for row in shifted_accuracy(record.config, shifts, results_dir=results_dir, device=device):
+            rows.append({"record": record.hash, "seed": record.config.seed, "selected_epoch": selected,
+                         "weights_sha256": weights, **row})
+    payload = {"kind": "shift-probe", "experiment": experiments[0], "shifts": [list(s) for s in shifts],
+               "rows": rows,
+               "provenance": {**provenance.collect(resolve_device(device), "paper"), "start_time": started,
+                              "end_time": provenance.utc_now()}}
+    atomic_write_text(output, json.dumps({"payload": payload}, indent=1, sort_keys=True) + "\n")
+    return output
+
+
+def _parse_shifts(text: str) -> list[tuple[int, int]]:
+    """``"0,-1,1"`` (rows only) or ``"0:0,-1:0,0:1"`` (``dy:dx``) -> ``[(dy, dx), ...]``."""
+    shifts = []
+    for item in text.split(","):
+        dy, _, dx = item.strip().partition(":")
+        try:
+            shifts.append((int(dy), int(dx or 0)))
+        except ValueError:
+            raise ConfigError(f"--shifts {text!r}: {item!r} is not a shift; expected integers dy or dy:dx, "
+                              "comma-separated (e.g. 0,-1,1)") from None
+    return shifts
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("records", nargs="+", metavar="RECORD", help="run record JSON files of one experiment")
+    parser.add_argument("--shifts", default="0,-1,1", help="dy or dy:dx pixel shifts, comma-separated "
+                                                            "(default 0,-1,1: rows only; positive dy moves down)")
+    parser.add_argument("--output", default=None, help="JSON path (default results/analysis/<experiment>-shift-probe.json)")
+    parser.add_argument("--results", default=None, metavar="DIR", help="results folder holding the checkpoints")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress lines")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        shifts = _parse_shifts(args.shifts)
+        out = probe_records(args.records, shifts, args.output, args.results, args.device, not args.no_progress)
+    except (ConfigError, FileNotFoundError, ValueError) as error:
+        print(f"reprolib probe-shift: error: {error}", file=sys.stderr)
+        return 2
+    print(f"reprolib probe-shift: wrote {out}")
+    return 0

@@ -1,0 +1,70 @@
+"""The input-shift probe (reprolib probe-shift) and the N-MNIST subset's train / test position offset."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from reprolib.experiments import get_configs
+from reprolib.training import train
+from reprolib.training.shift_probe import _parse_shifts, probe_records, shift_frames
+
+
+def test_shift_frames_moves_content_and_fills_with_zeros():
+    x = torch.arange(2 * 4 * 5, dtype=torch.float32).view(2, 4, 5) + 1
+    down = shift_frames(x, dy=1)
+    assert torch.equal(down[:, 1:], x[:, :-1]) and (down[:, 0] == 0).all()
+    up_left = shift_frames(x, dy=-2, dx=-1)
+    assert torch.equal(up_left[:, :2, :4], x[:, 2:, 1:]) and (up_left[:, 2:] == 0).all() and (up_left[:, :, 4] == 0).all()
+    assert torch.equal(shift_frames(x), x)
+    for bad in (dict(dy=4), dict(dx=-5), dict(dy=1.0), dict(dy=True)):
+        with pytest.raises(ValueError, match="not allowed"):
+            shift_frames(x, **bad)
+    with pytest.raises(ValueError, match=r"\[\.\.\., H, W\]"):
+        shift_frames(torch.zeros(3))
+
+
+def test_parse_shifts_reads_rows_and_row_column_pairs():
+    assert _parse_shifts("0,-1, 2") == [(0, 0), (-1, 0), (2, 0)]
+    assert _parse_shifts("0:1,-1:-2") == [(0, 1), (-1, -2)]
+    from reprolib.config import ConfigError
+
+    with pytest.raises(ConfigError, match="'up' is not a shift"):
+        _parse_shifts("0,up")
+
+
+def test_probe_of_a_trained_run_reproduces_its_recorded_accuracy_unshifted(data_root, results_tmp):
+    config = get_configs("src-table2", "ci", seeds=[0], input="nmnist", layers=1, model="lif")[0]
+    record = train(config, results_dir=results_tmp, progress=False)
+    out = probe_records([record.path], [(0, 0), (1, 0)], results_tmp / "probe.json", results_dir=results_tmp,
+                        progress=False)
+    payload = json.loads(out.read_text())["payload"]
+    rows = {(r["split"], r["dy"]): r for r in payload["rows"]}
+    assert set(rows) == {("val", 0), ("val", 1), ("test", 0), ("test", 1)}
+    # unshifted, the probe is the training loop's own evaluation of the selected weights
+    assert rows["val", 0]["accuracy"] == pytest.approx(record.final["val_accuracy"])
+    assert rows["test", 0]["accuracy"] == pytest.approx(record.final["test_accuracy"])
+    assert rows["test", 0]["samples"] == min(config.test_subset, 100)  # the subset has 100 test recordings
+    assert payload["experiment"] == "src-table2" and payload["provenance"]["git_commit"] is not None
+    assert len(rows["test", 1]["weights_sha256"]) == 64 and rows["test", 1]["selected_epoch"] == config.epochs
+
+
+def test_probe_refuses_runs_without_kept_weights(data_root, results_tmp):
+    config = get_configs("src-table2", "ci", seeds=[0], input="nmnist", layers=1, model="lif")[0]
+    record = train(config, results_dir=results_tmp, progress=False)
+    (results_tmp / "src-table2" / ".ckpt" / record.hash / "selected.pt").unlink()
+    with pytest.raises(FileNotFoundError, match="no kept weights for 1 record"):
+        probe_records([record.path], [(0, 0)], results_tmp / "probe.json", results_dir=results_tmp, progress=False)
+    assert not (results_tmp / "probe.json").exists()
+
+
+def test_nmnist_subset_test_recordings_sit_higher_than_training_ones(data_root):
+    from reprolib.data.nmnist import centroid_offsets
+
+    table = centroid_offsets(data_root)
+    overall = table.loc["all (class-weighted)"]
+    assert (table["offset y"].drop("all (class-weighted)") < 0).all()   # every class, not a class-mix effect
+    assert overall["offset y"] < -0.5 and abs(overall["offset x"]) < 0.2
+    assert abs(overall["MNIST offset y"]) < 0.1                          # the digits themselves are not offset
