@@ -318,3 +318,15 @@ extern "C" RL_CLONES void exp_array(const float* __restrict x, float* __restrict
     assert out[:3].isinf().all() and (out[:3] > 0).all()   # above float's range: +inf
     assert (out[3:6] == 0).all()                            # below its normal range: 0 (no subnormal results)
     assert out[6].isnan()
+
+
+@needs_cxx
+@pytest.mark.parametrize("model", ["brf", "rf", "alif"])
+@pytest.mark.parametrize("T,B,H", [(1, 2, 3), (90, 3, 11)])
+def test_feed_forward_scan_matches_torch(model, T, B, H):
+    # brf_scan and co. on engine="cpp": the whole-sequence loops without a recurrent matrix
+    report = verify.check_resonate(model=model, mode="scan", T=T, B=B, H=H, engine="cpp")
+    if T > 1:
+        assert report.rate > 0.005
+    assert report.spikes_equal
+    assert report.ok(rtol=2e-5), report

@@ -53,7 +53,7 @@ extern "C" RL_CLONES void seq_forward(const float* cur, const float* wt, const f
         for (int b = 0; b < B; ++b) {
             const float* zb = zp + (long long)b * H;
             memset(rec.data(), 0, sizeof(float) * H);
-            for (int k = 0; k < H; ++k) {
+            for (int k = 0; wt && k < H; ++k) {  // wt null: the neurons alone (the feed-forward scan)
                 const float zk = zb[k];
                 if (zk == 0.0f) continue;  // spikes are binary: most rows add nothing
                 const float* row = wt + (long long)k * H;
@@ -135,7 +135,7 @@ extern "C" RL_CLONES void seq_backward(const float* x_seq, const float* w_rec, c
             const float* gb_row = gx + (long long)b * H;
             float* out = gz + (long long)b * H;
             for (int k = 0; k < H; ++k) out[k] = 0.0f;
-            for (int h = 0; h < H; ++h) {
+            for (int h = 0; w_rec && h < H; ++h) {
                 const float g = gb_row[h];
                 const float* row = w_rec + (long long)h * H;
                 for (int k = 0; k < H; ++k) out[k] += g * row[k];
@@ -209,14 +209,15 @@ def _periodic(p1: Tensor, p2: Tensor, P: int, H: int, N: int) -> tuple[Tensor, T
     return p1, p2, P1
 
 
-def sequence_forward(prep, cur: Tensor, w_rec_t: Tensor, z0, s10, s20, s30):
-    """``(z_seq, s1_seq, s2_seq, s3_seq | None, x_seq | None)`` of the layer over ``cur [T, B, H]``."""
+def sequence_forward(prep, cur: Tensor, w_rec_t: Tensor | None, z0, s10, s20, s30):
+    """``(z_seq, s1_seq, s2_seq, s3_seq | None, x_seq | None)`` of the layer over ``cur [T, B, H]``; without
+    ``w_rec_t`` the neurons alone (:func:`reprolib.kernels.resonate.brf_scan` and co. on the CPU)."""
     T, B, H = cur.shape
     lib = _library(prep.model, prep.strict)
     z_seq, s1_seq, s2_seq = torch.empty_like(cur), torch.empty_like(cur), torch.empty_like(cur)
     s3_seq = torch.empty_like(cur) if prep.model == "brf" else None
     x_seq = torch.empty_like(cur) if prep.model == "alif" else None
-    wt = w_rec_t.contiguous()  # referenced until the call returns
+    wt = w_rec_t.contiguous() if w_rec_t is not None else None  # referenced until the call returns
     p1, p2, P = _periodic(prep.p1, prep.p2, prep.P, H, B * H)
     lib.seq_forward(_ptr(cur), _ptr(wt), _ptr(z0), _ptr(s10), _ptr(s20), _ptr(s30), _ptr(p1), _ptr(p2),
                     _ptr(z_seq), _ptr(s1_seq), _ptr(s2_seq), _ptr(s3_seq), _ptr(x_seq), T, B, H, P,
@@ -233,7 +234,7 @@ def sequence_backward(prep, saved, g_zseq: Tensor, g_z: Tensor, g_1: Tensor, g_2
 
     gx, gz, g1, g2, g3, gp1, gp2 = sequence_backward_buffers(z_seq, g_z, g_1, g_2, g_3)
     # keep the contiguous copies referenced for the duration of the call (a raw pointer keeps nothing alive)
-    w_rec, g_zseq = w_rec_t.t().contiguous(), g_zseq.contiguous()
+    w_rec, g_zseq = (w_rec_t.t().contiguous() if w_rec_t is not None else None), g_zseq.contiguous()
     p1, p2, P = _periodic(p1, p2, prep.P, H, B * H)
     lib.seq_backward(_ptr(x_seq), _ptr(w_rec), _ptr(z0), _ptr(s10), _ptr(s20), _ptr(s30),
                      _ptr(z_seq), _ptr(s1_seq), _ptr(s2_seq), _ptr(s3_seq), _ptr(p1), _ptr(p2),

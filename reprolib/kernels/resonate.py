@@ -894,6 +894,38 @@ class _Scan(torch.autograd.Function):
         return (gx, gz, g1, g2, g3, dispatch.reduce_period(gp1, prep.P), dispatch.reduce_period(gp2, prep.P), None)
 
 
+class _CpuScan(torch.autograd.Function):
+    """``engine="cpp"``: the scan as the C++ whole-sequence loops of :mod:`reprolib.kernels.cpu` without a
+    recurrent matrix (time outside, the neurons inside), one "sample" of all ``N`` neurons. The emulated
+    kernel order (each neuron through time, a stride of ``N``) is the ``"emulate"`` engine's."""
+
+    @staticmethod
+    def forward(ctx, x2, z0, s10, s20, s30, p1, p2, prep: _Prepared):
+        from reprolib.kernels import cpu  # noqa: PLC0415
+
+        T, N = x2.shape
+        z_seq, s1_seq, s2_seq, s3_seq, x_seq = cpu.sequence_forward(prep, x2.view(T, 1, N), None, z0, s10, s20, s30)
+        ctx.prep, ctx.has = prep, (s3_seq is not None, x_seq is not None)
+        ctx.save_for_backward(z0, s10, s20, s30, p1, p2, z_seq, s1_seq, s2_seq,
+                              s3_seq if s3_seq is not None else z0, x_seq if x_seq is not None else z0)
+        flat = [t.view(T, N) if t is not None else None for t in (z_seq, s1_seq, s2_seq, s3_seq)]
+        return (flat[0], *_final_states(*flat, s30))
+
+    @staticmethod
+    def backward(ctx, g_zseq, g_z, g_1, g_2, g_3):
+        from reprolib.kernels import cpu  # noqa: PLC0415
+
+        z0, s10, s20, s30, p1, p2, z_seq, s1_seq, s2_seq, s3_seq, x_seq = ctx.saved_tensors
+        saved = (None, z0, s10, s20, s30, p1, p2, z_seq, s1_seq, s2_seq, s3_seq if ctx.has[0] else None,
+                 x_seq if ctx.has[1] else None)
+        T, N = g_zseq.shape
+        gx, gz, g1, g2, g3, gp1, gp2 = cpu.sequence_backward(ctx.prep, saved, g_zseq.view(T, 1, N), g_z, g_1, g_2, g_3)
+        if ctx.prep.model != "brf":
+            g3 = g_3  # RF / ALIF carry q unchanged
+        return (gx.view(T, N), gz, g1, g2, g3, dispatch.reduce_period(gp1, ctx.prep.P),
+                dispatch.reduce_period(gp2, ctx.prep.P), None)
+
+
 def _scan(model: str, current_seq: Tensor, state, params, engine: str):
     if not isinstance(current_seq, Tensor) or current_seq.dim() < 2 or current_seq.shape[0] < 1:
         shape = tuple(current_seq.shape) if isinstance(current_seq, Tensor) else type(current_seq).__name__
@@ -904,7 +936,8 @@ def _scan(model: str, current_seq: Tensor, state, params, engine: str):
     prep = _prepare(model, params, shape, device, engine)
     init = _initial_state(model, state, shape, device)
     x2 = current_seq.float().contiguous().view(current_seq.shape[0], -1)
-    z_seq, z, s1, s2, s3 = _Scan.apply(x2, *init, prep.p1, prep.p2, prep)
+    scan = _CpuScan if engine == "cpp" else _Scan
+    z_seq, z, s1, s2, s3 = scan.apply(x2, *init, prep.p1, prep.p2, prep)
     out = _to_dtype(dtype, (z_seq, z, s1, s2, s3))
     return out[0].view(current_seq.shape), _result_state(model, state, *(t.view(shape) for t in out[1:]))
 
