@@ -173,3 +173,25 @@ def test_flush_denormal_is_set_for_the_run_only_and_recorded_without_changing_th
     assert record.config.flush_denormal is True and record.provenance["flush_denormal"] is True
     with pytest.raises(ValueError, match="flush_denormal"):
         with_overrides(config, {"flush_denormal": "yes"})
+
+
+def test_rerun_names_a_different_or_unknown_cpu():
+    from types import SimpleNamespace
+
+    from reprolib.results.provenance import cpu_description
+    from reprolib.training.rerun import _same_setting
+
+    here = cpu_description()
+    assert here["model"] and here["torch_capability"]
+
+    def record(cpu):
+        prov = {"device": "cpu", "device_name": "cpu (x86_64, 1 threads)", "git_commit": "abc", **(
+            {"cpu": cpu} if cpu is not None else {})}
+        return SimpleNamespace(provenance=prov, config=SimpleNamespace(backend="cpp"))
+
+    assert _same_setting(record(here), record(here)) == []
+    other = {"model": "Some Other CPU", "torch_capability": "AVX2"}
+    (note,) = _same_setting(record(other), record(here))
+    assert note.startswith("CPU: recorded Some Other CPU (AVX2) / rerun ")
+    (note,) = _same_setting(record(None), record(here))
+    assert "does not name its CPU" in note

@@ -36,9 +36,9 @@ _HOST = r"""
 #include <vector>
 
 // wt: W_rec^T, [H (source k), H (target h)], row-major; states and sequences [T, B, H]
-extern "C" RL_CLONES void seq_forward(const float* cur, const float* wt, const float* z0, const float* s10, const float* s20,
-                            const float* s30, const float* p1, const float* p2, float* z_seq, float* s1_seq,
-                            float* s2_seq, float* s3_seq, float* x_seq, int T, int B, int H, int P,
+extern "C" RL_CLONES void seq_forward(const float* __restrict cur, const float* __restrict wt, const float* __restrict z0, const float* __restrict s10, const float* __restrict s20,
+                            const float* __restrict s30, const float* __restrict p1, const float* __restrict p2, float* __restrict z_seq, float* __restrict s1_seq,
+                            float* __restrict s2_seq, float* __restrict s3_seq, float* __restrict x_seq, int T, int B, int H, int P,
                             float k1, float k2, float k3) {
     const long long N = (long long)B * H;
     std::vector<float> rec(H);
@@ -59,9 +59,11 @@ extern "C" RL_CLONES void seq_forward(const float* cur, const float* wt, const f
                 const float* row = wt + (long long)k * H;
                 for (int h = 0; h < H; ++h) rec[h] += zk * row[h];
             }
+            // P is H or N (sequence_forward): this sample's parameter row, read contiguously, no division
+            const float* __restrict p1r = P == H ? p1 : p1 + (long long)b * H;
+            const float* __restrict p2r = P == H ? p2 : p2 + (long long)b * H;
             for (int h = 0; h < H; ++h) {
                 const long long n = (long long)b * H + h;
-                const long long j = P == H ? h : n;  // P is H or N (sequence_forward): no division per element
                 const float x = cur[o + n] + rec[h];
 #if MODEL == 1
                 const float q = qp[n];
@@ -69,7 +71,7 @@ extern "C" RL_CLONES void seq_forward(const float* cur, const float* wt, const f
                 const float q = 0.0f;
 #endif
                 float zn, un, wn, qn;
-                fwd_step(x, zp[n], up[n], wp[n], q, p1[j], p2[j], k1, k2, k3, zn, un, wn, qn);
+                fwd_step(x, zp[n], up[n], wp[n], q, p1r[h], p2r[h], k1, k2, k3, zn, un, wn, qn);
                 z_seq[o + n] = zn; s1_seq[o + n] = un; s2_seq[o + n] = wn;
 #if MODEL == 1
                 s3_seq[o + n] = qn;
@@ -85,11 +87,11 @@ extern "C" RL_CLONES void seq_forward(const float* cur, const float* wt, const f
 // gz (in: dL/dz[T-1] of the final state; out: dL/dz0), g1..g3 (in: dL/d final state; out: dL/d initial state),
 // gx_seq out: dL/d(total input current)[t], gp1, gp2 out: per-element parameter gradients summed over t
 // w_rec: W_rec [H (target h), H (source k)], row-major
-extern "C" RL_CLONES void seq_backward(const float* x_seq, const float* w_rec, const float* z0, const float* s10,
-                             const float* s20, const float* s30, const float* z_seq, const float* s1_seq,
-                             const float* s2_seq, const float* s3_seq, const float* p1, const float* p2,
-                             const float* gz_seq, float* gz, float* g1, float* g2, float* g3, float* gx_seq,
-                             float* gp1, float* gp2, int T, int B, int H, int P, float k1, float k2, float k3,
+extern "C" RL_CLONES void seq_backward(const float* __restrict x_seq, const float* __restrict w_rec, const float* __restrict z0, const float* __restrict s10,
+                             const float* __restrict s20, const float* __restrict s30, const float* __restrict z_seq, const float* __restrict s1_seq,
+                             const float* __restrict s2_seq, const float* __restrict s3_seq, const float* __restrict p1, const float* __restrict p2,
+                             const float* __restrict gz_seq, float* __restrict gz, float* __restrict g1, float* __restrict g2, float* __restrict g3, float* __restrict gx_seq,
+                             float* __restrict gp1, float* __restrict gp2, int T, int B, int H, int P, float k1, float k2, float k3,
                              SG_PARAMS) {
     const long long N = (long long)B * H;
     std::vector<float> gz_own(N, 0.0f);  // ALIF: dL/dz[t-1] through a[t]
@@ -103,8 +105,11 @@ extern "C" RL_CLONES void seq_backward(const float* x_seq, const float* w_rec, c
         const float* qp = t > 0 ? s3_seq + op : s30;
 #endif
         float* gx = gx_seq + o;
-        for (long long n0 = 0; n0 < N; n0 += H) for (int h = 0; h < H; ++h) {
-            const long long n = n0 + h, j = P == H ? h : n;
+        for (long long n0 = 0; n0 < N; n0 += H) {
+          const float* __restrict p1r = P == H ? p1 : p1 + n0;  // as in seq_forward
+          const float* __restrict p2r = P == H ? p2 : p2 + n0;
+          for (int h = 0; h < H; ++h) {
+            const long long n = n0 + h;
             float gzn = gz_seq[o + n] + gz[n];
 #if MODEL == 2
             gzn += gz_own[n];
@@ -118,7 +123,7 @@ extern "C" RL_CLONES void seq_backward(const float* x_seq, const float* w_rec, c
             const float q = 0.0f, gq2 = 0.0f;
 #endif
             float gxv, gzp, gu, gw, gq, ga, gb;
-            bwd_step(xv, zpv, up[n], wp[n], q, s1_seq[o + n], p1[j], p2[j], k1, k2, k3, gzn, g1[n], g2[n], gq2,
+            bwd_step(xv, zpv, up[n], wp[n], q, s1_seq[o + n], p1r[h], p2r[h], k1, k2, k3, gzn, g1[n], g2[n], gq2,
                      gxv, gzp, gu, gw, gq, ga, gb, SG_ARGS);
             gx[n] = gxv; g1[n] = gu; g2[n] = gw;
 #if MODEL == 1
@@ -128,6 +133,7 @@ extern "C" RL_CLONES void seq_backward(const float* x_seq, const float* w_rec, c
             gz_own[n] = gzp;
 #endif
             gp1[n] += ga; gp2[n] += gb;
+          }
         }
         // dL/dz[t-1] through the recurrent current of step t: gz[b, k] = sum_h gx[t, b, h] W_rec[h, k], summed
         // over h in ascending order (as the GPU kernel does) with k innermost, so the compiler vectorises it
@@ -160,8 +166,10 @@ def _library(model: str, strict: bool):
     from reprolib.kernels import resonate as K  # noqa: PLC0415 - resonate imports this module lazily too
 
     source = dispatch._EMULATION_SHIM + K.resonate_source(model, strict, "cpp") + dispatch.CPU_SCAN_HEAD + _HOST
+    # -fno-trapping-math: the spike condition becomes a select, so the neuron loops can vectorise
     return dispatch.load_library(source, "seq", {"seq_forward": (None, _FORWARD_ARGS),
-                                                 "seq_backward": (None, _BACKWARD_ARGS)}, opt_level="-O3")
+                                                 "seq_backward": (None, _BACKWARD_ARGS)}, opt_level="-O3",
+                                 extra_flags=("-fno-trapping-math",))
 
 
 def _ptr(t: Tensor | None):

@@ -94,6 +94,24 @@ def device_name(device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+@lru_cache(maxsize=1)
+def cpu_description() -> dict:
+    """The host CPU as far as it changes results: its model name (``/proc/cpuinfo`` on Linux, else the
+    platform's processor string) and the instruction set PyTorch's CPU kernels dispatch to (``AVX512``,
+    ``AVX2``, ...). Two CPU runs of the same code, backend and thread count can differ in float rounding when
+    either differs (vector widths and BLAS kernels change the order of sums)."""
+    import torch  # noqa: PLC0415
+
+    model = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "")
+    except OSError:
+        pass
+    capability = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", lambda: "unknown")()
+    return {"model": model or platform.processor() or platform.machine(), "torch_capability": str(capability)}
+
+
 def collect(device, scale: str) -> dict:
     """Static provenance of a run starting now on ``device`` (times are filled in by the training loop)."""
     import reprolib
@@ -105,6 +123,7 @@ def collect(device, scale: str) -> dict:
         "reprolib_source_sha256": source_digest(),
         "device": str(device),
         "device_name": device_name(device),
+        "cpu": cpu_description(),
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "command": " ".join(sys.argv),

@@ -123,6 +123,10 @@ def _default_folder(record: Record) -> Path:
     return cache_dir("reruns") / f"{record.hash}-{stamp}"
 
 
+def _cpu_text(cpu: dict) -> str:
+    return f"{cpu.get('model', '?')} ({cpu.get('torch_capability', '?')})"
+
+
 def _same_setting(recorded: Record, rerun: Record) -> list[str]:
     """What differs between the two runs' settings that floating point depends on (empty: none)."""
     notes = []
@@ -134,6 +138,12 @@ def _same_setting(recorded: Record, rerun: Record) -> list[str]:
             notes.append("code: the package's files differ (source digest)")
     elif a.get("git_commit") != b.get("git_commit"):
         notes.append(f"code: recorded commit {str(a.get('git_commit'))[:8]} / rerun {str(b.get('git_commit'))[:8]}")
+    if str(b.get("device", "")).startswith("cpu"):
+        if not a.get("cpu"):
+            notes.append("CPU: the record does not name its CPU model and instruction set (recorded before "
+                         "provenance held them), so a different CPU cannot be ruled out")
+        elif a["cpu"] != b.get("cpu"):
+            notes.append(f"CPU: recorded {_cpu_text(a['cpu'])} / rerun {_cpu_text(b.get('cpu') or {})}")
     if recorded.config.backend != rerun.config.backend:
         notes.append(f"backend: recorded {recorded.config.backend} / rerun {rerun.config.backend}")
     return notes
