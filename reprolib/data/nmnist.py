@@ -27,11 +27,15 @@ import io
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from reprolib.paths import cache_dir
+
+if TYPE_CHECKING:  # pandas is imported where a table is built
+    import pandas
 
 from . import resolve_root
 from .base import SplitDataset, check_positive_int
@@ -235,7 +239,7 @@ class NMNIST(_FrameDataset):
         return [files[i] for i in chosen], [targets[i] for i in chosen], None  # no per-file checksums exist for N-MNIST
 
 
-def event_centroids(dataset: _FrameDataset) -> "pd.DataFrame":
+def event_centroids(dataset: _FrameDataset) -> pandas.DataFrame:
     """Where each recording's events sit on the sensor: one row per recording with its ``label``, ``x`` and ``y``
     (mean event column and row, pixels from the top-left) and ``events`` (count), read from the raw files.
 
@@ -252,7 +256,7 @@ def event_centroids(dataset: _FrameDataset) -> "pd.DataFrame":
     return pd.DataFrame(rows)
 
 
-def centroid_offsets(root: str | os.PathLike | None = None) -> "pd.DataFrame":
+def centroid_offsets(root: str | os.PathLike | None = None) -> pandas.DataFrame:
     """Per digit class: the mean event row (``y``) and column (``x``) of the subset's training and test
     recordings, and the test-minus-train offsets; beside them the same offset of the source MNIST digits'
     intensity centroids, which says whether the digits themselves or the recordings differ. A last row
@@ -262,7 +266,7 @@ def centroid_offsets(root: str | os.PathLike | None = None) -> "pd.DataFrame":
 
     from . import load_dataset  # noqa: PLC0415
 
-    parts, digits = [], {}
+    parts = []
     for split in ("train", "test"):
         recordings = NMNISTSubset(root=root, split=split, val_fraction=0.0)
         table = event_centroids(recordings)

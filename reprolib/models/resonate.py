@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-import torch
 from torch import Tensor, nn
 
 from reprolib.metrics import relative_spiking_steps, spike_count
