@@ -905,12 +905,18 @@ def show_nmnist_offsets(runs: Runs | None = None, root=None) -> None:
 
     if runs is not None:
         show_markdown(split_gap(runs.table, "nmnist-subset"))
+    from reprolib import plotting  # noqa: PLC0415
+
     try:
         with warnings.catch_warnings():  # tqdm's notice about widgets, raised when Tonic imports it in a kernel
             warnings.filterwarnings("ignore", message="IProgress not found")
-            display(centroid_offsets(root).round(2))
+            table = centroid_offsets(root)
     except DatasetNotFoundError as error:
         show_markdown(dataset_note("nmnist-subset", "missing") + f"\n\n({str(error).splitlines()[0]})")
+        return
+    fig, _ = plotting.row_profile_figure(table.attrs["row_profiles"], table)
+    plotting.caption(fig, f"computed from the raw N-MNIST subset files · code {code_version()}")
+    display(table.round(2))
 
 
 def shift_probe(runs: Runs, results_dir=None) -> tuple[pd.DataFrame, str] | None:

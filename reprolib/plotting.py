@@ -175,6 +175,24 @@ def errorbars(ax, summary: pd.DataFrame, x: str, y: str, hue: str, order: Sequen
     return drawn
 
 
+def row_profile_figure(profiles: dict, offsets=None):
+    """Fraction of events per sensor row (top row first) for each split of ``profiles`` ({split: [rows]}),
+    e.g. ``centroid_offsets().attrs["row_profiles"]``; the two splits' mean rows marked when ``offsets`` (that
+    table) is given."""
+    fig, axes = figure(1, 1, width=5.0, height=3.0)
+    ax = axes[0, 0]
+    for split, profile in profiles.items():
+        ax.plot(np.arange(len(profile)), 100 * np.asarray(profile), marker=".", label=f"{split} recordings",
+                color={"train": "tab:blue", "test": "tab:red"}.get(split))
+    if offsets is not None:
+        overall = offsets.loc["all (class-weighted)"]
+        for split, colour in (("train", "tab:blue"), ("test", "tab:red")):
+            ax.axvline(overall[f"{split} y"], color=colour, ls="--", lw=0.8)
+    ax.set(xlabel="sensor row (0 = top)", ylabel="events in the row (%)", title="where the events fall, by row")
+    ax.legend(fontsize=8)
+    return fig, axes
+
+
 def shift_probe_figure(frame: pd.DataFrame, hue: Sequence[str], label: Callable[[tuple], str]):
     """Accuracy against a vertical shift of the inputs (:func:`reprolib.notebook.shift_probe`), validation and
     test side by side: mean ± std over runs, one series per ``hue`` group named ``label(group values)``."""

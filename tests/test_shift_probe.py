@@ -68,3 +68,8 @@ def test_nmnist_subset_test_recordings_sit_higher_than_training_ones(data_root):
     assert (table["offset y"].drop("all (class-weighted)") < 0).all()   # every class, not a class-mix effect
     assert overall["offset y"] < -0.5 and abs(overall["offset x"]) < 0.2
     assert abs(overall["MNIST offset y"]) < 0.1                          # the digits themselves are not offset
+    profiles = table.attrs["row_profiles"]
+    assert set(profiles) == {"train", "test"} and all(abs(p.sum() - 1) < 1e-9 and len(p) == 34 for p in profiles.values())
+    rows = range(34)
+    mean_row = {k: sum(r * f for r, f in zip(rows, p)) for k, p in profiles.items()}
+    assert mean_row["test"] - mean_row["train"] == pytest.approx(overall["offset y"], abs=1e-6)

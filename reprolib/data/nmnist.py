@@ -241,7 +241,8 @@ class NMNIST(_FrameDataset):
 
 def event_centroids(dataset: _FrameDataset) -> pandas.DataFrame:
     """Where each recording's events sit on the sensor: one row per recording with its ``label``, ``x`` and ``y``
-    (mean event column and row, pixels from the top-left) and ``events`` (count), read from the raw files.
+    (mean event column and row, pixels from the top-left), ``events`` (count) and ``row_profile`` (the fraction
+    of its events in each sensor row, top first), read from the raw files.
 
     A fully connected network sees pixels, not digits, so a set of recordings that sits a pixel away from the
     training set's looks different to it. :func:`centroid_offsets` compares the splits.
@@ -251,8 +252,9 @@ def event_centroids(dataset: _FrameDataset) -> pandas.DataFrame:
     rows = []
     for path, label in zip(dataset.files, dataset.targets.tolist()):
         events = read_events(Path(path).read_bytes())
+        profile = np.bincount(events["y"], minlength=SENSOR_SIZE[1])[:SENSOR_SIZE[1]] / len(events)
         rows.append({"label": label, "x": float(events["x"].mean()), "y": float(events["y"].mean()),
-                     "events": len(events)})
+                     "events": len(events), "row_profile": profile})
     return pd.DataFrame(rows)
 
 
@@ -261,7 +263,9 @@ def centroid_offsets(root: str | os.PathLike | None = None) -> pandas.DataFrame:
     recordings, and the test-minus-train offsets; beside them the same offset of the source MNIST digits'
     intensity centroids, which says whether the digits themselves or the recordings differ. A last row
     ``all (class-weighted)`` averages the classes with equal weight, so the two splits' class mixes do not
-    enter. Raises :class:`DatasetNotFoundError` when the subset or MNIST is not there."""
+    enter. ``attrs["row_profiles"]`` holds each split's mean fraction of events per sensor row (``{"train": [34],
+    "test": [34]}``, classes weighted equally) for a figure. Raises :class:`DatasetNotFoundError` when the subset
+    or MNIST is not there."""
     import pandas as pd  # noqa: PLC0415
 
     from . import load_dataset  # noqa: PLC0415
@@ -284,4 +288,10 @@ def centroid_offsets(root: str | os.PathLike | None = None) -> pandas.DataFrame:
     })
     out.loc["all (class-weighted)"] = out.mean()
     out.index.name = "digit"
+    # the row profiles, averaged with equal weight per class as the last row is
+    profiles = {}
+    for part in parts:
+        per_class = part.groupby("label")["row_profile"].apply(lambda p: np.mean(np.stack(p.to_list()), axis=0))
+        profiles[part["split"].iloc[0]] = np.mean(np.stack(per_class.to_list()), axis=0)
+    out.attrs["row_profiles"] = profiles
     return out
