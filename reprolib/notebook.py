@@ -867,8 +867,9 @@ def paired_gap(table: pd.DataFrame, by: Sequence[str], pair: str, first: str, se
     rows = []
     for values, group in table.groupby(list(by), sort=False):
         cell = dict(zip(by, values if isinstance(values, tuple) else (values,)))
-        a = group[group[pair] == first].set_index("seed")[metric].astype(float)
-        b = group[group[pair] == second].set_index("seed")[metric].astype(float)
+        # one value per seed (the mean, should another axis outside ``by`` repeat a seed)
+        a = group[group[pair] == first].groupby("seed")[metric].mean().astype(float)
+        b = group[group[pair] == second].groupby("seed")[metric].mean().astype(float)
         seeds = sorted(set(a.index) & set(b.index))
         if not seeds:
             continue
@@ -885,7 +886,7 @@ def paired_gap(table: pd.DataFrame, by: Sequence[str], pair: str, first: str, se
 def split_gap(table: pd.DataFrame, dataset: str) -> str:
     """One sentence: the mean final validation and test accuracy (percent) of the runs on ``dataset``, or an
     empty string when no run has both."""
-    if table.empty or "dataset" not in table:
+    if table.empty or not {"dataset", "val_accuracy", "test_accuracy"} <= set(table.columns):
         return ""
     part = table[table["dataset"] == dataset].dropna(subset=["val_accuracy", "test_accuracy"])
     if part.empty:
@@ -920,15 +921,18 @@ def show_nmnist_offsets(runs: Runs | None = None, root=None) -> None:
 
 
 def shift_probe(runs: Runs, results_dir=None) -> tuple[pd.DataFrame, str] | None:
-    """The input-shift probe of this page's runs (:mod:`reprolib.training.shift_probe`), if one is committed:
+    """The input-shift probe of this page's runs (:mod:`reprolib.training.shift_probe`) at their scale, if one is
+    committed:
     ``(frame, provenance line)`` with one row per probed run, split and shift (accuracy in percent) and the
     page's axis columns joined by record hash (rows of runs not on this page are dropped); ``None`` when
     there is no probe file for the experiment."""
     from reprolib.paths import results_dir as default_results  # noqa: PLC0415
 
-    path = default_results(results_dir) / "analysis" / f"{runs.experiment}-shift-probe.json"
+    path = default_results(results_dir) / "analysis" / f"{runs.experiment}-{runs.params.scale}-shift-probe.json"
     if not path.is_file():
         return None
+    if runs.table.empty or not {"config_hash", *runs.axes} <= set(runs.table.columns):
+        return None  # no records on this page to join the probe with
     payload = json.loads(path.read_text())["payload"]
     frame = pd.DataFrame(payload["rows"])
     axes = runs.table[["config_hash", *runs.axes]].rename(columns={"config_hash": "record"})
@@ -948,10 +952,14 @@ def shift_probe_summary(frame: pd.DataFrame, by: Sequence[str], name: Callable[[
     lines = []
     for values, group in rows.groupby(list(by), sort=False):
         cell = dict(zip(by, values if isinstance(values, tuple) else (values,)))
-        mean = group.groupby(["split", "dy"])["accuracy"].mean()
+        mean = group.groupby(["split", "dy"])["accuracy"].mean().dropna()
         if ("test", 0) not in mean or ("val", 0) not in mean:
             continue
-        best = mean["test"].drop(0, errors="ignore").idxmax() if len(mean["test"]) > 1 else 0
+        moved = mean["test"].drop(0, errors="ignore")
+        moved = moved[moved.index.isin(mean["val"].index)]
+        if moved.empty:  # only the unmoved inputs were probed
+            continue
+        best = moved.idxmax()
         n = group["record"].nunique()
         where = f"{abs(best)} row{'s' if abs(best) != 1 else ''} {'down' if best > 0 else 'up'}"
         lines.append(f"* {name(cell)} ({n} run{'s' if n != 1 else ''}): test {mean['test', 0]:.1f} % as recorded, "

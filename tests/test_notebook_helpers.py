@@ -433,11 +433,12 @@ def test_shift_probe_summary_and_empty_probe(results_tmp):
             for h, s in (("aa", 0), ("bb", 1))
             for split, dy, acc in (("val", 0, 95), ("val", 1, 85), ("test", 0, 85), ("test", 1, 90), ("test", -1, 70))]
     (results_tmp / "analysis").mkdir()
-    (results_tmp / "analysis" / "exp-shift-probe.json").write_text(_json.dumps(
+    (results_tmp / "analysis" / "exp-paper-shift-probe.json").write_text(_json.dumps(
         {"payload": {"rows": rows, "provenance": {"git_commit": "0123456789abcdef", "device_name": "cpu",
                                                   "end_time": "2026-11-30T08:00:00+00:00", "scale": "paper"}}}))
     table = pd.DataFrame({"config_hash": ["aa", "bb", "cc"], "model": ["lif", "lif", "src"]})
-    runs = SimpleNamespace(experiment="exp", table=table, axes=["model"])
+    paper = SimpleNamespace(scale="paper")
+    runs = SimpleNamespace(experiment="exp", table=table, axes=["model"], params=paper)
     frame, line = nb.shift_probe(runs)
     assert set(frame["record"]) == {"aa", "bb"} and frame["accuracy"].max() == 95.0
     assert line.startswith("probe of 2 of 3 runs") and "01234567" in line
@@ -446,8 +447,28 @@ def test_shift_probe_summary_and_empty_probe(results_tmp):
     assert "validation from 95.0 % to 85.0 % (-10.0 pp)" in text
     plotting.shift_probe_figure(frame, ["model"], lambda v: v[0])
     # a probe of other runs than this page's: nothing to show, no error
-    other = SimpleNamespace(experiment="exp", table=table.assign(config_hash=["x", "y", "z"]), axes=["model"])
+    other = SimpleNamespace(experiment="exp", table=table.assign(config_hash=["x", "y", "z"]), axes=["model"],
+                            params=paper)
     empty, _ = nb.shift_probe(other)
     assert empty.empty and nb.shift_probe_summary(empty, ["model"], name=str) == f"*{nb.NOT_RUN}*"
     plotting.shift_probe_figure(empty, ["model"], lambda v: v[0])
-    assert nb.shift_probe(SimpleNamespace(experiment="none", table=table, axes=["model"])) is None
+    assert nb.shift_probe(SimpleNamespace(experiment="none", table=table, axes=["model"], params=paper)) is None
+    # no records on the page (an empty records table has no axis columns): nothing to join, no error
+    assert nb.shift_probe(SimpleNamespace(experiment="exp", table=pd.DataFrame(columns=["config_hash", "seed"]),
+                                          axes=["model"], params=paper)) is None
+    # only the unmoved inputs probed: no shift to report
+    assert nb.shift_probe_summary(frame[frame["dy"] == 0], ["model"], name=str) == f"*{nb.NOT_RUN}*"
+    # another scale's probe is not this page's
+    ci = SimpleNamespace(experiment="exp", table=table, axes=["model"], params=SimpleNamespace(scale="ci"))
+    assert nb.shift_probe(ci) is None
+
+
+def test_paired_gap_averages_a_repeated_seed_and_split_gap_needs_both_splits():
+    table = pd.DataFrame({"layers": [1] * 4, "noise": [0, 1, 0, 0], "model": ["src", "src", "lif", "lif"],
+                          "seed": [0, 0, 0, 1], "test_accuracy": [80.0, 90.0, 84.0, 70.0]})
+    gap = nb.paired_gap(table, ["layers"], "model", "src", "lif", lambda c: None)
+    assert gap.loc[0, "ours"] == pytest.approx(85.0 - 84.0) and gap.loc[0, "wins"] == "1 of 1"
+    assert nb.split_gap(table.assign(dataset="x"), "x") == ""  # no val_accuracy: nothing to say
+    both = table.assign(dataset="x", val_accuracy=[90.0, 90.0, 95.0, 95.0])
+    assert nb.split_gap(both, "x").startswith("Over the 4 runs on x on this page, the final validation accuracy "
+                                              "averages 92.5 % and the test accuracy 81.0 % (-11.5 pp)")

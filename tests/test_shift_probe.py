@@ -47,7 +47,8 @@ def test_probe_of_a_trained_run_reproduces_its_recorded_accuracy_unshifted(data_
     assert rows["val", 0]["accuracy"] == pytest.approx(record.final["val_accuracy"])
     assert rows["test", 0]["accuracy"] == pytest.approx(record.final["test_accuracy"])
     assert rows["test", 0]["samples"] == min(config.test_subset, 100)  # the subset has 100 test recordings
-    assert payload["experiment"] == "src-table2" and payload["provenance"]["git_commit"] is not None
+    assert payload["experiment"] == "src-table2" and payload["scale"] == "ci"
+    assert payload["provenance"]["git_commit"] is not None and payload["provenance"]["cpu"]["model"]
     assert len(rows["test", 1]["weights_sha256"]) == 64 and rows["test", 1]["selected_epoch"] == config.epochs
 
 

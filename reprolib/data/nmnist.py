@@ -252,6 +252,10 @@ def event_centroids(dataset: _FrameDataset) -> pandas.DataFrame:
     rows = []
     for path, label in zip(dataset.files, dataset.targets.tolist()):
         events = read_events(Path(path).read_bytes())
+        if len(events) == 0:  # nothing to place: NaN, which the tables' means skip
+            rows.append({"label": label, "x": np.nan, "y": np.nan, "events": 0,
+                         "row_profile": np.full(SENSOR_SIZE[1], np.nan)})
+            continue
         profile = np.bincount(events["y"], minlength=SENSOR_SIZE[1])[:SENSOR_SIZE[1]] / len(events)
         rows.append({"label": label, "x": float(events["x"].mean()), "y": float(events["y"].mean()),
                      "events": len(events), "row_profile": profile})
@@ -286,12 +290,12 @@ def centroid_offsets(root: str | os.PathLike | None = None) -> pandas.DataFrame:
         "offset x": both[("x", "test")] - both[("x", "train")],
         "MNIST offset y": both[("image_y", "test")] - both[("image_y", "train")],
     })
-    out.loc["all (class-weighted)"] = out.mean()
+    out.loc["all (class-weighted)"] = out.dropna().mean()  # over the classes both splits have
     out.index.name = "digit"
     # the row profiles, averaged with equal weight per class as the last row is
     profiles = {}
     for part in parts:
-        per_class = part.groupby("label")["row_profile"].apply(lambda p: np.mean(np.stack(p.to_list()), axis=0))
-        profiles[part["split"].iloc[0]] = np.mean(np.stack(per_class.to_list()), axis=0)
+        per_class = part.groupby("label")["row_profile"].apply(lambda p: np.nanmean(np.stack(p.to_list()), axis=0))
+        profiles[part["split"].iloc[0]] = np.nanmean(np.stack(per_class.to_list()), axis=0)
     out.attrs["row_profiles"] = profiles
     return out

@@ -383,7 +383,11 @@ def _run(x_seq: Tensor, v0, *, leaky: bool, tau: float, decay_input: bool, v_thr
         raise ValueError(f"x_seq {shape} is invalid; expected a tensor [T, ...] with T >= 1")
     if engine == "cupy":
         dispatch.resolve_backend("cupy", x_seq)
-    elif x_seq.dtype not in dispatch.KERNEL_DTYPES + dispatch.UPCAST_DTYPES:
+    elif engine == "cpp":
+        from reprolib.kernels import cpu  # noqa: PLC0415
+
+        cpu.check_input(x_seq)  # the C++ scan reads raw CPU pointers: a CUDA tensor must not get there
+    if engine != "cupy" and x_seq.dtype not in dispatch.KERNEL_DTYPES + dispatch.UPCAST_DTYPES:
         raise KernelUnsupported(f"dtype {x_seq.dtype} is not supported by the fused kernels; expected float32/16, bfloat16")
     if isinstance(tau, Tensor) or isinstance(v_threshold, Tensor) or isinstance(v_reset, Tensor):
         raise KernelUnsupported("tensor-valued (learnable) tau / v_threshold / v_reset have no fused kernel; use backend='torch'")
@@ -393,7 +397,9 @@ def _run(x_seq: Tensor, v0, *, leaky: bool, tau: float, decay_input: bool, v_thr
     dtype = x_seq.dtype
     xf = x_seq.float() if dtype != torch.float32 else x_seq
     state_shape = x_seq.shape[1:]
-    v0t = torch.as_tensor(v0, dtype=torch.float32, device=x_seq.device) if not isinstance(v0, Tensor) else v0.float()
+    # the initial state on the input's device, as the kernels and scans read it there
+    v0t = torch.as_tensor(v0, dtype=torch.float32, device=x_seq.device) if not isinstance(v0, Tensor) else \
+        v0.float().to(x_seq.device)
     v0f = dispatch.flat(v0t.expand(state_shape))
     x2 = xf.contiguous().view(x_seq.shape[0], -1)
     tau_f = float(tau) if leaky else 1.0

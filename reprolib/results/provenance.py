@@ -94,12 +94,16 @@ def device_name(device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-@lru_cache(maxsize=1)
 def cpu_description() -> dict:
     """The host CPU as far as it changes results: its model name (``/proc/cpuinfo`` on Linux, else the
     platform's processor string) and the instruction set PyTorch's CPU kernels dispatch to (``AVX512``,
     ``AVX2``, ...). Two CPU runs of the same code, backend and thread count can differ in float rounding when
     either differs (vector widths and BLAS kernels change the order of sums)."""
+    return dict(_cpu_description())  # a copy: provenance dicts are edited by their callers
+
+
+@lru_cache(maxsize=1)
+def _cpu_description() -> dict:
     import torch  # noqa: PLC0415
 
     model = ""

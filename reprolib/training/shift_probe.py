@@ -9,7 +9,7 @@ Why: on the N-MNIST subset the test recordings sit about 0.7 pixel higher on the
 recordings (:func:`reprolib.data.nmnist.centroid_offsets`), while the MNIST digits they show do not. A fully
 connected network trained on 900 recordings can be sensitive to that; the probe measures how much.
 
-The result is one JSON file (``--output``, default ``results/analysis/<experiment>-shift-probe.json``) with a
+The result is one JSON file (``--output``, default ``results/analysis/<experiment>-<scale>-shift-probe.json``) with a
 row per record, split and shift, and the provenance of the probe (code version, device, date) and of each
 record's weights (their sha256 and selected epoch). It is written atomically; the book renders it.
 """
@@ -21,6 +21,7 @@ import hashlib
 import json
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -47,86 +48,109 @@ def shift_frames(x: torch.Tensor, dy: int = 0, dx: int = 0) -> torch.Tensor:
     return out
 
 
-def shifted_accuracy(config, shifts: Sequence[tuple[int, int]], splits: Sequence[str] = ("val", "test"),
-                     results_dir=None, device: str = "cpu", batch_size: int = 100) -> list[dict]:
-    """Accuracy of the run's selected weights on each of ``splits`` with the inputs moved by each ``(dy, dx)``
-    of ``shifts``: a list of ``{"split", "dy", "dx", "accuracy", "samples"}``, on the samples the run evaluated
-    (its ``val_subset`` / ``test_subset``). The encoder runs after the shift, with the seed the training loop
-    uses for evaluation. Raises ``FileNotFoundError`` when the weights
-    are not in the local checkpoint folder."""
+def _evaluation_splits(config) -> list[str]:
+    return [split for split in config.eval_splits if split != "train_eval"]
+
+
+def shifted_accuracy(config, shifts: Sequence[tuple[int, int]], splits: Sequence[str] | None = None,
+                     weights: dict | None = None, results_dir=None, device: str = "cpu") -> list[dict]:
+    """Accuracy of the run's selected weights (``weights``: a state dict, else read from the local checkpoint
+    folder) on each of ``splits`` (default: the run's own evaluation splits) with the inputs moved by each
+    ``(dy, dx)`` of ``shifts``: a list of ``{"split", "dy", "dx", "accuracy", "samples"}``.
+
+    Unmoved, this is the run's own evaluation: the same samples (its ``val_subset`` / ``test_subset``), batch
+    size, encoder seed, subnormal flushing and mixed precision. Raises ``FileNotFoundError`` when the weights
+    are not there."""
     from torch.utils.data import DataLoader  # noqa: PLC0415
 
+    from reprolib.training import checkpoint as ckpt  # noqa: PLC0415
     from reprolib.training.loop import (  # noqa: PLC0415
-        _dataset_loader, build_encoder, derived_seed, evaluation_set, load_selected_model)
+        _dataset_loader, build_encoder, build_model, derived_seed, evaluation_set, resolve_device)
     from reprolib.training.losses import get_loss  # noqa: PLC0415
 
-    model = load_selected_model(config, results_dir, device=device)
+    torch_device = resolve_device(device)
+    if weights is None:
+        state = ckpt.load(ckpt.checkpoint_dir(config, results_dir) / ckpt.SELECTED_FILE)
+        if state is None:
+            raise FileNotFoundError(f"no kept weights for {config.experiment}/{config.hash}")
+        weights = state["model"]
+    model = build_model(config)
+    model.load_state_dict(weights)
+    model = model.to(torch_device).eval()
     encode, loss_fn, load = build_encoder(config), get_loss(config.loss, **config.loss_options), _dataset_loader(config)
+    amp = config.amp and torch_device.type == "cuda"
+    flush = torch.is_flush_denormal_enabled() if hasattr(torch, "is_flush_denormal_enabled") else False
     rows = []
-    for split in splits:
-        batches = list(DataLoader(evaluation_set(config, split, load), batch_size=batch_size, shuffle=False))
-        for dy, dx in shifts:
-            generator = torch.Generator(device=device).manual_seed(derived_seed(config.seed, f"eval:{split}"))
-            correct = counted = 0
-            with torch.no_grad():
-                for x, y in batches:
-                    x, y = x.to(device), y.to(device)
-                    result = loss_fn(model(encode(shift_frames(x, dy, dx), generator=generator)), y)
-                    correct, counted = correct + int(result.correct), counted + int(result.count)
-            rows.append({"split": split, "dy": dy, "dx": dx, "accuracy": correct / counted, "samples": counted})
+    try:
+        torch.set_flush_denormal(bool(config.flush_denormal))
+        for split in splits if splits is not None else _evaluation_splits(config):
+            data = evaluation_set(config, split, load)
+            for dy, dx in shifts:
+                generator = torch.Generator(device=torch_device).manual_seed(derived_seed(config.seed, f"eval:{split}"))
+                correct = counted = 0
+                loader = DataLoader(data, batch_size=config.eval_batch_size or config.batch_size, shuffle=False)
+                with torch.no_grad():
+                    for x, y in loader:
+                        x, y = x.to(torch_device), y.to(torch_device)
+                        x_seq = encode(shift_frames(x, dy, dx), generator=generator)
+                        with torch.autocast(device_type="cuda", dtype=torch.float16) if amp else nullcontext():
+                            result = loss_fn(model(x_seq), y)
+                        correct, counted = correct + int(result.correct), counted + int(result.count)
+                rows.append({"split": split, "dy": dy, "dx": dx, "accuracy": correct / counted, "samples": counted})
+    finally:
+        torch.set_flush_denormal(flush)
     return rows
 
 
-def default_output(experiment: str) -> Path:
+def default_output(experiment: str, scale: str) -> Path:
     from reprolib.paths import results_dir  # noqa: PLC0415
 
-    return results_dir() / "analysis" / f"{experiment}-shift-probe.json"
-
-
-def _weights_sha256(config, results_dir) -> str:
-    from reprolib.training import checkpoint as ckpt  # noqa: PLC0415
-
-    path = ckpt.checkpoint_dir(config, results_dir) / ckpt.SELECTED_FILE
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return results_dir() / "analysis" / f"{experiment}-{scale}-shift-probe.json"
 
 
 def probe_records(paths: Sequence[str | Path], shifts: Sequence[tuple[int, int]], output: str | Path | None = None,
                   results_dir=None, device: str = "cpu", progress: bool = True) -> Path:
-    """Run :func:`shifted_accuracy` for every record in ``paths`` (all of one experiment) and write the rows
-    with their provenance to ``output``. Every record, and its weights, are checked before the first one is
-    evaluated; a record whose weights are missing is an error (a partial table would not say which runs it
-    left out)."""
+    """Run :func:`shifted_accuracy` for every record in ``paths`` (all of one experiment and scale) and write
+    the rows with their provenance to ``output``. Every record, and its weights, are checked before the first
+    one is evaluated; a record whose weights are missing is an error (a partial table would not say which runs
+    it left out). The weights file of each run is read once: its sha256 and the evaluated weights agree."""
+    import io  # noqa: PLC0415
+
     from reprolib.results import provenance  # noqa: PLC0415
     from reprolib.results.records import atomic_write_text, read_record  # noqa: PLC0415
     from reprolib.training import checkpoint as ckpt  # noqa: PLC0415
     from reprolib.training.loop import resolve_device  # noqa: PLC0415
+    from reprolib.training.rerun import rerun_config  # noqa: PLC0415
 
     records = [read_record(path) for path in paths]
     if not records:
         raise ConfigError("probe-shift needs at least one run record")
-    experiments = sorted({r.config.experiment for r in records})
-    if len(experiments) > 1:
-        raise ConfigError(f"the records belong to several experiments {experiments}; probe one at a time")
-    missing = [str(r.path) for r in records
-               if not (ckpt.checkpoint_dir(r.config, results_dir) / ckpt.SELECTED_FILE).is_file()]
+    kinds = sorted({(r.config.experiment, r.config.scale) for r in records})
+    if len(kinds) > 1:
+        raise ConfigError(f"the records belong to several experiments / scales {kinds}; probe one at a time")
+    (experiment, scale), = kinds
+    weight_files = [ckpt.checkpoint_dir(r.config, results_dir) / ckpt.SELECTED_FILE for r in records]
+    missing = [str(r.path) for r, f in zip(records, weight_files) if not f.is_file()]
     if missing:
         raise FileNotFoundError(f"no kept weights for {len(missing)} record(s), e.g. {missing[:3]}: the probe runs "
                                 "where the runs were trained (their checkpoint folders are not committed)")
-    output = Path(output) if output is not None else default_output(experiments[0])
+    torch_device = resolve_device(device)
+    output = Path(output) if output is not None else default_output(experiment, scale)
     rows = []
     started = provenance.utc_now()
-    for i, record in enumerate(records, 1):
+    for i, (record, weight_file) in enumerate(zip(records, weight_files), 1):
         if progress:
-            print(f"[{i}/{len(records)}] {record.config.experiment}/{record.hash} seed {record.config.seed}",
-                  file=sys.stderr, flush=True)
-        weights = _weights_sha256(record.config, results_dir)
-        selected = int(ckpt.load(ckpt.checkpoint_dir(record.config, results_dir) / ckpt.SELECTED_FILE)["epoch"])
-        for row in shifted_accuracy(record.config, shifts, results_dir=results_dir, device=device):
-            rows.append({"record": record.hash, "seed": record.config.seed, "selected_epoch": selected,
-                         "weights_sha256": weights, **row})
-    payload = {"kind": "shift-probe", "experiment": experiments[0], "shifts": [list(s) for s in shifts],
+            print(f"[{i}/{len(records)}] {experiment}/{record.hash} seed {record.config.seed}", file=sys.stderr,
+                  flush=True)
+        blob = weight_file.read_bytes()
+        state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+        config = rerun_config(record, device=str(torch_device))  # a backend that runs on this device
+        for row in shifted_accuracy(config, shifts, weights=state["model"], device=str(torch_device)):
+            rows.append({"record": record.hash, "seed": record.config.seed, "selected_epoch": int(state["epoch"]),
+                         "weights_sha256": hashlib.sha256(blob).hexdigest(), "backend": config.backend, **row})
+    payload = {"kind": "shift-probe", "experiment": experiment, "scale": scale, "shifts": [list(s) for s in shifts],
                "rows": rows,
-               "provenance": {**provenance.collect(resolve_device(device), "paper"), "start_time": started,
+               "provenance": {**provenance.collect(torch_device, scale), "start_time": started,
                               "end_time": provenance.utc_now()}}
     atomic_write_text(output, json.dumps({"payload": payload}, indent=1, sort_keys=True) + "\n")
     return output
@@ -149,7 +173,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("records", nargs="+", metavar="RECORD", help="run record JSON files of one experiment")
     parser.add_argument("--shifts", default="0,-1,1", help="dy or dy:dx pixel shifts, comma-separated "
                                                             "(default 0,-1,1: rows only; positive dy moves down)")
-    parser.add_argument("--output", default=None, help="JSON path (default results/analysis/<experiment>-shift-probe.json)")
+    parser.add_argument("--output", default=None,
+                        help="JSON path (default results/analysis/<experiment>-<scale>-shift-probe.json)")
     parser.add_argument("--results", default=None, metavar="DIR", help="results folder holding the checkpoints")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     parser.add_argument("--no-progress", action="store_true", help="no progress lines")
@@ -159,7 +184,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         shifts = _parse_shifts(args.shifts)
         out = probe_records(args.records, shifts, args.output, args.results, args.device, not args.no_progress)
-    except (ConfigError, FileNotFoundError, ValueError) as error:
+    except (ConfigError, FileNotFoundError, ValueError, RuntimeError) as error:  # RuntimeError: a missing backend
         print(f"reprolib probe-shift: error: {error}", file=sys.stderr)
         return 2
     print(f"reprolib probe-shift: wrote {out}")
