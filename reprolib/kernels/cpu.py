@@ -12,6 +12,10 @@ float32, skipping the zero entries of the binary spike vector), so membranes agr
 spikes are identical except where a membrane lands within rounding of the threshold. The weight gradient
 ``dL/dW_rec`` is one PyTorch GEMM over all steps, as in the CUDA path.
 
+The same loops without a recurrent matrix (a null pointer) run the feed-forward scans ``brf_scan`` / ``rf_scan``
+/ ``alif_scan`` on ``engine="cpp"``. The entry points get an AVX2 clone (:data:`dispatch.CPU_SCAN_HEAD`) and
+index the parameters by neuron (a period of ``H`` or ``N``), so the neuron loops of the forward pass vectorise.
+
 Single-threaded by design: the layers this backend is meant for are too small to split, and a sweep runs
 one configuration per core instead.
 """
