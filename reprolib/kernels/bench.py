@@ -404,7 +404,7 @@ def run_bench(neurons, shapes, device: torch.device, repeats: int = 20, warmup: 
 
     ``on_row(record)``, when given, is called with the record so far after each (neuron, shape) row, so that a
     caller can save partial results: on a lent GPU machine a command that runs past its limit is killed."""
-    from reprolib.results.provenance import device_name, git_state, utc_now  # noqa: PLC0415
+    from reprolib.results.provenance import cpu_description, device_name, git_state, utc_now  # noqa: PLC0415
 
     kernel_engine, kernel_reason = kernel_engine_for(device)
     sj_version = _spikingjelly_version() if spikingjelly else None
@@ -425,6 +425,7 @@ def run_bench(neurons, shapes, device: torch.device, repeats: int = 20, warmup: 
         "kind": "kernel-benchmark",
         "device": name,
         "device_type": device.type,
+        "cpu": cpu_description(),  # the host CPU: what a CPU record times, and what feeds a GPU
         "date": utc_now(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
