@@ -832,6 +832,8 @@ def table_findings(table: pd.DataFrame, by: Sequence[str], reported: Callable[[d
         if info is not None and info.subset_note:
             text += (f" These runs train and test on a subset of the data, {info.subset_note}, not on the paper's "
                      "full set: the difference measures the smaller data, not the reproduction.")
+        if info is not None and info.caveat:
+            text += f" {info.caveat}"
         if "train_accuracy" in group and group["train_accuracy"].notna().all():
             train = group["train_accuracy"].astype(float)
             if train.min() >= 99.5:
