@@ -59,6 +59,17 @@ def test_probe_refuses_runs_without_kept_weights(data_root, results_tmp):
     with pytest.raises(FileNotFoundError, match="no kept weights for 1 record"):
         probe_records([record.path], [(0, 0)], results_tmp / "probe.json", results_dir=results_tmp, progress=False)
     assert not (results_tmp / "probe.json").exists()
+    with pytest.raises(FileNotFoundError, match="none of the 1 records has kept weights"):
+        probe_records([record.path], [(0, 0)], results_tmp / "probe.json", results_dir=results_tmp, progress=False,
+                      skip_missing=True)
+    # with a second run that kept its weights, --skip-missing probes it and names the one it skipped
+    other = train(get_configs("src-table2", "ci", seeds=[1], input="nmnist", layers=1, model="lif")[0],
+                  results_dir=results_tmp, progress=False)
+    out = probe_records([record.path, other.path], [(0, 0)], results_tmp / "probe.json", results_dir=results_tmp,
+                        progress=False, skip_missing=True)
+    payload = json.loads(out.read_text())["payload"]
+    assert {r["record"] for r in payload["rows"]} == {other.hash}
+    assert payload["skipped_without_weights"] == [record.hash]
 
 
 def test_nmnist_subset_test_recordings_sit_higher_than_training_ones(data_root):

@@ -109,11 +109,12 @@ def default_output(experiment: str, scale: str) -> Path:
 
 
 def probe_records(paths: Sequence[str | Path], shifts: Sequence[tuple[int, int]], output: str | Path | None = None,
-                  results_dir=None, device: str = "cpu", progress: bool = True) -> Path:
+                  results_dir=None, device: str = "cpu", progress: bool = True, skip_missing: bool = False) -> Path:
     """Run :func:`shifted_accuracy` for every record in ``paths`` (all of one experiment and scale) and write
     the rows with their provenance to ``output``. Every record, and its weights, are checked before the first
     one is evaluated; a record whose weights are missing is an error (a partial table would not say which runs
-    it left out). The weights file of each run is read once: its sha256 and the evaluated weights agree."""
+    it left out) unless ``skip_missing``, which probes the others and lists the skipped records in the file.
+    The weights file of each run is read once: its sha256 and the evaluated weights agree."""
     import io  # noqa: PLC0415
 
     from reprolib.results import provenance  # noqa: PLC0415
@@ -131,7 +132,13 @@ def probe_records(paths: Sequence[str | Path], shifts: Sequence[tuple[int, int]]
     (experiment, scale), = kinds
     weight_files = [ckpt.checkpoint_dir(r.config, results_dir) / ckpt.SELECTED_FILE for r in records]
     missing = [str(r.path) for r, f in zip(records, weight_files) if not f.is_file()]
-    if missing:
+    skipped = sorted(r.hash for r, f in zip(records, weight_files) if not f.is_file()) if skip_missing else []
+    if skip_missing:
+        kept = [(r, f) for r, f in zip(records, weight_files) if f.is_file()]
+        if not kept:
+            raise FileNotFoundError(f"none of the {len(missing)} records has kept weights here")
+        records, weight_files = [r for r, _ in kept], [f for _, f in kept]
+    elif missing:
         raise FileNotFoundError(f"no kept weights for {len(missing)} record(s), e.g. {missing[:3]}: the probe runs "
                                 "where the runs were trained (their checkpoint folders are not committed)")
     torch_device = resolve_device(device)
@@ -149,7 +156,7 @@ def probe_records(paths: Sequence[str | Path], shifts: Sequence[tuple[int, int]]
             rows.append({"record": record.hash, "seed": record.config.seed, "selected_epoch": int(state["epoch"]),
                          "weights_sha256": hashlib.sha256(blob).hexdigest(), "backend": config.backend, **row})
     payload = {"kind": "shift-probe", "experiment": experiment, "scale": scale, "shifts": [list(s) for s in shifts],
-               "rows": rows,
+               "rows": rows, "skipped_without_weights": skipped,
                "provenance": {**provenance.collect(torch_device, scale), "start_time": started,
                               "end_time": provenance.utc_now()}}
     atomic_write_text(output, json.dumps({"payload": payload}, indent=1, sort_keys=True) + "\n")
@@ -177,13 +184,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="JSON path (default results/analysis/<experiment>-<scale>-shift-probe.json)")
     parser.add_argument("--results", default=None, metavar="DIR", help="results folder holding the checkpoints")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
+    parser.add_argument("--skip-missing", action="store_true",
+                        help="probe the records whose weights are kept here and list the others in the file "
+                             "(default: a record without weights is an error)")
     parser.add_argument("--no-progress", action="store_true", help="no progress lines")
 
 
 def main(args: argparse.Namespace) -> int:
     try:
         shifts = _parse_shifts(args.shifts)
-        out = probe_records(args.records, shifts, args.output, args.results, args.device, not args.no_progress)
+        out = probe_records(args.records, shifts, args.output, args.results, args.device, not args.no_progress,
+                            args.skip_missing)
     except (ConfigError, FileNotFoundError, ValueError, RuntimeError) as error:  # RuntimeError: a missing backend
         print(f"reprolib probe-shift: error: {error}", file=sys.stderr)
         return 2
