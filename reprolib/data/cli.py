@@ -48,6 +48,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"{name:14s} {result.status:8s}{where}  ({result.checked} files verified; {info.checksum_note})")
         if result.status in ("found", "subset"):
             print(f"{'':14s} {result.detail}")
+            if info.caveat:
+                print(f"{'':14s} caveat: {info.caveat}")
             if args.verbose:
                 print(f"{'':14s} source: {info.source}\n{'':14s} license: {info.license}")
         else:
