@@ -186,6 +186,34 @@ def _batch_to(batch, device):
     return x.to(device, non_blocking=True), y.to(device, non_blocking=True).long()
 
 
+def _autocast(enabled: bool):
+    return torch.autocast(device_type="cuda", dtype=torch.float16) if enabled else nullcontext()
+
+
+@torch.no_grad()
+def evaluation_pass(model, encoder, loss_fn, dataset, config: ExperimentConfig, split: str, device: torch.device,
+                    input_transform=None, bar=None) -> _Meter:
+    """One pass of ``model`` (put in eval mode) over ``dataset``, the way a run evaluates its split ``split``:
+    batches of ``eval_batch_size`` (else ``batch_size``) in order, the encoder drawing from a generator seeded by
+    the run's seed and the split's name (so every epoch, and every later re-evaluation, sees the same encoded
+    samples), mixed precision when the run uses it. ``input_transform`` maps each batch of frames before it is
+    encoded (the shift probe moves them); ``bar`` wraps the loader in a progress bar. Returns the summed metrics."""
+    model.eval()
+    meter = _Meter()
+    generator = torch.Generator(device=device).manual_seed(derived_seed(config.seed, f"eval:{split}"))
+    loader = DataLoader(dataset, batch_size=config.eval_batch_size or config.batch_size, shuffle=False,
+                        generator=torch.Generator().manual_seed(0), pin_memory=device.type == "cuda")
+    for batch in (bar(loader, f"eval {split}") if bar is not None else loader):
+        x, y = _batch_to(batch, device)
+        if input_transform is not None:
+            x = input_transform(x)
+        x_seq = encoder(x, generator=generator)
+        with _autocast(config.amp and device.type == "cuda"):
+            result = loss_fn(model(x_seq), y)
+        meter.add(model, result, x.shape[0])
+    return meter
+
+
 class _Run:
     """State of one training run (kept together so checkpointing sees all of it)."""
 
@@ -289,13 +317,10 @@ class _Run:
         return state["epoch"]
 
     # -- one epoch -------------------------------------------------------------------------------------
-    def _autocast(self):
-        return torch.autocast(device_type="cuda", dtype=torch.float16) if self.use_amp else nullcontext()
-
     def _forward(self, x, y, generator):
         with torch.no_grad():
             x_seq = self.encoder(x, generator=generator)
-        with self._autocast():
+        with _autocast(self.use_amp):
             out = self.model(x_seq)
             return self.loss_fn(out, y)
 
@@ -334,17 +359,9 @@ class _Run:
                 batches.set_postfix(loss=f"{meter.loss_sum / meter.samples:.4g}")
         return meter.metrics("train")
 
-    @torch.no_grad()
     def evaluate(self, split: str) -> dict:
-        self.model.eval()
-        meter = _Meter()
-        generator = torch.Generator(device=self.device).manual_seed(derived_seed(self.config.seed, f"eval:{split}"))
-        loader = DataLoader(self.eval_sets[split], batch_size=self.config.eval_batch_size or self.config.batch_size,
-                            shuffle=False, generator=torch.Generator().manual_seed(0),
-                            pin_memory=self.device.type == "cuda")
-        for batch in self._bar(loader, f"eval {split}"):
-            x, y = _batch_to(batch, self.device)
-            meter.add(self.model, self._forward(x, y, generator), x.shape[0])
+        meter = evaluation_pass(self.model, self.encoder, self.loss_fn, self.eval_sets[split], self.config, split,
+                                self.device, bar=self._bar if self.progress else None)
         return meter.metrics(split)
 
     def evaluate_all(self) -> dict:

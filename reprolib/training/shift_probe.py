@@ -21,7 +21,6 @@ import hashlib
 import json
 import sys
 from collections.abc import Sequence
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -52,33 +51,24 @@ def _evaluation_splits(config) -> list[str]:
     return [split for split in config.eval_splits if split != "train_eval"]
 
 
-def shifted_accuracy(config, shifts: Sequence[tuple[int, int]], splits: Sequence[str] | None = None,
-                     weights: dict | None = None, results_dir=None, device: str = "cpu") -> list[dict]:
-    """Accuracy of the run's selected weights (``weights``: a state dict, else read from the local checkpoint
-    folder) on each of ``splits`` (default: the run's own evaluation splits) with the inputs moved by each
-    ``(dy, dx)`` of ``shifts``: a list of ``{"split", "dy", "dx", "accuracy", "samples"}``.
+def shifted_accuracy(config, shifts: Sequence[tuple[int, int]], weights: dict, splits: Sequence[str] | None = None,
+                     device: str = "cpu") -> list[dict]:
+    """Accuracy of the model ``config`` builds, loaded with ``weights`` (a state dict), on each of ``splits``
+    (default: the run's own evaluation splits) with the inputs moved by each ``(dy, dx)`` of ``shifts``: a list
+    of ``{"split", "dy", "dx", "accuracy", "samples"}``.
 
-    Unmoved, this is the run's own evaluation: the same samples (its ``val_subset`` / ``test_subset``), batch
-    size, encoder seed, subnormal flushing and mixed precision. Raises ``FileNotFoundError`` when the weights
-    are not there."""
-    from torch.utils.data import DataLoader  # noqa: PLC0415
-
-    from reprolib.training import checkpoint as ckpt  # noqa: PLC0415
+    The pass is the training loop's own :func:`~reprolib.training.loop.evaluation_pass`, so unmoved it is the
+    run's evaluation: the same samples (its ``val_subset`` / ``test_subset``), batch size, encoder seed and mixed
+    precision, with subnormals flushed as the run flushed them."""
     from reprolib.training.loop import (  # noqa: PLC0415
-        _dataset_loader, build_encoder, build_model, derived_seed, evaluation_set, resolve_device)
+        _dataset_loader, build_encoder, build_model, evaluation_pass, evaluation_set, resolve_device)
     from reprolib.training.losses import get_loss  # noqa: PLC0415
 
     torch_device = resolve_device(device)
-    if weights is None:
-        state = ckpt.load(ckpt.checkpoint_dir(config, results_dir) / ckpt.SELECTED_FILE)
-        if state is None:
-            raise FileNotFoundError(f"no kept weights for {config.experiment}/{config.hash}")
-        weights = state["model"]
     model = build_model(config)
     model.load_state_dict(weights)
-    model = model.to(torch_device).eval()
-    encode, loss_fn, load = build_encoder(config), get_loss(config.loss, **config.loss_options), _dataset_loader(config)
-    amp = config.amp and torch_device.type == "cuda"
+    model = model.to(torch_device)
+    encoder, loss_fn, load = build_encoder(config), get_loss(config.loss, **config.loss_options), _dataset_loader(config)
     flush = torch.is_flush_denormal_enabled() if hasattr(torch, "is_flush_denormal_enabled") else False
     rows = []
     try:
@@ -86,17 +76,10 @@ def shifted_accuracy(config, shifts: Sequence[tuple[int, int]], splits: Sequence
         for split in splits if splits is not None else _evaluation_splits(config):
             data = evaluation_set(config, split, load)
             for dy, dx in shifts:
-                generator = torch.Generator(device=torch_device).manual_seed(derived_seed(config.seed, f"eval:{split}"))
-                correct = counted = 0
-                loader = DataLoader(data, batch_size=config.eval_batch_size or config.batch_size, shuffle=False)
-                with torch.no_grad():
-                    for x, y in loader:
-                        x, y = x.to(torch_device), y.to(torch_device)
-                        x_seq = encode(shift_frames(x, dy, dx), generator=generator)
-                        with torch.autocast(device_type="cuda", dtype=torch.float16) if amp else nullcontext():
-                            result = loss_fn(model(x_seq), y)
-                        correct, counted = correct + int(result.correct), counted + int(result.count)
-                rows.append({"split": split, "dy": dy, "dx": dx, "accuracy": correct / counted, "samples": counted})
+                meter = evaluation_pass(model, encoder, loss_fn, data, config, split, torch_device,
+                                        input_transform=lambda x, dy=dy, dx=dx: shift_frames(x, dy, dx))
+                rows.append({"split": split, "dy": dy, "dx": dx, "accuracy": meter.correct / meter.counted,
+                             "samples": meter.counted})
     finally:
         torch.set_flush_denormal(flush)
     return rows
@@ -131,15 +114,16 @@ def probe_records(paths: Sequence[str | Path], shifts: Sequence[tuple[int, int]]
         raise ConfigError(f"the records belong to several experiments / scales {kinds}; probe one at a time")
     (experiment, scale), = kinds
     weight_files = [ckpt.checkpoint_dir(r.config, results_dir) / ckpt.SELECTED_FILE for r in records]
-    missing = [str(r.path) for r, f in zip(records, weight_files) if not f.is_file()]
-    skipped = sorted(r.hash for r, f in zip(records, weight_files) if not f.is_file()) if skip_missing else []
+    present = [f.is_file() for f in weight_files]
+    missing = [r for r, here in zip(records, present) if not here]
+    skipped = sorted(r.hash for r in missing) if skip_missing else []
     if skip_missing:
-        kept = [(r, f) for r, f in zip(records, weight_files) if f.is_file()]
-        if not kept:
+        if not any(present):
             raise FileNotFoundError(f"none of the {len(missing)} records has kept weights here")
-        records, weight_files = [r for r, _ in kept], [f for _, f in kept]
+        records = [r for r, here in zip(records, present) if here]
+        weight_files = [f for f, here in zip(weight_files, present) if here]
     elif missing:
-        raise FileNotFoundError(f"no kept weights for {len(missing)} record(s), e.g. {missing[:3]}: the probe runs "
+        raise FileNotFoundError(f"no kept weights for {len(missing)} record(s), e.g. {[str(r.path) for r in missing[:3]]}: the probe runs "
                                 "where the runs were trained (their checkpoint folders are not committed)")
     torch_device = resolve_device(device)
     output = Path(output) if output is not None else default_output(experiment, scale)
@@ -152,7 +136,7 @@ def probe_records(paths: Sequence[str | Path], shifts: Sequence[tuple[int, int]]
         blob = weight_file.read_bytes()
         state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
         config = rerun_config(record, device=str(torch_device))  # a backend that runs on this device
-        for row in shifted_accuracy(config, shifts, weights=state["model"], device=str(torch_device)):
+        for row in shifted_accuracy(config, shifts, state["model"], device=str(torch_device)):
             rows.append({"record": record.hash, "seed": record.config.seed, "selected_epoch": int(state["epoch"]),
                          "weights_sha256": hashlib.sha256(blob).hexdigest(), "backend": config.backend, **row})
     payload = {"kind": "shift-probe", "experiment": experiment, "scale": scale, "shifts": [list(s) for s in shifts],
