@@ -29,7 +29,7 @@ _START = time.time()
 
 def add_grid_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments shared by ``run`` and ``sweep``: which configs of a preset."""
-    parser.add_argument("experiment", help="preset name (see --list-experiments / reprolib.experiments)")
+    parser.add_argument("experiment", help="preset name, e.g. src-table2 or brf-ecg (an unknown name prints the list)")
     parser.add_argument("--scale", default="ci", choices=["ci", "paper"], help="ci: seconds on CPU; paper: the source's settings")
     parser.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=[],
                         help="override a config key for every run, e.g. --set epochs=3 --set model_options.hidden=64")
