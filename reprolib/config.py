@@ -28,6 +28,8 @@ LOSSES = ("rate_mse", "final_ce", "seq_nll")
 SCALES = ("ci", "paper")
 EVAL_SPLITS = ("val", "test", "train_eval")
 SELECTIONS = ("best_val_loss", "last")
+#: what a run does when its training loss turns NaN or infinite (see ExperimentConfig.nonfinite_loss)
+NONFINITE_LOSS = ("error", "stop")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 
 # Allowed options (name -> default) per schedule and per loss; defaults are filled in on construction so
@@ -45,8 +47,10 @@ LOSS_OPTIONS: dict[str, dict[str, Any]] = {
     "seq_nll": {"label_last": False, "skip_steps": 0},
 }
 
-# Keys left out of the hash: they say where and how a run executes, not what it computes.
-HASH_EXCLUDED = ("device", "backend", "flush_denormal")
+# Keys left out of the hash: they say where and how a run executes, not what it computes. nonfinite_loss
+# changes nothing in a run whose loss stays finite, and a run whose loss does not writes no record under
+# "error", so a hash still names one outcome; leaving it out keeps the records made before it existed valid.
+HASH_EXCLUDED = ("device", "backend", "flush_denormal", "nonfinite_loss")
 #: implementations of the neuron time loops (reprolib.kernels): same equations, different code and speed
 BACKENDS = ("torch", "auto", "cupy", "cpp")
 
@@ -124,6 +128,10 @@ class ExperimentConfig:
     eval_splits: tuple = ("test",)
     eval_before_training: bool = False  # an "epoch 0" evaluation of the untrained model (BRF curves)
     selection: str = "last"
+    # a NaN or infinite training loss: "error" stops the run without a record (NonFiniteLossError); "stop" ends
+    # training there, as the BRF scripts do, and writes the record of the epochs evaluated so far, its
+    # ``final.stopped_early`` naming epoch and batch (the selected epoch is then one of those)
+    nonfinite_loss: str = "error"
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen dataclass)
@@ -146,6 +154,7 @@ class ExperimentConfig:
         self._check_choice("loss", LOSSES)
         self._check_choice("scale", SCALES)
         self._check_choice("selection", SELECTIONS)
+        self._check_choice("nonfinite_loss", NONFINITE_LOSS)
 
         for key, minimum in (("lr", None), ("momentum", 0.0), ("weight_decay", 0.0), ("val_fraction", 0.0)):
             value = getattr(self, key)

@@ -731,9 +731,19 @@ def _miss(name: str, group: pd.DataFrame, reported: float, reported_std: float |
 
 
 def _run_signs(group: pd.DataFrame) -> str:
-    """What the runs' histories say about a miss: hidden activity frozen (:func:`frozen_since`), or still
-    improving at the last epoch (:func:`still_improving`)."""
+    """What the runs' histories say about a miss: training stopped at a non-finite loss (config
+    ``nonfinite_loss = "stop"``), hidden activity frozen (:func:`frozen_since`), or still improving at the last
+    epoch (:func:`still_improving`)."""
     text, n = "", len(group)
+    if "stopped_early" in group:
+        stopped = [(seed, dict(info), selected) for seed, info, selected
+                   in zip(group["seed"], group["stopped_early"], group.get("selected_epoch", [None] * n))
+                   if isinstance(info, tuple)]
+        if stopped:
+            which = ", ".join(f"seed {seed} in epoch {info['epoch']} (reports epoch {selected})"
+                              for seed, info, selected in stopped)
+            text += (f" In {len(stopped)} of {n} runs the training loss turned non-finite ({which}); as in the "
+                     "source, training stopped there and the run reports its selected epoch before it.")
     frozen, settled = _frozen_runs(group)
     if frozen:
         which = ", ".join(f"seed {seed} from epoch {epoch}" for seed, epoch in frozen)

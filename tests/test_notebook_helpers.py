@@ -293,6 +293,24 @@ def test_accuracy_findings_explain_each_miss_from_the_records():
     assert "not run" in empty
 
 
+def test_findings_name_runs_that_stopped_at_a_non_finite_loss():
+    from types import SimpleNamespace
+
+    from reprolib.notebook import accuracy_findings
+    from reprolib.results.frame import _hashable
+
+    history = [{"epoch": 0, "test_accuracy": 0.098}]
+    stopped = _hashable({"epoch": 1, "batch": 2, "loss": "nan", "reason": "non-finite training loss"})
+    table = pd.DataFrame([{"neuron": "rf", "seed": 0, "test_accuracy": 9.8, "history": history, "selected_epoch": 0,
+                           "stopped_early": stopped},
+                          {"neuron": "rf", "seed": 1, "test_accuracy": 50.0, "history": history, "selected_epoch": 3,
+                           "stopped_early": None}])
+    paper = pd.DataFrame([{"task": "PS-MNIST", "model": "RF", "test_accuracy": 9.9, "test_accuracy_std": 0.8,
+                           "architecture": "1,256,10", "note": None}])
+    text = accuracy_findings({"PS-MNIST": SimpleNamespace(table=table)}, paper)
+    assert "In 1 of 2 runs the training loss turned non-finite (seed 0 in epoch 1 (reports epoch 0))" in text
+
+
 def test_table_findings_say_what_bounds_each_comparison():
     from reprolib.notebook import table_findings
 

@@ -111,6 +111,32 @@ def test_nan_loss_stops_with_epoch_and_batch(tmp_path):
     assert not (tmp_path / "toy" / f"{config.hash}.json").exists()
 
 
+def test_nan_loss_with_stop_writes_the_epochs_before_as_the_source_does(tmp_path):
+    base = {"model_options.nan_after_steps": 14}  # NaN at epoch 2, batch 3 (12 batches per epoch)
+    config = toy_config(**base, nonfinite_loss="stop")
+    assert config.hash == toy_config(**base).hash  # how a diverged run ends is not part of its identity
+    record = train(config, results_dir=tmp_path, progress=False)
+    assert record.path is not None and record.path.exists()
+    assert record.final["stopped_early"] == {"epoch": 2, "batch": 3, "loss": "nan", "reason": "non-finite training loss"}
+    assert [h["epoch"] for h in record.history] == [1] and record.final["epochs_completed"] == 1
+    assert record.final["selected_epoch"] == 1
+    assert record.final["test_accuracy"] == record.history[0]["test_accuracy"]
+    assert not (checkpoint_dir(config, tmp_path) / STATE_FILE).exists()  # finished: no state to resume
+    assert train(config, results_dir=tmp_path, progress=False).final == record.final  # found, not trained again
+    # a run that stays finite has no such key, and the same record under either rule
+    finite = train(toy_config(nonfinite_loss="stop", epochs=1), results_dir=tmp_path / "b", progress=False)
+    assert "stopped_early" not in finite.final
+
+
+def test_nan_loss_with_stop_before_any_evaluation_is_still_an_error(tmp_path):
+    config = toy_config(**{"model_options.nan_after_steps": 2}, nonfinite_loss="stop")
+    with pytest.raises(NonFiniteLossError, match=r"epoch 1/3, batch 3, before any evaluation"):
+        train(config, results_dir=tmp_path, progress=False)
+    assert not (tmp_path / "toy" / f"{config.hash}.json").exists()
+    with pytest.raises(ConfigError, match=r"'nonfinite_loss' = 'skip' is not allowed"):
+        toy_config(nonfinite_loss="skip")
+
+
 def test_bad_names_fail_before_any_data_is_loaded(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(toy, "build_toy_dataset", lambda *a, **k: calls.append(1))

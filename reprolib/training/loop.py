@@ -37,7 +37,16 @@ CHECKPOINT_FORMAT = 1
 
 
 class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite; the run is stopped and no record is written."""
+    """The training loss became NaN or infinite; the run is stopped and no record is written (config
+    ``nonfinite_loss = "error"``; ``"stop"`` writes the record of the epochs before instead)."""
+
+
+class _StopTraining(Exception):
+    """Internal: the training loss turned non-finite under ``nonfinite_loss = "stop"``."""
+
+    def __init__(self, epoch: int, batch: int, loss: float):
+        super().__init__(epoch, batch, loss)
+        self.info = {"epoch": epoch, "batch": batch, "loss": str(loss), "reason": "non-finite training loss"}
 
 
 class TimeLimitReached(RuntimeError):
@@ -228,6 +237,7 @@ class _Run:
                               f"{self.device} (device = {config.device!r}); on a GPU use backend 'auto' or 'cupy' "
                               "(the fused CUDA kernels) or 'torch'")
         self.use_amp = config.amp and self.device.type == "cuda"
+        self.stopped_early: dict | None = None  # set when nonfinite_loss = "stop" ends training
 
         # Built before any data is read, so bad names / options fail fast.
         self.loss_fn = get_loss(config.loss, **config.loss_options)
@@ -334,6 +344,8 @@ class _Run:
             x, y = _batch_to(batch, self.device)
             result = self._forward(x, y, self.encode_gen)
             if not torch.isfinite(result.loss):
+                if config.nonfinite_loss == "stop":
+                    raise _StopTraining(epoch, index + 1, float(result.loss.detach()))
                 raise NonFiniteLossError(
                     f"{config.experiment}/{self.hash}: training loss is {float(result.loss.detach())} at epoch {epoch}/{config.epochs}, "
                     f"batch {index + 1}/{len(self.train_loader)}; the run is stopped and no record is written "
@@ -430,7 +442,11 @@ class _Run:
             session_start = time.perf_counter()
             lr = self.optimizer.param_groups[0]["lr"]
             entry: dict[str, Any] = {"epoch": epoch, "lr": lr}
-            entry.update(self.train_epoch(epoch))
+            try:
+                entry.update(self.train_epoch(epoch))
+            except _StopTraining as stop:  # the source's rule: training ends, the epochs evaluated so far stand
+                self.stopped_early = stop.info
+                break
             entry["epoch_time_s"] = time.perf_counter() - session_start
             self.scheduler.step()
             entry.update(self.evaluate_all())
@@ -445,9 +461,15 @@ class _Run:
                 bar.update(1)
         if bar is not None:
             bar.close()
+        if self.stopped_early is not None and not self.history:
+            info = self.stopped_early
+            raise NonFiniteLossError(
+                f"{config.experiment}/{self.hash}: training loss is {info['loss']} at epoch {info['epoch']}/"
+                f"{config.epochs}, batch {info['batch']}, before any evaluation, so nonfinite_loss = 'stop' has no "
+                "epoch to record (set eval_before_training, or try a lower lr or grad_clip)")
         record = self.make_record()
-        if last < config.epochs:  # a prefix of the run: not its record; the checkpoint stays to go on later
-            return record
+        if until_epoch is not None and last < config.epochs:
+            return record  # a prefix of the run: not its record; the checkpoint stays to go on later
         write_record(record, self.results_dir)
         ckpt.remove_training_state(self.ckpt_dir)
         return record
@@ -469,6 +491,8 @@ class _Run:
         for key, value in selected.items():
             if key.endswith(("_loss", "_accuracy", "_activity", "_spikes_per_sample")):
                 final[key] = value
+        if self.stopped_early is not None:
+            final["stopped_early"] = dict(self.stopped_early)
         for split in config.eval_splits:
             values = [h[f"{split}_accuracy"] for h in self.history if h.get(f"{split}_accuracy") is not None]
             final[f"best_{split}_accuracy"] = max(values) if values else None
@@ -496,7 +520,9 @@ def train(config: ExperimentConfig, results_dir=None, resume: bool = True, progr
     :class:`TimeLimitReached` is raised with the checkpoint kept; calling ``train`` again resumes.
     ``until_epoch``: train only the first epochs of the run, with its full-length schedule, and return them as
     an unwritten record (``path`` None; the checkpoint is kept), e.g. to compare a prefix with a record.
-    Raises :class:`NonFiniteLossError` (naming epoch and batch) when the training loss is NaN or infinite.
+    Raises :class:`NonFiniteLossError` (naming epoch and batch) when the training loss is NaN or infinite, unless
+    the config's ``nonfinite_loss`` is ``"stop"``: training then ends there and the record of the epochs evaluated
+    before is written, with ``final["stopped_early"]``.
     """
     if not isinstance(config, ExperimentConfig):
         raise TypeError(f"train() takes an ExperimentConfig, got {type(config).__name__}")
