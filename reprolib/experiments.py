@@ -108,7 +108,7 @@ BPSA = Preset(
     base={
         "dataset": "mnist", "val_fraction": 0.0,
         "encoding": "direct", "encoding_options": {"num_steps": 8, "flatten": False},
-        "model": "bpsa-net", "model_options": {"arch": "convnet", "spatial": True, "temporal": True},
+        "model": "bpsa-net", "model_options": {"arch": "convnet", "spatial": True, "temporal": True, "variant": "braincog"},
         "optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4,
         "schedule": "warmup_cosine", "schedule_options": {"warmup_epochs": 5},
         "batch_size": 128, "epochs": 300, "loss": "rate_mse", "eval_splits": ["test"], "selection": "last",
@@ -129,7 +129,10 @@ BPSA = Preset(
            "lengths {2, 4, 8, 16} too. Training follows the BP-STA script defaults (AdamW 1e-3, wd 1e-4, 5 warm-up "
            "epochs then cosine, 300 epochs, MSE to one-hot on the voting output, direct encoding, batch 128). The source "
            "reports the best test accuracy (no validation split): see final 'best_test_accuracy'; 'test_accuracy' is "
-           "the last epoch. ci scale uses the MLP variant of the network."),
+           "the last epoch. ci scale uses the MLP variant of the network. The neuron is the lecture's: BrainCog's "
+           "HTDGLIFNode (graded output, rectified input, no leak; the baseline is then an IF neuron). BP-STA's own "
+           "HTGLIFNode differs (binary output with a 1/m gradient, leak 0.9); --set model_options.variant=paper "
+           "trains it (reprolib.neurons.bpsa)."),
 )
 
 # ---------------------------------------------------------------------------------------------------------
