@@ -54,10 +54,11 @@ def _check_state_shape(state: Tensor, expected: tuple, owner: str) -> None:
 
 
 class ElementWiseRecurrentContainer(MemoryModule):
-    """Feed the previous output back element-wise: ``y[t] = sub_module(f(y[t-1], x[t]))``, ``y[-1] = 0``.
+    """Feed the previous output back element-wise: ``y[t] = sub_module(f(x[t], y[t-1]))``, ``y[-1] = 0``.
 
-    ``element_wise_function`` is called with the previous output **first** (as SpikingJelly's code does,
-    although its docs write ``f(x, y)``). ``sub_module`` must keep the shape of its input.
+    ``element_wise_function`` is called as the tutorial writes it, ``f(x[t], y[t-1])``: the input first.
+    SpikingJelly's code passes the previous output first; for the tutorial's symmetric ``add`` the two agree,
+    for another function swap its arguments when porting. ``sub_module`` must keep the shape of its input.
     """
 
     def __init__(self, sub_module: nn.Module, element_wise_function: Callable[[Tensor, Tensor], Tensor], step_mode: str = "s"):
@@ -66,7 +67,7 @@ class ElementWiseRecurrentContainer(MemoryModule):
         if not callable(element_wise_function):
             raise ValueError(
                 f"ElementWiseRecurrentContainer: element_wise_function={element_wise_function!r} is invalid; "
-                f"expected a callable f(y_prev, x)"
+                f"expected a callable f(x, y_prev)"
             )
         self.sub_module = sub_module
         self.element_wise_function = element_wise_function
@@ -78,7 +79,7 @@ class ElementWiseRecurrentContainer(MemoryModule):
         else:
             _check_state_shape(self.y, x.shape, type(self).__name__)
             y_prev = self.y
-        self.y = self.sub_module(self.element_wise_function(y_prev, x))
+        self.y = self.sub_module(self.element_wise_function(x, y_prev))
         return self.y
 
     def extra_repr(self) -> str:

@@ -32,7 +32,7 @@ TUTORIAL_PRINTOUT = """ElementWiseRecurrentContainer(
 
 def test_tutorial_printout_if_soft_reset_with_added_feedback_spikes_every_step():
     # recurrent tutorial 1.3: t=0: v = 1.5 -> spike, v = 0.5; then the fed-back spike keeps pushing v to 1.5
-    net = ElementWiseRecurrentContainer(IFNode(v_reset=None), element_wise_function=lambda y, x: y + x)
+    net = ElementWiseRecurrentContainer(IFNode(v_reset=None), element_wise_function=lambda x, y: x + y)
     assert repr(net) == TUTORIAL_PRINTOUT
     T = 8
     x = torch.zeros(T)
@@ -44,10 +44,10 @@ def test_tutorial_printout_if_soft_reset_with_added_feedback_spikes_every_step()
     assert net.y is None and net.sub_module.v is None
 
 
-def test_element_wise_function_gets_previous_output_first():
+def test_element_wise_function_gets_the_input_first_as_the_tutorial_writes():
     calls = []
 
-    def record(y_prev, x):
+    def record(x, y_prev):  # the tutorial's i[t] = f(x[t], y[t-1])
         calls.append((y_prev.clone(), x.clone()))
         return x - y_prev  # not symmetric: the order matters
 
@@ -62,9 +62,9 @@ def test_element_wise_function_gets_previous_output_first():
 def test_element_wise_container_multi_step_equals_single_step():
     torch.manual_seed(1)
     x_seq = torch.rand(7, 3, 4)
-    single = ElementWiseRecurrentContainer(IFNode(v_reset=None), lambda y, x: 0.5 * y + x)
+    single = ElementWiseRecurrentContainer(IFNode(v_reset=None), lambda x, y: x + 0.5 * y)
     expected = torch.stack([single(x) for x in x_seq])
-    multi = ElementWiseRecurrentContainer(IFNode(v_reset=None), lambda y, x: 0.5 * y + x, step_mode="m")
+    multi = ElementWiseRecurrentContainer(IFNode(v_reset=None), lambda x, y: x + 0.5 * y, step_mode="m")
     torch.testing.assert_close(multi(x_seq), expected)
     assert expected.sum() > 0
 
@@ -186,7 +186,7 @@ def test_reset_net_resets_every_stateful_module():
         SeqToANNContainer(nn.Linear(4, 4)),
         MultiStepIFNode(),
         MultiStepContainer(LinearRecurrentContainer(LIFNode(tau=2.0), 4, 4)),
-        MultiStepContainer(ElementWiseRecurrentContainer(IFNode(v_reset=None), lambda y, x: y + x)),
+        MultiStepContainer(ElementWiseRecurrentContainer(IFNode(v_reset=None), lambda x, y: x + y)),
         MultiStepContainer(SynapseFilter(tau=2.0, learnable=True)),
     )
     net(torch.rand(3, 2, 4))
