@@ -1052,7 +1052,22 @@ def brf_runs(params: Parameters, tasks: Sequence[str], neurons: Sequence[str], l
         experiment = BRF_TASKS[task]
         extra = {"labels": [labels]} if "labels" in [a.name for a in _root_preset(experiment).axes] else {}
         runs[task] = gather_runs(experiment, params, neuron=list(neurons), **extra)
+        table = runs[task].table
+        if not table.empty and {"test_activity", "model_options.hidden"} <= set(table.columns):
+            # Table 1's SOPs/step: hidden spikes per sample and step = the mean activity times the hidden width
+            table["test_sops_per_step"] = (pd.to_numeric(table["test_activity"], errors="coerce")
+                                           * pd.to_numeric(table["model_options.hidden"], errors="coerce"))
     return runs
+
+
+def sop_ratio(summary: pd.DataFrame, metric: str = "test_spikes_per_sample", baseline: str = "ALIF") -> pd.Series:
+    """Table 1's SOP ratio: each row's mean ``metric`` over that of the ``baseline`` model of the same task
+    (``summary`` has ``task``, ``model`` and ``<metric>_mean``); NaN where either has no runs."""
+    lacking = [c for c in ("task", "model", f"{metric}_mean") if c not in summary.columns]
+    if lacking:
+        raise ValueError(f"sop_ratio needs the columns {lacking}; the summary has {list(summary.columns)}")
+    base = summary[summary["model"] == baseline].set_index("task")[f"{metric}_mean"]
+    return summary[f"{metric}_mean"] / summary["task"].map(base)
 
 
 def task_status_table(runs: Mapping[str, Runs]) -> str:

@@ -57,6 +57,7 @@ TABLES = {
     "src-table2": ("src_table2.csv", "src", "Table 2"),
     "brf-table1": ("brf_table1.csv", "brf", "Table 1"),
     "brf-table2": ("brf_table2.csv", "brf", "Table 2"),
+    "brf-table4": ("brf_table4.csv", "brf", "Table 4"),
     "spikingjelly": ("spikingjelly.csv", None, "logged CSVs published with the tutorials"),
 }
 
@@ -101,7 +102,7 @@ def reported(name: str, column: str | None = None, **where) -> float | None:
 
 
 def _main_column(frame: pd.DataFrame) -> str:
-    for column in ("test_accuracy", "value"):
+    for column in ("test_accuracy", "value", "training_time"):
         if column in frame.columns:
             return column
     raise ValueError(f"no default value column among {list(frame.columns)}; pass column=")

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+import pandas as pd
 import pytest
 import torch
 
@@ -464,6 +465,26 @@ def test_bench_check_on_cpu_compares_every_cpp_build_with_torch(tmp_path, capsys
                "--repeats", "1", "--warmup", "0", "--output", str(tmp_path / "b.json")])
     out = capsys.readouterr().out
     assert rc == 0 and "reprolib bench --check: 0 failure(s)" in out
+
+
+def test_training_time_table_sets_projected_runs_beside_the_papers_table4():
+    from reprolib.kernels.bench import projected_training_hours, training_time_table
+
+    # S-MNIST: ceil(54,000 / 256) = 211 iterations x 300 epochs; ECG: ceil(557 / 16) = 35 x 400
+    assert projected_training_hours("smnist", 1000.0) == pytest.approx(211 * 300 / 3600)
+    assert projected_training_hours("ecg", 36.0) == pytest.approx(35 * 400 * 0.036 / 3600)
+    with pytest.raises(ValueError, match="iteration_ms=0"):
+        projected_training_hours("ecg", 0)
+    with pytest.raises(ValueError, match="unknown task 'shd'"):
+        projected_training_hours("shd", 1.0)
+    record = {"device": "gpu-x", "iterations": [{"task": "smnist", "torch_ms": 2000.0, "kernel_ms": 50.0},
+                                                {"task": "ecg", "torch_ms": 1000.0, "kernel_ms": None}]}
+    table = training_time_table({"x": record}).set_index("task")
+    assert table.loc["S-MNIST", "paper: TorchScript + FGI"] == 10.2 and table.loc["SHD", "unit"] == "min"
+    assert table.loc["S-MNIST", "ours, gpu-x: fused (projected)"] == pytest.approx(211 * 300 * 0.05 / 3600)
+    assert table.loc["ECG", "ours, gpu-x: PyTorch loop (projected)"] == pytest.approx(35 * 400 / 3600)
+    assert pd.isna(table.loc["ECG", "ours, gpu-x: fused (projected)"])  # no kernel time in that row
+    assert list(table.index) == ["S-MNIST", "PS-MNIST", "ECG", "SHD"]  # the paper's order
 
 
 def test_bench_rejects_bad_shape(capsys):

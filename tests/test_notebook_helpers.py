@@ -293,6 +293,17 @@ def test_accuracy_findings_explain_each_miss_from_the_records():
     assert "not run" in empty
 
 
+def test_sop_ratio_divides_by_the_tasks_alif():
+    from reprolib.notebook import sop_ratio
+
+    summary = pd.DataFrame({"task": ["ECG", "ECG", "ECG", "SHD"], "model": ["BRF", "RF", "ALIF", "BRF"],
+                            "test_spikes_per_sample_mean": [50.0, 120.0, 100.0, 7.0]})
+    ratio = sop_ratio(summary)
+    assert ratio.tolist()[:3] == [0.5, 1.2, 1.0] and math.isnan(ratio.iloc[3])  # SHD has no ALIF row
+    with pytest.raises(ValueError, match="needs the columns"):
+        sop_ratio(summary.drop(columns="task"))
+
+
 def test_findings_name_runs_that_stopped_at_a_non_finite_loss():
     from types import SimpleNamespace
 

@@ -30,6 +30,10 @@ def test_brf_tables():
     assert reference.reported("brf-table1", column="test_accuracy_std", task="PS-MNIST", model="BHRF") is None
     assert reference.reported("brf-table2", column="epochs_to_95", task="SHD", model="BRF") == 2
     assert reference.reported("brf-table2", column="epochs_to_95", task="PS-MNIST", model="RF") is None
+    # Table 4: whole-run training times, SHD in minutes as printed
+    assert reference.reported("brf-table4", task="S-MNIST", optimisation="TorchScript", gradient="FGI") == 10.2
+    shd = reference.table("brf-table4").query("task == 'SHD'")
+    assert set(shd["unit"]) == {"min"} and shd["training_time"].tolist() == [40.9, 16.4, 14.0]
 
 
 def test_reported_rejects_unknown_names():
