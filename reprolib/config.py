@@ -316,8 +316,9 @@ def canonical_json(data: Any) -> str:
 
 
 def config_hash(config: ExperimentConfig) -> str:
-    """Stable 16-hex-digit identity of a run: sha256 of the sorted JSON of the config without ``device`` and
-    ``backend`` (where and with which implementation of the same equations it runs).
+    """Stable 16-hex-digit identity of a run: sha256 of the sorted JSON of the config without the keys of
+    :data:`HASH_EXCLUDED` (``device``, ``backend``, ``flush_denormal``: where and how it runs the same equations;
+    ``nonfinite_loss``: what a diverged run leaves).
 
     Top-level fields that hold their default value are left out of the hashed JSON, so adding a new
     field with a default later keeps every existing record's hash (and so its file name) valid.

@@ -130,7 +130,8 @@ BPSA = Preset(
            "epochs then cosine, 300 epochs, MSE to one-hot on the voting output, direct encoding, batch 128). The source "
            "reports the best test accuracy (no validation split): see final 'best_test_accuracy'; 'test_accuracy' is "
            "the last epoch. ci scale uses the MLP variant of the network. The neuron is the lecture's: BrainCog's "
-           "HTDGLIFNode (graded output, rectified input, no leak; the baseline is then an IF neuron). BP-STA's own "
+           "HTDGLIFNode (rectified input, no leak; graded output where the spatial adjustment is on, binary spikes "
+           "otherwise; the baseline is then an IF neuron). BP-STA's own "
            "HTGLIFNode differs (binary output with a 1/m gradient, leak 0.9); --set model_options.variant=paper "
            "trains it (reprolib.neurons.bpsa)."),
 )
@@ -248,8 +249,8 @@ def _brf_neurons(brf: dict, alif: dict) -> Axis:
     })
 
 
-MNIST_ALIF_BIAS_NOTE = ("ALIF has no hidden or readout bias, as the saved models' names say ('no_bias'), although the "
-                        "released script sets both to True: the same ambiguity brf-ecg-alif-bias measures on ECG. ")
+ALIF_BIAS_NOTE = ("ALIF has no hidden or readout bias, as the saved models' names say ('no_bias'), although the "
+                  "released scripts set both to True: the ambiguity brf-ecg-alif-bias measures on ECG. ")
 MNIST_ALIF = {"lr": 0.001, "grad_clip": None, "model_options.tau_mem": [20.0, 5.0], "model_options.tau_adp": [200.0, 50.0],
               "model_options.tau_out": [20.0, 5.0]}
 BRF_MNIST_BASE = {**BRF_BASE, "dataset": "mnist", "model_options": {"in_features": 1, "hidden": 256, "classes": 10},
@@ -265,7 +266,7 @@ BRF_SMNIST = Preset(
                         "model_options.tau_out": [20.0, 5.0]}, MNIST_ALIF),),
     ci=BRF_MNIST_CI,
     notes=("Label-last loss, gradient clipping 1.0 (BRF/RF; the ALIF script has none), 54k/6k/10k split. The ALIF of "
-           "the convergence figure was trained with TBPTT(50); here with full BPTT. " + MNIST_ALIF_BIAS_NOTE + BRF_NOTES),
+           "the convergence figure was trained with TBPTT(50); here with full BPTT. " + ALIF_BIAS_NOTE + BRF_NOTES),
 )
 BRF_PSMNIST = Preset(
     name="brf-psmnist", title="BRF paper: permuted sequential MNIST, BRF vs RF vs ALIF",
@@ -278,7 +279,7 @@ BRF_PSMNIST = Preset(
     notes=("Loss over all 784 steps, gradient clipping 1.0 (BRF/RF). The source draws a new permutation in every run "
            "(an unseeded randperm, saved to a file); here every run draws its own from its seed "
            "(reprolib.encoding.pixel_permutation), so the spread over seeds includes the permutation's share. ALIF "
-           "with full BPTT instead of TBPTT(50). " + MNIST_ALIF_BIAS_NOTE + BRF_NOTES),
+           "with full BPTT instead of TBPTT(50). " + ALIF_BIAS_NOTE + BRF_NOTES),
 )
 ECG_BASE = {**BRF_BASE, "dataset": "ecg-qtdb", "encoding": "sequence", "encoding_options": {},
             "model_options": {"in_features": 4, "hidden": 36, "classes": 6}, "batch_size": 16, "eval_batch_size": 64,
@@ -333,9 +334,7 @@ BRF_SHD = Preset(
                         "model_options.tau_out": [20.0, 5.0], "loss_options.skip_steps": 10}),),
     ci={"epochs": 1, "model_options.hidden": 16, "batch_size": 16, "train_subset": 64, "val_subset": 32, "test_subset": 32},
     notes=("250 binary bins of 4 ms, lr 0.075, batch 32, 20 epochs, no gradient clipping; ALIF skips the first 10 "
-           "steps. The source's split is 7,341/815 of 8,156; val_fraction 0.1 here. ALIF has no hidden or readout "
-           "bias, although the released SHD ALIF script sets both to True (the ambiguity brf-ecg-alif-bias measures "
-           "on ECG). " + BRF_NOTES),
+           "steps. The source's split is 7,341/815 of 8,156; val_fraction 0.1 here. " + ALIF_BIAS_NOTE + BRF_NOTES),
 )
 
 # ---------------------------------------------------------------------------------------------------------

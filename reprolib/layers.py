@@ -1,6 +1,6 @@
 """Layers of the SpikingJelly recurrent tutorial (reference ``spikingjelly-recurrent.md`` section 1).
 
-* :class:`ElementWiseRecurrentContainer` -- ``i[t] = f(y[t-1], x[t])``, ``y[t] = sub_module(i[t])``, ``y[-1] = 0``.
+* :class:`ElementWiseRecurrentContainer` -- ``i[t] = f(x[t], y[t-1])`` (the tutorial's order), ``y[t] = sub_module(i[t])``, ``y[-1] = 0``.
 * :class:`LinearRecurrentContainer` -- ``i[t] = rc([x[t], y[t-1]])`` with one ``nn.Linear`` ``rc`` of size
   ``in_features + out_features -> in_features``; ``y[t] = sub_module(i[t])``, ``y[-1] = 0``.
 * :class:`SynapseFilter` -- stateful synapse ``I[t] = I[t-1] - (1 - S[t]) I[t-1] / tau + S[t]``, ``I[-1] = 0``;

@@ -88,6 +88,12 @@ def test_paper_settings_follow_the_sources():
     psmnist = {c.model_options["neuron"]: c for c in get_configs("brf-psmnist", "paper", seeds=[0])}
     assert psmnist["brf"].model_options["omega_range"] == [15.0, 85.0] and psmnist["brf"].loss_options["label_last"] is False
     assert psmnist["brf"].encoding_options == {"permutation_seed": 0}
+    # the source draws a new permutation in every run: ours comes from the run's seed ($seed)
+    runs = get_configs("brf-psmnist", "paper", seeds=[1, 3], neuron=["brf"])
+    assert [(c.seed, c.encoding_options["permutation_seed"]) for c in runs] == [(1, 1), (3, 3)]
+    assert {c.nonfinite_loss for c in get_configs("brf-ecg", "paper")} == {"stop"}  # the BRF scripts stop at NaN
+    # BPSA trains the lecture's neuron (BrainCog's HTDGLIFNode)
+    assert {c.model_options["variant"] for c in get_configs("bpsa-simlen", "paper")} == {"braincog"}
     shd = {c.model_options["neuron"]: c for c in get_configs("brf-shd", "paper", seeds=[0])}
     assert (shd["brf"].lr, shd["brf"].batch_size, shd["brf"].epochs, shd["brf"].grad_clip) == (0.075, 32, 20, None)
     assert shd["brf"].model_options["b_offset_range"] == [2.0, 3.0] and shd["alif"].loss_options["skip_steps"] == 10

@@ -481,9 +481,9 @@ def test_training_time_table_sets_projected_runs_beside_the_papers_table4():
                                                 {"task": "ecg", "torch_ms": 1000.0, "kernel_ms": None}]}
     table = training_time_table({"x": record}).set_index("task")
     assert table.loc["S-MNIST", "paper: TorchScript + FGI"] == 10.2 and table.loc["SHD", "unit"] == "min"
-    assert table.loc["S-MNIST", "ours, gpu-x: fused (projected)"] == pytest.approx(211 * 300 * 0.05 / 3600)
-    assert table.loc["ECG", "ours, gpu-x: PyTorch loop (projected)"] == pytest.approx(35 * 400 / 3600)
-    assert pd.isna(table.loc["ECG", "ours, gpu-x: fused (projected)"])  # no kernel time in that row
+    assert table.loc["S-MNIST", "ours, x (gpu-x): cupy (projected)"] == pytest.approx(211 * 300 * 0.05 / 3600)
+    assert table.loc["ECG", "ours, x (gpu-x): PyTorch loop (projected)"] == pytest.approx(35 * 400 / 3600)
+    assert pd.isna(table.loc["ECG", "ours, x (gpu-x): cupy (projected)"])  # no kernel time in that row
     assert list(table.index) == ["S-MNIST", "PS-MNIST", "ECG", "SHD"]  # the paper's order
 
 

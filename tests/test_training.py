@@ -123,14 +123,21 @@ def test_nan_loss_with_stop_writes_the_epochs_before_as_the_source_does(tmp_path
     assert record.final["test_accuracy"] == record.history[0]["test_accuracy"]
     assert not (checkpoint_dir(config, tmp_path) / STATE_FILE).exists()  # finished: no state to resume
     assert train(config, results_dir=tmp_path, progress=False).final == record.final  # found, not trained again
-    # a run that stays finite has no such key, and the same record under either rule
+    # the two rules share the hash: an "error" config does not silently take the stopped run's record
+    with pytest.raises(NonFiniteLossError, match="turned non-finite at epoch 2.*asks for 'error'"):
+        train(toy_config(**base), results_dir=tmp_path, progress=False)
+    # a run that stays finite has no such key, and the same history under either rule
     finite = train(toy_config(nonfinite_loss="stop", epochs=1), results_dir=tmp_path / "b", progress=False)
-    assert "stopped_early" not in finite.final
+    plain = train(toy_config(epochs=1), results_dir=tmp_path / "c", progress=False)
+    assert "stopped_early" not in finite.final and metrics_only(finite.history) == metrics_only(plain.history)
+    # stopped inside a prefix (until_epoch) the run has still ended: its record is written
+    prefix = train(config, results_dir=tmp_path / "d", progress=False, until_epoch=3)
+    assert prefix.path is not None and prefix.final["stopped_early"]["epoch"] == 2
 
 
 def test_nan_loss_with_stop_before_any_evaluation_is_still_an_error(tmp_path):
     config = toy_config(**{"model_options.nan_after_steps": 2}, nonfinite_loss="stop")
-    with pytest.raises(NonFiniteLossError, match=r"epoch 1/3, batch 3, before any evaluation"):
+    with pytest.raises(NonFiniteLossError, match=r"epoch 1/3, batch 3/12; it came before any evaluation"):
         train(config, results_dir=tmp_path, progress=False)
     assert not (tmp_path / "toy" / f"{config.hash}.json").exists()
     with pytest.raises(ConfigError, match=r"'nonfinite_loss' = 'skip' is not allowed"):

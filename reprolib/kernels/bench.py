@@ -294,7 +294,9 @@ def projected_training_hours(task: str, iteration_ms: float) -> float:
 def training_time_table(records: dict) -> pd.DataFrame:
     """The paper's Table 4 (training time of a whole BRF-RSNN run, per task, in its printed unit) beside our
     :func:`projected_training_hours` from the ``iterations`` rows of each benchmark record in ``records``
-    (name -> record dict): a column per record and implementation, ``NaN`` where a record has no such row."""
+    (name -> record dict): a column per record (named by its key and device) and implementation (the PyTorch
+    loop, and the record's ``kernel_engine``: the CuPy kernels, or the C++ loops on a CPU), ``NaN`` where a record
+    has no such row."""
     from reprolib import reference  # noqa: PLC0415
 
     paper = reference.table("brf-table4")
@@ -304,15 +306,17 @@ def training_time_table(records: dict) -> pd.DataFrame:
     table = table.reindex(list(paper["task"].drop_duplicates()), level="task").reset_index()  # and row order
     table.columns.name = None
     for name, record in records.items():
+        engine = record.get("kernel_engine", "cupy")
         for row in record.get("iterations", []):
             task = ITERATION_TASKS.get(row.get("task"), {}).get("table4_task")
-            for impl, label in (("torch_ms", "PyTorch loop"), ("kernel_ms", "fused")):
+            for impl, label in (("torch_ms", "PyTorch loop"), ("kernel_ms", engine)):
                 if task is None or row.get(impl) is None:
                     continue
                 hours = projected_training_hours(row["task"], float(row[impl]))
                 where = table["task"] == task
                 factor = 60.0 if (table.loc[where, "unit"] == "min").all() else 1.0
-                table.loc[where, f"ours, {record.get('device', name)}: {label} (projected)"] = hours * factor
+                column = f"ours, {name} ({record.get('device', '?')}): {label} (projected)"
+                table.loc[where, column] = hours * factor
     return table
 
 

@@ -44,9 +44,17 @@ class NonFiniteLossError(RuntimeError):
 class _StopTraining(Exception):
     """Internal: the training loss turned non-finite under ``nonfinite_loss = "stop"``."""
 
-    def __init__(self, epoch: int, batch: int, loss: float):
+    def __init__(self, epoch: int, batch: int, batches: int, loss: float):
         super().__init__(epoch, batch, loss)
+        self.batches = batches
         self.info = {"epoch": epoch, "batch": batch, "loss": str(loss), "reason": "non-finite training loss"}
+
+
+def _nonfinite_error(config: ExperimentConfig, run_hash: str, loss, epoch: int, batch: int, batches: int,
+                     what_now: str) -> NonFiniteLossError:
+    return NonFiniteLossError(
+        f"{config.experiment}/{run_hash}: training loss is {loss} at epoch {epoch}/{config.epochs}, batch "
+        f"{batch}/{batches}; {what_now} (try a lower lr or grad_clip, or check the model's outputs)")
 
 
 class TimeLimitReached(RuntimeError):
@@ -344,13 +352,11 @@ class _Run:
             x, y = _batch_to(batch, self.device)
             result = self._forward(x, y, self.encode_gen)
             if not torch.isfinite(result.loss):
+                loss = float(result.loss.detach())
                 if config.nonfinite_loss == "stop":
-                    raise _StopTraining(epoch, index + 1, float(result.loss.detach()))
-                raise NonFiniteLossError(
-                    f"{config.experiment}/{self.hash}: training loss is {float(result.loss.detach())} at epoch {epoch}/{config.epochs}, "
-                    f"batch {index + 1}/{len(self.train_loader)}; the run is stopped and no record is written "
-                    f"(try a lower lr, grad_clip, or check the model's outputs)"
-                )
+                    raise _StopTraining(epoch, index + 1, len(self.train_loader), loss)
+                raise _nonfinite_error(config, self.hash, loss, epoch, index + 1, len(self.train_loader),
+                                       "the run is stopped and no record is written")
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler is not None:
                 self.scaler.scale(result.loss).backward()
@@ -434,6 +440,7 @@ class _Run:
             bar = tqdm(total=config.epochs, initial=start_epoch, desc=f"{config.experiment} {self.hash[:8]}",
                        dynamic_ncols=True)
         session_epoch_s: list[float] = []
+        stopped_batches = 0
         for epoch in epochs:
             if stop_at is not None and time.time() + self._epoch_estimate_s(session_epoch_s) > stop_at:
                 if bar is not None:
@@ -445,7 +452,8 @@ class _Run:
             try:
                 entry.update(self.train_epoch(epoch))
             except _StopTraining as stop:  # the source's rule: training ends, the epochs evaluated so far stand
-                self.stopped_early = stop.info
+                self.stopped_early, stopped_batches = stop.info, stop.batches
+                self.elapsed_s += time.perf_counter() - session_start  # the part of the epoch it trained
                 break
             entry["epoch_time_s"] = time.perf_counter() - session_start
             self.scheduler.step()
@@ -463,12 +471,11 @@ class _Run:
             bar.close()
         if self.stopped_early is not None and not self.history:
             info = self.stopped_early
-            raise NonFiniteLossError(
-                f"{config.experiment}/{self.hash}: training loss is {info['loss']} at epoch {info['epoch']}/"
-                f"{config.epochs}, batch {info['batch']}, before any evaluation, so nonfinite_loss = 'stop' has no "
-                "epoch to record (set eval_before_training, or try a lower lr or grad_clip)")
+            raise _nonfinite_error(config, self.hash, info["loss"], info["epoch"], info["batch"], stopped_batches,
+                                   "it came before any evaluation, so nonfinite_loss = 'stop' has no epoch to record "
+                                   "(eval_before_training would give one)")
         record = self.make_record()
-        if until_epoch is not None and last < config.epochs:
+        if self.stopped_early is None and until_epoch is not None and last < config.epochs:
             return record  # a prefix of the run: not its record; the checkpoint stays to go on later
         write_record(record, self.results_dir)
         ckpt.remove_training_state(self.ckpt_dir)
@@ -522,7 +529,8 @@ def train(config: ExperimentConfig, results_dir=None, resume: bool = True, progr
     an unwritten record (``path`` None; the checkpoint is kept), e.g. to compare a prefix with a record.
     Raises :class:`NonFiniteLossError` (naming epoch and batch) when the training loss is NaN or infinite, unless
     the config's ``nonfinite_loss`` is ``"stop"``: training then ends there and the record of the epochs evaluated
-    before is written, with ``final["stopped_early"]``.
+    before is written, with ``final["stopped_early"]`` (also under ``until_epoch``: the run has ended). The two
+    rules share a hash, so an ``"error"`` config whose record was kept under ``"stop"`` raises too.
     """
     if not isinstance(config, ExperimentConfig):
         raise TypeError(f"train() takes an ExperimentConfig, got {type(config).__name__}")
@@ -534,6 +542,12 @@ def train(config: ExperimentConfig, results_dir=None, resume: bool = True, progr
     if resume and until_epoch in (None, config.epochs):
         existing = find_record(config, results_dir)
         if existing is not None:
+            stopped = existing.final.get("stopped_early")
+            if stopped and config.nonfinite_loss == "error":  # the two rules share a hash: say what the record is
+                raise NonFiniteLossError(
+                    f"{config.experiment}/{config.hash}: its record {existing.path} is of a run whose training loss "
+                    f"turned non-finite at epoch {stopped.get('epoch')} (kept under nonfinite_loss = 'stop'); this "
+                    "config asks for 'error'")
             return existing
     if stop_at is not None and time.time() >= stop_at:
         state = ckpt.load(ckpt.checkpoint_dir(config, results_dir) / ckpt.STATE_FILE) if resume else None

@@ -51,7 +51,7 @@ def _evaluation_splits(config) -> list[str]:
     return [split for split in config.eval_splits if split != "train_eval"]
 
 
-def shifted_accuracy(config, shifts: Sequence[tuple[int, int]], weights: dict, splits: Sequence[str] | None = None,
+def shifted_accuracy(config, shifts: Sequence[tuple[int, int]], weights: dict, *, splits: Sequence[str] | None = None,
                      device: str = "cpu") -> list[dict]:
     """Accuracy of the model ``config`` builds, loaded with ``weights`` (a state dict), on each of ``splits``
     (default: the run's own evaluation splits) with the inputs moved by each ``(dy, dx)`` of ``shifts``: a list
