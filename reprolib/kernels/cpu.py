@@ -96,6 +96,17 @@ typedef float rl_v8f __attribute__((vector_size(32), aligned(4)));  // 8 floats,
 static inline rl_v8f rl_load8(const float* p) { return *(const rl_v8f*)p; }
 static inline void rl_store8(float* p, rl_v8f v) { *(rl_v8f*)p = v; }
 
+// columns [k0, H) of one sample's row of the product, the plain loop: k innermost, so it vectorises
+static inline void recurrent_grad_row(const float* __restrict g_row, const float* __restrict w, float* __restrict o,
+                                      int H, int k0) {
+    for (int k = k0; k < H; ++k) o[k] = 0.0f;
+    for (int h = 0; w && h < H; ++h) {
+        const float gv = g_row[h];
+        const float* wr = w + (long long)h * H;
+        for (int k = k0; k < H; ++k) o[k] += gv * wr[k];
+    }
+}
+
 RL_CLONES static void recurrent_grad(const float* __restrict g, const float* __restrict w, float* __restrict out, int B, int H) {
     constexpr int RB = 4, KB = 16;
     const int Bt = w ? B - B % RB : 0, Ht = H - H % KB;
@@ -120,26 +131,11 @@ RL_CLONES static void recurrent_grad(const float* __restrict g, const float* __r
             rl_store8(o + 2 * H, a20); rl_store8(o + 2 * H + 8, a21);
             rl_store8(o + 3 * H, a30); rl_store8(o + 3 * H + 8, a31);
         }
-        for (int r = 0; r < RB; ++r) {  // the columns past the last whole tile
-            float* o = out + (long long)(b0 + r) * H;
-            for (int k = Ht; k < H; ++k) o[k] = 0.0f;
-            for (int h = 0; h < H; ++h) {
-                const float gv = g0[(long long)r * H + h];
-                const float* wr = w + (long long)h * H;
-                for (int k = Ht; k < H; ++k) o[k] += gv * wr[k];
-            }
-        }
+        for (int r = 0; r < RB; ++r)  // the columns past the last whole tile
+            recurrent_grad_row(g0 + (long long)r * H, w, out + (long long)(b0 + r) * H, H, Ht);
     }
-    for (int b = Bt; b < B; ++b) {  // the samples past the last whole tile, k innermost so it vectorises
-        const float* gb_row = g + (long long)b * H;
-        float* o = out + (long long)b * H;
-        for (int k = 0; k < H; ++k) o[k] = 0.0f;
-        for (int h = 0; w && h < H; ++h) {
-            const float gv = gb_row[h];
-            const float* row = w + (long long)h * H;
-            for (int k = 0; k < H; ++k) o[k] += gv * row[k];
-        }
-    }
+    for (int b = Bt; b < B; ++b)  // the samples past the last whole tile
+        recurrent_grad_row(g + (long long)b * H, w, out + (long long)b * H, H, 0);
 }
 
 // gz (in: dL/dz[T-1] of the final state; out: dL/dz0), g1..g3 (in: dL/d final state; out: dL/d initial state),

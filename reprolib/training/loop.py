@@ -207,6 +207,15 @@ def _autocast(enabled: bool):
     return torch.autocast(device_type="cuda", dtype=torch.float16) if enabled else nullcontext()
 
 
+def _loss_of(model, encoder, loss_fn, x, y, generator, amp: bool):
+    """The loss result of one batch, as training and evaluation both compute it: the encoder outside autograd,
+    the model and the loss under mixed precision when ``amp``."""
+    with torch.no_grad():
+        x_seq = encoder(x, generator=generator)
+    with _autocast(amp):
+        return loss_fn(model(x_seq), y)
+
+
 @torch.no_grad()
 def evaluation_pass(model, encoder, loss_fn, dataset, config: ExperimentConfig, split: str, device: torch.device,
                     input_transform=None, bar=None) -> _Meter:
@@ -224,10 +233,8 @@ def evaluation_pass(model, encoder, loss_fn, dataset, config: ExperimentConfig, 
         x, y = _batch_to(batch, device)
         if input_transform is not None:
             x = input_transform(x)
-        x_seq = encoder(x, generator=generator)
-        with _autocast(config.amp and device.type == "cuda"):
-            result = loss_fn(model(x_seq), y)
-        meter.add(model, result, x.shape[0])
+        meter.add(model, _loss_of(model, encoder, loss_fn, x, y, generator, config.amp and device.type == "cuda"),
+                  x.shape[0])
     return meter
 
 
@@ -335,13 +342,6 @@ class _Run:
         return state["epoch"]
 
     # -- one epoch -------------------------------------------------------------------------------------
-    def _forward(self, x, y, generator):
-        with torch.no_grad():
-            x_seq = self.encoder(x, generator=generator)
-        with _autocast(self.use_amp):
-            out = self.model(x_seq)
-            return self.loss_fn(out, y)
-
     def train_epoch(self, epoch: int) -> dict:
         config, model = self.config, self.model
         model.train()
@@ -350,7 +350,7 @@ class _Run:
         batches = self._bar(self.train_loader, f"epoch {epoch}/{config.epochs} train")
         for index, batch in enumerate(batches):
             x, y = _batch_to(batch, self.device)
-            result = self._forward(x, y, self.encode_gen)
+            result = _loss_of(model, self.encoder, self.loss_fn, x, y, self.encode_gen, self.use_amp)
             if not torch.isfinite(result.loss):
                 loss = float(result.loss.detach())
                 if config.nonfinite_loss == "stop":
@@ -379,7 +379,7 @@ class _Run:
 
     def evaluate(self, split: str) -> dict:
         meter = evaluation_pass(self.model, self.encoder, self.loss_fn, self.eval_sets[split], self.config, split,
-                                self.device, bar=self._bar if self.progress else None)
+                                self.device, bar=self._bar)
         return meter.metrics(split)
 
     def evaluate_all(self) -> dict:
@@ -440,7 +440,6 @@ class _Run:
             bar = tqdm(total=config.epochs, initial=start_epoch, desc=f"{config.experiment} {self.hash[:8]}",
                        dynamic_ncols=True)
         session_epoch_s: list[float] = []
-        stopped_batches = 0
         for epoch in epochs:
             if stop_at is not None and time.time() + self._epoch_estimate_s(session_epoch_s) > stop_at:
                 if bar is not None:
@@ -452,7 +451,13 @@ class _Run:
             try:
                 entry.update(self.train_epoch(epoch))
             except _StopTraining as stop:  # the source's rule: training ends, the epochs evaluated so far stand
-                self.stopped_early, stopped_batches = stop.info, stop.batches
+                if not self.history:
+                    if bar is not None:
+                        bar.close()
+                    raise _nonfinite_error(config, self.hash, stop.info["loss"], epoch, stop.info["batch"],
+                                           stop.batches, "it came before any evaluation, so nonfinite_loss = 'stop' "
+                                           "has no epoch to record (eval_before_training would give one)") from None
+                self.stopped_early = stop.info
                 self.elapsed_s += time.perf_counter() - session_start  # the part of the epoch it trained
                 break
             entry["epoch_time_s"] = time.perf_counter() - session_start
@@ -469,11 +474,6 @@ class _Run:
                 bar.update(1)
         if bar is not None:
             bar.close()
-        if self.stopped_early is not None and not self.history:
-            info = self.stopped_early
-            raise _nonfinite_error(config, self.hash, info["loss"], info["epoch"], info["batch"], stopped_batches,
-                                   "it came before any evaluation, so nonfinite_loss = 'stop' has no epoch to record "
-                                   "(eval_before_training would give one)")
         record = self.make_record()
         if self.stopped_early is None and until_epoch is not None and last < config.epochs:
             return record  # a prefix of the run: not its record; the checkpoint stays to go on later
