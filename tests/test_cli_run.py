@@ -195,3 +195,40 @@ def test_rerun_names_a_different_or_unknown_cpu():
     assert note.startswith("CPU: recorded Some Other CPU (AVX2) / rerun ")
     (note,) = _same_setting(record(None), record(here))
     assert "does not name its CPU" in note
+
+
+def test_rerun_compares_the_sessions_that_trained_the_compared_epochs():
+    """A resumed record's own provenance is its last session's: its first epochs may come from other code."""
+    from types import SimpleNamespace
+
+    from reprolib.results.provenance import cpu_description
+    from reprolib.training.rerun import _same_setting, sessions_behind
+
+    here = {"device": "cpu", "device_name": "cpu (x86_64, 1 threads)", "git_commit": "c" * 40,
+            "reprolib_source_sha256": "new", "cpu": cpu_description()}
+    first = {**here, "git_commit": "a" * 40, "reprolib_source_sha256": "old", "until_epoch": 3}
+    second = {**here, "until_epoch": 6, "backend": "torch"}  # trained epochs 4-6 with another backend
+    resumed = SimpleNamespace(provenance={**here, "earlier_sessions": [first, second]},
+                              config=SimpleNamespace(backend="cpp", epochs=10))
+    rerun = SimpleNamespace(provenance=here, config=SimpleNamespace(backend="cpp"))
+
+    assert [span for span, _, _ in sessions_behind(resumed)] == ["epochs 0-3", "epochs 4-6", "epochs 7-10"]
+    assert [span for span, _, _ in sessions_behind(resumed, 1)] == ["epochs 0-3"]
+    resumed.history = [{"epoch": 1}]  # a run without an evaluation before training starts at epoch 1
+    assert [span for span, _, _ in sessions_behind(resumed, 1)] == ["epochs 1-3"]
+    resumed.history = [{"epoch": 0}]
+    assert _same_setting(resumed, rerun, 1) == ["epochs 0-3 of the record: code: the package's files differ "
+                                                "(source digest)"]
+    assert _same_setting(resumed, rerun, 5) == [
+        "epochs 0-3 of the record: code: the package's files differ (source digest)",
+        "epochs 4-6 of the record: backend: recorded torch / rerun cpp"]
+    assert _same_setting(resumed, rerun, 8)[2:] == []  # the last session matches the rerun
+    # an earlier session recorded before sessions kept their CPU and source digest
+    old = {"git_commit": "a" * 40, "device_name": here["device_name"], "backend": "cpp", "until_epoch": 3}
+    resumed.provenance["earlier_sessions"] = [old]
+    notes = _same_setting(resumed, rerun, 2)
+    assert notes[0] == "epochs 0-3 of the record: code: recorded commit aaaaaaaa / rerun cccccccc"
+    assert "does not name its CPU" in notes[1] and len(notes) == 2
+    # a session that reached no new epoch (stopped at once) trained nothing of the record
+    resumed.provenance["earlier_sessions"] = [{**first, "until_epoch": 0}, {**here, "until_epoch": 0}]
+    assert [span for span, _, _ in sessions_behind(resumed)] == ["epoch 0", "epochs 1-10"]

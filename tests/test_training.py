@@ -246,6 +246,8 @@ def test_killed_run_resumes_to_the_same_record(tmp_path):
     (earlier,) = resumed.provenance["earlier_sessions"]  # the killed session's code and the epoch it reached
     assert earlier["until_epoch"] == resumed.provenance["resumed_from_epoch"]
     assert earlier["git_commit"] == resumed.provenance["git_commit"] and "device_name" in earlier
+    assert earlier["cpu"] == resumed.provenance["cpu"]  # what rerun needs to tell which CPU trained which epochs
+    assert earlier["reprolib_source_sha256"] == resumed.provenance["reprolib_source_sha256"]
     uninterrupted = train(config, results_dir=tmp_path / "whole", progress=False)
     assert metrics_only(resumed.history) == metrics_only(uninterrupted.history)
     assert resumed.final["test_accuracy"] == uninterrupted.final["test_accuracy"]

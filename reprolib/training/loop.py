@@ -334,8 +334,9 @@ class _Run:
         # the code and machine of every earlier session, with the epoch it reached: a resumed run may have been
         # trained by more than one version of the code (the record's own git_commit is the last session's)
         earlier = list(previous.get("earlier_sessions", []))
-        earlier.append({key: previous.get(key) for key in ("git_commit", "git_dirty", "device_name", "host",
-                                                            "reprolib_version", "backend", "flush_denormal")}
+        earlier.append({key: previous.get(key) for key in ("git_commit", "git_dirty", "reprolib_source_sha256",
+                                                            "device_name", "cpu", "host", "reprolib_version",
+                                                            "backend", "flush_denormal")}
                        | {"until_epoch": state["epoch"]})
         self.provenance.update(start_time=previous["start_time"], resumed_from_epoch=state["epoch"],
                                sessions=previous.get("sessions", 1) + 1, earlier_sessions=earlier)

@@ -80,7 +80,8 @@ def compare_runs(recorded: Record, rerun: Record) -> tuple[pd.DataFrame, dict]:
     """:func:`compare_histories` and its :func:`summarize`, with ``settings_differ``: what differs between the
     two runs' settings that floating point depends on (device, code, backend; empty when nothing does)."""
     table = compare_histories(recorded, rerun)
-    return table, {**summarize(table), "settings_differ": _same_setting(recorded, rerun)}
+    last = int(table["epoch"].max()) if len(table) else None
+    return table, {**summarize(table), "settings_differ": _same_setting(recorded, rerun, last)}
 
 
 def recorded_threads(record: Record) -> int | None:
@@ -127,25 +128,54 @@ def _cpu_text(cpu: dict) -> str:
     return f"{cpu.get('model', '?')} ({cpu.get('torch_capability', '?')})"
 
 
-def _same_setting(recorded: Record, rerun: Record) -> list[str]:
-    """What differs between the two runs' settings that floating point depends on (empty: none)."""
+def sessions_behind(record: Record, last_epoch: int | None = None) -> list[tuple[str, dict, str]]:
+    """The training sessions that produced a record's epochs 0..``last_epoch`` (all of them when None), as
+    ``(epochs, provenance, backend)``: a resumed run names each earlier session, with the epoch it reached, under
+    ``earlier_sessions``; its own provenance is the last session's. ``epochs`` reads e.g. ``"epochs 0-30"`` for a
+    resumed record and ``""`` for one trained in a single session."""
+    earlier = list(record.provenance.get("earlier_sessions", []))
+    if not earlier:
+        return [("", record.provenance, record.config.backend)]
+    history = getattr(record, "history", None) or [{"epoch": 0}]
+    sessions, start = [], 0
+    for index, session in enumerate(earlier + [None]):
+        until = session["until_epoch"] if session is not None else record.config.epochs
+        # the first session's first epoch is 0 where the run evaluates before training, else 1
+        first = min(history[0]["epoch"], 1) if index == 0 else start + 1
+        if until >= first and (last_epoch is None or first <= last_epoch):
+            span = f"epoch {first}" if until == first else f"epochs {first}-{until}"
+            if session is None:
+                sessions.append((span, record.provenance, record.config.backend))
+            else:
+                sessions.append((span, session, session.get("backend") or record.config.backend))
+        start = until
+    return sessions
+
+
+def _same_setting(recorded: Record, rerun: Record, last_epoch: int | None = None) -> list[str]:
+    """What differs between the two runs' settings that floating point depends on (empty: none), for every
+    session of the record that trained its epochs 0..``last_epoch``: a resumed record's first epochs may come
+    from older code than its own provenance names."""
     notes = []
-    a, b = recorded.provenance, rerun.provenance
-    if a.get("device_name") != b.get("device_name"):
-        notes.append(f"device: recorded {a.get('device_name')} / rerun {b.get('device_name')}")
-    if a.get("reprolib_source_sha256") and b.get("reprolib_source_sha256"):  # older records have no digest
-        if a["reprolib_source_sha256"] != b["reprolib_source_sha256"]:
-            notes.append("code: the package's files differ (source digest)")
-    elif a.get("git_commit") != b.get("git_commit"):
-        notes.append(f"code: recorded commit {str(a.get('git_commit'))[:8]} / rerun {str(b.get('git_commit'))[:8]}")
-    if str(b.get("device", "")).startswith("cpu"):
-        if not a.get("cpu"):
-            notes.append("CPU: the record does not name its CPU model and instruction set (recorded before "
-                         "provenance held them), so a different CPU cannot be ruled out")
-        elif a["cpu"] != b.get("cpu"):
-            notes.append(f"CPU: recorded {_cpu_text(a['cpu'])} / rerun {_cpu_text(b.get('cpu') or {})}")
-    if recorded.config.backend != rerun.config.backend:
-        notes.append(f"backend: recorded {recorded.config.backend} / rerun {rerun.config.backend}")
+    b = rerun.provenance
+    for span, a, backend in sessions_behind(recorded, last_epoch):
+        prefix = f"{span} of the record: " if span else ""
+        if a.get("device_name") != b.get("device_name"):
+            notes.append(f"{prefix}device: recorded {a.get('device_name')} / rerun {b.get('device_name')}")
+        if a.get("reprolib_source_sha256") and b.get("reprolib_source_sha256"):  # older records have no digest
+            if a["reprolib_source_sha256"] != b["reprolib_source_sha256"]:
+                notes.append(f"{prefix}code: the package's files differ (source digest)")
+        elif a.get("git_commit") != b.get("git_commit"):
+            notes.append(f"{prefix}code: recorded commit {str(a.get('git_commit'))[:8]} / rerun "
+                         f"{str(b.get('git_commit'))[:8]}")
+        if str(b.get("device", "")).startswith("cpu"):
+            if not a.get("cpu"):
+                notes.append(f"{prefix}CPU: the record does not name its CPU model and instruction set (recorded "
+                             "before provenance held them), so a different CPU cannot be ruled out")
+            elif a["cpu"] != b.get("cpu"):
+                notes.append(f"{prefix}CPU: recorded {_cpu_text(a['cpu'])} / rerun {_cpu_text(b.get('cpu') or {})}")
+        if backend != rerun.config.backend:
+            notes.append(f"{prefix}backend: recorded {backend} / rerun {rerun.config.backend}")
     return notes
 
 
