@@ -214,7 +214,7 @@ def test_settings_dropdown_folds_each_presets_notes():
     assert get_preset("brf-ecg").notes in text and "**`sj-seq-fmnist`**" in text
 
 
-def test_spot_check_retrains_the_cheapest_cpu_record_identically(tmp_path, monkeypatch):
+def test_spot_check_retrains_a_cpu_record_identically(tmp_path, monkeypatch):
     import dataclasses
 
     from reprolib import notebook as nb
@@ -234,7 +234,7 @@ def test_spot_check_retrains_the_cheapest_cpu_record_identically(tmp_path, monke
                for c in (fast, slow)]
     # the record with the shorter epochs is the one re-trained
     cheap = min(records, key=lambda r: r.final["mean_epoch_time_s"])
-    assert nb.cheapest_cpu_record("ci", tmp_path).hash == cheap.hash
+    assert nb.spot_check_record("ci", results_dir=tmp_path).hash == cheap.hash
     nb.show_spot_check("ci", results_dir=tmp_path)
     assert f"`toy/{cheap.hash}`" in shown[-1] and "is **identical**" in shown[-1]
 
@@ -246,6 +246,16 @@ def test_spot_check_retrains_the_cheapest_cpu_record_identically(tmp_path, monke
     gpu = dataclasses.replace(cheap, provenance={**cheap.provenance, "device": "cuda:0", "device_name": "H100"})
     with pytest.raises(ValueError, match="re-trains CPU records"):
         spot_check(gpu)
+
+    # a record trained on another kind of CPU gives way to a slower one trained on this kind
+    from reprolib.results.records import write_record
+
+    other_cpu = {"model": "Some Other CPU", "torch_capability": "AVX2"}
+    write_record(dataclasses.replace(cheap, provenance={**cheap.provenance, "cpu": other_cpu}), tmp_path)
+    slower = max(records, key=lambda r: r.final["mean_epoch_time_s"])
+    assert nb.spot_check_record("ci", results_dir=tmp_path).hash == slower.hash
+    write_record(dataclasses.replace(slower, provenance={**slower.provenance, "cpu": other_cpu}), tmp_path)
+    assert nb.spot_check_record("ci", results_dir=tmp_path).hash == cheap.hash  # none here: the shortest again
 
 
 def test_frozen_since_finds_a_layer_whose_activity_stopped_changing():
