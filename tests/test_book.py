@@ -3,6 +3,7 @@ and the whole book builds at ci scale, training what is missing (slow, but part 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -63,6 +64,9 @@ def test_every_notebook_is_in_the_toc_and_every_toc_entry_exists():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_is_clean_and_parameterised(path):
+    # nbformat 4.5 cells carry an id; nbformat.read would add missing ones silently (with a warning at build time)
+    ids = [cell.get("id") for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]]
+    assert all(ids) and len(set(ids)) == len(ids), f"cells without an id or with a repeated one: {ids}"
     notebook = nbformat.read(path, as_version=4)
     source = _parameters_cell(notebook)
     for name in REQUIRED_PARAMETERS:
