@@ -202,33 +202,46 @@ def test_rerun_compares_the_sessions_that_trained_the_compared_epochs():
     from types import SimpleNamespace
 
     from reprolib.results.provenance import cpu_description
-    from reprolib.training.rerun import _same_setting, sessions_behind
+    from reprolib.training.rerun import _same_setting, compare_runs, recorded_threads, sessions_behind
 
     here = {"device": "cpu", "device_name": "cpu (x86_64, 1 threads)", "git_commit": "c" * 40,
             "reprolib_source_sha256": "new", "cpu": cpu_description()}
-    first = {**here, "git_commit": "a" * 40, "reprolib_source_sha256": "old", "until_epoch": 3}
+    first = {**here, "git_commit": "a" * 40, "reprolib_source_sha256": "old", "until_epoch": 3,
+             "device_name": "cpu (x86_64, 2 threads)"}
     second = {**here, "until_epoch": 6, "backend": "torch"}  # trained epochs 4-6 with another backend
-    resumed = SimpleNamespace(provenance={**here, "earlier_sessions": [first, second]},
-                              config=SimpleNamespace(backend="cpp", epochs=10))
-    rerun = SimpleNamespace(provenance=here, config=SimpleNamespace(backend="cpp"))
+    history = [{"epoch": e, "test_accuracy": 0.5} for e in range(0, 11)]
+    resumed = SimpleNamespace(provenance={**here, "earlier_sessions": [first, second]}, history=history,
+                              config=SimpleNamespace(backend="cpp", epochs=10, eval_before_training=True))
+    rerun = SimpleNamespace(provenance=here, config=SimpleNamespace(backend="cpp"), history=history[:2])
 
     assert [span for span, _, _ in sessions_behind(resumed)] == ["epochs 0-3", "epochs 4-6", "epochs 7-10"]
     assert [span for span, _, _ in sessions_behind(resumed, 1)] == ["epochs 0-3"]
-    resumed.history = [{"epoch": 1}]  # a run without an evaluation before training starts at epoch 1
+    assert (recorded_threads(resumed), recorded_threads(resumed, 1)) == (1, 2)  # the spot check needs the first's
+    code = "code: the package's files differ (source digest)"
+    device = "device: recorded cpu (x86_64, 2 threads) / rerun cpu (x86_64, 1 threads)"
+    assert _same_setting(resumed, rerun, 1) == [f"epochs 0-3 of the record: {device}",
+                                                f"epochs 0-3 of the record: {code}"]
+    assert _same_setting(resumed, rerun, 5)[2:] == ["epochs 4-6 of the record: backend: recorded torch / rerun cpp"]
+    # compare_runs looks only at the sessions behind the epochs both runs have (here 0 and 1)
+    assert compare_runs(resumed, rerun)[1]["settings_differ"] == _same_setting(resumed, rerun, 1)
+    # the last session is compared too, and named by its span
+    resumed.provenance["reprolib_source_sha256"] = "newest"
+    assert _same_setting(resumed, rerun, 8)[3:] == [f"epochs 7-10 of the record: {code}"]
+    resumed.provenance["reprolib_source_sha256"] = "new"
+    assert _same_setting(resumed, rerun, 8)[3:] == []
+    # a record that stopped early ends its last span where its history ends
+    resumed.history = history[:9]
+    assert sessions_behind(resumed)[-1][0] == "epochs 7-8"
+    # runs without an evaluation before training start at epoch 1
+    resumed.history = history[1:]
     assert [span for span, _, _ in sessions_behind(resumed, 1)] == ["epochs 1-3"]
-    resumed.history = [{"epoch": 0}]
-    assert _same_setting(resumed, rerun, 1) == ["epochs 0-3 of the record: code: the package's files differ "
-                                                "(source digest)"]
-    assert _same_setting(resumed, rerun, 5) == [
-        "epochs 0-3 of the record: code: the package's files differ (source digest)",
-        "epochs 4-6 of the record: backend: recorded torch / rerun cpp"]
-    assert _same_setting(resumed, rerun, 8)[2:] == []  # the last session matches the rerun
+    resumed.history = history
     # an earlier session recorded before sessions kept their CPU and source digest
     old = {"git_commit": "a" * 40, "device_name": here["device_name"], "backend": "cpp", "until_epoch": 3}
     resumed.provenance["earlier_sessions"] = [old]
     notes = _same_setting(resumed, rerun, 2)
     assert notes[0] == "epochs 0-3 of the record: code: recorded commit aaaaaaaa / rerun cccccccc"
-    assert "does not name its CPU" in notes[1] and len(notes) == 2
-    # a session that reached no new epoch (stopped at once) trained nothing of the record
-    resumed.provenance["earlier_sessions"] = [{**first, "until_epoch": 0}, {**here, "until_epoch": 0}]
-    assert [span for span, _, _ in sessions_behind(resumed)] == ["epoch 0", "epochs 1-10"]
+    assert "does not name the CPU of this session" in notes[1] and len(notes) == 2
+    # a session that reached no new epoch (resumed, then stopped before finishing one) trained nothing of the record
+    resumed.provenance["earlier_sessions"] = [first, {**here, "until_epoch": 3}]
+    assert [span for span, _, _ in sessions_behind(resumed)] == ["epochs 0-3", "epochs 4-10"]

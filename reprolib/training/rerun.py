@@ -84,12 +84,21 @@ def compare_runs(recorded: Record, rerun: Record) -> tuple[pd.DataFrame, dict]:
     return table, {**summarize(table), "settings_differ": _same_setting(recorded, rerun, last)}
 
 
-def recorded_threads(record: Record) -> int | None:
-    """The CPU threads a CPU run used (from its provenance's device name, ``cpu (x86_64, 1 threads)``)."""
+def recorded_threads(record: Record, epochs: int | None = None) -> int | None:
+    """The CPU threads a CPU run used (from its provenance's device name, ``cpu (x86_64, 1 threads)``): those of
+    the session that trained the record's first epochs when ``epochs`` is given (a resumed run may have changed
+    its thread count), else those of its last session; None for a GPU run."""
+    session = sessions_behind(record, epochs)[0][1] if epochs is not None else record.provenance
+    return _threads(session)
+
+
+def _threads(provenance: dict) -> int | None:
     import re  # noqa: PLC0415
 
-    match = re.search(r"(\d+) threads", str(record.provenance.get("device_name", "")))
-    return int(match.group(1)) if match and str(record.provenance.get("device", "")).startswith("cpu") else None
+    if not str(provenance.get("device", "cpu")).startswith("cpu"):  # earlier sessions keep only the device name
+        return None
+    match = re.search(r"(\d+) threads", str(provenance.get("device_name", "")))
+    return int(match.group(1)) if match else None
 
 
 def spot_check(record: Record, epochs: int = 1, folder=None) -> tuple[pd.DataFrame, dict]:
@@ -102,8 +111,8 @@ def spot_check(record: Record, epochs: int = 1, folder=None) -> tuple[pd.DataFra
 
     from reprolib.training import train  # noqa: PLC0415
 
-    threads = recorded_threads(record)
-    if threads is None:
+    threads = recorded_threads(record, epochs)
+    if threads is None or recorded_threads(record) is None:
         raise ValueError(f"{record.path}: a spot check re-trains CPU records; this one ran on "
                          f"{record.provenance.get('device_name')}")
     before = torch.get_num_threads()
@@ -136,12 +145,15 @@ def sessions_behind(record: Record, last_epoch: int | None = None) -> list[tuple
     earlier = list(record.provenance.get("earlier_sessions", []))
     if not earlier:
         return [("", record.provenance, record.config.backend)]
-    history = getattr(record, "history", None) or [{"epoch": 0}]
+    history = record.history
+    # the first session's first epoch is 0 where the run evaluates before training, else 1; the last session
+    # ends where the record does (earlier if it stopped early)
+    first_epoch = min(history[0]["epoch"], 1) if history else 0 if record.config.eval_before_training else 1
+    last = history[-1]["epoch"] if history else record.config.epochs
     sessions, start = [], 0
     for index, session in enumerate(earlier + [None]):
-        until = session["until_epoch"] if session is not None else record.config.epochs
-        # the first session's first epoch is 0 where the run evaluates before training, else 1
-        first = min(history[0]["epoch"], 1) if index == 0 else start + 1
+        until = session["until_epoch"] if session is not None else last
+        first = first_epoch if index == 0 else start + 1
         if until >= first and (last_epoch is None or first <= last_epoch):
             span = f"epoch {first}" if until == first else f"epochs {first}-{until}"
             if session is None:
@@ -169,7 +181,10 @@ def _same_setting(recorded: Record, rerun: Record, last_epoch: int | None = None
             notes.append(f"{prefix}code: recorded commit {str(a.get('git_commit'))[:8]} / rerun "
                          f"{str(b.get('git_commit'))[:8]}")
         if str(b.get("device", "")).startswith("cpu"):
-            if not a.get("cpu"):
+            if not a.get("cpu") and span and a is not recorded.provenance:
+                notes.append(f"{prefix}CPU: the record does not name the CPU of this session (earlier sessions "
+                             "kept it only from 98b8cc5 on), so a different CPU cannot be ruled out")
+            elif not a.get("cpu"):
                 notes.append(f"{prefix}CPU: the record does not name its CPU model and instruction set (recorded "
                              "before provenance held them), so a different CPU cannot be ruled out")
             elif a["cpu"] != b.get("cpu"):
