@@ -1154,14 +1154,14 @@ def spot_check_record(scale: str = "paper", epochs: int = 1, results_dir=None):
     from reprolib.paths import results_dir as default_results_dir
     from reprolib.results import read_record
     from reprolib.results.provenance import cpu_description
-    from reprolib.training.rerun import recorded_threads, sessions_behind
+    from reprolib.training.rerun import sessions_behind, spot_check_threads
 
     here = cpu_description()
     root = default_results_dir(results_dir)
     best, best_key, status = None, None, {}
     for path in sorted(p for name in list_experiments() for p in (root / name).glob("*.json")):
         record = read_record(path)
-        if record.config.scale != scale or None in (recorded_threads(record), recorded_threads(record, epochs)):
+        if record.config.scale != scale or spot_check_threads(record, epochs) is None:
             continue
         name = record.config.dataset
         if name not in status:

@@ -92,6 +92,12 @@ def recorded_threads(record: Record, epochs: int | None = None) -> int | None:
     return _threads(session)
 
 
+def spot_check_threads(record: Record, epochs: int) -> int | None:
+    """The thread count to re-train a record's first ``epochs`` with (that of the session behind them), or None
+    when the record is not a CPU run (its last session or that one ran elsewhere): what :func:`spot_check` needs."""
+    return None if recorded_threads(record) is None else recorded_threads(record, epochs)
+
+
 def _threads(provenance: dict) -> int | None:
     import re  # noqa: PLC0415
 
@@ -111,8 +117,8 @@ def spot_check(record: Record, epochs: int = 1, folder=None) -> tuple[pd.DataFra
 
     from reprolib.training import train  # noqa: PLC0415
 
-    threads = recorded_threads(record, epochs)
-    if threads is None or recorded_threads(record) is None:
+    threads = spot_check_threads(record, epochs)
+    if threads is None:
         raise ValueError(f"{record.path}: a spot check re-trains CPU records; this one ran on "
                          f"{record.provenance.get('device_name')}")
     before = torch.get_num_threads()
@@ -148,7 +154,10 @@ def sessions_behind(record: Record, last_epoch: int | None = None) -> list[tuple
     history = record.history
     # the first session's first epoch is 0 where the run evaluates before training, else 1; the last session
     # ends where the record does (earlier if it stopped early)
-    first_epoch = min(history[0]["epoch"], 1) if history else 0 if record.config.eval_before_training else 1
+    if history:
+        first_epoch = min(history[0]["epoch"], 1)
+    else:
+        first_epoch = 0 if record.config.eval_before_training else 1
     last = history[-1]["epoch"] if history else record.config.epochs
     sessions, start = [], 0
     for index, session in enumerate(earlier + [None]):
@@ -181,7 +190,7 @@ def _same_setting(recorded: Record, rerun: Record, last_epoch: int | None = None
             notes.append(f"{prefix}code: recorded commit {str(a.get('git_commit'))[:8]} / rerun "
                          f"{str(b.get('git_commit'))[:8]}")
         if str(b.get("device", "")).startswith("cpu"):
-            if not a.get("cpu") and span and a is not recorded.provenance:
+            if not a.get("cpu") and a is not recorded.provenance:  # an earlier session's
                 notes.append(f"{prefix}CPU: the record does not name the CPU of this session (earlier sessions "
                              "kept it only from 98b8cc5 on), so a different CPU cannot be ruled out")
             elif not a.get("cpu"):
