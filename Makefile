@@ -23,7 +23,12 @@ help:
 	@echo "make book   - execute every notebook with papermill and build the Jupyter Book into _build/html"
 	@echo "make test   - run the whole test suite (includes executing the notebooks at scale=ci)"
 
+# A fresh install needs about 7 GB (torch's CUDA build alone is 5.5 GB). Check before pip starts, so that a full
+# disk stops with the numbers instead of pip's "[Errno 28] No space left on device" half-way through the install.
+INSTALL_NEEDS_GB ?= 7
+
 $(STAMP): pyproject.toml constraints.txt
+	@bash .ci/check-free-space "$(VENV)" "$(PY)" $(INSTALL_NEEDS_GB)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev,book]'
