@@ -51,6 +51,18 @@ def test_rate_with_offset_and_first_spike_time_matches_snntorch():
     assert got[:3].sum() == 0
 
 
+@pytest.mark.parametrize("shape", [(5, 7), (3, 1, 6, 4), (2, 3, 4, 5, 2)])
+def test_rate_draws_as_the_repeated_probabilities_do_for_any_layout(shape):
+    # The encoder broadcasts the per-pixel probabilities over time instead of repeating the batch T times
+    # (snnTorch's formulation, written out here): same spikes, also for a non-contiguous (transposed) batch.
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(2)).transpose(0, -1)
+    assert not x.is_contiguous()
+    probabilities = torch.clamp(x.repeat(9, *([1] * x.dim())) * 0.3 + 0.05, 0, 1)
+    expected = torch.bernoulli(probabilities, generator=torch.Generator().manual_seed(8))
+    got = get_encoder("rate", num_steps=9, gain=0.3, offset=0.05, flatten=False)(x, torch.Generator().manual_seed(8))
+    assert torch.equal(got, expected) and got.is_contiguous()
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_rate_mean_is_gain_times_pixel(device):
     pixels = torch.tensor([0.0, 0.2, 0.5, 1.0], device=device).repeat(2000, 1)  # [B=2000, 4]
