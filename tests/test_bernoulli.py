@@ -1,0 +1,107 @@
+"""``kernels.bernoulli``: torch's CPU Bernoulli draws replayed in C++ must give the same spikes and leave the
+generator in the same state as ``torch.bernoulli``, from any point of the Mersenne Twister's 624-word block."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from reprolib.kernels import bernoulli as B
+
+# Skipped only without a compiler: where one exists, a C++ loop that stopped matching torch must fail here, not skip.
+needs_fast_path = pytest.mark.skipif(B.dispatch.compiler() is None, reason="no C++ compiler for the Bernoulli loop")
+
+
+def probabilities(shape, seed=0):
+    p = torch.rand(*shape, generator=torch.Generator().manual_seed(seed))
+    p[p < 0.3] = 0.0  # MNIST-like: many exact zeros, a few exact ones
+    p[p > 0.97] = 1.0
+    return p
+
+
+def generator_at(seed: int, consumed: int) -> torch.Generator:
+    g = torch.Generator().manual_seed(seed)
+    if consumed:
+        torch.rand(consumed, generator=g)  # one 32-bit word per float
+    return g
+
+
+@needs_fast_path
+@pytest.mark.parametrize("consumed", [0, 1, 622, 623, 624, 625, 1000, 5 * 624])
+@pytest.mark.parametrize("shape, repeats", [((64, 1, 28, 28), 3), ((7, 13), 1100), ((1,), 70000), ((5, 623), 25)])
+def test_same_spikes_and_state_as_torch(consumed, shape, repeats):
+    p = probabilities(shape, seed=consumed)
+    ours, theirs = generator_at(11, consumed), generator_at(11, consumed)
+    got = B.bernoulli(p, repeats, ours)
+    expected = torch.bernoulli(p.expand(repeats, *shape), generator=theirs)
+    assert B.fast_path_available() and got.numel() >= B.MIN_DRAWS  # the C++ loop, not the fallback, made these
+    assert got.dtype == torch.float32 and got.shape == (repeats, *shape) and got.is_contiguous()
+    assert torch.equal(got, expected)
+    assert torch.equal(ours.get_state(), theirs.get_state())
+    assert torch.equal(torch.rand(700, generator=ours), torch.rand(700, generator=theirs))  # later draws agree
+
+
+@needs_fast_path
+def test_default_generator_like_torch():
+    p = probabilities((32, 784))
+    torch.manual_seed(5)
+    got, after = B.bernoulli(p, 10), torch.rand(3)
+    torch.manual_seed(5)
+    expected, expected_after = torch.bernoulli(p.expand(10, 32, 784)), torch.rand(3)
+    assert torch.equal(got, expected) and torch.equal(after, expected_after)
+
+
+@needs_fast_path
+def test_draws_follow_the_probabilities():
+    p = torch.tensor([0.0, 0.1, 0.5, 1.0]).repeat(100)  # 400 pixels
+    spikes = B.bernoulli(p, 1000, torch.Generator().manual_seed(0)).reshape(1000, 100, 4)
+    rate = spikes.mean(dim=(0, 1))
+    assert rate[0] == 0 and rate[3] == 1
+    assert torch.allclose(rate, torch.tensor([0.0, 0.1, 0.5, 1.0]), atol=0.01)  # 100,000 draws each: ~6 sigma
+
+
+@pytest.mark.parametrize("bad", [float("nan"), -0.1, 1.5])
+def test_invalid_probabilities_raise_torchs_error(bad):
+    p = probabilities((64, 784))
+    p[3, 5] = bad
+    with pytest.raises(RuntimeError, match="p_in"):
+        B.bernoulli(p, 5, torch.Generator().manual_seed(0))
+
+
+def test_small_and_non_float32_draws_go_to_torch():
+    for p, repeats in ((probabilities((4, 10)), 3), (probabilities((64, 784)).double(), 2)):
+        got = B.bernoulli(p, repeats, torch.Generator().manual_seed(1))
+        assert torch.equal(got, torch.bernoulli(p.expand(repeats, *p.shape), generator=torch.Generator().manual_seed(1)))
+        assert got.dtype == p.dtype
+
+
+def test_a_mismatch_disables_the_fast_path_with_a_warning(monkeypatch):
+    real = B._draw_cpp
+
+    def off_by_one(p, repeats, g):
+        out = real(p, repeats, g)
+        out.view(-1)[0] = 1 - out.view(-1)[0]
+        return out
+
+    monkeypatch.setattr(B, "_draw_cpp", off_by_one)
+    B.fast_path_available.cache_clear()
+    try:
+        if B.dispatch.compiler() is None:
+            pytest.skip("no C++ compiler")
+        with pytest.warns(UserWarning, match="differ from torch.bernoulli"):
+            assert B.fast_path_available() is False
+        p = probabilities((64, 784))
+        got = B.bernoulli(p, 3, torch.Generator().manual_seed(2))  # falls back: torch's own draws
+        assert torch.equal(got, torch.bernoulli(p.expand(3, 64, 784), generator=torch.Generator().manual_seed(2)))
+    finally:
+        monkeypatch.undo()
+        B.fast_path_available.cache_clear()
+    assert B.fast_path_available() is True
+
+
+@needs_fast_path
+def test_unknown_state_layout_falls_back(monkeypatch):
+    monkeypatch.setattr(B, "_STATE_BYTES", 1234)
+    p = probabilities((64, 784))
+    got = B.bernoulli(p, 2, torch.Generator().manual_seed(4))
+    assert torch.equal(got, torch.bernoulli(p.expand(2, 64, 784), generator=torch.Generator().manual_seed(4)))
