@@ -46,6 +46,17 @@ def test_two_runs_give_identical_metrics(tmp_path):
     assert metrics_only(other_seed.history) != metrics_only(first.history)
 
 
+def test_progress_bars_do_not_change_the_numbers(tmp_path, capsys):
+    # tqdm.auto's bar called iter() on the DataLoader it wrapped, besides the loop's own iter(); every new
+    # DataLoader iterator draws a seed from the shuffling generator, so with bars on the batches came in another
+    # order than with --no-progress (the way every record was made), and a reader's rerun could not match it.
+    config = toy_config(epochs=2)
+    quiet = train(config, results_dir=tmp_path / "quiet", progress=False)
+    shown = train(config, results_dir=tmp_path / "shown", progress=True)
+    assert "it/s" in capsys.readouterr().err  # the bars were drawn
+    assert metrics_only(shown.history) == metrics_only(quiet.history)
+
+
 def test_record_contents_and_existing_record_is_reused(tmp_path):
     config = toy_config(**{"eval_splits": ["val", "test", "train_eval"], "train_subset": 100, "test_subset": 50,
                            "eval_before_training": True})

@@ -396,7 +396,10 @@ class _Run:
             return iterable
         from tqdm.auto import tqdm
 
-        return tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True)
+        # The bar gets the one iterator the pass uses, never the DataLoader itself: tqdm.auto's bar calls iter()
+        # on what it wraps, and every new DataLoader iterator draws a seed from the loader's shuffling generator,
+        # so wrapping the loader shuffled the batches differently with bars than without them.
+        return tqdm(iter(iterable), total=len(iterable), desc=desc, leave=False, dynamic_ncols=True)
 
     def _note_selection(self, entry: dict) -> None:
         if self.config.selection == "last":
