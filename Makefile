@@ -26,11 +26,13 @@ help:
 # A fresh install needs about 7 GB (torch's CUDA build alone is 5.5 GB). Check before pip starts, so that a full
 # disk stops with the numbers instead of pip's "[Errno 28] No space left on device" half-way through the install.
 INSTALL_NEEDS_GB ?= 7
+TORCH_VERSION := 2.14.1
+TORCHVISION_VERSION := 0.29.1
 
 $(STAMP): pyproject.toml constraints.txt
-	@bash .ci/check-free-space "$(VENV)" "$(PY)" $(INSTALL_NEEDS_GB)
+	@bash .ci/check-free-space "$(VENV)" "$(PY)" "$(INSTALL_NEEDS_GB)" "$(TORCH_VERSION)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -c constraints.txt torch==$(TORCH_VERSION) torchvision==$(TORCHVISION_VERSION)
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev,book]'
 	@touch $(STAMP)
 

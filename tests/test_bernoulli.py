@@ -43,6 +43,7 @@ def test_same_spikes_and_state_as_torch(consumed, shape, repeats):
 
 @needs_fast_path
 def test_default_generator_like_torch():
+    assert B.fast_path_available()
     p = probabilities((32, 784))
     torch.manual_seed(5)
     got, after = B.bernoulli(p, 10), torch.rand(3)
@@ -53,6 +54,7 @@ def test_default_generator_like_torch():
 
 @needs_fast_path
 def test_draws_follow_the_probabilities():
+    assert B.fast_path_available()
     p = torch.tensor([0.0, 0.1, 0.5, 1.0]).repeat(100)  # 400 pixels
     spikes = B.bernoulli(p, 1000, torch.Generator().manual_seed(0)).reshape(1000, 100, 4)
     rate = spikes.mean(dim=(0, 1))
@@ -101,7 +103,30 @@ def test_a_mismatch_disables_the_fast_path_with_a_warning(monkeypatch):
 
 @needs_fast_path
 def test_unknown_state_layout_falls_back(monkeypatch):
+    assert B.fast_path_available()  # decided (and cached) before the layout is patched
     monkeypatch.setattr(B, "_STATE_BYTES", 1234)
     p = probabilities((64, 784))
     got = B.bernoulli(p, 2, torch.Generator().manual_seed(4))
     assert torch.equal(got, torch.bernoulli(p.expand(2, 64, 784), generator=torch.Generator().manual_seed(4)))
+
+
+@needs_fast_path
+def test_a_state_no_engine_reaches_is_left_to_torch():
+    # left + next > 625 passes torch's own validity check but would walk past the 624 words (the loop never ended)
+    g = torch.Generator().manual_seed(0)
+    state = g.get_state()
+    state[8:12] = torch.tensor([600], dtype=torch.int32).view(torch.uint8)
+    state[16:24] = torch.tensor([600], dtype=torch.int64).view(torch.uint8)
+    g.set_state(state)
+    assert B._draw_cpp(probabilities((64, 784)), 2, g) is None
+    assert torch.equal(g.get_state(), state)  # untouched
+
+
+@needs_fast_path
+def test_inputs_the_loop_cannot_read_as_stored_go_to_torch():
+    p = probabilities((64, 784))
+    negated = torch._neg_view(-p)  # a lazily negated view: its storage holds -p
+    got = B.bernoulli(negated, 3, torch.Generator().manual_seed(6))
+    assert torch.equal(got, torch.bernoulli(p.expand(3, 64, 784), generator=torch.Generator().manual_seed(6)))
+    leaf = p.clone().requires_grad_(True)
+    assert B.bernoulli(leaf, 3, torch.Generator().manual_seed(6)).requires_grad  # as torch.bernoulli gives

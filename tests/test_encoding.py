@@ -51,7 +51,7 @@ def test_rate_with_offset_and_first_spike_time_matches_snntorch():
     assert got[:3].sum() == 0
 
 
-@pytest.mark.parametrize("shape", [(5, 7), (3, 1, 6, 4), (2, 3, 4, 5, 2)])
+@pytest.mark.parametrize("shape", [(5, 7), (3, 1, 6, 4), (2, 3, 4, 5, 2), (28, 28, 1, 64)])  # the last: the C++ draws
 def test_rate_draws_as_the_repeated_probabilities_do_for_any_layout(shape):
     # The encoder broadcasts the per-pixel probabilities over time instead of repeating the batch T times
     # (snnTorch's formulation, written out here): same spikes, also for a non-contiguous (transposed) batch.

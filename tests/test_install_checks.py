@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / ".ci" / "check-free-space"
 
 
-def check(venv: Path, needed_gb: str, python: str = "/nonexistent/python") -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(SCRIPT), str(venv), python, needed_gb], capture_output=True, text=True,
-                          timeout=60)
+def check(venv: Path, needed_gb: str, python: str = "/nonexistent/python", torch_version: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(SCRIPT), str(venv), python, needed_gb, torch_version], capture_output=True,
+                          text=True, timeout=60)
 
 
 def free_gb(path: Path) -> float:
@@ -42,14 +42,19 @@ def test_passes_when_the_disk_has_room(tmp_path):
     assert result.stderr == ""
 
 
-def test_skipped_once_torch_is_installed(tmp_path):
-    # The project's own interpreter has torch: nothing large is left to install, so no threshold applies.
+def test_skipped_once_the_pinned_torch_is_installed(tmp_path):
+    # The project's own interpreter has the pinned torch: nothing large is left to install, so no threshold applies;
+    # another torch version would be replaced by a 5.5 GB download, so then the check runs.
     import sys
-    result = check(tmp_path / ".venv", str(int(free_gb(tmp_path)) + 1000), python=sys.executable)
-    assert result.returncode == 0, result.stderr
+
+    import torch
+    too_much = str(int(free_gb(tmp_path)) + 1000)
+    pinned = torch.__version__.split("+")[0]
+    assert check(tmp_path / ".venv", too_much, python=sys.executable, torch_version=pinned).returncode == 0
+    assert check(tmp_path / ".venv", too_much, python=sys.executable, torch_version="0.0.1").returncode == 1
 
 
-@pytest.mark.parametrize("bad", ["", "5x", "-1", "7.5"])
+@pytest.mark.parametrize("bad", ["", "5x", "-1", "7.5", "12345678901"])
 def test_bad_threshold_is_named(tmp_path, bad):
     result = check(tmp_path / ".venv", bad)
     assert result.returncode == 2

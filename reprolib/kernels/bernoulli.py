@@ -63,7 +63,9 @@ extern "C" RL_CLONES int bernoulli_f32(unsigned char* state, const float* __rest
                                        long long repeats, float* __restrict out) {
     int32_t left; uint64_t next64; int32_t seeded;
     memcpy(&left, state + 8, 4); memcpy(&seeded, state + 12, 4); memcpy(&next64, state + 16, 8);
-    if (!seeded || left < 1 || left > N || next64 > (uint64_t)N) return 1;
+    // A state the engine reaches has left + next == N + 1 (or left 1, next 0 when freshly seeded); anything else
+    // (set by hand) would read past the 624 words, so leave it to torch.
+    if (!seeded || left < 1 || left > N || next64 > (uint64_t)N || (uint64_t)left + next64 > (uint64_t)N + 1) return 1;
     uint32_t s[N];
     for (int i = 0; i < N; ++i) { uint64_t w; memcpy(&w, state + 24 + 8 * i, 8); s[i] = (uint32_t)w; }
     long long next = (long long)next64, lft = left;
@@ -113,18 +115,24 @@ def _draw_cpp(probabilities: Tensor, repeats: int, generator: torch.Generator) -
 @lru_cache(maxsize=None)
 def fast_path_available() -> bool:
     """True when the C++ loop can be built here and gives exactly ``torch.bernoulli``'s spikes and final state
-    (checked once per process, on a generator at a state mid-way through its 624-word block)."""
+    (checked once per process, at the size the loop is used for, from a state mid-way through a 624-word block)."""
     if dispatch.compiler() is None:
         return False
     try:
-        probe = torch.rand(3, 7, generator=torch.Generator().manual_seed(1234))
+        probe = torch.rand(4, 1000, generator=torch.Generator().manual_seed(1234))
         probe[0, :3] = torch.tensor([0.0, 1.0, 0.5])
         ours, theirs = torch.Generator().manual_seed(99), torch.Generator().manual_seed(99)
         for g in (ours, theirs):
             torch.rand(101, generator=g)  # start mid-block
-        got = _draw_cpp(probe, 150, ours)  # 3,150 draws: crosses several twists
-        expected = torch.bernoulli(probe.expand(150, 3, 7), generator=theirs)
-        ok = got is not None and torch.equal(got, expected) and torch.equal(ours.get_state(), theirs.get_state())
+        repeats = -(-MIN_DRAWS // probe.numel())  # as many draws as the smallest batch the loop takes: 68,000
+        got = _draw_cpp(probe, repeats, ours)
+        if got is None:
+            warnings.warn(f"reprolib: the CPU generator's state in PyTorch {torch.__version__} is not one the C++ "
+                          f"Bernoulli draws can read (expected {_STATE_BYTES} bytes, a Mersenne Twister mid-block); "
+                          "using torch.bernoulli", stacklevel=2)
+            return False
+        expected = torch.bernoulli(probe.expand(repeats, *probe.shape), generator=theirs)
+        ok = torch.equal(got, expected) and torch.equal(ours.get_state(), theirs.get_state())
     except Exception as error:  # a failed build or an unexpected state: torch.bernoulli does the work
         warnings.warn(f"reprolib: the C++ Bernoulli draws are unavailable ({error}); using torch.bernoulli", stacklevel=2)
         return False
@@ -139,11 +147,13 @@ def bernoulli(probabilities: Tensor, repeats: int, generator: torch.Generator | 
     same generator state after, computed in one C++ loop for large float32 CPU draws.
 
     ``generator=None`` draws from torch's default CPU generator, as ``torch.bernoulli`` does. Anything the loop
-    does not cover (a GPU tensor, another dtype, a small draw, no compiler) goes to ``torch.bernoulli``.
+    does not cover (a GPU tensor, another dtype, a small draw, a tensor that needs autograd or is a lazily negated
+    view, no compiler) goes to ``torch.bernoulli``. Unlike ``torch.bernoulli`` it does not hold the generator's
+    lock: do not draw from the same generator in another thread meanwhile (the training loop draws from one).
     """
     expanded = probabilities.expand(repeats, *probabilities.shape)
     if (probabilities.device.type != "cpu" or probabilities.dtype != torch.float32 or expanded.numel() < MIN_DRAWS
-            or not fast_path_available()):
+            or probabilities.requires_grad or probabilities.is_neg() or not fast_path_available()):
         return torch.bernoulli(expanded, generator=generator)
     if not (probabilities.min() >= 0 and probabilities.max() <= 1):  # NaN or out of [0, 1]: torch's error
         return torch.bernoulli(expanded, generator=generator)
