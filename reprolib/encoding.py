@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import torch
 
-from reprolib.kernels.bernoulli import bernoulli
+from reprolib.kernels.bernoulli import bernoulli, uniform_at_most
 
 __all__ = ["ENCODERS", "ENCODER_PRESETS", "get_encoder", "pixel_permutation"]
 
@@ -86,8 +86,8 @@ class PoissonEncoder(Encoder):
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         x = _to_float(_check_batch(x, 1, self.name))
         _check_generator(x, generator)
-        noise = torch.rand((self.num_steps, *x.shape), generator=generator, device=x.device, dtype=x.dtype)
-        return self._finish((noise <= x).to(x.dtype))
+        # (torch.rand(T, *x.shape) <= x), drawn on the CPU by the same C++ loop as the rate encoder's Bernoulli
+        return self._finish(uniform_at_most(x, self.num_steps, generator))
 
 
 class RateEncoder(Encoder):

@@ -80,8 +80,8 @@ def test_small_and_non_float32_draws_go_to_torch():
 def test_a_mismatch_disables_the_fast_path_with_a_warning(monkeypatch):
     real = B._draw_cpp
 
-    def off_by_one(p, repeats, g):
-        out = real(p, repeats, g)
+    def off_by_one(p, repeats, g, inclusive=False):
+        out = real(p, repeats, g, inclusive)
         out.view(-1)[0] = 1 - out.view(-1)[0]
         return out
 
@@ -130,3 +130,18 @@ def test_inputs_the_loop_cannot_read_as_stored_go_to_torch():
     assert torch.equal(got, torch.bernoulli(p.expand(3, 64, 784), generator=torch.Generator().manual_seed(6)))
     leaf = p.clone().requires_grad_(True)
     assert B.bernoulli(leaf, 3, torch.Generator().manual_seed(6)).requires_grad  # as torch.bernoulli gives
+
+
+@needs_fast_path
+@pytest.mark.parametrize("consumed", [0, 1, 623, 624, 2000])
+def test_uniform_at_most_is_rand_compared_with_x(consumed):
+    # SpikingJelly's Poisson encoder: spike where u <= x. Values outside [0, 1], NaN and exact ties included.
+    x = probabilities((64, 784), seed=consumed) * 1.2 - 0.1
+    x[0, :4] = torch.tensor([float("nan"), 0.0, 2.0**-24, 1.0])
+    x[1, :] = torch.arange(784, dtype=torch.float32) * 2.0**-24  # u = k / 2**24 exactly: ties decide
+    ours, theirs = generator_at(3, consumed), generator_at(3, consumed)
+    got = B.uniform_at_most(x, 90, ours)
+    expected = (torch.rand((90, 64, 784), generator=theirs) <= x).float()
+    assert B.fast_path_available()
+    assert torch.equal(got, expected)
+    assert torch.equal(ours.get_state(), theirs.get_state())

@@ -74,6 +74,14 @@ def test_rate_mean_is_gain_times_pixel(device):
     assert rate[0] == 0  # black pixels never spike
 
 
+def test_poisson_is_spikingjelly_s_comparison_for_the_same_seed():
+    # SpikingJelly's PoissonEncoder: torch.rand_like(x).le(x). A batch large enough for the C++ draws.
+    x = image_batch(batch=64)
+    expected = (torch.rand((20, 64, 1, 28, 28), generator=torch.Generator().manual_seed(4)) <= x).float()
+    got = get_encoder("poisson", num_steps=20, flatten=False)(x, torch.Generator().manual_seed(4))
+    assert torch.equal(got, expected)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_poisson_rate_equals_pixel_and_is_seeded(device):
     pixels = torch.tensor([0.0, 0.3, 0.7, 1.0], device=device).repeat(1000, 1)

@@ -1,4 +1,4 @@
-"""``torch.bernoulli`` on the CPU, the same draws from the same generator, in one C++ loop.
+"""``torch.bernoulli`` and ``torch.rand(...) <= x`` on the CPU: the same draws from the same generator, in C++.
 
 Why: the SRC paper's MNIST networks are rate coded, ``Bernoulli(0.25 p)`` at each of T = 200 steps, so a batch
 of 64 images needs 10 million draws. PyTorch makes them one at a time through its generic serial element loop,
@@ -25,7 +25,7 @@ from torch import Tensor
 
 from reprolib.kernels import dispatch
 
-__all__ = ["bernoulli", "fast_path_available", "MIN_DRAWS"]
+__all__ = ["bernoulli", "uniform_at_most", "fast_path_available", "MIN_DRAWS"]
 
 MIN_DRAWS = 1 << 16  # below this the compile-once cost and the state round trip are not worth it
 
@@ -59,8 +59,9 @@ static inline uint32_t temper(uint32_t y) {
 // Returns 0, or 1 when the state is not one this loop can continue (then nothing was written).
 // One draw of the engine is `if (--left == 0) { twist; left = N; next = 0; } y = temper(s[next++])`. Here the
 // draws between two twists are taken as a block, so that the inner loop has no branch and vectorises.
+// inclusive = 0: u < p (torch.bernoulli); 1: u <= p (torch.rand(...) <= p, the same uniform u).
 extern "C" RL_CLONES int bernoulli_f32(unsigned char* state, const float* __restrict p, long long P,
-                                       long long repeats, float* __restrict out) {
+                                       long long repeats, float* __restrict out, int inclusive) {
     int32_t left; uint64_t next64; int32_t seeded;
     memcpy(&left, state + 8, 4); memcpy(&seeded, state + 12, 4); memcpy(&next64, state + 16, 8);
     // A state the engine reaches has left + next == N + 1 (or left 1, next 0 when freshly seeded); anything else
@@ -80,8 +81,10 @@ extern "C" RL_CLONES int bernoulli_f32(unsigned char* state, const float* __rest
         const uint32_t* w = s + next;
         const float* pp = p + pos;
         float* o = out + done;
-        for (long long j = 0; j < k; ++j)
-            o[j] = ((float)(temper(w[j]) & 0xFFFFFFu) * scale < pp[j]) ? 1.0f : 0.0f;
+        if (inclusive)
+            for (long long j = 0; j < k; ++j) o[j] = ((float)(temper(w[j]) & 0xFFFFFFu) * scale <= pp[j]) ? 1.0f : 0.0f;
+        else
+            for (long long j = 0; j < k; ++j) o[j] = ((float)(temper(w[j]) & 0xFFFFFFu) * scale < pp[j]) ? 1.0f : 0.0f;
         lft -= k; next += k; done += k; pos += k;
         if (pos == P) pos = 0;
     }
@@ -97,16 +100,16 @@ extern "C" RL_CLONES int bernoulli_f32(unsigned char* state, const float* __rest
 def _library():
     ptr, i64 = ctypes.c_void_p, ctypes.c_longlong
     return dispatch.load_library(dispatch.CPU_SCAN_HEAD + _SOURCE, "bernoulli_",
-                                 {"bernoulli_f32": (ctypes.c_int, [ptr, ptr, i64, i64, ptr])}, opt_level="-O3")
+                                 {"bernoulli_f32": (ctypes.c_int, [ptr, ptr, i64, i64, ptr, ctypes.c_int])}, opt_level="-O3")
 
 
-def _draw_cpp(probabilities: Tensor, repeats: int, generator: torch.Generator) -> Tensor | None:
+def _draw_cpp(probabilities: Tensor, repeats: int, generator: torch.Generator, inclusive: bool = False) -> Tensor | None:
     p = probabilities.contiguous()
     out = torch.empty((repeats, *p.shape), dtype=torch.float32)
     state = generator.get_state()
     if state.numel() != _STATE_BYTES:
         return None
-    if _library().bernoulli_f32(state.data_ptr(), p.data_ptr(), p.numel(), repeats, out.data_ptr()) != 0:
+    if _library().bernoulli_f32(state.data_ptr(), p.data_ptr(), p.numel(), repeats, out.data_ptr(), int(inclusive)) != 0:
         return None
     generator.set_state(state)
     return out
@@ -133,6 +136,10 @@ def fast_path_available() -> bool:
             return False
         expected = torch.bernoulli(probe.expand(repeats, *probe.shape), generator=theirs)
         ok = torch.equal(got, expected) and torch.equal(ours.get_state(), theirs.get_state())
+        probe[1, :2] = torch.tensor([2.0**-24, 0.0])  # u <= p: exact ties (u = 0 happens once in 2**24 draws)
+        got = _draw_cpp(probe, repeats, ours, inclusive=True)
+        expected = (torch.rand((repeats, *probe.shape), generator=theirs) <= probe).float()
+        ok = ok and got is not None and torch.equal(got, expected) and torch.equal(ours.get_state(), theirs.get_state())
     except Exception as error:  # a failed build or an unexpected state: torch.bernoulli does the work
         warnings.warn(f"reprolib: the C++ Bernoulli draws are unavailable ({error}); using torch.bernoulli", stacklevel=2)
         return False
@@ -160,3 +167,22 @@ def bernoulli(probabilities: Tensor, repeats: int, generator: torch.Generator | 
     g = generator if generator is not None else torch.default_generator
     out = _draw_cpp(probabilities, repeats, g)
     return out if out is not None else torch.bernoulli(expanded, generator=generator)
+
+
+def uniform_at_most(x: Tensor, repeats: int, generator: torch.Generator | None = None) -> Tensor:
+    """``(torch.rand((repeats, *x.shape), generator=generator) <= x).to(torch.float32)`` for a float32 ``x`` (the
+    Poisson encoder of SpikingJelly), the same tensor and generator state after, in one C++ loop on the CPU.
+
+    The uniforms are the ones ``torch.bernoulli`` compares (``torch.rand`` in float32 keeps 24 bits of the same
+    32-bit draw), so only the comparison differs: ``<=`` instead of ``<``. Any ``x`` is allowed (above 1 always
+    spikes, below 0 or NaN never), as with ``torch.rand``. What the loop does not cover goes to ``torch.rand``.
+    """
+    if (x.device.type != "cpu" or x.dtype != torch.float32 or repeats * x.numel() < MIN_DRAWS or x.requires_grad
+            or x.is_neg() or not fast_path_available()):
+        noise = torch.rand((repeats, *x.shape), generator=generator, device=x.device, dtype=x.dtype)
+        return (noise <= x).to(x.dtype)
+    out = _draw_cpp(x, repeats, generator if generator is not None else torch.default_generator, inclusive=True)
+    if out is None:
+        noise = torch.rand((repeats, *x.shape), generator=generator, dtype=x.dtype)
+        return (noise <= x).to(x.dtype)
+    return out
