@@ -101,6 +101,13 @@ def test_performance_page_renders_a_benchmark_record(tmp_path):
                                                 "git_commit": "abcdef0123", "results": [row]}))
     text = _text_outputs(_execute("kernel-benchmark", tmp_path, bench_dir=str(bench)))
     assert "Test GPU" in text and "abcdef01" in text and "0.5" in text and "Incomplete record" not in text
+    assert "No benchmark record has encoder rows yet" in text  # a record from before the encoders were timed
+    encoder = {"encoder": "rate", "T": 200, "B": 64, "features": 784, "source_formulation_ms": 85.25,
+               "reprolib_ms": 30.5, "speedup": 2.8, "identical_spikes": True}
+    (bench / "gpu.json").write_text(json.dumps({"kind": "kernel-benchmark", "device": "Test GPU", "date": "2026-01-01",
+                                                "git_commit": "abcdef0123", "results": [row], "encoders": [encoder]}))
+    text = _text_outputs(_execute("kernel-benchmark", tmp_path, bench_dir=str(bench)))
+    assert "85.25" in text and "30.5" in text and "No benchmark record has encoder rows" not in text
     # a record left by a run stopped at its time limit says so
     (bench / "gpu.json").write_text(json.dumps({"kind": "kernel-benchmark", "device": "Test GPU", "date": "2026-01-01",
                                                 "git_commit": "abcdef0123", "results": [row], "complete": False}))

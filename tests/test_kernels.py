@@ -396,6 +396,25 @@ def test_bench_cpu_writes_json(tmp_path, no_cupy):
     assert (iteration["task"], iteration["B"], iteration["T"]) == ("ecg", 16, 1300)
     assert iteration["torch_ms"] > 0
     assert (iteration["kernel_ms"] > 0) if HAS_CXX else (iteration["kernel_ms"] is None)
+    # the random encoders at the sizes of their runs, beside their sources' formulations, with the same spikes
+    encoders = {row["encoder"]: row for row in record["encoders"]}
+    assert set(encoders) == {"rate", "poisson"}
+    assert (encoders["rate"]["T"], encoders["rate"]["B"]) == (200, 64)
+    assert all(row["identical_spikes"] and row["reprolib_ms"] > 0 for row in encoders.values())
+
+
+def test_bench_exits_1_when_an_encoder_changes_the_spikes(tmp_path, monkeypatch, capsys, no_cupy):
+    from reprolib.cli import main
+    from reprolib.kernels import bench
+
+    real = bench._encoder_reference
+    monkeypatch.setattr(bench, "_encoder_reference", lambda name, T, options: (
+        (lambda x, g: 1 - real(name, T, options)(x, g)) if name == "poisson" else real(name, T, options)))
+    rc = main(["bench", "--repeats", "1", "--warmup", "0", "--shapes", "4,2,3", "--neurons", "LIF", "--device", "cpu",
+               "--iterations", "none", "--output", str(tmp_path / "bench.json")])
+    assert rc == 1 and "the poisson encoder(s) gave other spikes" in capsys.readouterr().out
+    table = bench.encoder_table({"run": json.loads((tmp_path / "bench.json").read_text()), "older": {"device": "x"}})
+    assert list(table["encoder"]) == ["rate", "poisson"] and list(table["identical_spikes"]) == [True, False]
 
 
 def test_bench_killed_midway_leaves_the_rows_it_measured(tmp_path, monkeypatch, no_cupy):

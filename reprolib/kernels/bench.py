@@ -24,6 +24,11 @@ write and read back one saved state per element, and read the spike gradient and
 (``2 x memory clock x bus width``, from the CUDA device properties; ``--peak-bandwidth`` overrides). For the
 recurrent types the matmuls are not counted, so their roofline is a loose lower bound.
 
+``encoders``: the spike encoders that draw random numbers, at the sizes of the runs that use them (``rate``: the
+SRC paper's MNIST batch, T = 200, B = 64, gain 0.25; ``poisson``: SpikingJelly's clock-driven MNIST, T = 50,
+B = 128), timed against the formulation of their sources (snnTorch's ``repeat`` / ``torch.bernoulli``;
+``torch.rand(...) <= x``) and checked to give the same spikes for the same seed.
+
 Timing: CUDA events around each forward + backward, after warm-up (which also compiles the kernels), median of
 the repeats (``time.perf_counter`` on CPU). The JSON record (device, date, versions, git commit) goes to
 ``results/bench/<device>.json`` for the book's performance chapter. On a machine without CUDA the PyTorch loop
@@ -47,7 +52,7 @@ import torch
 if TYPE_CHECKING:  # pandas is imported where a table is made, not when the benchmark runs
     import pandas as pd
 
-__all__ = ["configure", "main", "run_bench", "run_iterations", "SHAPES", "NEURONS", "ITERATION_TASKS", "peak_bandwidth"]
+__all__ = ["configure", "main", "run_bench", "run_iterations", "run_encoders", "encoder_table", "SHAPES", "NEURONS", "ITERATION_TASKS", "peak_bandwidth"]
 
 SHAPES = ((200, 64, 512), (784, 256, 256), (200, 256, 512), (28, 128, 32))
 CPU_SHAPES = ((28, 128, 32),)
@@ -379,6 +384,51 @@ def run_iterations(tasks, device: torch.device, repeats: int = 5, warmup: int = 
     return rows
 
 
+#: encoder -> (T, B, options): the batches of the runs that use them (SRC Table 2 MNIST; SpikingJelly clock-driven)
+ENCODER_CASES = {"rate": (200, 64, {"gain": 0.25}), "poisson": (50, 128, {})}
+
+
+def _encoder_reference(name: str, T: int, options: dict):
+    """The source's own formulation of the encoder (snnTorch's spikegen.rate; SpikingJelly's PoissonEncoder)."""
+    if name == "rate":
+        gain = options.get("gain", 1.0)
+        return lambda x, g: torch.bernoulli(torch.clamp(x.repeat(T, *([1] * x.dim())) * gain, 0, 1), generator=g)
+    return lambda x, g: (torch.rand((T, *x.shape), generator=g, device=x.device) <= x).to(x.dtype)
+
+
+def run_encoders(device: torch.device, repeats: int = 10, warmup: int = 2, log=print) -> list[dict]:
+    """Time each random encoder of :data:`ENCODER_CASES` on an MNIST-like batch (a third of the pixels black)
+    against its source's formulation, after checking that both give the same spikes from the same seed."""
+    from reprolib.encoding import get_encoder  # noqa: PLC0415
+
+    rows = []
+    for name, (T, B, options) in ENCODER_CASES.items():
+        x = torch.rand(B, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+        x = torch.where(x < 0.33, 0.0, x).to(device)
+        ours, reference = get_encoder(name, num_steps=T, flatten=False, **options), _encoder_reference(name, T, options)
+        gen = lambda: torch.Generator(device=device).manual_seed(7)  # noqa: E731
+        identical = bool(torch.equal(ours(x, gen()), reference(x, gen())))
+        g = gen()
+        reference_ms, _ = _time(lambda: reference(x, g), device, warmup, repeats, float("inf"))
+        reprolib_ms, _ = _time(lambda: ours(x, g), device, warmup, repeats, float("inf"))
+        rows.append({"encoder": name, "T": T, "B": B, "features": 784, "source_formulation_ms": reference_ms,
+                     "reprolib_ms": reprolib_ms, "speedup": reference_ms / reprolib_ms, "identical_spikes": identical})
+        log(f"encoder {name:8s} T={T} B={B}: source formulation {reference_ms:8.2f} ms, reprolib {reprolib_ms:8.2f} ms, "
+            f"same spikes: {identical}")
+    return rows
+
+
+def encoder_table(records: dict) -> pd.DataFrame:
+    """The ``encoders`` rows of each benchmark record in ``records`` (name -> record dict), one table; records
+    measured before the encoders were benchmarked contribute nothing."""
+    import pandas as pd  # noqa: PLC0415
+
+    rows = [{"record": name, "device": record.get("device"), **row}
+            for name, record in records.items() for row in record.get("encoders", [])]
+    return pd.DataFrame(rows, columns=["record", "device", "encoder", "T", "B", "features", "source_formulation_ms",
+                                       "reprolib_ms", "speedup", "identical_spikes"])
+
+
 def _builder(neuron: str, impl: str, engine: str):
     if neuron == "LIF":
         return lambda *a: _lif_case(impl, engine, *a)
@@ -587,9 +637,13 @@ def main(args) -> int:
     record["iterations"] = run_iterations(tasks, device, repeats=min(args.repeats, 5), warmup=min(args.warmup, 2),
                                           max_torch_seconds=args.max_torch_seconds,
                                           on_row=lambda rows: _save({**record, "iterations": rows}, out, complete=False))
+    record["encoders"] = run_encoders(device, repeats=min(args.repeats, 10), warmup=min(args.warmup, 2))
     _save(record, out, complete=True)
     print(f"reprolib bench: wrote {out}")
-    return 1 if check is not None and check["failures"] else 0
+    different = [row["encoder"] for row in record["encoders"] if not row["identical_spikes"]]
+    if different:
+        print(f"reprolib bench: the {', '.join(different)} encoder(s) gave other spikes than their source's formulation")
+    return 1 if (check is not None and check["failures"]) or different else 0
 
 
 def _save(record: dict, out: Path, complete: bool) -> None:
