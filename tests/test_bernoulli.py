@@ -31,12 +31,16 @@ def generator_at(seed: int, consumed: int) -> torch.Generator:
 @pytest.mark.parametrize("shape, repeats", [((64, 1, 28, 28), 3), ((7, 13), 1100), ((1,), 70000), ((5, 623), 25)])
 def test_same_spikes_and_state_as_torch(consumed, shape, repeats):
     p = probabilities(shape, seed=consumed)
+    flat = p.view(-1)
+    ties = min(500, flat.numel())
+    flat[:ties] = torch.rand(p.shape, generator=generator_at(11, consumed)).view(-1)[:ties]  # the first draws: u == p
     ours, theirs = generator_at(11, consumed), generator_at(11, consumed)
     got = B.bernoulli(p, repeats, ours)
     expected = torch.bernoulli(p.expand(repeats, *shape), generator=theirs)
     assert B.fast_path_available() and got.numel() >= B.MIN_DRAWS  # the C++ loop, not the fallback, made these
     assert got.dtype == torch.float32 and got.shape == (repeats, *shape) and got.is_contiguous()
     assert torch.equal(got, expected)
+    assert not got.view(repeats, -1)[0, :ties].any()  # a tie does not spike (u < p), as torch.bernoulli says
     assert torch.equal(ours.get_state(), theirs.get_state())
     assert torch.equal(torch.rand(700, generator=ours), torch.rand(700, generator=theirs))  # later draws agree
 
@@ -138,10 +142,10 @@ def test_uniform_at_most_is_rand_compared_with_x(consumed):
     # SpikingJelly's Poisson encoder: spike where u <= x. Values outside [0, 1], NaN and exact ties included.
     x = probabilities((64, 784), seed=consumed) * 1.2 - 0.1
     x[0, :4] = torch.tensor([float("nan"), 0.0, 2.0**-24, 1.0])
-    x[1, :] = torch.arange(784, dtype=torch.float32) * 2.0**-24  # u = k / 2**24 exactly: ties decide
+    x[1] = torch.rand((64, 784), generator=generator_at(3, consumed))[1]  # step 0 draws exactly these: 784 ties
     ours, theirs = generator_at(3, consumed), generator_at(3, consumed)
     got = B.uniform_at_most(x, 90, ours)
     expected = (torch.rand((90, 64, 784), generator=theirs) <= x).float()
     assert B.fast_path_available()
-    assert torch.equal(got, expected)
+    assert torch.equal(got, expected) and got[0, 1].all()  # a tie spikes (u <= x), as torch's comparison says
     assert torch.equal(ours.get_state(), theirs.get_state())

@@ -115,10 +115,19 @@ def _draw_cpp(probabilities: Tensor, repeats: int, generator: torch.Generator, i
     return out
 
 
+def _tie_with_next_draws(probe: Tensor, generator: torch.Generator) -> None:
+    """Set row 1 of ``probe`` to the uniforms ``generator`` will draw next for it, so that the first step compares
+    equal numbers there: the only place where ``<`` and ``<=`` differ (by chance, once in 2**24 comparisons)."""
+    peek = torch.Generator()
+    peek.set_state(generator.get_state())
+    probe[1] = torch.rand(probe.shape, generator=peek)[1]
+
+
 @lru_cache(maxsize=None)
 def fast_path_available() -> bool:
-    """True when the C++ loop can be built here and gives exactly ``torch.bernoulli``'s spikes and final state
-    (checked once per process, at the size the loop is used for, from a state mid-way through a 624-word block)."""
+    """True when the C++ loop can be built here and gives exactly ``torch.bernoulli``'s spikes and ``torch.rand(...)
+    <= x``'s, and their generator states after (checked once per process, at the size the loop is used for, from a
+    state mid-way through a 624-word block, with exact ties between uniforms and probabilities)."""
     if dispatch.compiler() is None:
         return False
     try:
@@ -128,24 +137,26 @@ def fast_path_available() -> bool:
         for g in (ours, theirs):
             torch.rand(101, generator=g)  # start mid-block
         repeats = -(-MIN_DRAWS // probe.numel())  # as many draws as the smallest batch the loop takes: 68,000
+        _tie_with_next_draws(probe, theirs)
         got = _draw_cpp(probe, repeats, ours)
         if got is None:
             warnings.warn(f"reprolib: the CPU generator's state in PyTorch {torch.__version__} is not one the C++ "
                           f"Bernoulli draws can read (expected {_STATE_BYTES} bytes, a Mersenne Twister mid-block); "
-                          "using torch.bernoulli", stacklevel=2)
+                          "using torch.bernoulli and torch.rand", stacklevel=2)
             return False
         expected = torch.bernoulli(probe.expand(repeats, *probe.shape), generator=theirs)
         ok = torch.equal(got, expected) and torch.equal(ours.get_state(), theirs.get_state())
-        probe[1, :2] = torch.tensor([2.0**-24, 0.0])  # u <= p: exact ties (u = 0 happens once in 2**24 draws)
+        _tie_with_next_draws(probe, theirs)
         got = _draw_cpp(probe, repeats, ours, inclusive=True)
         expected = (torch.rand((repeats, *probe.shape), generator=theirs) <= probe).float()
         ok = ok and got is not None and torch.equal(got, expected) and torch.equal(ours.get_state(), theirs.get_state())
-    except Exception as error:  # a failed build or an unexpected state: torch.bernoulli does the work
-        warnings.warn(f"reprolib: the C++ Bernoulli draws are unavailable ({error}); using torch.bernoulli", stacklevel=2)
+    except Exception as error:  # a failed build or an unexpected state: torch does the work
+        warnings.warn(f"reprolib: the C++ Bernoulli draws are unavailable ({error}); using torch.bernoulli and "
+                      "torch.rand", stacklevel=2)
         return False
     if not ok:
-        warnings.warn("reprolib: the C++ Bernoulli draws differ from torch.bernoulli in this PyTorch "
-                      f"{torch.__version__}; using torch.bernoulli", stacklevel=2)
+        warnings.warn("reprolib: the C++ Bernoulli draws differ from torch.bernoulli or torch.rand(...) <= x in this "
+                      f"PyTorch {torch.__version__}; using torch", stacklevel=2)
     return ok
 
 
@@ -176,6 +187,7 @@ def uniform_at_most(x: Tensor, repeats: int, generator: torch.Generator | None =
     The uniforms are the ones ``torch.bernoulli`` compares (``torch.rand`` in float32 keeps 24 bits of the same
     32-bit draw), so only the comparison differs: ``<=`` instead of ``<``. Any ``x`` is allowed (above 1 always
     spikes, below 0 or NaN never), as with ``torch.rand``. What the loop does not cover goes to ``torch.rand``.
+    Like :func:`bernoulli`, it does not hold the generator's lock.
     """
     if (x.device.type != "cpu" or x.dtype != torch.float32 or repeats * x.numel() < MIN_DRAWS or x.requires_grad
             or x.is_neg() or not fast_path_available()):
