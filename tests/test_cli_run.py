@@ -125,6 +125,33 @@ def test_rerun_reproduces_a_record_epoch_by_epoch_and_flags_a_difference(tmp_pat
     assert "corrupt run record" in capsys.readouterr().err
 
 
+def test_rerun_takes_the_record_s_thread_count_unless_told_otherwise(tmp_path, capsys):
+    # CPU reductions are split by thread: only the record's thread count can give identical numbers, and a reader
+    # who typed `reprolib rerun RECORD` on a machine with more cores used to get PyTorch's count instead
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert main(["run", "toy", "--scale", "ci", "--select", "hidden=16", "--set", "epochs=1", "--results",
+                     str(tmp_path / "committed"), "--no-progress", "--device", "cpu"]) == 0
+        (path,) = (tmp_path / "committed" / "toy").glob("*.json")
+        assert "1 threads" in json.loads(path.read_text())["payload"]["provenance"]["device_name"]
+        torch.set_num_threads(2)
+        capsys.readouterr()
+        assert main(["rerun", str(path), "--results", str(tmp_path / "a"), "--no-progress", "--tolerance", "0"]) == 0
+        out = capsys.readouterr().out
+        assert "1 CPU thread, as the record's run used (--threads auto: PyTorch's 2)" in out and "identical" in out
+        assert torch.get_num_threads() == 2  # put back after the rerun
+        main(["rerun", str(path), "--results", str(tmp_path / "b"), "--no-progress", "--threads", "auto"])
+        assert "CPU thread" not in capsys.readouterr().out
+        for bad in ("0", "two", "-1"):
+            assert main(["rerun", str(path), "--threads", bad]) == 2
+            assert f"--threads {bad!r} is not allowed" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_a_cpp_record_reruns_on_a_gpu_with_the_fused_kernels_and_cpp_on_cuda_fails_early(tmp_path, monkeypatch):
     """A reader re-running a CPU record (backend "cpp", the CPU-only C++ loops) on a GPU must not crash at its
     first forward: the rerun takes the default backend "torch"; a config asking for cpp on CUDA fails before data."""

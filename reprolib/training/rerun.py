@@ -214,15 +214,40 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="where the new records go (default: a fresh folder under the reprolib cache)")
     parser.add_argument("--tolerance", type=float, default=None, metavar="PP",
                         help="exit 1 when an accuracy differs by more than PP percentage points at a compared epoch")
+    parser.add_argument("--threads", default="record", metavar="N|record|auto",
+                        help="CPU threads for a rerun on the CPU: 'record' (default) those of the session that "
+                             "trained the record's first compared epochs, as CPU reductions are split by thread and "
+                             "only the same count can give identical numbers; 'auto' PyTorch's own choice "
+                             "(OMP_NUM_THREADS or the cores); or a number")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def _parse_threads(text: str) -> int | str:
+    if text in ("record", "auto"):
+        return text
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise ConfigError(f"--threads {text!r} is not allowed; expected 'record', 'auto' or a positive number of threads")
+
+
+def _threads_for(choice: int | str, record: Record, config, epochs: int) -> int | None:
+    """The thread count to set for this rerun, or None to leave PyTorch's (a GPU rerun, 'auto', a GPU record)."""
+    from reprolib.training.loop import resolve_device  # noqa: PLC0415
+
+    if resolve_device(config.device).type != "cpu" or choice == "auto":
+        return None
+    return choice if isinstance(choice, int) else spot_check_threads(record, epochs)
+
+
 def main(args: argparse.Namespace) -> int:
+    import torch  # noqa: PLC0415
+
     from reprolib.training import train  # noqa: PLC0415
 
     try:  # every record and option is checked before the first one trains
         if args.tolerance is not None and not args.tolerance >= 0:
             raise ConfigError(f"--tolerance {args.tolerance} is not allowed; expected a number of points >= 0")
+        threads_choice = _parse_threads(args.threads)
         records = [read_record(path) for path in args.records]
         configs = [rerun_config(r, args.device, args.backend) for r in records]
         for record in records:
@@ -241,7 +266,18 @@ def main(args: argparse.Namespace) -> int:
         if args.backend is None and config.backend != record.config.backend:
             print(f"  the record ran with backend {record.config.backend!r}, which runs on the CPU only; on "
                   f"{config.device} this rerun uses {config.backend!r} (pass --backend to choose)", flush=True)
-        again = train(config, results_dir=folder, resume=True, progress=not args.no_progress, until_epoch=epochs)
+        threads = _threads_for(threads_choice, record, config, epochs)
+        before = torch.get_num_threads()
+        if threads is not None:
+            if threads != before:
+                print(f"  {threads} CPU thread{'s' if threads != 1 else ''}, as "
+                      + ("asked" if isinstance(threads_choice, int) else "the record's run used (--threads auto: "
+                         f"PyTorch's {before})"), flush=True)
+            torch.set_num_threads(threads)
+        try:
+            again = train(config, results_dir=folder, resume=True, progress=not args.no_progress, until_epoch=epochs)
+        finally:
+            torch.set_num_threads(before)
         table, summary = compare_runs(record, again)
         shown = [c for c in table.columns if c == "epoch" or "test_accuracy" in c or "val_loss" in c]
         with pd.option_context("display.width", 160, "display.max_columns", 20):
