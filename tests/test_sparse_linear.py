@@ -51,6 +51,18 @@ def test_the_cpp_csr_builder_agrees_with_pytorch(K):
             assert torch.equal(a.values(), b.values())
 
 
+@pytest.mark.skipif(not cpu.cpp_available(), reason="no C++ compiler: the PyTorch CSR builder is the only one")
+def test_the_cpp_csr_builder_recovers_when_the_sampled_density_falls_short():
+    # the one-pass builder sizes its buffers from evenly spaced rows: here those are all empty and the others full
+    x = _events(512, 29, density=0.9, seed=3)
+    x[::2] = 0.0
+    assert sparse.estimated_density(x) == 0.0
+    got, want = sparse._sparse_rows_cpp(sparse._csr_library(), x, True), sparse._sparse_rows_torch(x, True)
+    for a, b in zip(got, want):
+        assert torch.equal(a.crow_indices(), b.crow_indices()) and torch.equal(a.col_indices(), b.col_indices())
+        assert torch.equal(a.values(), b.values())
+
+
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("input_grad", [False, True])
 def test_event_linear_matches_dense_linear_and_its_gradients(bias, input_grad):
