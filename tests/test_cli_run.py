@@ -27,6 +27,19 @@ def test_run_writes_records_for_the_selected_configs(tmp_path, capsys):
     assert code == 0 and len(listing) == 2
     assert sum("record" in line for line in listing) == 1 and sum("missing" in line for line in listing) == 1
 
+    # an unfinished run lists the epochs its checkpoint holds (the next run resumes there); listing creates nothing
+    from reprolib.config import config_hash, with_overrides
+    from reprolib.training import train
+
+    unfinished = with_overrides(get_configs("toy", "ci", seeds=[0], hidden=[16])[0], {"epochs": 3, "device": "cpu"})
+    train(unfinished, results_dir=tmp_path, progress=False, until_epoch=2)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert main(["run", "toy", "--list", "--set", "epochs=3", "--select", "hidden=16", "--set", "device=cpu",
+                 "--results", str(tmp_path)]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.split()[:3] == [config_hash(unfinished), "2/3", "ep"]
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
 
 def test_bad_input_fails_before_training_with_exit_code_2(tmp_path, capsys):
     assert main(["run", "toy", "--set", "optimizer=lbfgs", "--results", str(tmp_path)]) == 2

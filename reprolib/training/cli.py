@@ -110,12 +110,30 @@ def configs_to_run(args: argparse.Namespace, command: str, check: Callable[[], N
 
 
 def print_configs(configs, results) -> None:
+    """One line per config: its hash, ``record`` / ``missing`` (or, for an unfinished run with a checkpoint, the
+    epochs it has done, ``12/100 ep``, which the next sweep or run resumes), its seed and the varying keys."""
     from reprolib.results.records import record_path
 
     for config in configs:
-        status = "record" if record_path(config, results).exists() else "missing"
+        if record_path(config, results).exists():
+            status = "record"
+        else:
+            done = _checkpointed_epochs(config, results)
+            status = "missing" if done is None else f"{done}/{config.epochs} ep"
         varying = {k: v for k, v in config.flat().items() if k in _varying_keys(configs)}
-        print(f"{config_hash(config)}  {status:7s}  seed={config.seed}  {varying}")
+        print(f"{config_hash(config)}  {status:10s}  seed={config.seed}  {varying}")
+
+
+def _checkpointed_epochs(config, results) -> int | None:
+    """Epochs done by an unfinished run whose checkpoint is under ``results`` (read, never created), else None."""
+    from reprolib.paths import results_dir  # noqa: PLC0415
+    from reprolib.training import checkpoint as ckpt  # noqa: PLC0415
+
+    path = results_dir(results) / config.experiment / ".ckpt" / config_hash(config) / ckpt.STATE_FILE
+    state = ckpt.load(path) if path.exists() else None
+    if state is None or state.get("config_hash") != config_hash(config):
+        return None
+    return int(state.get("epoch", 0))
 
 
 def _varying_keys(configs) -> set:
