@@ -589,22 +589,16 @@ def _train(configs: list, device: str) -> dict:
     """
     import dataclasses
 
-    import torch
-
     from reprolib.training import NonFiniteLossError, train
+    from reprolib.training.rerun import torch_threads
 
-    threads = torch.get_num_threads()
-    if configs and all(c.scale == "ci" for c in configs):
-        torch.set_num_threads(1)
     failed = {}
-    try:
+    with torch_threads(1 if configs and all(c.scale == "ci" for c in configs) else None):
         for config in configs:
             try:
                 train(dataclasses.replace(config, device=device), progress=False)
             except NonFiniteLossError as error:
                 failed[config.hash] = str(error)
-    finally:
-        torch.set_num_threads(threads)
     return failed
 
 

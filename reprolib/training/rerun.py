@@ -16,6 +16,7 @@ over the committed record.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import math
 import sys
@@ -113,23 +114,31 @@ def spot_check(record: Record, epochs: int = 1, folder=None) -> tuple[pd.DataFra
     what to expect)."""
     import tempfile  # noqa: PLC0415
 
-    import torch  # noqa: PLC0415
-
     from reprolib.training import train  # noqa: PLC0415
 
     threads = spot_check_threads(record, epochs)
     if threads is None:
         raise ValueError(f"{record.path}: a spot check re-trains CPU records; this one ran on "
                          f"{record.provenance.get('device_name')}")
+    with torch_threads(threads), tempfile.TemporaryDirectory(dir=folder) as scratch:
+        again = train(rerun_config(record, device="cpu"), results_dir=scratch, resume=False, progress=False,
+                      until_epoch=epochs)
+    return compare_runs(record, again)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None):
+    """PyTorch's CPU thread count set to ``threads`` inside the block (None: left as it is), restored after. CPU
+    reductions are split by thread, so a re-run matches a record only with the record's count."""
+    import torch  # noqa: PLC0415
+
     before = torch.get_num_threads()
-    torch.set_num_threads(threads)  # CPU reductions are split by thread: keep the record's count
+    if threads is not None:
+        torch.set_num_threads(threads)
     try:
-        with tempfile.TemporaryDirectory(dir=folder) as scratch:
-            again = train(rerun_config(record, device="cpu"), results_dir=scratch, resume=False, progress=False,
-                          until_epoch=epochs)
+        yield before
     finally:
         torch.set_num_threads(before)
-    return compare_runs(record, again)
 
 
 def _default_folder(record: Record) -> Path:
@@ -240,8 +249,6 @@ def _threads_for(choice: int | str, record: Record, config, epochs: int) -> int 
 
 
 def main(args: argparse.Namespace) -> int:
-    import torch  # noqa: PLC0415
-
     from reprolib.training import train  # noqa: PLC0415
 
     try:  # every record and option is checked before the first one trains
@@ -267,17 +274,12 @@ def main(args: argparse.Namespace) -> int:
             print(f"  the record ran with backend {record.config.backend!r}, which runs on the CPU only; on "
                   f"{config.device} this rerun uses {config.backend!r} (pass --backend to choose)", flush=True)
         threads = _threads_for(threads_choice, record, config, epochs)
-        before = torch.get_num_threads()
-        if threads is not None:
-            if threads != before:
+        with torch_threads(threads) as before:
+            if threads is not None and threads != before:
                 print(f"  {threads} CPU thread{'s' if threads != 1 else ''}, as "
                       + ("asked" if isinstance(threads_choice, int) else "the record's run used (--threads auto: "
                          f"PyTorch's {before})"), flush=True)
-            torch.set_num_threads(threads)
-        try:
             again = train(config, results_dir=folder, resume=True, progress=not args.no_progress, until_epoch=epochs)
-        finally:
-            torch.set_num_threads(before)
         table, summary = compare_runs(record, again)
         shown = [c for c in table.columns if c == "epoch" or "test_accuracy" in c or "val_loss" in c]
         with pd.option_context("display.width", 160, "display.max_columns", 20):
