@@ -32,7 +32,6 @@ MIN_DRAWS = 1 << 16  # below this the compile-once cost and the state round trip
 # Byte offsets in the state tensor of PyTorch's CPU generator (c10 CPUGeneratorImplState, 5056 bytes):
 # the_initial_seed u64 @0, left i32 @8, seeded i32 @12, next u64 @16, state[624] u64 @24, then the cached normals.
 _STATE_BYTES = 5056
-_N = 624
 
 _SOURCE = r"""
 #include <stdint.h>
@@ -160,24 +159,32 @@ def fast_path_available() -> bool:
     return ok
 
 
+def _draw_if_covered(values: Tensor, repeats: int, generator: torch.Generator | None, inclusive: bool) -> Tensor | None:
+    """The C++ draws for ``values`` broadcast over ``repeats`` steps, or None where the loop does not cover them
+    (a GPU tensor, another dtype, a small draw, a tensor that needs autograd or is a lazily negated view, no
+    compiler, a generator state it cannot read; for Bernoulli, ``inclusive=False``, probabilities outside [0, 1]
+    or NaN, which ``torch.bernoulli`` rejects): then the caller's PyTorch formulation does the work."""
+    if (values.device.type != "cpu" or values.dtype != torch.float32 or repeats * values.numel() < MIN_DRAWS
+            or values.requires_grad or values.is_neg() or not fast_path_available()):
+        return None
+    if not inclusive and not (values.min() >= 0 and values.max() <= 1):
+        return None
+    return _draw_cpp(values, repeats, generator if generator is not None else torch.default_generator, inclusive)
+
+
 def bernoulli(probabilities: Tensor, repeats: int, generator: torch.Generator | None = None) -> Tensor:
     """``torch.bernoulli(probabilities.expand(repeats, *probabilities.shape), generator)``, the same tensor and the
     same generator state after, computed in one C++ loop for large float32 CPU draws.
 
     ``generator=None`` draws from torch's default CPU generator, as ``torch.bernoulli`` does. Anything the loop
-    does not cover (a GPU tensor, another dtype, a small draw, a tensor that needs autograd or is a lazily negated
-    view, no compiler) goes to ``torch.bernoulli``. Unlike ``torch.bernoulli`` it does not hold the generator's
-    lock: do not draw from the same generator in another thread meanwhile (the training loop draws from one).
+    does not cover (see :func:`_draw_if_covered`; probabilities outside [0, 1] or NaN among them, for torch's
+    error) goes to ``torch.bernoulli``. Unlike ``torch.bernoulli`` it does not hold the generator's lock: do not
+    draw from the same generator in another thread meanwhile (the training loop draws from one).
     """
-    expanded = probabilities.expand(repeats, *probabilities.shape)
-    if (probabilities.device.type != "cpu" or probabilities.dtype != torch.float32 or expanded.numel() < MIN_DRAWS
-            or probabilities.requires_grad or probabilities.is_neg() or not fast_path_available()):
-        return torch.bernoulli(expanded, generator=generator)
-    if not (probabilities.min() >= 0 and probabilities.max() <= 1):  # NaN or out of [0, 1]: torch's error
-        return torch.bernoulli(expanded, generator=generator)
-    g = generator if generator is not None else torch.default_generator
-    out = _draw_cpp(probabilities, repeats, g)
-    return out if out is not None else torch.bernoulli(expanded, generator=generator)
+    out = _draw_if_covered(probabilities, repeats, generator, inclusive=False)
+    if out is None:
+        return torch.bernoulli(probabilities.expand(repeats, *probabilities.shape), generator=generator)
+    return out
 
 
 def uniform_at_most(x: Tensor, repeats: int, generator: torch.Generator | None = None) -> Tensor:
@@ -189,12 +196,8 @@ def uniform_at_most(x: Tensor, repeats: int, generator: torch.Generator | None =
     spikes, below 0 or NaN never), as with ``torch.rand``. What the loop does not cover goes to ``torch.rand``.
     Like :func:`bernoulli`, it does not hold the generator's lock.
     """
-    if (x.device.type != "cpu" or x.dtype != torch.float32 or repeats * x.numel() < MIN_DRAWS or x.requires_grad
-            or x.is_neg() or not fast_path_available()):
-        noise = torch.rand((repeats, *x.shape), generator=generator, device=x.device, dtype=x.dtype)
-        return (noise <= x).to(x.dtype)
-    out = _draw_cpp(x, repeats, generator if generator is not None else torch.default_generator, inclusive=True)
+    out = _draw_if_covered(x, repeats, generator, inclusive=True)
     if out is None:
-        noise = torch.rand((repeats, *x.shape), generator=generator, dtype=x.dtype)
+        noise = torch.rand((repeats, *x.shape), generator=generator, device=x.device, dtype=x.dtype)
         return (noise <= x).to(x.dtype)
     return out
