@@ -26,8 +26,9 @@ help:
 # A fresh install needs about 7 GB (torch's CUDA build alone is 5.5 GB). Check before pip starts, so that a full
 # disk stops with the numbers instead of pip's "[Errno 28] No space left on device" half-way through the install.
 INSTALL_NEEDS_GB ?= 7
-TORCH_VERSION := 2.14.1
-TORCHVISION_VERSION := 0.29.1
+# the pins live in constraints.txt (environment.yml repeats them for conda); read them there, not twice here
+TORCH_VERSION := $(shell sed -n 's/^torch==//p' constraints.txt)
+TORCHVISION_VERSION := $(shell sed -n 's/^torchvision==//p' constraints.txt)
 
 $(STAMP): pyproject.toml constraints.txt
 	@bash .ci/check-free-space "$(VENV)" "$(PY)" "$(INSTALL_NEEDS_GB)" "$(TORCH_VERSION)"

@@ -25,9 +25,14 @@ STATE_FILE = "state.pt"  # training state after the last completed epoch
 SELECTED_FILE = "selected.pt"  # model weights at the selected epoch (kept after the run ends)
 
 
-def checkpoint_dir(config: ExperimentConfig, results_dir: str | os.PathLike | None = None) -> Path:
+def checkpoint_dir(config: ExperimentConfig, results_dir: str | os.PathLike | None = None,
+                   create: bool = True) -> Path:
+    """The folder of ``config``'s checkpoints under ``results_dir``; created (git-ignored) unless ``create`` is
+    false, for readers that only look."""
     base = default_results_dir(results_dir) / config.experiment / ".ckpt"
     path = base / config_hash(config)
+    if not create:
+        return path
     path.mkdir(parents=True, exist_ok=True)
     ignore = base / ".gitignore"
     if not ignore.exists():  # checkpoints are never committed, even though results/ is

@@ -126,11 +126,9 @@ def print_configs(configs, results) -> None:
 
 def _checkpointed_epochs(config, results) -> int | None:
     """Epochs done by an unfinished run whose checkpoint is under ``results`` (read, never created), else None."""
-    from reprolib.paths import results_dir  # noqa: PLC0415
     from reprolib.training import checkpoint as ckpt  # noqa: PLC0415
 
-    path = results_dir(results) / config.experiment / ".ckpt" / config_hash(config) / ckpt.STATE_FILE
-    state = ckpt.load(path) if path.exists() else None
+    state = ckpt.load(ckpt.checkpoint_dir(config, results, create=False) / ckpt.STATE_FILE)
     if state is None or state.get("config_hash") != config_hash(config):
         return None
     return int(state.get("epoch", 0))
