@@ -7,7 +7,8 @@
 
 The PyTorch loop of :func:`reprolib.neurons.leaky.leaky_multistep` dispatches about ten small operators per
 step forward and as many backward; for the 512-wide layers of the SRC paper's LIF baseline (T = 200, batch
-64) that loop was about 40 % of a CPU training step. Here one C++ call runs the forward scan and one the
+64) that loop was about 40 % of a CPU training step (profiled once
+on the 2-core development machine, 24ecbd0, 2026-11-30). Here one C++ call runs the forward scan and one the
 backward scan, time outer and neurons inner (contiguous, vectorisable), for the same equations::
 
     R[t] = Theta(U[t-1] - thr)   (detached)

@@ -228,7 +228,7 @@ static inline float rl_tanhf(const float v) {
 """
 
 # The CUDA kernels give each neuron a thread that walks through time. Compiled as C++ that order reads memory
-# with a stride of N floats and calls tanhf one value at a time (5x slower than PyTorch's loop). This scan
+# with a stride of N floats and calls tanhf one value at a time (5x slower than PyTorch's loop when measured at 77c20ce). This scan
 # walks through time outside and through the neurons inside (contiguous, vectorised), with the same step
 # functions (x86-64 gets an AVX2 clone: dispatch.CPU_SCAN_HEAD).
 _CPU_HOST = r"""
