@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -38,7 +39,25 @@ def test_run_writes_records_for_the_selected_configs(tmp_path, capsys):
                  "--results", str(tmp_path)]) == 0
     (line,) = capsys.readouterr().out.splitlines()
     assert line.split()[:3] == [config_hash(unfinished), "2/3", "ep"]
+    assert re.search(r"\((val|test) \d+\.\d\d %, about \d+ min to go at \d+\.\d min/epoch\)$", line), line
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_checkpoint_progress_gives_the_last_accuracy_and_the_time_left():
+    from reprolib.training.cli import PACE_EPOCHS, checkpoint_progress
+
+    def epoch(n, seconds, val=0.5):
+        return {"epoch": n, "epoch_time_s": seconds - 30.0, "eval_time_s": 30.0, "val_accuracy": val, "test_accuracy": 0.4}
+
+    # the pace is the mean of the last PACE_EPOCHS epochs only: a first slow epoch (other load) is forgotten
+    history = [epoch(1, 6000.0)] + [epoch(n, 120.0) for n in range(2, PACE_EPOCHS + 2)]
+    assert checkpoint_progress(history, 100) == f"val 50.00 %, about {(100 - PACE_EPOCHS - 1) * 2 / 60:.1f} h to go at 2.0 min/epoch"
+    assert checkpoint_progress(history[:2], 3) == "val 50.00 %, about 51 min to go at 51.0 min/epoch"
+    no_val = [{**epoch(1, 60.0), "val_accuracy": None}]
+    assert checkpoint_progress(no_val, 2) == "test 40.00 %, about 1 min to go at 1.0 min/epoch"
+    assert checkpoint_progress([{"epoch": 1, "test_accuracy": 0.4}], 2) == "test 40.00 %"  # no times: no estimate
+    assert checkpoint_progress([epoch(3, 60.0)], 3).endswith("about 0 min to go at 1.0 min/epoch")
+    assert checkpoint_progress([], 10) == ""
 
 
 def test_bad_input_fails_before_training_with_exit_code_2(tmp_path, capsys):

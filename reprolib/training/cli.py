@@ -111,27 +111,58 @@ def configs_to_run(args: argparse.Namespace, command: str, check: Callable[[], N
 
 def print_configs(configs, results) -> None:
     """One line per config: its hash, ``record`` / ``missing`` (or, for an unfinished run with a checkpoint, the
-    epochs it has done, ``12/100 ep``, which the next sweep or run resumes), its seed and the varying keys."""
+    epochs it has done, ``12/100 ep``, which the next sweep or run resumes), its seed and the varying keys; an
+    unfinished run's line ends with its last validation accuracy and the time its remaining epochs would take."""
     from reprolib.results.records import record_path
 
     for config in configs:
+        progress = ""
         if record_path(config, results).exists():
             status = "record"
         else:
-            done = _checkpointed_epochs(config, results)
-            status = "missing" if done is None else f"{done}/{config.epochs} ep"
+            state = _checkpoint_state(config, results)
+            status = "missing" if state is None else f"{int(state.get('epoch', 0))}/{config.epochs} ep"
+            progress = "" if state is None else checkpoint_progress(state.get("history") or [], config.epochs)
         varying = {k: v for k, v in config.flat().items() if k in _varying_keys(configs)}
-        print(f"{config_hash(config)}  {status:10s}  seed={config.seed}  {varying}")
+        print(f"{config_hash(config)}  {status:10s}  seed={config.seed}  {varying}" + (f"  ({progress})" if progress else ""))
 
 
-def _checkpointed_epochs(config, results) -> int | None:
-    """Epochs done by an unfinished run whose checkpoint is under ``results`` (read, never created), else None."""
+def _checkpoint_state(config, results) -> dict | None:
+    """The state of an unfinished run whose checkpoint is under ``results`` (read, never created), else None."""
     from reprolib.training import checkpoint as ckpt  # noqa: PLC0415
 
     state = ckpt.load(ckpt.checkpoint_dir(config, results, create=False) / ckpt.STATE_FILE)
     if state is None or state.get("config_hash") != config_hash(config):
         return None
-    return int(state.get("epoch", 0))
+    return state
+
+
+#: epochs whose times estimate the rest of a run: recent ones, as a resumed run may share the machine differently
+PACE_EPOCHS = 5
+
+
+def checkpoint_progress(history: list[dict], epochs: int) -> str:
+    """``val 96.32 %, about 3.1 h to go at 2.8 min/epoch`` for a run with ``history`` (one dict per epoch done, as
+    a checkpoint holds it) out of ``epochs``: the last epoch's validation (else test) accuracy, and the remaining
+    epochs at the mean training + evaluation time of the last PACE_EPOCHS epochs."""
+    if not history:
+        return ""
+    parts = []
+    last = history[-1]
+    for split in ("val", "test"):
+        if last.get(f"{split}_accuracy") is not None:
+            parts.append(f"{split} {100 * last[f'{split}_accuracy']:.2f} %")
+            break
+    times = [h.get("epoch_time_s", 0.0) + (h.get("eval_time_s") or 0.0) for h in history[-PACE_EPOCHS:]]
+    if all(t > 0 for t in times):
+        pace = sum(times) / len(times)
+        left = max(epochs - int(last.get("epoch", len(history))), 0) * pace
+        parts.append(f"about {_duration(left)} to go at {pace / 60:.1f} min/epoch")
+    return ", ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
 
 
 def _varying_keys(configs) -> set:
