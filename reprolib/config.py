@@ -31,6 +31,8 @@ SELECTIONS = ("best_val_loss", "last")
 #: what a run does when its training loss turns NaN or infinite (see ExperimentConfig.nonfinite_loss)
 NONFINITE_LOSS = ("error", "stop")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+#: an experiment name is the folder of its records under the results folder
+EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 # Allowed options (name -> default) per schedule and per loss; defaults are filled in on construction so
 # that two configs meaning the same run hash the same.
@@ -140,6 +142,9 @@ class ExperimentConfig:
             value = getattr(self, key)
             if not isinstance(value, str) or not value:
                 _fail(key, value, "a non-empty string")
+        if not EXPERIMENT_NAME.match(self.experiment) or ".." in self.experiment:
+            _fail("experiment", self.experiment, "a name of letters, digits, '.', '_' and '-' (the folder of its "
+                  "records), not a path")
 
         for key in ("dataset_options", "encoding_options", "model_options", "schedule_options", "loss_options"):
             value = getattr(self, key)

@@ -26,6 +26,7 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 
     Raises :class:`DataRootNotSet` with instructions when neither is available.
     """
+    source = "root"
     if root is None:
         env = os.environ.get("REPROLIB_DATA")
         if not env:
@@ -33,10 +34,12 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
                 "No data root: pass root=... or set REPROLIB_DATA to the folder that holds "
                 "MNIST/, FashionMNIST/, N-MNIST-subset/, ECG-QTDB/ (see `reprolib data`)."
             )
-        root = env
+        root, source = env, "REPROLIB_DATA"
     path = Path(root).expanduser().resolve()
     if not path.is_dir():
-        raise DataRootNotSet(f"Data root {str(path)!r} is not a directory (from REPROLIB_DATA or root=).")
+        what = "does not exist" if not path.exists() else "is not a directory"
+        raise DataRootNotSet(f"{source}={str(root)!r} {what}; expected the folder that holds MNIST/, "
+                             "FashionMNIST/, N-MNIST-subset/, ECG-QTDB/ (see `reprolib data`).")
     return path
 
 
@@ -46,6 +49,34 @@ def cache_dir(sub: str | None = None) -> Path:
     path = base / sub if sub else base
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def check_results_folder(path: str | os.PathLike | None, option: str = "--results") -> Path:
+    """The results folder ``path`` resolves to, after checking that it is a folder or can be made one (no file
+    in its place or above it), so that a run fails before any work rather than when it writes; ValueError if not."""
+    folder = results_dir(path)
+    for existing in (folder, *folder.parents):
+        if existing.exists():
+            if not existing.is_dir():
+                where = "is a file" if existing == folder else f"is below the file {existing}"
+                raise ValueError(f"{option} {str(path if path is not None else folder)!r} {where}; expected a folder "
+                                 "(created if missing)")
+            break
+    return folder
+
+
+def check_output_file(path: str | os.PathLike, option: str = "--output") -> Path:
+    """``path`` as a Path, after checking that a file can be written there (it is not a folder, and no file sits
+    where one of its folders would be), before the work whose result it will hold; ValueError if not."""
+    out = Path(path)
+    if out.is_dir():
+        raise ValueError(f"{option} {str(out)!r} is a folder; expected a file name")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{option} {str(out)!r} is below the file {parent}; expected a path in a folder")
+            break
+    return out
 
 
 def results_dir(path: str | os.PathLike | None = None) -> Path:

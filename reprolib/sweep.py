@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from reprolib.config import ExperimentConfig, config_hash
+from reprolib.config import ConfigError, ExperimentConfig, config_hash
 from reprolib.paths import results_dir as default_results_dir
 from reprolib.results.records import CorruptRecordError, find_record
 
@@ -48,7 +48,9 @@ class RunFailure:
     traceback: str
 
     def __str__(self) -> str:
-        return f"{self.config.experiment}/{config_hash(self.config)} failed: {self.error}\n{self.traceback}"
+        # a user's mistake (ConfigError) needs no traceback, a crash does
+        return f"{self.config.experiment}/{config_hash(self.config)} failed: {self.error}" + (
+            f"\n{self.traceback}" if self.traceback else "")
 
 
 @dataclass
@@ -155,31 +157,21 @@ def run_one(config_data: dict, results_dir: str, workers_per_gpu: int = 1, threa
         return {"status": "ok", "hash": config_id, "path": str(record.path)}
     except Exception as error:  # reported to the caller with the traceback; other runs go on
         return {"status": "failed", "hash": config_id, "error": f"{type(error).__name__}: {error}",
-                "traceback": traceback.format_exc()}
+                "traceback": "" if isinstance(error, ConfigError) else traceback.format_exc()}
 
 
 def _preflight(configs: list[ExperimentConfig], report: SweepReport) -> list[ExperimentConfig]:
     """Build each distinct model / encoder / loss here first, so a typo in an option is reported at once
     instead of after a cluster started; the configs that fail are reported and not submitted."""
-    from reprolib.config import canonical_json
-    from reprolib.training import check_config
+    from reprolib.training.loop import config_errors  # noqa: PLC0415
 
-    checked: dict[str, tuple[str, str] | None] = {}
     runnable = []
-    for config in configs:
-        data = config.to_dict()
-        key = canonical_json({k: data[k] for k in ("model", "model_options", "encoding", "encoding_options",
-                                                   "dataset", "loss", "loss_options")})
-        if key not in checked:
-            try:
-                check_config(config)
-                checked[key] = None
-            except Exception as error:
-                checked[key] = (f"{type(error).__name__}: {error}", traceback.format_exc())
-        if checked[key] is None:
+    for config, error in config_errors(configs):
+        if error is None:
             runnable.append(config)
         else:
-            report.failed.append(RunFailure(config, *checked[key]))
+            trace = "" if isinstance(error, ConfigError) else "".join(traceback.format_exception(error))
+            report.failed.append(RunFailure(config, f"{type(error).__name__}: {error}", trace))
     return runnable
 
 

@@ -72,6 +72,50 @@ def test_bad_input_fails_before_training_with_exit_code_2(tmp_path, capsys):
     assert not (tmp_path / "toy").exists()
 
 
+@pytest.mark.parametrize("command", ["run", "sweep"])
+@pytest.mark.parametrize("arguments, message", [
+    # a builder that refuses its options, named with them, at once: before a worker starts, and for --list too
+    (["--set", "model_options.hiden=5"], "does not accept model_options = {"),
+    (["--select", "hidden=abc", "--list"], "does not accept model_options = {"),
+    (["--set", "encoding_options.num_steps=0", "--list"], "encoding_options.num_steps = 0 is not allowed"),
+    (["--device", "tpu"], "'device' = 'tpu' is not allowed"),
+    (["--set", "experiment=../elsewhere"], "--set experiment='../elsewhere' is not allowed: the preset names it"),
+    (["--set", "scale=paper"], "--set scale='paper' is not allowed: use --scale"),
+    (["--results", "{file}"], "is a file; expected a folder"),
+    (["--results", "{file}/inner", "--list"], "is below the file"),
+])
+def test_bad_configs_fail_before_any_work_with_a_message_and_no_traceback(tmp_path, capsys, command, arguments, message):
+    (tmp_path / "file").write_text("")
+    arguments = [a.format(file=tmp_path / "file") for a in arguments]
+    if "--results" not in arguments:
+        arguments += ["--results", str(tmp_path / "results")]
+    assert main([command, "toy", "--set", "epochs=1", "--no-progress", *arguments]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_an_experiment_name_is_a_folder_name_not_a_path():
+    from reprolib.config import ConfigError, with_overrides
+
+    config = get_configs("toy", "ci", seeds=[0])[0]
+    for name in ("../elsewhere", "a/b", ".hidden", "a..b"):
+        with pytest.raises(ConfigError, match=f"'experiment' = '{re.escape(name)}' is not allowed"):
+            with_overrides(config, {"experiment": name})
+    assert with_overrides(config, {"experiment": "my-toy_2.1"}).experiment == "my-toy_2.1"
+
+
+def test_a_config_error_in_a_sweep_is_reported_without_a_traceback(tmp_path):
+    from reprolib.config import with_overrides
+    from reprolib.sweep import run_sweep
+
+    bad = with_overrides(get_configs("toy", "ci", seeds=[0])[0], {"model_options.hiden": 5, "device": "cpu"})
+    report = run_sweep([bad], results_dir=tmp_path, n_workers=1, progress=False)
+    (failure,) = report.failed
+    assert "ConfigError" in failure.error and "does not accept model_options" in failure.error
+    assert "Traceback" not in report.summary() and not failure.traceback
+
+
 def test_a_failing_run_is_reported_the_loop_goes_on_and_exit_code_is_1(tmp_path, capsys):
     code = main(["run", "toy", "--set", "epochs=1", "--set", "model_options.forward_delay_s=-1", "--results",
                  str(tmp_path), "--no-progress"])
@@ -232,6 +276,19 @@ def test_flush_denormal_is_set_for_the_run_only_and_recorded_without_changing_th
     assert record.config.flush_denormal is True and record.provenance["flush_denormal"] is True
     with pytest.raises(ValueError, match="flush_denormal"):
         with_overrides(config, {"flush_denormal": "yes"})
+
+
+def test_rerun_refuses_a_results_folder_that_already_holds_the_record(tmp_path, capsys):
+    from reprolib.config import with_overrides
+    from reprolib.training import train
+
+    record = train(with_overrides(get_configs("toy", "ci", seeds=[0])[0], {"epochs": 1, "device": "cpu"}),
+                   results_dir=tmp_path, progress=False)
+    # train() would return that record untrained, and the rerun would compare the record with itself
+    assert main(["rerun", str(record.path), "--results", str(tmp_path), "--no-progress"]) == 2
+    assert "already holds a record of this config" in capsys.readouterr().err
+    assert main(["rerun", str(record.path), "--device", "tpu", "--no-progress"]) == 2
+    assert "'device' = 'tpu' is not allowed" in capsys.readouterr().err
 
 
 def test_rerun_names_a_different_or_unknown_cpu():

@@ -30,7 +30,7 @@ def test_sweep_on_local_cluster_matches_sequential_runs(tmp_path):
     assert {c.hash for c in report.trained} == {c.hash for c in configs}
     assert [f.config.hash for f in report.failed] == [broken.hash]
     failure = report.failed[0]
-    assert "no_such_option" in failure.error and "Traceback" in failure.traceback
+    assert "no_such_option" in failure.error and failure.traceback == ""  # a user's mistake: no traceback
     assert broken.hash in report.summary() and not report.ok
 
     import torch
@@ -107,3 +107,13 @@ def test_threads_per_worker_respects_omp_num_threads(monkeypatch):
     assert threads_per_worker(1) == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "junk")   # not a count: ignored
     assert threads_per_worker(2) == 4
+
+
+def test_a_run_that_crashes_keeps_its_traceback_a_config_error_does_not(tmp_path):
+    from reprolib.sweep import run_one
+
+    config = with_overrides(get_configs("toy", "ci", seeds=[0])[0], {"epochs": 1, "device": "cpu"})
+    crash = run_one(with_overrides(config, {"model_options.forward_delay_s": -1}).to_dict(), str(tmp_path))
+    assert crash["status"] == "failed" and "Traceback" in crash["traceback"]  # raised in the forward pass
+    mistake = run_one(with_overrides(config, {"model_options.no_such_option": 1}).to_dict(), str(tmp_path))
+    assert mistake["status"] == "failed" and mistake["error"].startswith("ConfigError") and mistake["traceback"] == ""

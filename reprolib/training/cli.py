@@ -20,6 +20,7 @@ from typing import Callable
 
 from reprolib.config import (BACKENDS, ConfigError, config_hash, parse_assignments, parse_selection, select_configs,
                              with_overrides)
+from reprolib.paths import check_results_folder
 
 #: exit code of ``reprolib run`` / ``reprolib sweep`` when ``--time-limit`` paused runs (and none failed)
 EXIT_PAUSED = 3
@@ -78,6 +79,9 @@ def build_configs(args: argparse.Namespace, seeds) -> list:
     axes = {name: criteria.pop(name) for name in axis_names(args.experiment) if name in criteria}
     configs = get_configs(args.experiment, args.scale, seeds=seeds, **axes)
     overrides = parse_assignments(args.overrides)
+    for key, instead in (("experiment", "the preset names it"), ("scale", "use --scale")):
+        if key in overrides:  # they name the preset and its settings, which --set would then misstate
+            raise ConfigError(f"--set {key}={overrides[key]!r} is not allowed: {instead}")
     for key in ("device", "backend"):
         if getattr(args, key, None) is not None:
             overrides[key] = getattr(args, key)
@@ -98,6 +102,8 @@ def configs_to_run(args: argparse.Namespace, command: str, check: Callable[[], N
     try:
         configs = build_configs(args, args.seeds)
         check_time_limit(args)
+        check_results_folder(args.results)
+        _check_each(configs)
         if check is not None:
             check()
     except (ConfigError, ValueError) as error:
@@ -107,6 +113,16 @@ def configs_to_run(args: argparse.Namespace, command: str, check: Callable[[], N
         print_configs(configs, args.results)
         return None, 0
     return configs, None
+
+
+def _check_each(configs) -> None:
+    """Raise the first config's error that :func:`reprolib.training.loop.check_config` finds (device, names,
+    options), before anything is listed or trained."""
+    from reprolib.training.loop import config_errors  # noqa: PLC0415 (imports torch)
+
+    for config, error in config_errors(configs):
+        if error is not None:
+            raise error
 
 
 def print_configs(configs, results) -> None:

@@ -19,7 +19,7 @@ import inspect
 import math
 import os
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from importlib import import_module
 from typing import Any, Callable
 
@@ -71,11 +71,18 @@ class TimeLimitReached(RuntimeError):
 
 def resolve_device(spec: str) -> torch.device:
     """``auto`` -> the first CUDA device when there is one, else CPU; a CUDA device that is absent fails."""
+    from reprolib.config import DEVICE_PATTERN  # noqa: PLC0415
+
+    if not isinstance(spec, str) or not DEVICE_PATTERN.match(spec):
+        raise ConfigError(f"device {spec!r} is not allowed; expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(spec)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"config key 'device' = {spec!r} is not available on this machine (no CUDA); use 'auto' or 'cpu'")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"config key 'device' = {spec!r} is not available on this machine: it has "
+                          f"{torch.cuda.device_count()} CUDA device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     return device
 
 
@@ -136,11 +143,52 @@ def _dataset_loader(config: ExperimentConfig) -> Callable[[str], Dataset]:
 
 
 def check_config(config: ExperimentConfig) -> None:
-    """Everything that can be checked without data: names resolve, builders accept their options."""
-    get_loss(config.loss, **config.loss_options)
-    build_encoder(config)
-    _dataset_loader(config)
-    build_model(config)
+    """Everything that can be checked without data: the device exists, names resolve, builders accept their
+    options (a builder's own error is reported as a ConfigError that names the options it was given)."""
+    resolve_device(config.device)
+    with refused_options(config, "loss"):
+        get_loss(config.loss, **config.loss_options)
+    with refused_options(config, "encoding"):
+        build_encoder(config)
+    with refused_options(config, "dataset"):
+        _dataset_loader(config)
+    with refused_options(config, "model"):
+        build_model(config)
+
+
+@contextmanager
+def refused_options(config: ExperimentConfig, part: str):
+    """Report a builder's own error (TypeError / ValueError / RuntimeError) while ``part`` (``model``,
+    ``encoding``, ``loss``, ``dataset``) of ``config`` is built as a ConfigError naming the part and its options."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except (TypeError, ValueError, RuntimeError) as error:
+        given = getattr(config, f"{part}_options")
+        raise ConfigError(f"{getattr(config, part)!r} does not accept {part}_options = {dict(given)!r}: "
+                          f"{type(error).__name__}: {error}") from error
+
+
+def config_errors(configs) -> list[tuple[ExperimentConfig, Exception | None]]:
+    """``(config, error or None)`` for each config after :func:`check_config`, which runs once per distinct set
+    of what it checks (device, names and options), not once per seed."""
+    from reprolib.config import canonical_json  # noqa: PLC0415
+
+    seen: dict[str, Exception | None] = {}
+    out = []
+    for config in configs:
+        data = config.to_dict()
+        key = canonical_json({k: data[k] for k in ("device", "model", "model_options", "encoding", "encoding_options",
+                                                   "dataset", "dataset_options", "loss", "loss_options")})
+        if key not in seen:
+            try:
+                check_config(config)
+                seen[key] = None
+            except Exception as error:  # noqa: BLE001 - reported per config by the callers
+                seen[key] = error
+        out.append((config, seen[key]))
+    return out
 
 
 def _subset(dataset: Dataset, size: int | None, split_seed: int, split: str) -> Dataset:
@@ -255,13 +303,18 @@ class _Run:
         self.stopped_early: dict | None = None  # set when nonfinite_loss = "stop" ends training
 
         # Built before any data is read, so bad names / options fail fast.
-        self.loss_fn = get_loss(config.loss, **config.loss_options)
-        self.encoder = build_encoder(config)
-        load_split = _dataset_loader(config)
+        with refused_options(config, "loss"):
+            self.loss_fn = get_loss(config.loss, **config.loss_options)
+        with refused_options(config, "encoding"):
+            self.encoder = build_encoder(config)
+        with refused_options(config, "dataset"):
+            load_split = _dataset_loader(config)
         torch.manual_seed(config.seed)
         if self.device.type == "cuda":
             torch.cuda.manual_seed_all(config.seed)
-        self.model = build_model(config).to(self.device)
+        with refused_options(config, "model"):
+            model = build_model(config)
+        self.model = model.to(self.device)
         self.optimizer = build_optimizer(config, self.model.parameters())
         self.scheduler = build_scheduler(config, self.optimizer)
         self.scaler = torch.amp.GradScaler("cuda") if self.use_amp else None

@@ -25,7 +25,8 @@ from pathlib import Path
 import pandas as pd
 
 from reprolib.config import BACKENDS, ConfigError, with_overrides
-from reprolib.results.records import CorruptRecordError, Record, read_record
+from reprolib.paths import check_results_folder
+from reprolib.results.records import CorruptRecordError, Record, read_record, record_path
 
 #: metrics compared epoch by epoch (history keys ending so)
 _COMPARED = ("_accuracy", "_loss")
@@ -257,10 +258,15 @@ def main(args: argparse.Namespace) -> int:
         threads_choice = _parse_threads(args.threads)
         records = [read_record(path) for path in args.records]
         configs = [rerun_config(r, args.device, args.backend) for r in records]
-        for record in records:
+        for record, config in zip(records, configs):
             if args.epochs is not None and not 1 <= args.epochs <= record.config.epochs:
                 raise ConfigError(f"--epochs {args.epochs} is not allowed for {record.path}: expected 1 to its "
                                   f"{record.config.epochs} epochs")
+            if args.results is not None:
+                existing = record_path(config, check_results_folder(args.results))
+                if existing.exists():  # train() would return it untrained and the comparison would be with itself
+                    raise ConfigError(f"--results {args.results!r} already holds a record of this config ({existing}); "
+                                      "a rerun must train into a folder without one (the default is a fresh folder)")
     except (ConfigError, CorruptRecordError, OSError, ValueError) as error:
         print(f"reprolib rerun: error: {error}", file=sys.stderr)
         return 2

@@ -56,6 +56,8 @@ class ToyEncoder:
     def __init__(self, num_steps: int = 8, kind: str = "poisson"):
         if kind not in ("poisson", "direct"):
             raise ValueError(f"encoding_options.kind = {kind!r} is not allowed; expected 'poisson' or 'direct'")
+        if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
+            raise ValueError(f"encoding_options.num_steps = {num_steps!r} is not allowed; expected a positive integer")
         self.num_steps, self.kind = num_steps, kind
 
     def encode(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
