@@ -510,7 +510,36 @@ def test_bench_rejects_bad_shape(capsys):
     from reprolib.cli import main
 
     assert main(["bench", "--shapes", "6,4", "--device", "cpu"]) == 2
-    assert "expected T,B,N" in capsys.readouterr().out
+    assert "expected T,B,N" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--device", "tpu"], "device 'tpu' is not allowed"),
+    (["--device", "cpu", "--peak-bandwidth", "-5"], "--peak-bandwidth -5.0 is not allowed"),
+    (["--device", "cpu", "--max-torch-seconds", "0"], "--max-torch-seconds 0.0 is not allowed"),
+    (["--device", "cpu", "--output", "{folder}"], "is a folder; expected a file name"),
+    (["--device", "cpu", "--output", "{file}/bench.json"], "is below the file"),
+])
+def test_bench_rejects_bad_arguments_before_timing(tmp_path, capsys, monkeypatch, arguments, message):
+    from reprolib.cli import main
+    from reprolib.kernels import bench
+
+    monkeypatch.setattr(bench, "run_bench", lambda *a, **k: pytest.fail("timed despite a bad argument"))
+    (tmp_path / "file").write_text("")
+    arguments = [a.format(folder=tmp_path, file=tmp_path / "file") for a in arguments]
+    assert main(["bench", "--shapes", "4,2,3", *arguments]) == 2
+    assert message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_bench_save_leaves_no_temporary_file_when_the_write_fails(tmp_path):
+    from reprolib.kernels import bench
+
+    out = tmp_path / "taken"
+    out.mkdir()  # replace() cannot put a file over a folder
+    with pytest.raises(OSError):
+        bench._save({"rows": []}, out, complete=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
 
 
 def test_register_backends_fills_tables_where_the_neuron_modules_have_them(monkeypatch):

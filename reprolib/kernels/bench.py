@@ -40,8 +40,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import statistics
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -600,18 +602,39 @@ def run_bench(neurons, shapes, device: torch.device, repeats: int = 20, warmup: 
     return record
 
 
-def main(args) -> int:
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda" and not torch.cuda.is_available():
-        print(f"reprolib bench: --device {args.device} asked for CUDA but PyTorch sees no CUDA device")
-        return 2
-    if args.repeats < 1 or args.warmup < 0:
-        print(f"reprolib bench: --repeats {args.repeats} / --warmup {args.warmup} invalid; expected >= 1 / >= 0")
-        return 2
+def _checked_arguments(args) -> tuple[torch.device, list, Path]:
+    """The device, shapes and output file of ``reprolib bench``, or ValueError naming the bad argument: all
+    checked before the first kernel is timed."""
+    from reprolib.config import ConfigError  # noqa: PLC0415
+    from reprolib.training.loop import resolve_device  # noqa: PLC0415
+
     try:
-        shapes = [_parse_shape(s) for s in args.shapes] if args.shapes else list(SHAPES if device.type == "cuda" else CPU_SHAPES)
+        device = resolve_device(args.device or "auto")
+    except ConfigError as error:
+        raise ValueError(f"--device: {error}") from None
+    if args.repeats < 1 or args.warmup < 0:
+        raise ValueError(f"--repeats {args.repeats} / --warmup {args.warmup} invalid; expected >= 1 / >= 0")
+    for flag, value in (("--max-torch-seconds", args.max_torch_seconds), ("--peak-bandwidth", args.peak_bandwidth)):
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"{flag} {value} is not allowed; expected a positive number")
+    shapes = [_parse_shape(s) for s in args.shapes] if args.shapes else list(SHAPES if device.type == "cuda" else CPU_SHAPES)
+    if args.output:
+        out = Path(args.output)
+    else:
+        from reprolib.paths import results_dir  # noqa: PLC0415
+        from reprolib.results.provenance import device_name  # noqa: PLC0415
+
+        out = results_dir() / "bench" / f"{device_slug(device_name(device))}.json"
+    from reprolib.paths import check_output_file  # noqa: PLC0415
+
+    return device, shapes, check_output_file(out)
+
+
+def main(args) -> int:
+    try:
+        device, shapes, out = _checked_arguments(args)
     except ValueError as err:
-        print(f"reprolib bench: {err}")
+        print(f"reprolib bench: error: {err}", file=sys.stderr)
         return 2
     check = None
     if args.check:
@@ -624,14 +647,6 @@ def main(args) -> int:
         check = {"engine": engine, "checks": total, "failures": failures}
         if failures:
             print(f"reprolib bench: {len(failures)} kernel check(s) failed; timing anyway, the record says so")
-    from reprolib.results.provenance import device_name  # noqa: PLC0415
-
-    if args.output:
-        out = Path(args.output)
-    else:
-        from reprolib.paths import results_dir  # noqa: PLC0415
-
-        out = results_dir() / "bench" / f"{device_slug(device_name(device))}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     # saved after every row, marked incomplete until the end: a killed run still leaves what it measured
     extra = {} if check is None else {"kernel_check": check}
@@ -662,8 +677,11 @@ def _save(record: dict, out: Path, complete: bool) -> None:
     """Write ``record`` to ``out`` atomically (a temporary file renamed over it), with ``complete`` saying
     whether every requested row was measured."""
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps({**record, "complete": complete}, indent=1) + "\n")
-    tmp.replace(out)
+    try:
+        tmp.write_text(json.dumps({**record, "complete": complete}, indent=1) + "\n")
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)  # after a failed write or rename: no half-written file is left
 
 
 def _check_all(device, engine: str = "cupy") -> tuple[list[str], int]:
