@@ -92,3 +92,20 @@ def test_samples_follow_the_contract(data_root, name):
         assert y.dtype == torch.long and y.shape == (x.shape[0],)
     else:
         assert isinstance(y, int)
+
+
+def test_a_data_root_that_is_set_but_not_a_folder_is_named(tmp_path, monkeypatch, capsys):
+    from reprolib.cli import main
+    from reprolib.data import resolve_root
+    from reprolib.paths import DataRootNotSet
+
+    monkeypatch.delenv("REPROLIB_DATA", raising=False)
+    assert resolve_root(None) is None  # not set: datasets may still be in the cache
+    monkeypatch.setenv("REPROLIB_DATA", str(tmp_path / "missing"))
+    with pytest.raises(DataRootNotSet, match=r"REPROLIB_DATA='.*missing' does not exist; expected the folder"):
+        resolve_root(None)
+    assert main(["data"]) == 2
+    assert "REPROLIB_DATA=" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert main(["data", "ecg-qtdb", "--root", str(tmp_path / "file")]) == 2
+    assert "is not a directory" in capsys.readouterr().err

@@ -51,14 +51,15 @@ def load_dataset(name: str, split: str, root: str | os.PathLike | None = None, d
 def resolve_root(root: str | os.PathLike | None) -> Path | None:
     """The data root (``root`` or ``$REPROLIB_DATA``), or ``None`` when neither is set.
 
-    Unlike :func:`reprolib.paths.data_root` this does not raise: a dataset may still be found in the
-    cache (after an explicit download), and the "not found" message names what is missing either way.
+    Unlike :func:`reprolib.paths.data_root` this does not raise when neither is set: a dataset may still be
+    found in the cache (after an explicit download), and the "not found" message names what is missing either
+    way. A root that is set but is not a folder raises :class:`reprolib.paths.DataRootNotSet` naming it.
     """
     from reprolib.paths import DataRootNotSet, data_root
 
     try:
         return data_root(root)
     except DataRootNotSet:
-        if root is not None:
+        if root is not None or os.environ.get("REPROLIB_DATA"):
             raise
         return None

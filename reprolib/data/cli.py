@@ -9,6 +9,9 @@ a failed download, 2 when a dataset named on the command line is missing.
 from __future__ import annotations
 
 import argparse
+import sys
+
+from reprolib.paths import DataRootNotSet
 
 from . import DATASETS, load_dataset, resolve_root
 from .catalog import CATALOG, DOWNLOAD_SUBFOLDER, check_availability
@@ -29,7 +32,11 @@ def main(args: argparse.Namespace) -> int:
     if unknown:
         print(f"Unknown dataset(s) {', '.join(unknown)}; expected one of {', '.join(CATALOG)}.")
         return 2
-    root = resolve_root(args.root)
+    try:
+        root = resolve_root(args.root)
+    except DataRootNotSet as error:
+        print(f"reprolib data: error: {error}", file=sys.stderr)
+        return 2
     print(f"data root: {root if root is not None else '(not set: use --root or REPROLIB_DATA)'}")
     status = 0
     for name in names:
