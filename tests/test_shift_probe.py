@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from reprolib.config import ConfigError
 from reprolib.experiments import get_configs
 from reprolib.training import train
 from reprolib.training.shift_probe import _parse_shifts, probe_records, shift_frames
@@ -29,7 +30,6 @@ def test_shift_frames_moves_content_and_fills_with_zeros():
 def test_parse_shifts_reads_rows_and_row_column_pairs():
     assert _parse_shifts("0,-1, 2") == [(0, 0), (-1, 0), (2, 0)]
     assert _parse_shifts("0:1,-1:-2") == [(0, 1), (-1, -2)]
-    from reprolib.config import ConfigError
 
     with pytest.raises(ConfigError, match="'up' is not a shift"):
         _parse_shifts("0,up")
@@ -50,6 +50,25 @@ def test_probe_of_a_trained_run_reproduces_its_recorded_accuracy_unshifted(data_
     assert payload["experiment"] == "src-table2" and payload["scale"] == "ci"
     assert payload["provenance"]["git_commit"] is not None and payload["provenance"]["cpu"]["model"]
     assert len(rows["test", 1]["weights_sha256"]) == 64 and rows["test", 1]["selected_epoch"] == config.epochs
+    # shifts that leave nothing of a 34 x 34 frame, and an output that is a folder, fail before any evaluation
+    with pytest.raises(ConfigError, match=r"--shifts 34:0 leaves nothing of a 34 x 34 frame"):
+        probe_records([record.path], [(0, 0), (34, 0)], results_tmp / "again.json", results_dir=results_tmp,
+                      progress=False)
+    with pytest.raises(ValueError, match="is a folder; expected a file name"):
+        probe_records([record.path], [(0, 0)], results_tmp, results_dir=results_tmp, progress=False)
+    assert not (results_tmp / "again.json").exists()
+
+
+def test_probe_refuses_records_whose_inputs_are_not_frames(results_tmp, monkeypatch):
+    from reprolib.training import shift_probe
+
+    config = get_configs("toy", "ci", seeds=[0])[0]  # [B, 16] feature vectors: a 'shift' would move samples
+    record = train(config, results_dir=results_tmp, progress=False)
+    monkeypatch.setattr(shift_probe, "shifted_accuracy", lambda *a, **k: pytest.fail("evaluated a non-frame run"))
+    with pytest.raises(ConfigError, match="probe-shift moves image frames; the records' dataset"):
+        probe_records([record.path], [(0, 0), (1, 0)], results_tmp / "probe.json", results_dir=results_tmp,
+                      progress=False)
+    assert not (results_tmp / "probe.json").exists()
 
 
 def test_probe_refuses_runs_without_kept_weights(data_root, results_tmp):

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from reprolib.config import ConfigError
+from reprolib.paths import check_output_file
 
 __all__ = ["shift_frames", "shifted_accuracy", "probe_records", "default_output"]
 
@@ -45,6 +46,29 @@ def shift_frames(x: torch.Tensor, dy: int = 0, dx: int = 0) -> torch.Tensor:
     cols_to, cols_from = (slice(dx, None), slice(None, W - dx)) if dx >= 0 else (slice(None, dx), slice(-dx, None))
     out[..., rows_to, cols_to] = x[..., rows_from, cols_from]
     return out
+
+
+#: datasets whose samples are image frames [..., H, W], the only inputs that moving rows and columns makes sense for
+FRAME_DATASETS = ("mnist", "fashion-mnist", "nmnist", "nmnist-subset")
+
+
+def _check_frames(config, shifts: Sequence[tuple[int, int]]) -> None:
+    """Refuse, before any evaluation, a run whose inputs are not image frames (a sequence or a feature vector,
+    where a 'shift' would move time steps or samples) and shifts that leave nothing of a frame."""
+    from reprolib.training.loop import evaluation_set  # noqa: PLC0415
+
+    if config.dataset not in FRAME_DATASETS:
+        raise ConfigError(f"probe-shift moves image frames; the records' dataset {config.dataset!r} is not one of "
+                          f"{list(FRAME_DATASETS)}")
+    x = evaluation_set(config, _evaluation_splits(config)[0])[0][0]
+    if x.dim() < 2 or min(x.shape[-2:]) < 2:
+        raise ConfigError(f"probe-shift moves image frames [..., H, W]; the samples of {config.dataset!r} with "
+                          f"dataset_options {dict(config.dataset_options)} have shape {tuple(x.shape)}")
+    H, W = x.shape[-2:]
+    for dy, dx in shifts:
+        if abs(dy) >= H or abs(dx) >= W:
+            raise ConfigError(f"--shifts {dy}:{dx} leaves nothing of a {H} x {W} frame; expected |dy| < {H} and "
+                              f"|dx| < {W}")
 
 
 def _evaluation_splits(config) -> list[str]:
@@ -126,7 +150,8 @@ def probe_records(paths: Sequence[str | Path], shifts: Sequence[tuple[int, int]]
         raise FileNotFoundError(f"no kept weights for {len(missing)} record(s), e.g. {[str(r.path) for r in missing[:3]]}: the probe runs "
                                 "where the runs were trained (their checkpoint folders are not committed)")
     torch_device = resolve_device(device)
-    output = Path(output) if output is not None else default_output(experiment, scale)
+    output = check_output_file(output if output is not None else default_output(experiment, scale))
+    _check_frames(records[0].config, shifts)
     rows = []
     started = provenance.utc_now()
     for i, (record, weight_file) in enumerate(zip(records, weight_files), 1):
@@ -163,7 +188,8 @@ def _parse_shifts(text: str) -> list[tuple[int, int]]:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("records", nargs="+", metavar="RECORD", help="run record JSON files of one experiment")
     parser.add_argument("--shifts", default="0,-1,1", help="dy or dy:dx pixel shifts, comma-separated "
-                                                            "(default 0,-1,1: rows only; positive dy moves down)")
+                                                            "(default 0,-1,1: rows only; positive dy moves down; a "
+                                                            "list that starts negative needs '=': --shifts=-1,0,1)")
     parser.add_argument("--output", default=None,
                         help="JSON path (default results/analysis/<experiment>-<scale>-shift-probe.json)")
     parser.add_argument("--results", default=None, metavar="DIR", help="results folder holding the checkpoints")
