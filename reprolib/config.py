@@ -204,6 +204,8 @@ class ExperimentConfig:
         for split in splits:
             if split not in EVAL_SPLITS:
                 _fail("eval_splits", list(splits), f"a list with items from {list(EVAL_SPLITS)}")
+        if not splits:
+            _fail("eval_splits", list(splits), "at least one split (a record without one has no accuracy)")
         if len(set(splits)) != len(splits):
             _fail("eval_splits", list(splits), "a list without repeated items")
         set_("eval_splits", tuple(splits))

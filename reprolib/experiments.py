@@ -363,6 +363,8 @@ def list_experiments() -> list[str]:
 
 
 def get_preset(experiment: str) -> Preset:
+    if not isinstance(experiment, str):
+        raise ValueError(f"experiment {experiment!r} is not allowed; expected a preset name, one of {list(PRESETS)}")
     try:
         return PRESETS[experiment]
     except KeyError:
@@ -385,6 +387,9 @@ def _check_scale(scale: str) -> None:
 def _seeds(preset: Preset, scale: str, seeds) -> list[int]:
     if seeds is None:
         return list(preset.seeds[scale])
+    given = seeds
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, (int, list, tuple, range)):
+        raise ConfigError(f"seeds = {given!r} is not allowed; expected an integer >= 0 or a list of them")
     seeds = [seeds] if isinstance(seeds, int) else list(seeds)
     if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
         raise ConfigError(f"seeds = {seeds!r} is not allowed; expected a non-empty list of integers >= 0")

@@ -361,3 +361,25 @@ def test_rerun_compares_the_sessions_that_trained_the_compared_epochs():
     # a session that reached no new epoch (resumed, then stopped before finishing one) trained nothing of the record
     resumed.provenance["earlier_sessions"] = [first, {**here, "until_epoch": 3}]
     assert [span for span, _, _ in sessions_behind(resumed)] == ["epochs 0-3", "epochs 4-10"]
+
+
+def test_list_marks_a_truncated_record_corrupt_and_bad_api_arguments_are_named(tmp_path, capsys):
+    from reprolib.config import ConfigError, with_overrides
+    from reprolib.training import train
+
+    config = with_overrides(get_configs("toy", "ci", seeds=[0], hidden=[16])[0], {"epochs": 1, "device": "cpu"})
+    record = train(config, results_dir=tmp_path, progress=False)
+    record.path.write_text(record.path.read_text()[:100])
+    assert main(["run", "toy", "--select", "hidden=16", "--set", "epochs=1", "--set", "device=cpu", "--list",
+                 "--results", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.split()[1] == "corrupt"
+
+    assert main(["run", "toy", "--time-limit", "1e308", "--results", str(tmp_path)]) == 2
+    assert "--time-limit 1e+308 is not allowed" in capsys.readouterr().err
+    for seeds in (1.5, "abc", [0, -1]):
+        with pytest.raises(ConfigError, match="seeds = .* is not allowed"):
+            get_configs("toy", "ci", seeds=seeds)
+    with pytest.raises(ValueError, match=r"experiment \['toy'\] is not allowed; expected a preset name"):
+        get_configs(["toy"])
+    with pytest.raises(ConfigError, match=r"'eval_splits' = \[\] is not allowed; expected at least one split"):
+        with_overrides(config, {"eval_splits": []})

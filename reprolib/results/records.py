@@ -29,8 +29,8 @@ class CorruptRecordError(RuntimeError):
     def __init__(self, path: str | os.PathLike, reason: str):
         self.path = Path(path)
         self.reason = reason
-        super().__init__(f"corrupt run record {str(self.path)!r}: {reason}. Delete it and run the config again "
-                         "(reprolib run / reprolib sweep) to regenerate it.")
+        super().__init__(f"corrupt run record {str(self.path)!r}: {reason}. If it is a record of a results folder, "
+                         "delete it and run its config again (reprolib run / reprolib sweep) to regenerate it.")
 
 
 @dataclass

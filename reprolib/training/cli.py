@@ -36,7 +36,8 @@ def add_grid_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a config key for every run, e.g. --set epochs=3 --set model_options.hidden=64")
     parser.add_argument("--select", action="append", metavar="KEY=VALUE", default=[],
                         help="keep only configs with this value of a config key or grid axis (repeat a key to allow "
-                             "several values; config_hash=a,b for hashes)")
+                             "several values; config_hash=a,b for hashes); a value that a simple axis (one config "
+                             "key, e.g. hidden or T) does not list adds it to the grid")
     parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (not part of the run's identity)")
     parser.add_argument("--backend", default=None, choices=BACKENDS,
                         help="neuron time-loop implementation for models that have one: torch | auto | cupy (fused "
@@ -59,7 +60,7 @@ def stop_at(args: argparse.Namespace) -> float | None:
 
 def check_time_limit(args: argparse.Namespace) -> None:
     minutes = getattr(args, "time_limit", None)
-    if minutes is not None and not (minutes > 0 and math.isfinite(minutes)):
+    if minutes is not None and not (minutes > 0 and math.isfinite(60.0 * minutes)):
         raise ConfigError(f"--time-limit {minutes} is not allowed; expected a positive number of minutes")
 
 
@@ -126,15 +127,21 @@ def _check_each(configs) -> None:
 
 
 def print_configs(configs, results) -> None:
-    """One line per config: its hash, ``record`` / ``missing`` (or, for an unfinished run with a checkpoint, the
-    epochs it has done, ``12/100 ep``, which the next sweep or run resumes), its seed and the varying keys; an
-    unfinished run's line ends with its last validation accuracy and the time its remaining epochs would take."""
-    from reprolib.results.records import record_path
+    """One line per config: its hash, ``record`` / ``corrupt`` (a record that fails to read or verify; a run
+    moves it aside and trains again) / ``missing`` (or, for an unfinished run with a checkpoint, the epochs it has
+    done, ``12/100 ep``, which the next sweep or run resumes), its seed and the varying keys; an unfinished run's
+    line ends with its last validation accuracy and the time its remaining epochs would take."""
+    from reprolib.results.records import CorruptRecordError, read_record, record_path
 
     for config in configs:
         progress = ""
-        if record_path(config, results).exists():
-            status = "record"
+        path = record_path(config, results)
+        if path.exists():
+            try:
+                read_record(path)
+                status = "record"
+            except CorruptRecordError:
+                status = "corrupt"
         else:
             state = _checkpoint_state(config, results)
             status = "missing" if state is None else f"{int(state.get('epoch', 0))}/{config.epochs} ep"
