@@ -28,6 +28,8 @@ sequence   an already sequential batch ``[B, T, ...] -> [T, B, ...]`` (N-MNIST f
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from reprolib.kernels.bernoulli import bernoulli, uniform_at_most
@@ -49,11 +51,32 @@ def _check_positive_int(name: str, value) -> int:
     return value
 
 
-def _check_batch(x, min_dim: int, encoder: str) -> torch.Tensor:
+def _check_finite(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name}={value!r} must be a finite number.")
+    return float(value)
+
+
+def _check_flag(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}={value!r} must be True or False.")
+    return value
+
+
+def _check_first_spike_time(value, num_steps: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= num_steps - 1:
+        raise ValueError(f"first_spike_time={value!r} must be an integer in [0, num_steps - 1 = {num_steps - 1}].")
+    return value
+
+
+def _check_batch(x, min_dim: int, encoder: str, finite: bool = False) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{encoder}: expected a torch.Tensor batch, got {type(x).__name__}.")
     if x.dim() < min_dim:
         raise ValueError(f"{encoder}: expected a batch with at least {min_dim} dimensions, got shape {tuple(x.shape)}.")
+    if finite and x.is_floating_point() and bool(torch.isnan(x).any()):
+        # a NaN probability or intensity has no spike train: torch.bernoulli refuses it, a comparison drops it
+        raise ValueError(f"{encoder}: the batch holds NaN values; expected numbers (e.g. pixel intensities in [0, 1]).")
     return x
 
 
@@ -81,10 +104,10 @@ class PoissonEncoder(Encoder):
 
     def __init__(self, num_steps: int, flatten: bool = True):
         self.num_steps = _check_positive_int("num_steps", num_steps)
-        self.flatten = bool(flatten)
+        self.flatten = _check_flag("flatten", flatten)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        x = _to_float(_check_batch(x, 1, self.name))
+        x = _to_float(_check_batch(x, 1, self.name, finite=True))
         _check_generator(x, generator)
         # (torch.rand(T, *x.shape) <= x), drawn on the CPU by the same C++ loop as the rate encoder's Bernoulli
         return self._finish(uniform_at_most(x, self.num_steps, generator))
@@ -95,13 +118,12 @@ class RateEncoder(Encoder):
 
     def __init__(self, num_steps: int, gain: float = 1.0, offset: float = 0.0, first_spike_time: int = 0, flatten: bool = True):
         self.num_steps = _check_positive_int("num_steps", num_steps)
-        if not isinstance(first_spike_time, int) or not 0 <= first_spike_time <= num_steps - 1:
-            raise ValueError(f"first_spike_time={first_spike_time!r} must be an integer in [0, num_steps - 1 = {num_steps - 1}].")
-        self.gain, self.offset, self.first_spike_time = float(gain), float(offset), first_spike_time
-        self.flatten = bool(flatten)
+        self.first_spike_time = _check_first_spike_time(first_spike_time, num_steps)
+        self.gain, self.offset = _check_finite("gain", gain), _check_finite("offset", offset)
+        self.flatten = _check_flag("flatten", flatten)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        x = _to_float(_check_batch(x, 1, self.name))
+        x = _to_float(_check_batch(x, 1, self.name, finite=True))
         _check_generator(x, generator)
         # Same values and draw order as snnTorch (data.repeat(T, 1, ...) * gain + offset, clamp, torch.bernoulli),
         # so one seed gives identical spikes. The probabilities are element-wise, so they are computed once per
@@ -131,15 +153,17 @@ class LatencyEncoder(Encoder):
         flatten: bool = True,
     ):
         self.num_steps = _check_positive_int("num_steps", num_steps)
-        if not 0 < threshold < 1:
+        if not 0 < _check_finite("threshold", threshold) < 1:
             raise ValueError(f"threshold={threshold!r} must lie in (0, 1).")
-        if not tau > 0:
+        if not _check_finite("tau", tau) > 0:
             raise ValueError(f"tau={tau!r} must be > 0.")
-        if not isinstance(first_spike_time, int) or not 0 <= first_spike_time <= num_steps - 1:
-            raise ValueError(f"first_spike_time={first_spike_time!r} must be an integer in [0, num_steps - 1 = {num_steps - 1}].")
-        self.tau, self.threshold, self.first_spike_time, self.epsilon = float(tau), float(threshold), first_spike_time, float(epsilon)
-        self.linear, self.normalize, self.clip = bool(linear), bool(normalize), bool(clip)
-        self.flatten = bool(flatten)
+        if not _check_finite("epsilon", epsilon) > 0:
+            raise ValueError(f"epsilon={epsilon!r} must be > 0 (it keeps log(p / (p - threshold)) finite).")
+        self.first_spike_time = _check_first_spike_time(first_spike_time, num_steps)
+        self.tau, self.threshold, self.epsilon = float(tau), float(threshold), float(epsilon)
+        self.linear = _check_flag("linear", linear)
+        self.normalize, self.clip = _check_flag("normalize", normalize), _check_flag("clip", clip)
+        self.flatten = _check_flag("flatten", flatten)
 
     def spike_times(self, x: torch.Tensor) -> torch.Tensor:
         """Real-valued spike time per element (before rounding), snnTorch's ``latency_code``."""
@@ -156,7 +180,7 @@ class LatencyEncoder(Encoder):
         return times
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        x = _to_float(_check_batch(x, 1, self.name))
+        x = _to_float(_check_batch(x, 1, self.name, finite=True))
         if x.numel() and (x.min() < 0 or x.max() > 1):
             raise ValueError(
                 f"latency: inputs must lie in [0, 1] (pixel intensities), got [{x.min().item()}, {x.max().item()}]; "
@@ -181,7 +205,7 @@ class DirectEncoder(Encoder):
 
     def __init__(self, num_steps: int, flatten: bool = True):
         self.num_steps = _check_positive_int("num_steps", num_steps)
-        self.flatten = bool(flatten)
+        self.flatten = _check_flag("flatten", flatten)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         x = _check_batch(x, 1, self.name)
@@ -194,7 +218,7 @@ class ColumnsEncoder(Encoder):
     name = "columns"
 
     def __init__(self, flatten: bool = True):
-        self.flatten = bool(flatten)
+        self.flatten = _check_flag("flatten", flatten)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         x = _check_batch(x, 3, self.name)
@@ -225,7 +249,7 @@ class PixelsEncoder(Encoder):
         if permutation_seed is not None and (isinstance(permutation_seed, bool) or not isinstance(permutation_seed, int)):
             raise ValueError(f"permutation_seed={permutation_seed!r} must be an integer or None.")
         self.permutation_seed = permutation_seed
-        self.flatten = bool(flatten)
+        self.flatten = _check_flag("flatten", flatten)
         self._permutations: dict[tuple[int, str], torch.Tensor] = {}
 
     def permutation(self, n_pixels: int, device) -> torch.Tensor | None:
@@ -251,7 +275,7 @@ class SequenceEncoder(Encoder):
     name = "sequence"
 
     def __init__(self, flatten: bool = True):
-        self.flatten = bool(flatten)
+        self.flatten = _check_flag("flatten", flatten)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         x = _check_batch(x, 2, self.name)

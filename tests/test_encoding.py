@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import warnings
@@ -248,3 +249,26 @@ def test_without_generator_the_global_rng_is_used():
     first = encode(x)
     torch.manual_seed(11)
     assert torch.equal(encode(x), first)
+
+
+@pytest.mark.parametrize("name, options, message", [
+    ("rate", {"gain": float("nan")}, "gain=nan must be a finite number"),
+    ("rate", {"gain": "abc"}, "gain='abc' must be a finite number"),
+    ("rate", {"offset": float("inf")}, "offset=inf must be a finite number"),
+    ("rate", {"first_spike_time": True}, "first_spike_time=True must be an integer"),
+    ("latency", {"tau": float("inf")}, "tau=inf must be a finite number"),
+    ("latency", {"epsilon": -1.0}, "epsilon=-1.0 must be > 0"),
+    ("latency", {"normalize": "yes"}, "normalize='yes' must be True or False"),
+    ("poisson", {"flatten": "no"}, "flatten='no' must be True or False"),
+])
+def test_encoder_options_are_checked_by_name(name, options, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        get_encoder(name, num_steps=4, **options)
+
+
+@pytest.mark.parametrize("name", ["rate", "poisson", "latency"])
+def test_a_nan_input_is_refused_not_encoded(name):
+    x = torch.full((2, 3), 0.5)
+    x[1, 2] = float("nan")
+    with pytest.raises(ValueError, match=f"{name}: the batch holds NaN values"):
+        get_encoder(name, num_steps=4)(x, torch.Generator().manual_seed(0))
