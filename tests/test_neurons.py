@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -327,3 +328,26 @@ def test_package_reexports():
     for name in ("IFNode", "LIFNode", "MultiStepIFNode", "MultiStepLIFNode", "if_step", "lif_step",
                  "lif_multistep", "MemoryModule", "MembraneState"):
         assert hasattr(neurons, name)
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: neurons.Leaky(beta=float("nan")), "beta=nan"),
+    (lambda: neurons.Leaky(threshold="abc"), "threshold='abc'"),
+    (lambda: neurons.SpikingRecurrentCell(4, 3, r=float("nan")),
+     "r=nan; expected a finite number"),
+    (lambda: neurons.SpikingRecurrentCell(4, 3, alpha="a"),
+     "alpha='a'; expected a finite number"),
+    (lambda: neurons.SpikingRecurrentCell(
+        4, 3, bias_init=float("nan")), "bias_init=nan"),
+    (lambda: neurons.BRFCell(4, 3, omega_range=(float("inf"),) * 2),
+     "omega_range=(inf, inf); expected (low, high), finite"),
+    (lambda: neurons.BRFCell(4, 3, dt="a"), "dt='a'"),
+    (lambda: neurons.BRFCell(4, 3, gamma=float("nan")), "gamma=nan"),
+    (lambda: neurons.ALIFCell(4, 3, tau_mem=(float("nan"), 1.0)),
+     "expected a finite mean and a finite std"),
+    (lambda: neurons.BPSANode(threshold=float("nan")), "threshold=nan"),
+    (lambda: neurons.BPSANode(dt=0.0), "dt=0.0; expected a positive"),
+])
+def test_neuron_constants_must_be_finite_numbers(build, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        build()

@@ -160,7 +160,7 @@ def test_bad_names_fail_before_any_data_is_loaded(tmp_path, monkeypatch):
     monkeypatch.setattr(toy, "build_toy_dataset", lambda *a, **k: calls.append(1))
     with pytest.raises(ValueError, match="unknown model 'no-such-net'"):
         train(toy_config(model="no-such-net"), results_dir=tmp_path, progress=False)
-    with pytest.raises(TypeError, match="widht"):
+    with pytest.raises(ConfigError, match="does not accept model_options = .*'widht'.*unexpected keyword argument"):
         train(toy_config(**{"model_options.widht": 3}), results_dir=tmp_path, progress=False)
     with pytest.raises(ConfigError, match="config key 'encoding'.*cannot be imported"):
         train(toy_config(encoding="reprolib.training.toy:nothing_here"), results_dir=tmp_path, progress=False)

@@ -35,6 +35,7 @@ property of the temporal adjustment, its weight is ``0.2`` per unit of ``y``.
 
 from __future__ import annotations
 
+import math
 from typing import Callable, NamedTuple
 
 import torch
@@ -73,6 +74,11 @@ def _check(params: BPSAParameters) -> None:
         raise ValueError(f"variant={params.variant!r}; expected one of {BPSA_VARIANTS}")
     if not isinstance(params.spatial, bool) or not isinstance(params.temporal, bool):
         raise ValueError(f"spatial={params.spatial!r}, temporal={params.temporal!r}; expected True or False")
+    for name in ("threshold", "decay", "dt", "residual"):
+        if not math.isfinite(getattr(params, name)):
+            raise ValueError(f"{name}={getattr(params, name)!r}; expected a finite number")
+    if not params.dt > 0:
+        raise ValueError(f"dt={params.dt!r}; expected a positive time step")
 
 
 def bpsa_step(x: Tensor, state: BPSAState, params: BPSAParameters) -> tuple[Tensor, BPSAState]:

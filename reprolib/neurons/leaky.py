@@ -21,7 +21,7 @@ from typing import Callable, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from reprolib.neurons.base import MemoryModule, select_backend
+from reprolib.neurons.base import MemoryModule, _check_number, select_backend
 from reprolib.surrogate import ATan
 
 __all__ = ["LeakyParameters", "LeakyState", "leaky_step", "leaky_multistep", "Leaky", "LEAKY_RESETS"]
@@ -92,8 +92,8 @@ class Leaky(MemoryModule):
             raise ValueError(f"Leaky: reset={reset!r}; expected one of {LEAKY_RESETS}")
         # an unknown name, or "cpp" without a compiler, fails here, before any data
         self.backend = select_backend("Leaky", backend, self.multistep_backends)
-        beta_t = torch.as_tensor(float(beta))
-        thr_t = torch.as_tensor(float(threshold))
+        beta_t = torch.as_tensor(_check_number("beta", beta, "Leaky"))
+        thr_t = torch.as_tensor(_check_number("threshold", threshold, "Leaky"))
         if learn_beta:
             self.beta = nn.Parameter(beta_t)
         else:

@@ -44,7 +44,7 @@ from typing import Callable, NamedTuple, Optional
 import torch
 from torch import Tensor, nn
 
-from reprolib.neurons.base import MemoryModule, select_backend
+from reprolib.neurons.base import MemoryModule, _check_number, select_backend
 from reprolib.surrogate import DoubleGaussian
 
 __all__ = [
@@ -243,8 +243,8 @@ def _check_range(owner: str, name: str, value) -> tuple[float, float]:
         low, high = (float(v) for v in value)
     except (TypeError, ValueError):
         raise ValueError(f"{owner}: {name}={value!r}; expected a pair of numbers") from None
-    if not low <= high:
-        raise ValueError(f"{owner}: {name}={value!r}; expected (low, high) with low <= high")
+    if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+        raise ValueError(f"{owner}: {name}={value!r}; expected (low, high), finite, with low <= high")
     return low, high
 
 
@@ -254,8 +254,8 @@ def _normal_init(owner: str, name: str, size: int, mean_std) -> nn.Parameter:
         mean, std = (float(v) for v in mean_std)
     except (TypeError, ValueError):
         raise ValueError(f"{owner}: {name}={mean_std!r}; expected a pair (mean, std)") from None
-    if std < 0:
-        raise ValueError(f"{owner}: {name}={mean_std!r}; expected std >= 0")
+    if not (math.isfinite(mean) and math.isfinite(std) and std >= 0):
+        raise ValueError(f"{owner}: {name}={mean_std!r}; expected a finite mean and a finite std >= 0")
     return nn.Parameter(torch.randn(size) * std + mean)
 
 
@@ -332,9 +332,10 @@ class RFCell(_RecurrentCell):
         self.omega = nn.Parameter(torch.empty(hidden).uniform_(low, high))
         low, high = _check_range(owner, "b_offset_range", b_offset_range)
         self.b_offset = nn.Parameter(torch.empty(hidden).uniform_(low, high))
-        if not dt > 0:
+        if not _check_number("dt", dt, owner) > 0:
             raise ValueError(f"{owner}: dt={dt!r}; expected a positive time step")
-        self.dt, self.theta, self.gamma, self.clamp_omega = float(dt), float(theta), float(gamma), clamp_omega
+        self.dt, self.theta, self.gamma = float(dt), _check_number("theta", theta, owner), _check_number("gamma", gamma, owner)
+        self.clamp_omega = clamp_omega
         self.spike_fn = spike_fn if spike_fn is not None else DoubleGaussian()
 
     def neuron_parameters(self) -> RFParameters:
@@ -361,7 +362,7 @@ class ALIFCell(_RecurrentCell):
         owner = type(self).__name__
         self.tau_mem = _normal_init(owner, "tau_mem", hidden, tau_mem)
         self.tau_adp = _normal_init(owner, "tau_adp", hidden, tau_adp)
-        self.theta0, self.beta = float(theta0), float(beta)
+        self.theta0, self.beta = _check_number("theta0", theta0, owner), _check_number("beta", beta, owner)
         self.spike_fn = spike_fn if spike_fn is not None else DoubleGaussian()
 
     def neuron_parameters(self) -> ALIFParameters:

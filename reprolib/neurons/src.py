@@ -30,12 +30,13 @@ The time loop lives in one pure function, :func:`src_multistep`, so that a fused
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple, Optional
 
 import torch
 from torch import Tensor, nn
 
-from reprolib.neurons.base import MemoryModule, select_backend
+from reprolib.neurons.base import MemoryModule, _check_number, select_backend
 
 __all__ = [
     "SRCParameters", "SRCState", "src_initial_state", "src_spike_generation_step", "src_step",
@@ -76,6 +77,13 @@ class SRCState(NamedTuple):
 
 
 def _check_params(params: SRCParameters) -> None:
+    for name in ("alpha", "rho", "r", "r_s", "zs_hyp", "zs_dep", "zs_threshold", "noise_sigma"):
+        value = getattr(params, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{name}={value!r}; expected a finite number")
+    if not isinstance(params.b_h, Tensor) and (isinstance(params.b_h, bool) or not isinstance(params.b_h, (int, float))
+                                                or not math.isfinite(params.b_h)):
+        raise ValueError(f"b_h={params.b_h!r}; expected a finite number or a tensor")
     if params.zs_from not in ZS_FROM_CHOICES:
         raise ValueError(f"zs_from={params.zs_from!r}; expected one of {ZS_FROM_CHOICES}")
     if not params.rho > 0:
@@ -248,6 +256,8 @@ class SpikingRecurrentCell(MemoryModule):
                 raise ValueError(f"SpikingRecurrentCell: {name}={value!r}; expected a positive int")
         if bias_bound not in BIAS_BOUND_CHOICES:
             raise ValueError(f"SpikingRecurrentCell: bias_bound={bias_bound!r}; expected one of {BIAS_BOUND_CHOICES}")
+        for name, value in (("bias_init", bias_init), ("bias_max", bias_max)):
+            _check_number(name, value, "SpikingRecurrentCell")
         if bias_bound != "none" and bias_init > bias_max:
             raise ValueError(f"SpikingRecurrentCell: bias_init={bias_init!r} is above bias_max={bias_max!r}; "
                              "expected bias_init <= bias_max")
