@@ -239,7 +239,12 @@ def _run_on_dask(todo, folder: str, client, scheduler_address, workers: int, wor
         from distributed import Client, LocalCluster  # noqa: PLC0415
 
         if scheduler_address:
-            client = own_client = Client(scheduler_address)
+            try:
+                client = own_client = Client(scheduler_address)
+            except (OSError, TimeoutError, ValueError) as error:  # nothing was submitted yet
+                raise ConfigError(f"scheduler {scheduler_address!r} cannot be reached: {type(error).__name__}: "
+                                  f"{error}; expected the address of a running Dask scheduler, e.g. "
+                                  "tcp://10.0.0.5:8786") from None
         else:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                                    silence_logs=logging.WARNING)

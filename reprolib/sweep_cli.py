@@ -14,6 +14,8 @@ See :mod:`reprolib.sweep` for clusters beyond one machine (dask-jobqueue / SLURM
 from __future__ import annotations
 
 import argparse
+import re
+import sys
 
 from reprolib.config import ConfigError
 from reprolib.training.cli import EXIT_PAUSED, add_grid_arguments, configs_to_run, stop_at
@@ -28,7 +30,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers-per-gpu", type=int, default=1, metavar="K", help="runs sharing one GPU (default 1)")
 
 
+#: what a Dask scheduler address looks like: [protocol://]host:port
+SCHEDULER_ADDRESS = re.compile(r"^([a-z][a-z0-9+]*://)?[^\s/:]+:\d+$|^inproc://\S+$")
+
+
 def _check_workers(args: argparse.Namespace) -> None:
+    if args.scheduler is not None and not SCHEDULER_ADDRESS.match(args.scheduler):
+        raise ConfigError(f"--scheduler {args.scheduler!r} is not allowed; expected a Dask scheduler address "
+                          "[protocol://]host:port, e.g. tcp://10.0.0.5:8786")
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers {args.workers} is not allowed; expected an integer >= 1")
     if args.workers_per_gpu < 1:
@@ -41,8 +50,12 @@ def main(args: argparse.Namespace) -> int:
     configs, exit_code = configs_to_run(args, "sweep", check=lambda: _check_workers(args))
     if exit_code is not None:
         return exit_code
-    report = run_sweep(configs, results_dir=args.results, scheduler_address=args.scheduler, n_workers=args.workers,
-                       workers_per_gpu=args.workers_per_gpu, progress=not args.no_progress, stop_at=stop_at(args))
+    try:
+        report = run_sweep(configs, results_dir=args.results, scheduler_address=args.scheduler, n_workers=args.workers,
+                           workers_per_gpu=args.workers_per_gpu, progress=not args.no_progress, stop_at=stop_at(args))
+    except ConfigError as error:  # the scheduler cannot be reached
+        print(f"reprolib sweep: error: {error}", file=sys.stderr)
+        return 2
     print(report.summary())
     if report.ok:
         return 0

@@ -383,3 +383,19 @@ def test_list_marks_a_truncated_record_corrupt_and_bad_api_arguments_are_named(t
         get_configs(["toy"])
     with pytest.raises(ConfigError, match=r"'eval_splits' = \[\] is not allowed; expected at least one split"):
         with_overrides(config, {"eval_splits": []})
+
+
+def test_sweep_names_a_bad_or_unreachable_scheduler(tmp_path, capsys, monkeypatch):
+    import distributed
+
+    assert main(["sweep", "toy", "--scheduler", "notanaddress", "--results", str(tmp_path)]) == 2
+    assert "--scheduler 'notanaddress' is not allowed" in capsys.readouterr().err
+
+    def unreachable(address, *args, **kwargs):
+        raise OSError(f"Timed out trying to connect to {address}")
+
+    monkeypatch.setattr(distributed, "Client", unreachable)
+    assert main(["sweep", "toy", "--scheduler", "tcp://127.0.0.1:1", "--results", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "scheduler 'tcp://127.0.0.1:1' cannot be reached: OSError" in err and "Traceback" not in err
+    assert not (tmp_path / "toy").exists()
