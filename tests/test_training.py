@@ -292,3 +292,13 @@ def test_time_limit_pauses_between_epochs_and_the_run_resumes_to_the_same_record
         train(config, results_dir=tmp_path / "x", progress=False, stop_at="soon")
     with pytest.raises(ValueError, match="until_epoch = 4 is not allowed"):
         train(config, results_dir=tmp_path / "x", progress=False, until_epoch=4)
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_empty_folder(tmp_path):
+    from reprolib.training import checkpoint as ckpt
+
+    config = toy_config(**{"model_options.forward_delay_s": -1})  # fails in the first training forward
+    with pytest.raises(ValueError):
+        train(config, results_dir=tmp_path, progress=False)
+    assert not ckpt.checkpoint_dir(config, tmp_path, create=False).exists()
+    assert not list((tmp_path / config.experiment).glob("*.json"))

@@ -607,13 +607,20 @@ def train(config: ExperimentConfig, results_dir=None, resume: bool = True, progr
                     "config asks for 'error'")
             return existing
     if stop_at is not None and time.time() >= stop_at:
-        state = ckpt.load(ckpt.checkpoint_dir(config, results_dir) / ckpt.STATE_FILE) if resume else None
+        folder = ckpt.checkpoint_dir(config, results_dir, create=False)  # looked at, not made
+        state = ckpt.load(folder / ckpt.STATE_FILE) if resume else None
         done = state.get("epoch", 0) if isinstance(state, dict) else 0
-        raise TimeLimitReached(config_hash(config), done, config.epochs, ckpt.checkpoint_dir(config, results_dir))
+        raise TimeLimitReached(config_hash(config), done, config.epochs, folder)
     # per run, and switched off again afterwards: the setting is the calling thread's, for everything it runs
     torch.set_flush_denormal(config.flush_denormal)
     try:
         return _Run(config, results_dir, progress).run(resume, stop_at, until_epoch)
+    except BaseException:
+        # a run that failed before its first checkpoint leaves no empty checkpoint folder behind
+        folder = ckpt.checkpoint_dir(config, results_dir, create=False)
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
     finally:
         torch.set_flush_denormal(False)
 
