@@ -29,6 +29,10 @@ import yaml
 from reprolib.paths import REPO_ROOT
 
 BOOK_FILES = ("_config.yml", "_toc.yml")
+#: written into every output folder a build uses: a build replaces src/, html/ and jb/ only where it finds it
+BUILD_MARKER = ".reprolib-book-build"
+BUILD_FOLDERS = ("src", "html", "jb")
+COMMON_PARAMETERS = ("scale", "seeds", "device", "train_missing")
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 BOOK_DIRS = ("book",)
 
@@ -71,6 +75,48 @@ def notebook_parameters(name: str, overrides: dict | None = None, root: Path = R
     return params
 
 
+def notebook_parameter_names(name: str, root: Path = REPO_ROOT) -> set[str]:
+    """The names the ``parameters`` cell of notebook ``name`` (stem) defines, as papermill reads them."""
+    import papermill as pm
+
+    (path,) = [p for p in notebooks_in_toc(root) if p.stem == name]
+    return set(pm.inspect_notebook(str(root / path)))
+
+
+def check_build(out: Path | str, overrides: dict, only: list[str] | None = None, root: Path = REPO_ROOT) -> Path:
+    """Check a build's arguments before anything is staged or executed; returns the resolved ``out``. Raises
+    ValueError naming the bad value: an ``out`` that is a file, or that holds src/, html/ or jb/ folders another
+    program made (a build replaces them); an ``only`` name that is not a notebook of the book; an override that
+    no notebook to execute defines; a shared parameter (scale, seeds, device, train_missing) a notebook would
+    refuse in its first cell."""
+    from reprolib import notebook as nb
+    from reprolib.paths import check_results_folder
+
+    out = check_results_folder(out, "--out")
+    if out.exists() and not (out / BUILD_MARKER).exists() and out != (root / "_build").resolve():
+        taken = [f"{name}/" for name in BUILD_FOLDERS if (out / name).exists()]
+        if taken:
+            raise ValueError(f"--out {str(out)!r} holds {', '.join(taken)} that no book build made (no {BUILD_MARKER} "
+                             "file), and a build replaces them; expected a new or empty folder, or an earlier build's")
+    stems = [p.stem for p in notebooks_in_toc(root)]
+    unknown = sorted(set(only or []) - set(stems))
+    if unknown:
+        raise ValueError(f"--only {unknown} is not a notebook of the book; expected some of {stems}")
+    executed = [s for s in stems if not only or s in only]
+    defined = set().union(*(notebook_parameter_names(s, root) for s in executed)) if executed else set()
+    undefined = sorted(set(overrides) - defined)
+    if undefined:
+        raise ValueError(f"--set {undefined}: no notebook to execute has such a parameter; expected some of "
+                         f"{sorted(defined)}")
+    for stem in executed:
+        params = notebook_parameters(stem, overrides, root)
+        try:
+            nb.check_parameters(*(params.get(k) for k in COMMON_PARAMETERS))
+        except ValueError as error:
+            raise ValueError(f"notebook {stem}: {error}") from None
+    return out
+
+
 def execute_notebooks(stage: Path, overrides: dict, only: list[str] | None = None, root: Path = REPO_ROOT,
                       log=print) -> list[Path]:
     """Execute the toc's notebooks with papermill into ``stage``; returns the executed paths."""
@@ -105,7 +151,8 @@ def _execute_all(pm, stage: Path, overrides: dict, only, root: Path, log) -> lis
             pm.execute_notebook(str(root / rel), str(target), parameters=params, cwd=str(root / rel.parent),
                                 kernel_name="python3", progress_bar=False, log_output=False)
         except pm.PapermillExecutionError as err:
-            raise RuntimeError(f"notebook {rel} failed in cell {err.exec_count}: {err.ename}: {err.evalue}") from err
+            raise RuntimeError(f"notebook {rel} failed in cell {err.exec_count}: {err.ename}: {err.evalue} (the "
+                               f"executed copy, with the traceback, is {target})") from err
         tidy_parameter_cells(target)
         log(f"[book] {rel} done in {time.perf_counter() - start:.1f} s")
         executed.append(target)
@@ -142,7 +189,9 @@ def stage_sources(stage: Path, root: Path = REPO_ROOT) -> None:
 def build(out: Path | str = REPO_ROOT / "_build", overrides: dict | None = None, only: list[str] | None = None,
           root: Path = REPO_ROOT, log=print) -> Path:
     """Execute the notebooks and build the HTML book; returns the path of ``index.html``."""
-    out = Path(out).resolve()
+    out = check_build(out, overrides or {}, only, root)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / BUILD_MARKER).write_text("made by python -m reprolib.book build, which replaces src/, html/ and jb/ here\n")
     stage = out / "src"
     stage_sources(stage, root)
     execute_notebooks(stage, overrides or {}, only=only, root=root, log=log)
@@ -190,8 +239,17 @@ def main(argv: list[str] | None = None) -> int:
         if "=" not in item:
             parser.error(f"--set expects KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
-        overrides[key] = _parse_value(value)
-    index = build(args.out, overrides, only=args.only)
+        try:
+            overrides[key] = _parse_value(value)
+        except yaml.YAMLError as error:
+            parser.error(f"--set {item!r}: the value is not YAML ({str(error).splitlines()[0]})")
+    try:
+        index = build(args.out, overrides, only=args.only)  # checks its arguments before it stages anything
+    except ValueError as error:
+        parser.error(str(error))
+    except RuntimeError as error:  # a notebook failed: its executed copy under <out>/src shows the cell
+        print(f"[book] error: {error}", file=sys.stderr)
+        return 1
     print(f"[book] {index}")
     return 0
 

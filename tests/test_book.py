@@ -188,3 +188,37 @@ def test_parameter_cells_are_tidied_on_the_page(tmp_path):
     book.tidy_parameter_cells(path)
     tags = [cell.metadata.get("tags", []) for cell in nbformat.read(path, as_version=4).cells]
     assert tags == [["parameters", "remove-cell"], ["injected-parameters", "hide-input"], []]
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--out", "{user}", "--only", "sj-surrogate"], "holds src/ that no book build made"),
+    (["--out", "{file}"], "is a file; expected a folder"),
+    (["--out", "{file}/sub"], "is below the file"),
+    (["--set", "seeds=[0"], "the value is not YAML"),
+    (["--set", "scale=huge", "--only", "sj-surrogate"], "notebook sj-surrogate: parameter scale='huge' is not allowed"),
+    (["--set", "seed=[0]", "--only", "sj-surrogate"], "--set ['seed']: no notebook to execute has such a parameter"),
+    (["--only", "no-such-notebook"], "--only ['no-such-notebook'] is not a notebook of the book"),
+])
+def test_book_build_refuses_bad_arguments_before_staging_anything(tmp_path, capsys, monkeypatch, arguments, message):
+    monkeypatch.setattr(book, "execute_notebooks", lambda *a, **k: pytest.fail("executed despite a bad argument"))
+    (tmp_path / "user" / "src").mkdir(parents=True)
+    (tmp_path / "user" / "src" / "mine.txt").write_text("a reader's own file")
+    (tmp_path / "file").write_text("")
+    arguments = [a.format(user=tmp_path / "user", file=tmp_path / "file") for a in arguments]
+    if "--out" not in arguments:
+        arguments += ["--out", str(tmp_path / "new")]
+    with pytest.raises(SystemExit) as exit_info:
+        book.main(["build", *arguments])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert (tmp_path / "user" / "src" / "mine.txt").read_text() == "a reader's own file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "user"]
+
+
+def test_book_build_reuses_its_own_output_folder(tmp_path):
+    out = tmp_path / "out"
+    (out / "html").mkdir(parents=True)
+    with pytest.raises(ValueError, match="holds html/ that no book build made"):
+        book.check_build(out, {}, only=["sj-surrogate"])
+    (out / book.BUILD_MARKER).write_text("")  # what a build writes first
+    assert book.check_build(out, {"seeds": [0]}, only=["sj-surrogate"]) == out.resolve()
