@@ -102,7 +102,7 @@ def check_subset(name: str, values: Any, allowed: Iterable[Any]) -> list:
 def check_positive(name: str, value: Any, integer: bool = False) -> Any:
     """Return ``value`` if it is a positive number (an ``int`` when ``integer``)."""
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type or value <= 0:
+    if isinstance(value, bool) or not ok_type or not 0 < value < math.inf:  # NaN fails too
         kind = "a positive integer" if integer else "a positive number"
         raise ValueError(f"parameter {name}={value!r} must be {kind}")
     return value

@@ -38,7 +38,7 @@ from typing import Iterable
 
 from reprolib.config import ConfigError, ExperimentConfig, config_hash
 from reprolib.paths import results_dir as default_results_dir
-from reprolib.results.records import CorruptRecordError, find_record
+from reprolib.results.records import CorruptRecordError, RecordVersionError, find_record
 
 
 @dataclass
@@ -299,6 +299,9 @@ def run_sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLik
     for config in configs:
         try:
             exists = find_record(config, folder) is not None
+        except RecordVersionError as error:  # intact, only in another version: kept, and not trained over
+            exists = True
+            warnings.warn(str(error))
         except CorruptRecordError as error:
             exists = False
             if train_missing:

@@ -512,3 +512,11 @@ def test_paired_gap_averages_a_repeated_seed_and_split_gap_needs_both_splits():
     both = table.assign(dataset="x", val_accuracy=[90.0, 90.0, 95.0, 95.0])
     assert nb.split_gap(both, "x").startswith("Over the 4 runs on x on this page, the final validation accuracy "
                                               "averages 92.5 % and the test accuracy 81.0 % (-11.5 pp)")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 0, -1.0, "2", True])
+def test_check_positive_refuses_non_finite_and_non_positive_values(value):
+    from reprolib import notebook as nb
+
+    with pytest.raises(ValueError, match="must be a positive number"):
+        nb.check_positive("omega", value)

@@ -13,6 +13,7 @@ from reprolib.experiments import get_configs
 from reprolib.results import (
     CorruptRecordError,
     Record,
+    RecordVersionError,
     find_record,
     history_frame,
     load_records,
@@ -66,6 +67,36 @@ def test_truncated_or_edited_record_is_reported(tmp_path):
     renamed.write_text(text)
     with pytest.raises(CorruptRecordError, match="does not match"):
         read_record(renamed)
+
+
+def test_a_record_of_another_version_is_named_kept_and_not_called_corrupt(tmp_path):
+    from reprolib.sweep import run_sweep
+
+    record = fake_record(0, 16, 0.75)
+    path = write_record(record, tmp_path)
+    document = json.loads(path.read_text())
+    document["version"] = 2  # a newer reprolib's record: intact
+    path.write_text(json.dumps(document))
+    with pytest.raises(RecordVersionError, match="record version 2, and this reprolib reads version 1: it is not corrupt") as info:
+        read_record(path)
+    assert "delete" not in str(info.value)
+    # a sweep keeps it: not moved aside, not trained over
+    with pytest.warns(UserWarning, match="not corrupt"):
+        report = run_sweep([record.config], results_dir=tmp_path, n_workers=1, progress=False)
+    assert report.existing == [record.config] and not report.corrupt and json.loads(path.read_text())["version"] == 2
+
+
+def test_load_records_names_an_unknown_experiment_or_a_bad_argument(tmp_path):
+    write_record(fake_record(0, 16, 0.75), tmp_path)
+    assert len(load_records("toy", tmp_path)) == 1
+    assert load_records("src-depth", tmp_path).empty  # a preset without records yet: an empty table
+    with pytest.raises(ValueError, match="unknown experiment 'tyo': no preset of that name and no folder"):
+        load_records("tyo", tmp_path)
+    with pytest.raises(ValueError, match=r"what = \['toy'\] is not allowed"):
+        load_records(["toy"], tmp_path)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="is a file; expected the folder of the run records"):
+        load_records("toy", tmp_path / "file")
 
 
 def test_frame_summary_and_history(tmp_path):

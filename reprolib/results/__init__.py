@@ -8,6 +8,7 @@
 from reprolib.results.frame import history_frame, load_records, summarize
 from reprolib.results.records import (
     CorruptRecordError,
+    RecordVersionError,
     Record,
     find_record,
     read_record,
@@ -16,6 +17,6 @@ from reprolib.results.records import (
 )
 
 __all__ = [
-    "Record", "CorruptRecordError", "find_record", "read_record", "record_path", "write_record",
+    "Record", "CorruptRecordError", "RecordVersionError", "find_record", "read_record", "record_path", "write_record",
     "load_records", "summarize", "history_frame",
 ]

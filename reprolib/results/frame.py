@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import pandas as pd
 
@@ -42,14 +42,17 @@ def record_row(record: Record) -> dict:
 
 
 def _records_of_folder(experiment: str, results_dir, on_corrupt: str) -> list[Record]:
-    folder = default_results_dir(results_dir) / experiment
+    base = default_results_dir(results_dir)
+    if base.exists() and not base.is_dir():
+        raise ValueError(f"results_dir {str(base)!r} is a file; expected the folder of the run records")
+    folder = base / experiment
     if not folder.is_dir():
-        try:
-            from reprolib.experiments import get_preset
+        from reprolib.experiments import PRESETS, get_preset
 
-            source = get_preset(experiment).derived_from
-        except (ValueError, ImportError):
-            source = None
+        if experiment not in PRESETS:  # neither a preset nor a folder of records: a typo, most likely
+            raise ValueError(f"unknown experiment {experiment!r}: no preset of that name and no folder {str(folder)!r}; "
+                             f"expected one of {list(PRESETS)} or a folder under {str(base)!r}")
+        source = get_preset(experiment).derived_from
         if source:
             raise ValueError(f"{experiment!r} shares the records of {source!r}; use "
                              f"load_records(get_configs({experiment!r}, scale, seeds)) to select its runs")
@@ -79,6 +82,12 @@ def load_records(what: str | Iterable[ExperimentConfig], results_dir: str | os.P
     if on_corrupt not in ("raise", "warn"):
         raise ValueError(f"on_corrupt = {on_corrupt!r} is not allowed; expected 'raise' or 'warn'")
     missing: list[ExperimentConfig] = []
+    if not isinstance(what, str):
+        configs = list(what) if isinstance(what, Iterable) and not isinstance(what, (bytes, Mapping)) else None
+        if configs is None or not all(isinstance(c, ExperimentConfig) for c in configs):
+            raise ValueError(f"load_records: what = {what!r} is not allowed; expected an experiment name or a list "
+                             "of ExperimentConfig (e.g. get_configs(...))")
+        what = configs
     if isinstance(what, str):
         records = _records_of_folder(what, results_dir, on_corrupt)
     else:

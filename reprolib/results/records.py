@@ -33,6 +33,18 @@ class CorruptRecordError(RuntimeError):
                          "delete it and run its config again (reprolib run / reprolib sweep) to regenerate it.")
 
 
+class RecordVersionError(CorruptRecordError):
+    """A run record written in another record version: intact, but not readable by this reprolib. Sweeps keep
+    it (they neither move it aside nor train its config again)."""
+
+    def __init__(self, path: str | os.PathLike, version):
+        self.path, self.version = Path(path), version
+        self.reason = f"record version {version!r}, this reprolib reads {RECORD_VERSION}"
+        RuntimeError.__init__(self, f"run record {str(self.path)!r} is in record version {version!r}, and this reprolib "
+                                    f"reads version {RECORD_VERSION}: it is not corrupt; read it with the reprolib that "
+                                    "wrote it (its provenance names the commit), or use another results folder")
+
+
 @dataclass
 class Record:
     """One finished run: what was run (config), what happened (history, final metrics), where and when (provenance)."""
@@ -117,7 +129,7 @@ def read_record(path: str | os.PathLike) -> Record:
     if not isinstance(document, dict) or document.get("format") != RECORD_FORMAT:
         raise CorruptRecordError(path, f"not a {RECORD_FORMAT} document")
     if document.get("version") != RECORD_VERSION:
-        raise CorruptRecordError(path, f"record version {document.get('version')!r}, this reprolib reads {RECORD_VERSION}")
+        raise RecordVersionError(path, document.get("version"))
     payload: Any = document.get("payload")
     if not isinstance(payload, dict) or document.get("checksum") != _checksum(payload):
         raise CorruptRecordError(path, "checksum mismatch (the file was truncated or edited)")
