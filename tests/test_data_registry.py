@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 
@@ -109,3 +110,26 @@ def test_a_data_root_that_is_set_but_not_a_folder_is_named(tmp_path, monkeypatch
     (tmp_path / "file").write_text("")
     assert main(["data", "ecg-qtdb", "--root", str(tmp_path / "file")]) == 2
     assert "is not a directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"binarize": "no"}, "binarize='no' is not allowed; expected True or False"),
+    ({"cache": 1}, "cache=1 is not allowed; expected True or False"),
+    ({"download": "no"}, "download='no' is not allowed; expected True or False"),
+    ({"split_seed": 2.7}, "split_seed=2.7 is not allowed; expected an integer"),
+    ({"n_time_bins": True}, "n_time_bins=True is not allowed; expected an integer"),
+])
+def test_dataset_options_of_the_wrong_type_are_named(options, message):
+    from reprolib.data import load_dataset
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_dataset("nmnist-subset", "train", **options)
+
+
+def test_a_root_that_is_a_file_fails_even_when_the_cache_holds_the_data(tmp_path):
+    from reprolib.data import load_dataset
+    from reprolib.paths import DataRootNotSet
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DataRootNotSet, match="is not a directory"):
+        load_dataset("mnist", "train", root=tmp_path / "file")

@@ -45,7 +45,20 @@ def load_dataset(name: str, split: str, root: str | os.PathLike | None = None, d
     except TypeError as error:
         accepted = [p for p in inspect.signature(factory).parameters if p not in ("self", "root", "split", "download")]
         raise ValueError(f"Bad options {sorted(options)} for dataset {name!r} ({error}); accepted: {', '.join(accepted)}.") from None
+    _check_option_types(name, inspect.signature(factory), {"download": download, **options})
     return factory(root=root, split=split, download=download, **options)
+
+
+def _check_option_types(name: str, signature: inspect.Signature, given: dict) -> None:
+    """An option whose default is a bool takes a bool, one whose default is an int an int (a string 'no' is true,
+    and 2.7 would silently become seed 2)."""
+    for key, value in given.items():
+        default = signature.parameters[key].default if key in signature.parameters else None
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ValueError(f"dataset {name!r}: {key}={value!r} is not allowed; expected True or False.")
+        if (isinstance(default, int) and not isinstance(default, bool)
+                and (isinstance(value, bool) or not isinstance(value, int))):
+            raise ValueError(f"dataset {name!r}: {key}={value!r} is not allowed; expected an integer.")
 
 
 def resolve_root(root: str | os.PathLike | None) -> Path | None:

@@ -36,11 +36,11 @@ def torchvision_cache() -> Path:
 
 def prepare_torchvision_root(name: str, torchvision_class, folder: str, root=None, download: bool = False) -> Path:
     """Return a torchvision ``root`` holding ``<folder>/raw/*-ubyte``, verified; build it if needed."""
+    data_root = resolve_root(root)  # first: a root that is set but is not a folder is an error, cache or not
     base = torchvision_cache()
     final = base / folder
     if (final / "raw" / _MARKER).is_file():
         return base
-    data_root = resolve_root(root)
     sources = [data_root / folder / "raw" / f"{stem}.gz" for stem in _STEMS] if data_root else []
     have_sources = bool(sources) and all(path.is_file() for path in sources)
     if have_sources:
