@@ -24,6 +24,7 @@ import numbers
 import shlex
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
@@ -106,6 +107,44 @@ def check_positive(name: str, value: Any, integer: bool = False) -> Any:
         kind = "a positive integer" if integer else "a positive number"
         raise ValueError(f"parameter {name}={value!r} must be {kind}")
     return value
+
+
+def check_number(name: str, value: Any) -> float:
+    """Return ``value`` if it is a finite number (not a bool), else raise a ``ValueError`` naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"parameter {name}={value!r} must be a finite number")
+    return value
+
+
+def check_integer(name: str, value: Any, low: int = 0, high: int | None = None) -> int:
+    """Return ``value`` if it is an integer in ``[low, high]`` (``high`` None: no upper bound)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        span = f">= {low}" if high is None else f"in {low}..{high}"
+        raise ValueError(f"parameter {name}={value!r} must be an integer {span}")
+    return value
+
+
+def check_list(name: str, values: Any, item: Callable[[str, Any], Any] | None = None, length: int | None = None) -> list:
+    """Return ``values`` as a list if it is a non-empty list (of ``length`` items, when given) whose items pass
+    ``item(f"{name}[i]", value)`` (e.g. :func:`check_positive`), else raise a ``ValueError`` naming it."""
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
+        raise ValueError(f"parameter {name} must be a list, got {values!r}")
+    values = list(values)
+    if not values or (length is not None and len(values) != length):
+        expected = f"{length} items" if length is not None else "at least one item"
+        raise ValueError(f"parameter {name}={values!r} must have {expected}")
+    for i, value in enumerate(values):
+        if item is not None:
+            item(f"{name}[{i}]", value)
+    return values
+
+
+def read_json(path: Path | str) -> Any:
+    """The JSON document at ``path``; a ``ValueError`` naming the file when it is not JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{str(path)!r} is not a JSON document ({error})") from None
 
 
 def check_parameters(scale: str, seeds: Any, device: str, train_missing: Any, **knobs: Any) -> Parameters:

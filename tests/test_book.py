@@ -131,6 +131,23 @@ def test_a_bad_parameter_fails_in_the_first_cells(tmp_path, results_tmp):
     assert info.value.exec_count <= 3
 
 
+@pytest.mark.parametrize("name, parameters, message", [
+    ("sj-surrogate", {"alphas": 2.0}, "parameter alphas must be a list, got 2.0"),
+    ("bpsa-simlen", {"simulation_lengths": [8, 0]}, "parameter simulation_lengths[1]=0 must be a positive integer"),
+    ("brf-datasets", {"mnist_index": -1}, "parameter mnist_index=-1 must be an integer >= 0"),
+    ("src-neuron-simulations", {"noise_seeds": 5}, "parameter noise_seeds must be a list, got 5"),
+    ("brf-resonance", {"response_pairs": [[10.0, "x"]]}, "response_pairs item [10.0, 'x']: expected [omega, b'], two finite"),
+    ("kernel-benchmark", {"bench_dir": "no/such/folder"}, "parameter bench_dir='no/such/folder' is not a folder"),
+])
+def test_a_bad_notebook_knob_is_named_in_the_first_cells(tmp_path, results_tmp, name, parameters, message):
+    import papermill as pm
+
+    with pytest.raises(pm.PapermillExecutionError) as info:
+        _execute(name, tmp_path, scale="ci", train_missing=False, **parameters)
+    assert info.value.ename == "ValueError" and message in info.value.evalue, info.value.evalue
+    assert info.value.exec_count <= 3
+
+
 def test_experiment_notebook_renders_at_paper_scale_without_records(tmp_path, results_tmp):
     notebook = _execute("src-table2", tmp_path, scale="paper", seeds=[0, 1, 2, 3, 4], train_missing=False)
     text = _text_outputs(notebook)
