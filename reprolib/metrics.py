@@ -50,9 +50,13 @@ def relative_spiking_steps(s_seqs: Tensor | Sequence[Tensor], spiking: Tensor | 
         raise ValueError("s_seqs is empty; expected at least one [T, B, ...] tensor")
     for s in seqs:
         _check_seq(s)
+    if len({tuple(s.shape[:2]) for s in seqs}) > 1:
+        raise ValueError(f"s_seqs have shapes {[tuple(s.shape) for s in seqs]}; expected the same T and B in every layer")
+    total = sum(s.numel() for s in seqs)
     if spiking is None:
         spiking = spike_count(seqs)
-    total = sum(s.numel() for s in seqs)
+    elif not 0 <= float(spiking) <= total:
+        raise ValueError(f"spiking={float(spiking)!r} is invalid; expected a count of spiking entries in 0..{total}")
     return spiking.to(torch.get_default_dtype()) / total
 
 

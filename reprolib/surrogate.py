@@ -29,6 +29,7 @@ Closed forms (``.primitive(x)`` = g, ``.derivative(x)`` = g'):
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Callable
 
 import torch
@@ -48,6 +49,8 @@ __all__ = [
 
 def heaviside(x: Tensor, strict: bool = False) -> Tensor:
     """``Theta(x)``: 1 where ``x >= 0`` (``x > 0`` when ``strict``), else 0, in ``x``'s dtype."""
+    if not isinstance(strict, bool):  # a string such as "no" would be taken as True
+        raise ValueError(f"heaviside: strict={strict!r} is invalid; expected True or False")
     return (x > 0).to(x.dtype) if strict else (x >= 0).to(x.dtype)
 
 
@@ -72,7 +75,8 @@ class SurrogateSpike(torch.autograd.Function):
 
 
 def _check_positive(name: str, value, cls_name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    # numbers.Real: Python and NumPy scalars alike (np.float32(2.0) is a fine alpha)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{cls_name}: {name}={value!r} is invalid; expected a finite number > 0")
     return float(value)
 

@@ -149,3 +149,11 @@ def test_uniform_at_most_is_rand_compared_with_x(consumed):
     assert B.fast_path_available()
     assert torch.equal(got, expected) and got[0, 1].all()  # a tie spikes (u <= x), as torch's comparison says
     assert torch.equal(ours.get_state(), theirs.get_state())
+
+
+@pytest.mark.parametrize("repeats", [-1, 2.5, 100.0, True, "3"])
+def test_repeats_must_be_a_non_negative_integer(repeats):
+    p = torch.full((4,), 0.5)
+    for draw in (B.bernoulli, B.uniform_at_most):
+        with pytest.raises(ValueError, match=f"repeats={repeats!r} is invalid; expected an integer >= 0"):
+            draw(p, repeats)

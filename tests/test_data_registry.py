@@ -133,3 +133,11 @@ def test_a_root_that_is_a_file_fails_even_when_the_cache_holds_the_data(tmp_path
     (tmp_path / "file").write_text("")
     with pytest.raises(DataRootNotSet, match="is not a directory"):
         load_dataset("mnist", "train", root=tmp_path / "file")
+
+
+def test_reprolib_data_names_an_unknown_dataset_on_stderr(capsys):
+    from reprolib.cli import main
+
+    assert main(["data", "cifar"]) == 2
+    captured = capsys.readouterr()
+    assert "reprolib data: error: unknown dataset(s) cifar; expected one of" in captured.err and not captured.out

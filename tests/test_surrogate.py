@@ -129,3 +129,11 @@ def test_atan_matches_snntorch_oracle():
     ours = _grad_of(ATan(alpha=2.0), x)
     theirs = _grad_of(snntorch_surrogate.atan(alpha=2.0), x)
     torch.testing.assert_close(ours, theirs)
+
+
+def test_numpy_scalars_are_alphas_and_heaviside_wants_a_bool():
+    import numpy as np
+
+    assert Sigmoid(alpha=np.float32(2.0)).alpha == 2.0
+    with pytest.raises(ValueError, match="strict='yes' is invalid; expected True or False"):
+        heaviside(torch.zeros(3), strict="yes")

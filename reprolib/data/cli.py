@@ -30,7 +30,8 @@ def main(args: argparse.Namespace) -> int:
     names = list(args.names) or list(CATALOG)
     unknown = [n for n in names if n not in CATALOG]
     if unknown:
-        print(f"Unknown dataset(s) {', '.join(unknown)}; expected one of {', '.join(CATALOG)}.")
+        print(f"reprolib data: error: unknown dataset(s) {', '.join(unknown)}; expected one of {', '.join(CATALOG)}.",
+              file=sys.stderr)
         return 2
     try:
         root = resolve_root(args.root)

@@ -173,6 +173,11 @@ def _draw_if_covered(values: Tensor, repeats: int, generator: torch.Generator | 
     return _draw_cpp(values, repeats, generator if generator is not None else torch.default_generator, inclusive)
 
 
+def _check_repeats(repeats, caller: str) -> None:
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 0:
+        raise ValueError(f"{caller}: repeats={repeats!r} is invalid; expected an integer >= 0 (the draws' leading size)")
+
+
 def bernoulli(probabilities: Tensor, repeats: int, generator: torch.Generator | None = None) -> Tensor:
     """``torch.bernoulli(probabilities.expand(repeats, *probabilities.shape), generator)``, the same tensor and the
     same generator state after, computed in one C++ loop for large float32 CPU draws.
@@ -182,6 +187,7 @@ def bernoulli(probabilities: Tensor, repeats: int, generator: torch.Generator | 
     error) goes to ``torch.bernoulli``. Unlike ``torch.bernoulli`` it does not hold the generator's lock: do not
     draw from the same generator in another thread meanwhile (the training loop draws from one).
     """
+    _check_repeats(repeats, "bernoulli")
     out = _draw_if_covered(probabilities, repeats, generator, inclusive=False)
     if out is None:
         return torch.bernoulli(probabilities.expand(repeats, *probabilities.shape), generator=generator)
@@ -197,6 +203,7 @@ def uniform_at_most(x: Tensor, repeats: int, generator: torch.Generator | None =
     spikes, below 0 or NaN never), as with ``torch.rand``. What the loop does not cover goes to ``torch.rand``.
     Like :func:`bernoulli`, it does not hold the generator's lock.
     """
+    _check_repeats(repeats, "uniform_at_most")
     out = _draw_if_covered(x, repeats, generator, inclusive=True)
     if out is None:
         noise = torch.rand((repeats, *x.shape), generator=generator, device=x.device, dtype=x.dtype)
