@@ -127,6 +127,9 @@ def curves(ax, frame: pd.DataFrame, y: str, hue: str | Sequence[str], x: str = "
         return []
     lines = []
     hue = [hue] if isinstance(hue, str) else list(hue)
+    absent = [h for h in (*hue, x) if h not in frame.columns]
+    if absent:  # a one-row frame would otherwise be drawn with the column's name as its label
+        raise ValueError(f"curves: columns {absent} are not in the frame; expected some of {list(frame.columns)}")
     for value, group in frame.groupby(hue, sort=True):
         value = value[0] if len(hue) == 1 and isinstance(value, tuple) else value
         text = label(value) if label else (str(value) if not isinstance(value, tuple) else ", ".join(map(str, value)))
@@ -196,6 +199,10 @@ def row_profile_figure(profiles: dict, offsets=None):
 def shift_probe_figure(frame: pd.DataFrame, hue: Sequence[str], label: Callable[[tuple], str]):
     """Accuracy against a vertical shift of the inputs (:func:`reprolib.notebook.shift_probe`), validation and
     test side by side: mean ± std over runs, one series per ``hue`` group named ``label(group values)``."""
+    absent = [c for c in ("split", "dy", "dx", "accuracy", *hue) if c not in frame.columns]
+    if absent:
+        raise ValueError(f"shift_probe_figure: columns {absent} are not in the frame (an empty probe?); expected "
+                         "the rows of reprolib.notebook.shift_probe")
     rows = frame[frame["dx"] == 0].copy()
     rows["series"] = [label(tuple(v)) for v in rows[list(hue)].itertuples(index=False)]
     fig, axes = figure(1, 2, width=4.2, height=3.2, sharey=True)
@@ -236,8 +243,8 @@ def pixel_sequence_figure(image, label, index: int, order, row: int):
     pixels, order = image.reshape(-1), np.asarray(order)
     if not np.array_equal(np.sort(order), np.arange(pixels.size)):
         raise ValueError(f"order of shape {order.shape} is not a permutation of the {pixels.size} pixels")
-    if not 0 <= row < height:
-        raise ValueError(f"row={row!r} must be in 0..{height - 1}")
+    if isinstance(row, bool) or not isinstance(row, (int, np.integer)) or not 0 <= row < height:
+        raise ValueError(f"row={row!r} must be an integer in 0..{height - 1}")
     red_plain, red_permuted = _row_steps(order, row, width)
 
     fig = plt.figure(figsize=(8, 2.6), layout="constrained")
@@ -284,6 +291,8 @@ def shd_figure(spikes, label, index: int, split: str = "test", bin_ms: float = 4
     spikes = np.asarray(spikes)
     if spikes.ndim != 2:
         raise ValueError(f"spikes of shape {spikes.shape}; expected [T, channels]")
+    if isinstance(bin_ms, bool) or not isinstance(bin_ms, (int, float)) or not 0 < bin_ms < np.inf:
+        raise ValueError(f"bin_ms={bin_ms!r} must be a positive number of milliseconds")
     fig, axes = figure(1, 1, width=8, height=3.2)
     heatmap(axes[0, 0], spikes.T,
             title=f"SHD {split} sample {index} (label {label}): {spikes.shape[0]} x {spikes.shape[1]}")

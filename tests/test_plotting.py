@@ -262,3 +262,20 @@ def test_convergence_figure_draws_logs_and_runs_per_task():
     assert any(list(line.get_ydata()) == [20 + e / 10 for e in epochs] for line in ecg.lines)  # the logs' mean
     assert any("not run yet" in t.get_text() for t in shd.texts) and not hidden.get_visible()
     assert [t.get_text() for t in fig.legends[0].get_texts()][:1] == ["BRF"]
+
+
+def test_figure_helpers_name_a_bad_argument():
+    import numpy as np
+    import pandas as pd
+
+    from reprolib import plotting
+
+    fig, axes = plotting.figure(1, 1)
+    with pytest.raises(ValueError, match=r"curves: columns \['model'\] are not in the frame"):
+        plotting.curves(axes[0, 0], pd.DataFrame({"epoch": [1], "acc": [0.5]}), "acc", hue="model")
+    with pytest.raises(ValueError, match="shift_probe_figure: columns .* are not in the frame"):
+        plotting.shift_probe_figure(pd.DataFrame(), hue=["model"], label=str)
+    with pytest.raises(ValueError, match="row=2.5 must be an integer"):
+        plotting.pixel_sequence_figure(np.zeros((28, 28)), 0, 0, np.arange(784), 2.5)
+    with pytest.raises(ValueError, match="bin_ms=0 must be a positive number"):
+        plotting.shd_figure(np.zeros((10, 4)), 0, 0, bin_ms=0)
