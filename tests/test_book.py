@@ -118,6 +118,7 @@ def test_performance_page_renders_a_benchmark_record(tmp_path):
                                                 "git_commit": "abcdef0123", "results": [row], "kernel_check": check}))
     text = _text_outputs(_execute("kernel-benchmark", tmp_path, bench_dir=str(bench)))
     assert "Kernel check failed" in text and "1 of 40 checks" in text and "li readout: RuntimeError: planted" in text
+    (tmp_path / "none").mkdir()  # a folder without records (one that does not exist is an error, tested apart)
     empty = _text_outputs(_execute("kernel-benchmark", tmp_path, bench_dir=str(tmp_path / "none")))
     assert "No benchmark record yet" in empty and "reprolib bench" in empty
 
