@@ -83,37 +83,46 @@ def notebook_parameter_names(name: str, root: Path = REPO_ROOT) -> set[str]:
     return set(pm.inspect_notebook(str(root / path)))
 
 
+class BuildArgumentError(ValueError):
+    """A bad argument of a book build, found before anything is staged (``python -m reprolib.book`` exits 2)."""
+
+
 def check_build(out: Path | str, overrides: dict, only: list[str] | None = None, root: Path = REPO_ROOT) -> Path:
     """Check a build's arguments before anything is staged or executed; returns the resolved ``out``. Raises
-    ValueError naming the bad value: an ``out`` that is a file, or that holds src/, html/ or jb/ folders another
-    program made (a build replaces them); an ``only`` name that is not a notebook of the book; an override that
+    :class:`BuildArgumentError` (a ValueError) naming the bad value: an ``out`` that is a file, or that holds
+    src/, html/ or jb/ folders another program made (a build replaces them); an ``only`` name that is not a notebook of the book; an override that
     no notebook to execute defines; a shared parameter (scale, seeds, device, train_missing) a notebook would
     refuse in its first cell."""
     from reprolib import notebook as nb
     from reprolib.paths import check_results_folder
 
-    out = check_results_folder(out, "--out")
+    try:
+        out = check_results_folder(out, "--out")
+    except ValueError as error:
+        raise BuildArgumentError(str(error)) from None
     if out.exists() and not (out / BUILD_MARKER).exists() and out != (root / "_build").resolve():
         taken = [f"{name}/" for name in BUILD_FOLDERS if (out / name).exists()]
         if taken:
-            raise ValueError(f"--out {str(out)!r} holds {', '.join(taken)} that no book build made (no {BUILD_MARKER} "
-                             "file), and a build replaces them; expected a new or empty folder, or an earlier build's")
+            raise BuildArgumentError(
+                f"--out {str(out)!r} holds {', '.join(taken)} that no book build made (no {BUILD_MARKER} file, which "
+                "builds since 992124c write), and a build replaces them; expected a new or empty folder, or one a "
+                "build wrote (delete an older build's folder first)")
     stems = [p.stem for p in notebooks_in_toc(root)]
     unknown = sorted(set(only or []) - set(stems))
     if unknown:
-        raise ValueError(f"--only {unknown} is not a notebook of the book; expected some of {stems}")
+        raise BuildArgumentError(f"--only {unknown} is not a notebook of the book; expected some of {stems}")
     executed = [s for s in stems if not only or s in only]
     defined = set().union(*(notebook_parameter_names(s, root) for s in executed)) if executed else set()
     undefined = sorted(set(overrides) - defined)
     if undefined:
-        raise ValueError(f"--set {undefined}: no notebook to execute has such a parameter; expected some of "
-                         f"{sorted(defined)}")
+        raise BuildArgumentError(f"--set {undefined}: no notebook to execute has such a parameter; expected some "
+                                 f"of {sorted(defined)}")
     for stem in executed:
         params = notebook_parameters(stem, overrides, root)
         try:
             nb.check_parameters(*(params.get(k) for k in COMMON_PARAMETERS))
         except ValueError as error:
-            raise ValueError(f"notebook {stem}: {error}") from None
+            raise BuildArgumentError(f"notebook {stem}: {error}") from None
     return out
 
 
@@ -245,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--set {item!r}: the value is not YAML ({str(error).splitlines()[0]})")
     try:
         index = build(args.out, overrides, only=args.only)  # checks its arguments before it stages anything
-    except ValueError as error:
+    except BuildArgumentError as error:
         parser.error(str(error))
     except RuntimeError as error:  # a notebook failed: its executed copy under <out>/src shows the cell
         print(f"[book] error: {error}", file=sys.stderr)

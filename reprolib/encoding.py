@@ -29,7 +29,9 @@ sequence   an already sequential batch ``[B, T, ...] -> [T, B, ...]`` (N-MNIST f
 from __future__ import annotations
 
 import math
+import numbers
 
+import numpy as np
 import torch
 
 from reprolib.kernels.bernoulli import bernoulli, uniform_at_most
@@ -52,15 +54,15 @@ def _check_positive_int(name: str, value) -> int:
 
 
 def _check_finite(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):  # NumPy too
         raise ValueError(f"{name}={value!r} must be a finite number.")
     return float(value)
 
 
 def _check_flag(name: str, value) -> bool:
-    if not isinstance(value, bool):
+    if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name}={value!r} must be True or False.")
-    return value
+    return bool(value)
 
 
 def _check_first_spike_time(value, num_steps: int) -> int:

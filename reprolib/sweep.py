@@ -157,7 +157,13 @@ def run_one(config_data: dict, results_dir: str, workers_per_gpu: int = 1, threa
         return {"status": "ok", "hash": config_id, "path": str(record.path)}
     except Exception as error:  # reported to the caller with the traceback; other runs go on
         return {"status": "failed", "hash": config_id, "error": f"{type(error).__name__}: {error}",
-                "traceback": "" if isinstance(error, ConfigError) else traceback.format_exc()}
+                "traceback": "" if _is_user_error(error) else traceback.format_exc()}
+
+
+def _is_user_error(error: BaseException) -> bool:
+    """A ConfigError of its own (a bad value, named in its message) needs no traceback; one that wraps an error
+    raised inside a builder may be a bug there, and keeps it."""
+    return isinstance(error, ConfigError) and error.__cause__ is None
 
 
 def _preflight(configs: list[ExperimentConfig], report: SweepReport) -> list[ExperimentConfig]:
@@ -170,7 +176,7 @@ def _preflight(configs: list[ExperimentConfig], report: SweepReport) -> list[Exp
         if error is None:
             runnable.append(config)
         else:
-            trace = "" if isinstance(error, ConfigError) else "".join(traceback.format_exception(error))
+            trace = "" if _is_user_error(error) else "".join(traceback.format_exception(error))
             report.failed.append(RunFailure(config, f"{type(error).__name__}: {error}", trace))
     return runnable
 
@@ -376,6 +382,8 @@ def ensure_records(configs: Iterable[ExperimentConfig], train_missing: bool = Fa
             try:
                 if find_record(config, results_dir) is None:
                     missing.append(config)
+            except RecordVersionError:  # intact: never moved aside or trained over; its message says what to do
+                raise
             except CorruptRecordError as error:
                 warnings.warn(f"{error}; it is moved aside and run again")
                 _set_aside_corrupt(config, results_dir)

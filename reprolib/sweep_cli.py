@@ -31,7 +31,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 #: what a Dask scheduler address looks like: [protocol://]host:port
-SCHEDULER_ADDRESS = re.compile(r"^([a-z][a-z0-9+]*://)?[^\s/:]+:\d+$|^inproc://\S+$")
+SCHEDULER_ADDRESS = re.compile(r"^([a-z][a-z0-9+]*://)?(\[[0-9A-Fa-f:.]+\]|[^\s/:\[\]]+):\d+$|^inproc://\S+$")
 
 
 def _check_workers(args: argparse.Namespace) -> None:

@@ -399,3 +399,49 @@ def test_sweep_names_a_bad_or_unreachable_scheduler(tmp_path, capsys, monkeypatc
     err = capsys.readouterr().err
     assert "scheduler 'tcp://127.0.0.1:1' cannot be reached: OSError" in err and "Traceback" not in err
     assert not (tmp_path / "toy").exists()
+
+
+def test_a_gpu_device_is_listed_on_a_cpu_machine_and_a_builder_bug_keeps_its_traceback(tmp_path, capsys, monkeypatch):
+    import sys
+    import types
+
+    import torch
+
+    from reprolib.config import with_overrides
+    from reprolib.sweep import run_sweep
+
+    # the device's form is checked everywhere, whether it exists only where the run trains (sweeps submit from
+    # machines without a GPU)
+    assert main(["run", "toy", "--device", "cuda", "--list", "--results", str(tmp_path)]) == 0
+    assert "missing" in capsys.readouterr().out
+
+    def buggy_net(in_features, classes, hidden):  # a fork's model with a bug inside: not a user's mistake
+        return torch.nn.Linear(in_features, hidden) + 1
+
+    module = types.ModuleType("buggy_models")
+    module.buggy_net = buggy_net
+    monkeypatch.setitem(sys.modules, "buggy_models", module)
+    config = with_overrides(get_configs("toy", "ci", seeds=[0])[0], {"model": "buggy_models:buggy_net", "device": "cpu"})
+    (failure,) = run_sweep([config], results_dir=tmp_path, n_workers=1, progress=False).failed
+    assert "does not accept model_options" in failure.error and "Traceback" in failure.traceback
+    assert "buggy_net" in failure.traceback
+
+
+def test_numpy_scalars_and_ipv6_scheduler_addresses_are_accepted():
+    import argparse
+
+    import numpy as np
+    import torch
+
+    from reprolib.data import load_dataset
+    from reprolib.encoding import get_encoder
+    from reprolib.neurons import Leaky
+    from reprolib.sweep_cli import _check_workers
+
+    assert float(Leaky(beta=np.float32(0.5)).beta) == 0.5 and float(Leaky(beta=torch.tensor(0.25)).beta) == 0.25
+    assert get_encoder("rate", num_steps=4, gain=np.float32(0.25), flatten=np.bool_(True)).gain == 0.25
+    with pytest.raises(ValueError, match="expected an integer"):  # the type check runs before any data is read
+        load_dataset("nmnist-subset", "train", split_seed=2.5)
+    _check_workers(argparse.Namespace(scheduler="tcp://[::1]:8786", workers=None, workers_per_gpu=1))
+    _check_workers(argparse.Namespace(scheduler="10.0.0.5:8786", workers=None, workers_per_gpu=1))
+    assert get_configs("toy", "ci", seeds={3}) and get_configs("toy", "ci", seeds=(s for s in [1]))

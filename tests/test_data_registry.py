@@ -81,8 +81,10 @@ def test_cli_named_missing_dataset_fails_without_download(empty_root, capsys):
 
 
 def test_cli_rejects_unknown_names(tmp_path, capsys):
-    code, out = run_cli(["--root", str(tmp_path), "cifar"], capsys)
-    assert code == 2 and "cifar" in out
+    parser = argparse.ArgumentParser()
+    data_cli.configure(parser)
+    assert data_cli.main(parser.parse_args(["--root", str(tmp_path), "cifar"])) == 2
+    assert "unknown dataset(s) cifar" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", ["mnist", "ecg-qtdb", "nmnist-subset"])

@@ -84,6 +84,14 @@ def test_a_record_of_another_version_is_named_kept_and_not_called_corrupt(tmp_pa
     with pytest.warns(UserWarning, match="not corrupt"):
         report = run_sweep([record.config], results_dir=tmp_path, n_workers=1, progress=False)
     assert report.existing == [record.config] and not report.corrupt and json.loads(path.read_text())["version"] == 2
+    # nor do a notebook's ensure_records (it raises with the message) and --list (status v2)
+    from reprolib.cli import main
+    from reprolib.sweep import ensure_records
+
+    with pytest.raises(RecordVersionError):
+        ensure_records([record.config], results_dir=tmp_path, train_missing=True, progress=False)
+    assert json.loads(path.read_text())["version"] == 2 and not list(tmp_path.rglob("*.corrupt"))
+    assert main(["run", "toy", "--select", "hidden=16", "--seed", "0", "--list", "--results", str(tmp_path)]) == 0
 
 
 def test_load_records_names_an_unknown_experiment_or_a_bad_argument(tmp_path):

@@ -341,3 +341,16 @@ def test_lif_network_counts_and_contract():
     assert net.last_spike_count.item() == int(sum(s.sum() for s in spikes).item())
     with pytest.raises(ValueError, match="reset"):
         build_lif_network(12, layers=2, reset="soft")
+
+
+def test_src_constants_may_be_tensors_or_numpy_scalars_but_not_nan():
+    import numpy as np
+
+    from reprolib.neurons.src import SRCParameters, src_initial_state, src_multistep
+
+    x = torch.randn(5, 2, 4)
+    for params in (SRCParameters(r=torch.full((4,), 2.0)), SRCParameters(alpha=np.float32(0.9))):
+        out, _ = src_multistep(x, src_initial_state((2, 4)), params)
+        assert out.shape == x.shape
+    with pytest.raises(ValueError, match="r_s=nan; expected a finite number or a tensor"):
+        src_multistep(x, src_initial_state((2, 4)), SRCParameters(r_s=float("nan")))

@@ -12,9 +12,12 @@
 from __future__ import annotations
 
 import inspect
+import numbers
 import os
 from importlib import import_module
 from pathlib import Path
+
+import numpy as np
 
 from .checksums import ChecksumMismatchError, DatasetNotFoundError
 from .splits import SPLITS, check_split
@@ -54,10 +57,10 @@ def _check_option_types(name: str, signature: inspect.Signature, given: dict) ->
     and 2.7 would silently become seed 2)."""
     for key, value in given.items():
         default = signature.parameters[key].default if key in signature.parameters else None
-        if isinstance(default, bool) and not isinstance(value, bool):
+        if isinstance(default, bool) and not isinstance(value, (bool, np.bool_)):
             raise ValueError(f"dataset {name!r}: {key}={value!r} is not allowed; expected True or False.")
         if (isinstance(default, int) and not isinstance(default, bool)
-                and (isinstance(value, bool) or not isinstance(value, int))):
+                and (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral))):
             raise ValueError(f"dataset {name!r}: {key}={value!r} is not allowed; expected an integer.")
 
 

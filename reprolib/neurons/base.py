@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from importlib import import_module
 from typing import Callable, NamedTuple
 
@@ -166,7 +167,7 @@ def resolve_surrogate(surrogate_function, owner: str = "node") -> Callable[[Tens
 
 
 def _check_number(name: str, value, owner: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):  # NumPy too
         raise ValueError(f"{owner}: {name}={value!r} is invalid; expected a finite number")
     return float(value)
 

@@ -92,6 +92,8 @@ class Leaky(MemoryModule):
             raise ValueError(f"Leaky: reset={reset!r}; expected one of {LEAKY_RESETS}")
         # an unknown name, or "cpp" without a compiler, fails here, before any data
         self.backend = select_backend("Leaky", backend, self.multistep_backends)
+        # a one-element tensor is taken by value, as float() always did
+        beta, threshold = (float(v) if isinstance(v, Tensor) and v.numel() == 1 else v for v in (beta, threshold))
         beta_t = torch.as_tensor(_check_number("beta", beta, "Leaky"))
         thr_t = torch.as_tensor(_check_number("threshold", threshold, "Leaky"))
         if learn_beta:

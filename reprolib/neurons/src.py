@@ -31,6 +31,7 @@ The time loop lives in one pure function, :func:`src_multistep`, so that a fused
 from __future__ import annotations
 
 import math
+import numbers
 from typing import NamedTuple, Optional
 
 import torch
@@ -77,13 +78,12 @@ class SRCState(NamedTuple):
 
 
 def _check_params(params: SRCParameters) -> None:
-    for name in ("alpha", "rho", "r", "r_s", "zs_hyp", "zs_dep", "zs_threshold", "noise_sigma"):
+    for name in ("b_h", "alpha", "rho", "r", "r_s", "zs_hyp", "zs_dep", "zs_threshold", "noise_sigma"):
         value = getattr(params, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{name}={value!r}; expected a finite number")
-    if not isinstance(params.b_h, Tensor) and (isinstance(params.b_h, bool) or not isinstance(params.b_h, (int, float))
-                                                or not math.isfinite(params.b_h)):
-        raise ValueError(f"b_h={params.b_h!r}; expected a finite number or a tensor")
+        if isinstance(value, Tensor):  # per-neuron constants (b_h, or a fork's): their values are not read here
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise ValueError(f"{name}={value!r}; expected a finite number or a tensor")
     if params.zs_from not in ZS_FROM_CHOICES:
         raise ValueError(f"zs_from={params.zs_from!r}; expected one of {ZS_FROM_CHOICES}")
     if not params.rho > 0:

@@ -128,10 +128,10 @@ def _check_each(configs) -> None:
 
 def print_configs(configs, results) -> None:
     """One line per config: its hash, ``record`` / ``corrupt`` (a record that fails to read or verify; a run
-    moves it aside and trains again) / ``missing`` (or, for an unfinished run with a checkpoint, the epochs it has
+    moves it aside and trains again) / ``vN`` (a record in another record version, kept) / ``missing`` (or, for an unfinished run with a checkpoint, the epochs it has
     done, ``12/100 ep``, which the next sweep or run resumes), its seed and the varying keys; an unfinished run's
     line ends with its last validation accuracy and the time its remaining epochs would take."""
-    from reprolib.results.records import CorruptRecordError, read_record, record_path
+    from reprolib.results.records import CorruptRecordError, RecordVersionError, read_record, record_path
 
     for config in configs:
         progress = ""
@@ -140,6 +140,8 @@ def print_configs(configs, results) -> None:
             try:
                 read_record(path)
                 status = "record"
+            except RecordVersionError as error:
+                status = f"v{error.version}"  # a record in another record version: intact, unreadable here
             except CorruptRecordError:
                 status = "corrupt"
         else:

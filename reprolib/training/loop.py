@@ -18,6 +18,7 @@ import hashlib
 import inspect
 import math
 import os
+import re
 import time
 from contextlib import contextmanager, nullcontext
 from importlib import import_module
@@ -111,6 +112,11 @@ def build_model(config: ExperimentConfig) -> torch.nn.Module:
     options = dict(config.model_options)
     if "backend" not in options and "backend" in inspect.signature(builder).parameters:
         options["backend"] = config.backend
+    try:
+        inspect.signature(builder).bind(**options)
+    except TypeError as error:  # an option the builder does not take: a user's mistake, no traceback needed
+        raise ConfigError(f"{config.model!r} does not accept model_options = {dict(config.model_options)!r}: "
+                          f"{error}; it takes {list(inspect.signature(builder).parameters)}") from None
     return builder(**options)
 
 
@@ -143,9 +149,9 @@ def _dataset_loader(config: ExperimentConfig) -> Callable[[str], Dataset]:
 
 
 def check_config(config: ExperimentConfig) -> None:
-    """Everything that can be checked without data: the device exists, names resolve, builders accept their
-    options (a builder's own error is reported as a ConfigError that names the options it was given)."""
-    resolve_device(config.device)
+    """Everything that can be checked without data, on any machine: names resolve, builders accept their options
+    (a builder's own error is reported as a ConfigError that names the options it was given). Whether the device
+    exists is checked where the run trains (a sweep may submit from a machine without a GPU)."""
     with refused_options(config, "loss"):
         get_loss(config.loss, **config.loss_options)
     with refused_options(config, "encoding"):
@@ -156,18 +162,27 @@ def check_config(config: ExperimentConfig) -> None:
         build_model(config)
 
 
+#: how Python words a call with an option a function does not take, or without one it needs
+_OPTION_MISMATCH = re.compile(r"unexpected keyword argument|missing \d+ required (positional|keyword-only) argument")
+
+
 @contextmanager
 def refused_options(config: ExperimentConfig, part: str):
     """Report a builder's own error (TypeError / ValueError / RuntimeError) while ``part`` (``model``,
-    ``encoding``, ``loss``, ``dataset``) of ``config`` is built as a ConfigError naming the part and its options."""
+    ``encoding``, ``loss``, ``dataset``) of ``config`` is built as a ConfigError naming the part and its options;
+    the builder's error stays its cause, so a bug inside a builder keeps its traceback in a sweep's report."""
     try:
         yield
     except ConfigError:
         raise
     except (TypeError, ValueError, RuntimeError) as error:
         given = getattr(config, f"{part}_options")
-        raise ConfigError(f"{getattr(config, part)!r} does not accept {part}_options = {dict(given)!r}: "
-                          f"{type(error).__name__}: {error}") from error
+        message = (f"{getattr(config, part)!r} does not accept {part}_options = {dict(given)!r}: "
+                   f"{type(error).__name__}: {error}")
+        if isinstance(error, TypeError) and _OPTION_MISMATCH.search(str(error)):
+            # an option name that a builder forwarding **options passed on: the user's mistake, no traceback
+            raise ConfigError(message) from None
+        raise ConfigError(message) from error
 
 
 def config_errors(configs) -> list[tuple[ExperimentConfig, Exception | None]]:
