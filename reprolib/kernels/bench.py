@@ -674,14 +674,11 @@ def main(args) -> int:
 
 
 def _save(record: dict, out: Path, complete: bool) -> None:
-    """Write ``record`` to ``out`` atomically (a temporary file renamed over it), with ``complete`` saying
-    whether every requested row was measured."""
-    tmp = out.with_name(out.name + ".tmp")
-    try:
-        tmp.write_text(json.dumps({**record, "complete": complete}, indent=1) + "\n")
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)  # after a failed write or rename: no half-written file is left
+    """Write ``record`` to ``out`` atomically (the run records' writer: a temporary file renamed over it, removed
+    if that fails), with ``complete`` saying whether every requested row was measured."""
+    from reprolib.results.records import atomic_write_text  # noqa: PLC0415
+
+    atomic_write_text(out, json.dumps({**record, "complete": complete}, indent=1) + "\n")
 
 
 def _check_all(device, engine: str = "cupy") -> tuple[list[str], int]:
