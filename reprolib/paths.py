@@ -55,13 +55,10 @@ def check_results_folder(path: str | os.PathLike | None, option: str = "--result
     """The results folder ``path`` resolves to, after checking that it is a folder or can be made one (no file
     in its place or above it), so that a run fails before any work rather than when it writes; ValueError if not."""
     folder = results_dir(path)
-    for existing in (folder, *folder.parents):
-        if existing.exists():
-            if not existing.is_dir():
-                where = "is a file" if existing == folder else f"is below the file {existing}"
-                raise ValueError(f"{option} {str(path if path is not None else folder)!r} {where}; expected a folder "
-                                 "(created if missing)")
-            break
+    shown = str(path if path is not None else folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{option} {shown!r} is a file; expected a folder (created if missing)")
+    _check_no_file_above(folder, option, shown, "a folder (created if missing)")
     return folder
 
 
@@ -71,12 +68,17 @@ def check_output_file(path: str | os.PathLike, option: str = "--output") -> Path
     out = Path(path)
     if out.is_dir():
         raise ValueError(f"{option} {str(out)!r} is a folder; expected a file name")
-    for parent in out.parents:
+    _check_no_file_above(out, option, str(out), "a path in a folder")
+    return out
+
+
+def _check_no_file_above(path: Path, option: str, shown: str, expected: str) -> None:
+    """ValueError when the nearest existing folder above ``path`` is a file (no folder could be made there)."""
+    for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
-                raise ValueError(f"{option} {str(out)!r} is below the file {parent}; expected a path in a folder")
-            break
-    return out
+                raise ValueError(f"{option} {shown!r} is below the file {parent}; expected {expected}")
+            return
 
 
 def results_dir(path: str | os.PathLike | None = None) -> Path:
