@@ -90,9 +90,9 @@ class BuildArgumentError(ValueError):
 def check_build(out: Path | str, overrides: dict, only: list[str] | None = None, root: Path = REPO_ROOT) -> Path:
     """Check a build's arguments before anything is staged or executed; returns the resolved ``out``. Raises
     :class:`BuildArgumentError` (a ValueError) naming the bad value: an ``out`` that is a file, or that holds
-    src/, html/ or jb/ folders another program made (a build replaces them); an ``only`` name that is not a notebook of the book; an override that
-    no notebook to execute defines; a shared parameter (scale, seeds, device, train_missing) a notebook would
-    refuse in its first cell."""
+    src/, html/ or jb/ folders another program made (a build replaces them); an ``only`` name that is not a
+    notebook of the book; an override that no notebook to execute defines; a shared parameter (scale, seeds,
+    device, train_missing) a notebook would refuse in its first cell."""
     from reprolib import notebook as nb
     from reprolib.paths import check_results_folder
 

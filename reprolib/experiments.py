@@ -387,9 +387,8 @@ def _check_scale(scale: str) -> None:
 def _seeds(preset: Preset, scale: str, seeds) -> list[int]:
     if seeds is None:
         return list(preset.seeds[scale])
-    given = seeds
     if isinstance(seeds, (str, bytes, dict)) or not isinstance(seeds, (int, Iterable)):
-        raise ConfigError(f"seeds = {given!r} is not allowed; expected an integer >= 0 or a list of them")
+        raise ConfigError(f"seeds = {seeds!r} is not allowed; expected an integer >= 0 or a list of them")
     seeds = [seeds] if isinstance(seeds, int) else list(seeds)
     if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
         raise ConfigError(f"seeds = {seeds!r} is not allowed; expected a non-empty list of integers >= 0")

@@ -74,9 +74,9 @@ def check_response_pairs(pairs: Sequence, dt: float) -> list[tuple[float, float]
     if isinstance(pairs, (str, bytes)) or not isinstance(pairs, (list, tuple)) or not pairs:
         raise ValueError(f"response_pairs={pairs!r}: expected a non-empty list of [omega, b'] pairs")
     for pair in pairs:
-        numbers = isinstance(pair, (list, tuple)) and len(pair) == 2 and all(
+        two_numbers = isinstance(pair, (list, tuple)) and len(pair) == 2 and all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in pair)
-        if not numbers or not 0 < pair[0] <= 1 / dt:
+        if not two_numbers or not 0 < pair[0] <= 1 / dt:
             raise ValueError(f"response_pairs item {pair!r}: expected [omega, b'], two finite numbers with "
                              "0 < omega <= 1/response_dt")
         checked.append((float(pair[0]), float(pair[1])))

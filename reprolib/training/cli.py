@@ -117,8 +117,8 @@ def configs_to_run(args: argparse.Namespace, command: str, check: Callable[[], N
 
 
 def _check_each(configs) -> None:
-    """Raise the first config's error that :func:`reprolib.training.loop.check_config` finds (device, names,
-    options), before anything is listed or trained."""
+    """Raise the first config's error that :func:`reprolib.training.loop.check_config` finds (names, options),
+    before anything is listed or trained."""
     from reprolib.training.loop import config_errors  # noqa: PLC0415 (imports torch)
 
     for config, error in config_errors(configs):
@@ -127,10 +127,11 @@ def _check_each(configs) -> None:
 
 
 def print_configs(configs, results) -> None:
-    """One line per config: its hash, ``record`` / ``corrupt`` (a record that fails to read or verify; a run
-    moves it aside and trains again) / ``vN`` (a record in another record version, kept) / ``missing`` (or, for an unfinished run with a checkpoint, the epochs it has
-    done, ``12/100 ep``, which the next sweep or run resumes), its seed and the varying keys; an unfinished run's
-    line ends with its last validation accuracy and the time its remaining epochs would take."""
+    """One line per config: its hash; ``record``, ``corrupt`` (a record that fails to read or verify; a run
+    moves it aside and trains again), ``vN`` (a record in another record version, kept) or ``missing`` (for an
+    unfinished run with a checkpoint, the epochs it has done, ``12/100 ep``, which the next sweep or run resumes);
+    its seed and the varying keys. An unfinished run's line ends with its last validation accuracy and the time
+    its remaining epochs would take."""
     from reprolib.results.records import CorruptRecordError, RecordVersionError, read_record, record_path
 
     for config in configs:

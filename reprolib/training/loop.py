@@ -110,13 +110,14 @@ def build_model(config: ExperimentConfig) -> torch.nn.Module:
 
         builder = get_builder(config.model)
     options = dict(config.model_options)
-    if "backend" not in options and "backend" in inspect.signature(builder).parameters:
+    signature = inspect.signature(builder)
+    if "backend" not in options and "backend" in signature.parameters:
         options["backend"] = config.backend
     try:
-        inspect.signature(builder).bind(**options)
+        signature.bind(**options)
     except TypeError as error:  # an option the builder does not take: a user's mistake, no traceback needed
         raise ConfigError(f"{config.model!r} does not accept model_options = {dict(config.model_options)!r}: "
-                          f"{error}; it takes {list(inspect.signature(builder).parameters)}") from None
+                          f"{error}; it takes {list(signature.parameters)}") from None
     return builder(**options)
 
 
@@ -187,14 +188,14 @@ def refused_options(config: ExperimentConfig, part: str):
 
 def config_errors(configs) -> list[tuple[ExperimentConfig, Exception | None]]:
     """``(config, error or None)`` for each config after :func:`check_config`, which runs once per distinct set
-    of what it checks (device, names and options), not once per seed."""
+    of what it checks (names and options), not once per seed or device."""
     from reprolib.config import canonical_json  # noqa: PLC0415
 
     seen: dict[str, Exception | None] = {}
     out = []
     for config in configs:
         data = config.to_dict()
-        key = canonical_json({k: data[k] for k in ("device", "model", "model_options", "encoding", "encoding_options",
+        key = canonical_json({k: data[k] for k in ("model", "model_options", "encoding", "encoding_options",
                                                    "dataset", "dataset_options", "loss", "loss_options")})
         if key not in seen:
             try:
