@@ -28,12 +28,10 @@ sequence   an already sequential batch ``[B, T, ...] -> [T, B, ...]`` (N-MNIST f
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import numpy as np
 import torch
 
+from reprolib.checks import is_finite_real
 from reprolib.kernels.bernoulli import bernoulli, uniform_at_most
 
 __all__ = ["ENCODERS", "ENCODER_PRESETS", "get_encoder", "pixel_permutation"]
@@ -54,7 +52,7 @@ def _check_positive_int(name: str, value) -> int:
 
 
 def _check_finite(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):  # NumPy too
+    if not is_finite_real(value):
         raise ValueError(f"{name}={value!r} must be a finite number.")
     return float(value)
 

@@ -29,6 +29,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
 
+from reprolib.checks import is_finite_real
+
 SCALES = ("ci", "paper")
 NOT_AVAILABLE = "not available"
 NOT_RUN = "not run yet at this scale"
@@ -111,7 +113,7 @@ def check_positive(name: str, value: Any, integer: bool = False) -> Any:
 
 def check_number(name: str, value: Any) -> float:
     """Return ``value`` if it is a finite number (not a bool), else raise a ``ValueError`` naming it."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_finite_real(value):
         raise ValueError(f"parameter {name}={value!r} must be a finite number")
     return value
 

@@ -29,11 +29,12 @@ Closed forms (``.primitive(x)`` = g, ``.derivative(x)`` = g'):
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Callable
 
 import torch
 from torch import Tensor, nn
+
+from reprolib.checks import is_finite_real
 
 __all__ = [
     "heaviside",
@@ -75,8 +76,7 @@ class SurrogateSpike(torch.autograd.Function):
 
 
 def _check_positive(name: str, value, cls_name: str) -> float:
-    # numbers.Real: Python and NumPy scalars alike (np.float32(2.0) is a fine alpha)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+    if not is_finite_real(value) or value <= 0:  # NumPy scalars too: np.float32(2.0) is a fine alpha
         raise ValueError(f"{cls_name}: {name}={value!r} is invalid; expected a finite number > 0")
     return float(value)
 

@@ -18,8 +18,6 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 from importlib import import_module
 from typing import Callable, NamedTuple
 
@@ -27,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from reprolib import surrogate as _surrogate
+from reprolib.checks import is_finite_real
 
 __all__ = [
     "STEP_MODES",
@@ -167,7 +166,7 @@ def resolve_surrogate(surrogate_function, owner: str = "node") -> Callable[[Tens
 
 
 def _check_number(name: str, value, owner: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):  # NumPy too
+    if not is_finite_real(value):
         raise ValueError(f"{owner}: {name}={value!r} is invalid; expected a finite number")
     return float(value)
 

@@ -30,13 +30,12 @@ The time loop lives in one pure function, :func:`src_multistep`, so that a fused
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import NamedTuple, Optional
 
 import torch
 from torch import Tensor, nn
 
+from reprolib.checks import is_finite_real
 from reprolib.neurons.base import MemoryModule, _check_number, select_backend
 
 __all__ = [
@@ -82,7 +81,7 @@ def _check_params(params: SRCParameters) -> None:
         value = getattr(params, name)
         if isinstance(value, Tensor):  # per-neuron constants (b_h, or a fork's): their values are not read here
             continue
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        if not is_finite_real(value):
             raise ValueError(f"{name}={value!r}; expected a finite number or a tensor")
     if params.zs_from not in ZS_FROM_CHOICES:
         raise ValueError(f"zs_from={params.zs_from!r}; expected one of {ZS_FROM_CHOICES}")
