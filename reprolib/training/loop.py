@@ -22,9 +22,10 @@ import re
 import time
 from contextlib import contextmanager, nullcontext
 from importlib import import_module
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from reprolib.config import ConfigError, ExperimentConfig, config_hash
@@ -153,14 +154,30 @@ def check_config(config: ExperimentConfig) -> None:
     """Everything that can be checked without data, on any machine: names resolve, builders accept their options
     (a builder's own error is reported as a ConfigError that names the options it was given). Whether the device
     exists is checked where the run trains (a sweep may submit from a machine without a GPU)."""
+    build_parts(config)
+
+
+class _Parts(NamedTuple):
+    loss_fn: Callable
+    encoder: Callable
+    load_split: Callable  # split name -> dataset (the data is read when called)
+    model: nn.Module
+
+
+def build_parts(config: ExperimentConfig, before_model: Callable[[], None] = lambda: None) -> _Parts:
+    """Build the loss, encoder, dataset loader and model of ``config`` (no data is read), each under
+    :func:`refused_options`; ``before_model`` runs just before the model is built (a run seeds the RNG there, so
+    that the model's initial weights depend on the seed alone)."""
     with refused_options(config, "loss"):
-        get_loss(config.loss, **config.loss_options)
+        loss_fn = get_loss(config.loss, **config.loss_options)
     with refused_options(config, "encoding"):
-        build_encoder(config)
+        encoder = build_encoder(config)
     with refused_options(config, "dataset"):
-        _dataset_loader(config)
+        load_split = _dataset_loader(config)
+    before_model()
     with refused_options(config, "model"):
-        build_model(config)
+        model = build_model(config)
+    return _Parts(loss_fn, encoder, load_split, model)
 
 
 #: how Python words a call with an option a function does not take, or without one it needs
@@ -318,18 +335,13 @@ class _Run:
         self.use_amp = config.amp and self.device.type == "cuda"
         self.stopped_early: dict | None = None  # set when nonfinite_loss = "stop" ends training
 
+        def seed_rng():
+            torch.manual_seed(config.seed)
+            if self.device.type == "cuda":
+                torch.cuda.manual_seed_all(config.seed)
+
         # Built before any data is read, so bad names / options fail fast.
-        with refused_options(config, "loss"):
-            self.loss_fn = get_loss(config.loss, **config.loss_options)
-        with refused_options(config, "encoding"):
-            self.encoder = build_encoder(config)
-        with refused_options(config, "dataset"):
-            load_split = _dataset_loader(config)
-        torch.manual_seed(config.seed)
-        if self.device.type == "cuda":
-            torch.cuda.manual_seed_all(config.seed)
-        with refused_options(config, "model"):
-            model = build_model(config)
+        self.loss_fn, self.encoder, load_split, model = build_parts(config, before_model=seed_rng)
         self.model = model.to(self.device)
         self.optimizer = build_optimizer(config, self.model.parameters())
         self.scheduler = build_scheduler(config, self.optimizer)
