@@ -119,6 +119,11 @@ def test_event_linear_names_bad_arguments():
         event_linear(torch.zeros(3, 4), torch.zeros(2, 4), max_density=1.5)
     with pytest.raises(ValueError, match=r"input \(3, 5\) and weight \(2, 4\).*4"):
         event_linear(torch.zeros(3, 5), torch.zeros(2, 4))
+    # a 1-D weight: F.linear would drop the output's last dimension, the sparse path would keep it
+    with pytest.raises(ValueError, match=r"weight \(4,\).*2-D weight \[out_features, in_features\]"):
+        event_linear(torch.zeros(3, 4), torch.zeros(4))
+    with pytest.raises(ValueError, match="0-d tensor"):
+        event_linear(torch.tensor(1.0), torch.zeros(2, 1))
 
 
 def test_cpu_path_of_the_networks():

@@ -220,6 +220,11 @@ def event_linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, *,
     """
     if not 0.0 <= max_density <= 1.0:
         raise ValueError(f"event_linear: max_density={max_density!r} is invalid; expected a fraction in [0, 1]")
+    if weight.dim() != 2:  # F.linear takes a 1-D weight too, but returns a different shape; no layer here uses it
+        raise ValueError(f"event_linear: weight {tuple(weight.shape)} is invalid; expected a 2-D weight "
+                         "[out_features, in_features]")
+    if x.dim() == 0:
+        raise ValueError("event_linear: the input is a 0-d tensor; expected an input [..., in_features]")
     if x.shape[-1] != weight.shape[-1]:
         raise ValueError(f"event_linear: input {tuple(x.shape)} and weight {tuple(weight.shape)} do not match; "
                          f"expected the input's last size to be {weight.shape[-1]}")
