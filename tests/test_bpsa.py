@@ -142,6 +142,11 @@ def test_node_modes_warm_up_and_bad_arguments():
         BPSANode("htg")
     with pytest.raises(ValueError, match="spatial"):
         BPSANode("paper", spatial="yes")
+    for decay in (1.5, -0.1):
+        with pytest.raises(ValueError, match=rf"decay={decay}; expected a leak factor in \[0, 1\]"):
+            BPSANode("paper", decay=decay)
+    for decay in (0.0, 1.0):  # the ends are neurons: reset every step, and the node's own default (no leak)
+        BPSANode("paper", decay=decay)
 
 
 # ------------------------------------------------------------------------------------------------ networks

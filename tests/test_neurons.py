@@ -344,7 +344,10 @@ def test_package_reexports():
     (lambda: neurons.BRFCell(4, 3, dt="a"), "dt='a'"),
     (lambda: neurons.BRFCell(4, 3, gamma=float("nan")), "gamma=nan"),
     (lambda: neurons.ALIFCell(4, 3, tau_mem=(float("nan"), 1.0)),
-     "expected a finite mean and a finite std"),
+     "a finite mean > 0 and a finite std >= 0"),
+    (lambda: neurons.LICell(4, 3, tau_out=(-20.0, 5.0)), "LICell: tau_out=(-20.0, 5.0); expected a time constant"),
+    (lambda: neurons.ALIFCell(4, 3, tau_adp=(0.0, 1.0)), "tau_adp=(0.0, 1.0); expected a time constant"),
+    (lambda: neurons.BPSANode(decay=1.5), "decay=1.5; expected a leak factor in [0, 1]"),
     (lambda: neurons.BPSANode(threshold=float("nan")), "threshold=nan"),
     (lambda: neurons.BPSANode(dt=0.0), "dt=0.0; expected a positive"),
 ])

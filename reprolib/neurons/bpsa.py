@@ -79,6 +79,11 @@ def _check(params: BPSAParameters) -> None:
             raise ValueError(f"{name}={getattr(params, name)!r}; expected a finite number")
     if not params.dt > 0:
         raise ValueError(f"dt={params.dt!r}; expected a positive time step")
+    # the source fixes no range, but outside [0, 1] the "leak" either grows the potential every step (> 1) or
+    # flips its sign (< 0): a typo, not a neuron (1 is the node's own default, no leak)
+    if not 0.0 <= params.decay <= 1.0:
+        raise ValueError(f"decay={params.decay!r}; expected a leak factor in [0, 1] (the fraction of the membrane "
+                         "potential kept per step)")
 
 
 def bpsa_step(x: Tensor, state: BPSAState, params: BPSAParameters) -> tuple[Tensor, BPSAState]:

@@ -249,13 +249,17 @@ def _check_range(owner: str, name: str, value) -> tuple[float, float]:
 
 
 def _normal_init(owner: str, name: str, size: int, mean_std) -> nn.Parameter:
-    """A trainable ``[size]`` vector drawn from ``N(mean, std)`` (``mean_std = (mean, std)``)."""
+    """A trainable ``[size]`` vector of time constants drawn from ``N(mean, std)`` (``mean_std = (mean, std)``).
+
+    The neurons use ``|tau|``, so a draw below 0 still gives a decay in [0, 1]; a mean <= 0 is refused all the same,
+    since every time constant of the sources is positive and a negative one is a typo."""
     try:
         mean, std = (float(v) for v in mean_std)
     except (TypeError, ValueError):
         raise ValueError(f"{owner}: {name}={mean_std!r}; expected a pair (mean, std)") from None
-    if not (math.isfinite(mean) and math.isfinite(std) and std >= 0):
-        raise ValueError(f"{owner}: {name}={mean_std!r}; expected a finite mean and a finite std >= 0")
+    if not (math.isfinite(mean) and math.isfinite(std) and mean > 0 and std >= 0):
+        raise ValueError(f"{owner}: {name}={mean_std!r}; expected a time constant's (mean, std) in steps: a finite "
+                         "mean > 0 and a finite std >= 0")
     return nn.Parameter(torch.randn(size) * std + mean)
 
 
