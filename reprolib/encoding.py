@@ -75,7 +75,9 @@ def _check_batch(x, min_dim: int, encoder: str, finite: bool = False) -> torch.T
     if x.dim() < min_dim:
         raise ValueError(f"{encoder}: expected a batch with at least {min_dim} dimensions, got shape {tuple(x.shape)}.")
     if finite and x.is_floating_point() and x.device.type != "meta" and bool(torch.isnan(x).any()):
-        # a NaN probability or intensity has no spike train: torch.bernoulli refuses it, a comparison drops it
+        # a NaN probability or intensity has no spike train: torch.bernoulli refuses it, a comparison drops it.
+        # On CUDA, reading the answer waits for the GPU; in training that costs only the batch's own copy, since
+        # the loop has already read the previous batch's loss after its optimizer step (_Meter.add).
         raise ValueError(f"{encoder}: the batch holds NaN values; expected numbers (e.g. pixel intensities in [0, 1]).")
     return x
 
