@@ -145,7 +145,7 @@ def test_node_modes_warm_up_and_bad_arguments():
     for decay in (1.5, -0.1):
         with pytest.raises(ValueError, match=rf"decay={decay}; expected a leak factor in \[0, 1\]"):
             BPSANode("paper", decay=decay)
-    for decay in (0.0, 1.0):  # the ends are neurons: reset every step, and the node's own default (no leak)
+    for decay in (0.0, 1.0):  # the ends are neurons: reset every step, and no leak at all
         BPSANode("paper", decay=decay)
 
 

@@ -35,12 +35,12 @@ property of the temporal adjustment, its weight is ``0.2`` per unit of ``y``.
 
 from __future__ import annotations
 
-import math
 from typing import Callable, NamedTuple
 
 import torch
 from torch import Tensor
 
+from reprolib.checks import is_finite_real
 from reprolib.neurons.base import MemoryModule
 from reprolib.surrogate import ATan
 
@@ -75,12 +75,12 @@ def _check(params: BPSAParameters) -> None:
     if not isinstance(params.spatial, bool) or not isinstance(params.temporal, bool):
         raise ValueError(f"spatial={params.spatial!r}, temporal={params.temporal!r}; expected True or False")
     for name in ("threshold", "decay", "dt", "residual"):
-        if not math.isfinite(getattr(params, name)):
+        if not is_finite_real(getattr(params, name)):
             raise ValueError(f"{name}={getattr(params, name)!r}; expected a finite number")
     if not params.dt > 0:
         raise ValueError(f"dt={params.dt!r}; expected a positive time step")
     # the source fixes no range, but outside [0, 1] the "leak" either grows the potential every step (> 1) or
-    # flips its sign (< 0): a typo, not a neuron (1 is the node's own default, no leak)
+    # flips its sign (< 0): a typo, not a neuron (1 keeps the whole potential: no leak)
     if not 0.0 <= params.decay <= 1.0:
         raise ValueError(f"decay={params.decay!r}; expected a leak factor in [0, 1] (the fraction of the membrane "
                          "potential kept per step)")
