@@ -9,6 +9,7 @@ Sub-packages (imported lazily so that ``import reprolib`` stays cheap and never 
 * :mod:`reprolib.config`, :mod:`reprolib.training`, :mod:`reprolib.results`, :mod:`reprolib.sweep`
   -- one training loop, run records with provenance, sweeps on Dask;
 * :mod:`reprolib.kernels` -- optional CuPy fused kernels behind the same neuron API.
+* :mod:`reprolib.paths` -- where data, caches and records live; :mod:`reprolib.checks` -- the shared "finite number" test.
 """
 
 from importlib import import_module as _import_module
@@ -17,7 +18,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "surrogate", "neurons", "layers", "functional", "models", "data", "encoding", "config",
-    "training", "results", "sweep", "experiments", "metrics", "kernels", "paths", "reference",
+    "training", "results", "sweep", "experiments", "metrics", "kernels", "paths", "reference", "checks",
 }
 
 

@@ -300,6 +300,8 @@ class ExperimentConfig:
         return flatten(self.to_dict())
 
 
+# Config values stay JSON types (int, float) rather than reprolib.checks.is_finite_real's any real scalar: the config
+# is hashed from its canonical JSON, which an np.float32 or a Fraction would not survive.
 def _check_number(key: str, value: Any, minimum: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < minimum:
         _fail(key, value, f"a number >= {minimum}")

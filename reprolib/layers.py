@@ -21,6 +21,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from reprolib.checks import is_finite_real
 from reprolib.functional import multi_step_forward, seq_to_ann_forward
 from reprolib.neurons.base import MemoryModule
 
@@ -153,7 +154,7 @@ class SynapseFilter(MemoryModule):
     def __init__(self, tau: float = 100.0, learnable: bool = False, step_mode: str = "s"):
         super().__init__(step_mode)
         owner = type(self).__name__
-        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau <= 1:
+        if not is_finite_real(tau) or tau <= 1:
             raise ValueError(f"{owner}: tau={tau!r} is invalid; expected a finite number > 1")
         if not isinstance(learnable, bool):
             raise ValueError(f"{owner}: learnable={learnable!r} is invalid; expected True or False")

@@ -103,16 +103,17 @@ def check_subset(name: str, values: Any, allowed: Iterable[Any]) -> list:
 
 
 def check_positive(name: str, value: Any, integer: bool = False) -> Any:
-    """Return ``value`` if it is a positive number (an ``int`` when ``integer``)."""
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type or not 0 < value < math.inf:  # NaN fails too
+    """Return ``value`` if it is a positive finite number (an ``int`` when ``integer``)."""
+    ok_type = isinstance(value, int) if integer else True
+    if not is_finite_real(value) or not ok_type or value <= 0:
         kind = "a positive integer" if integer else "a positive number"
         raise ValueError(f"parameter {name}={value!r} must be {kind}")
     return value
 
 
-def check_number(name: str, value: Any) -> float:
-    """Return ``value`` if it is a finite number (not a bool), else raise a ``ValueError`` naming it."""
+def check_number(name: str, value: Any) -> Any:
+    """Return ``value`` unchanged if it is a finite number (not a bool; see :func:`reprolib.checks.is_finite_real`),
+    else raise a ``ValueError`` naming it."""
     if not is_finite_real(value):
         raise ValueError(f"parameter {name}={value!r} must be a finite number")
     return value

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from reprolib.checks import is_finite_real
 from reprolib.notebook import NOT_RUN
 
 
@@ -291,7 +292,7 @@ def shd_figure(spikes, label, index: int, split: str = "test", bin_ms: float = 4
     spikes = np.asarray(spikes)
     if spikes.ndim != 2:
         raise ValueError(f"spikes of shape {spikes.shape}; expected [T, channels]")
-    if isinstance(bin_ms, bool) or not isinstance(bin_ms, (int, float)) or not 0 < bin_ms < np.inf:
+    if not is_finite_real(bin_ms) or bin_ms <= 0:
         raise ValueError(f"bin_ms={bin_ms!r} must be a positive number of milliseconds")
     fig, axes = figure(1, 1, width=8, height=3.2)
     heatmap(axes[0, 0], spikes.T,

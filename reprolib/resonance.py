@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from reprolib.checks import is_finite_real
 from reprolib.neurons.resonate import DEFAULT_DT, simulate_resonator
 
 __all__ = ["spike_train", "resonance_demo", "periodic_spike_trains", "check_response_pairs", "frequency_response",
@@ -75,7 +76,7 @@ def check_response_pairs(pairs: Sequence, dt: float) -> list[tuple[float, float]
         raise ValueError(f"response_pairs={pairs!r}: expected a non-empty list of [omega, b'] pairs")
     for pair in pairs:
         two_numbers = isinstance(pair, (list, tuple)) and len(pair) == 2 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in pair)
+            is_finite_real(v) for v in pair)
         if not two_numbers or not 0 < pair[0] <= 1 / dt:
             raise ValueError(f"response_pairs item {pair!r}: expected [omega, b'], two finite numbers with "
                              "0 < omega <= 1/response_dt")

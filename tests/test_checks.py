@@ -9,7 +9,8 @@ import torch
 
 from reprolib import encoding, notebook, surrogate
 from reprolib.checks import is_finite_real
-from reprolib.neurons import base
+from reprolib.layers import SynapseFilter
+from reprolib.neurons import LIFNode, base
 
 NUMBERS = [0, -3, 2.5, np.float32(2.0), np.int64(7), Fraction(1, 3)]
 NOT_NUMBERS = [True, False, math.nan, math.inf, -math.inf, np.float32("nan"), "1.0", None, torch.tensor(1.0), [1.0]]
@@ -49,3 +50,17 @@ def test_surrogate_alpha_is_a_positive_finite_real():
     for value in (0, -1.0, True, math.nan, math.inf, "4"):
         with pytest.raises(ValueError, match=r"ATan: alpha=.* expected a finite number > 0"):
             surrogate._check_positive("alpha", value, "ATan")
+
+
+def test_an_integer_too_large_for_a_float_is_refused_not_an_overflow():
+    assert not is_finite_real(10**400)
+    with pytest.raises(ValueError, match="finite number"):
+        notebook.check_number("lr", 10**400)
+
+
+@pytest.mark.parametrize("build", [LIFNode, SynapseFilter])
+def test_tau_takes_numpy_scalars_like_the_other_constants(build):
+    assert build(tau=np.float32(2.0)).tau == 2.0
+    for bad in (np.float32("nan"), True, 1.0):
+        with pytest.raises(ValueError, match=r"tau=.* expected a finite number > 1"):
+            build(tau=bad)

@@ -24,13 +24,13 @@ the state ``v`` between calls. A fused kernel plugs in by registering a function
 
 from __future__ import annotations
 
-import math
 from typing import Callable, NamedTuple
 
 import torch
 from torch import Tensor
 
 from reprolib import surrogate as _surrogate
+from reprolib.checks import is_finite_real
 from reprolib.neurons.base import BaseNode, MembraneState, _check_bool, fire, reset_membrane
 
 __all__ = [
@@ -171,7 +171,7 @@ class LIFNode(BaseNode):
     ):
         owner = type(self).__name__
         # checked before anything is built so a bad tau fails fast
-        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau <= 1:
+        if not is_finite_real(tau) or tau <= 1:
             raise ValueError(f"{owner}: tau={tau!r} is invalid; expected a finite number > 1")
         _check_bool("decay_input", decay_input, owner)
         super().__init__(v_threshold, v_reset, surrogate_function, detach_reset, step_mode, backend)
