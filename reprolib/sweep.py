@@ -252,7 +252,11 @@ def _run_on_dask(todo, folder: str, client, scheduler_address, workers: int, wor
                                   f"{error}; expected the address of a running Dask scheduler, e.g. "
                                   "tcp://10.0.0.5:8786") from None
         else:
+            # The scheduler serves HTTP (health routes) even without a dashboard, on port 8787 unless told
+            # otherwise: a free port on localhost lets two sweeps share a machine without a "Port 8787 is already
+            # in use" warning.
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                                    silence_logs=logging.WARNING)
             client = own_client = Client(cluster)
     threads = None

@@ -26,7 +26,23 @@ def test_sweep_on_local_cluster_matches_sequential_runs(tmp_path):
     broken = with_overrides(configs[0], {"model_options.no_such_option": 1})
     swept = tmp_path / "swept"
 
-    report = run_sweep(configs + [broken], results_dir=swept, n_workers=2, progress=False)
+    # another program (or sweep) on Dask's default HTTP port: the sweep's scheduler must pick a free one quietly
+    import socket
+    import warnings
+
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", 8787))
+        holder.listen()
+    except OSError:
+        pass  # already taken, which is the case under test as well
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            report = run_sweep(configs + [broken], results_dir=swept, n_workers=2, progress=False)
+    finally:
+        holder.close()
+    assert not [w for w in caught if "already in use" in str(w.message)]
     assert {c.hash for c in report.trained} == {c.hash for c in configs}
     assert [f.config.hash for f in report.failed] == [broken.hash]
     failure = report.failed[0]
