@@ -1241,3 +1241,39 @@ def show_spot_check(scale: str = "paper", epochs: int = 1, results_dir=None) -> 
     from IPython.display import display
 
     display(table[shown].set_index("epoch").round(4))
+
+
+def show_published_reruns(scale: str = "paper", results_dir=None) -> None:
+    """The whole re-runs committed under ``results/reruns/`` at ``scale`` (see
+    :func:`reprolib.training.rerun.published_reruns`): a figure with, per re-run, the committed runs of its config
+    (every seed), the record it re-trains and the re-run's final test accuracy, then the table."""
+    from reprolib import plotting
+    from reprolib.training.rerun import RERUNS_FOLDER, published_reruns
+
+    table = published_reruns(results_dir, scale)
+    if table.empty:
+        show_markdown(f"*No whole re-run is committed at scale `{scale}` yet: `reprolib rerun RECORD --results "
+                      f"results/{RERUNS_FOLDER}/LABEL` trains one and writes it there.*")
+        return
+    fig, axes = plotting.figure(1, 1, width=6.5, height=0.45 * len(table) + 1.2)
+    ax = axes[0, 0]
+    for y, (_, row) in enumerate(table.iterrows()):
+        first = y == 0  # one legend entry per kind of marker
+        ax.scatter(row["seed accuracies (%)"], [y] * row["seeds"], color="0.6", s=18,
+                   label="committed runs of the config (all seeds)" if first else None)
+        if not math.isnan(row["recorded (%)"]):
+            ax.scatter([row["recorded (%)"]], [y], facecolors="none", edgecolors="k", s=70,
+                       label="the re-trained record" if first else None)
+        ax.scatter([row["rerun (%)"]], [y], color="C3", marker="x", s=50, label="its re-run" if first else None)
+    ax.set_yticks(range(len(table)), [f"{r['experiment']}/{r['config_hash'][:8]} seed {r['seed']}\n({r['label']})"
+                                      for _, r in table.iterrows()], fontsize=7)
+    ax.set(xlabel="final test accuracy (%)", ylim=(-0.7, len(table) - 0.3))
+    ax.legend(fontsize=7, loc="best")
+    plotting.caption(fig, f"scale {scale} · re-runs: " + ", ".join(sorted(set(table["rerun on"]))))
+    from IPython.display import display
+
+    shown = ["experiment", "config_hash", "seed", "recorded (%)", "rerun (%)", "difference (pp)", "seeds",
+             "seeds' min (%)", "seeds' max (%)", "inside seeds' range", "largest epoch diff (pp)", "recorded on",
+             "rerun on", "rerun code", "rerun date", "note"]
+    with pd.option_context("display.max_colwidth", None):
+        display(table[shown].round(2).set_index(["experiment", "config_hash"]))

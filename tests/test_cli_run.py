@@ -445,3 +445,54 @@ def test_numpy_scalars_and_ipv6_scheduler_addresses_are_accepted():
     _check_workers(argparse.Namespace(scheduler="tcp://[::1]:8786", workers=None, workers_per_gpu=1))
     _check_workers(argparse.Namespace(scheduler="10.0.0.5:8786", workers=None, workers_per_gpu=1))
     assert get_configs("toy", "ci", seeds={3}) and get_configs("toy", "ci", seeds=(s for s in [1]))
+
+
+def test_a_published_rerun_is_placed_among_the_committed_seeds_of_its_config(tmp_path, monkeypatch, capsys):
+    """`reprolib rerun RECORD --results results/reruns/LABEL`, the command the reproduction page names, writes a
+    whole re-run where `published_reruns` finds it; the table compares it with its record and the other seeds."""
+    import dataclasses
+    import math
+
+    from reprolib import notebook as nb
+    from reprolib.results import read_record, write_record
+    from reprolib.training.rerun import published_reruns
+
+    for seed in "012":
+        assert main(["run", "toy", "--scale", "ci", "--select", "hidden=16", "--set", "epochs=2", "--seed", seed,
+                     "--results", str(tmp_path), "--no-progress", "--device", "cpu"]) == 0
+    assert published_reruns(tmp_path, "ci").empty  # nothing re-run yet
+    committed = {read_record(p).config.seed: read_record(p) for p in (tmp_path / "toy").glob("*.json")}
+    assert sorted(committed) == [0, 1, 2]
+    assert main(["rerun", str(committed[0].path), "--results", str(tmp_path / "reruns" / "here"),
+                 "--no-progress"]) == 0
+    (row,) = published_reruns(tmp_path, "ci").to_dict("records")
+    seeds = sorted(100 * r.final["test_accuracy"] for r in committed.values())
+    assert (row["label"], row["experiment"], row["config_hash"], row["seed"]) == ("here", "toy", committed[0].hash, 0)
+    assert row["identical"] and row["difference (pp)"] == 0 and row["largest epoch diff (pp)"] == 0
+    assert (row["seeds"], sorted(row["seed accuracies (%)"])) == (3, seeds)
+    assert (row["seeds' min (%)"], row["seeds' max (%)"]) == (seeds[0], seeds[-1]) and row["inside seeds' range"]
+    assert row["settings differ"] == "" and row["note"] == "" and "threads" in row["rerun on"]
+    assert published_reruns(tmp_path, "paper").empty  # another scale's re-runs are not this page's
+
+    # a re-run that ends below every committed seed is outside their range, and its difference says by how much
+    again = read_record(tmp_path / "reruns" / "here" / "toy" / committed[0].path.name)
+    worse = seeds[0] / 100 - 0.05
+    assert worse > 0  # the toy task's runs all learn something
+    write_record(dataclasses.replace(again, final={**again.final, "test_accuracy": worse}),
+                 tmp_path / "reruns" / "elsewhere")
+    rows = published_reruns(tmp_path, "ci").set_index("label")
+    assert not rows.loc["elsewhere", "inside seeds' range"] and rows.loc["here", "inside seeds' range"]
+    assert math.isclose(rows.loc["elsewhere", "difference (pp)"], 100 * worse - 100 * committed[0].final["test_accuracy"])
+
+    # the figure and table render; a re-run whose record is gone is shown without a recorded number
+    monkeypatch.setattr("IPython.display.display", lambda *a, **k: None)
+    nb.show_published_reruns("ci", tmp_path)
+    committed[0].path.unlink()
+    rows = published_reruns(tmp_path, "ci").set_index("label")
+    assert math.isnan(rows.loc["here", "recorded (%)"]) and rows.loc["here", "seeds"] == 2
+    assert "no committed record toy/" in rows.loc["here", "note"]
+    nb.show_published_reruns("ci", tmp_path)
+    shown = []
+    monkeypatch.setattr(nb, "show_markdown", shown.append)
+    nb.show_published_reruns("paper", tmp_path)
+    assert "No whole re-run is committed at scale `paper`" in shown[-1]

@@ -213,6 +213,70 @@ def _same_setting(recorded: Record, rerun: Record, last_epoch: int | None = None
     return notes
 
 
+#: under the results folder, ``reruns/<label>/<experiment>/<config-hash>.json`` holds whole re-runs of committed
+#: records, trained again on another machine (``reprolib rerun RECORD --results results/reruns/<label>``)
+RERUNS_FOLDER = "reruns"
+
+
+def _machine(provenance: dict) -> str:
+    """Where a session ran, as far as float rounding depends on it: device (with threads) and, on a CPU, the model."""
+    text = str(provenance.get("device_name") or provenance.get("device") or "unknown")
+    cpu = provenance.get("cpu")
+    return f"{text}, {_cpu_text(cpu)}" if cpu and str(provenance.get("device", "cpu")).startswith("cpu") else text
+
+
+def published_reruns(results_dir=None, scale: str | None = None) -> pd.DataFrame:
+    """One row per whole-run re-run committed under ``<results>/reruns/<label>/<experiment>/`` (at ``scale``, or
+    every scale): the final test accuracy of the committed record it re-trains and of the re-run, in percent,
+    their difference, and where the re-run falls among the committed runs of the same config with other seeds
+    (``seed accuracies (%)``, ``seeds' min`` / ``seeds' max``, over every committed seed, the re-trained one
+    included): on another machine
+    a run is not expected to come out identical, only inside that spread. ``largest epoch diff (pp)`` is the
+    largest test-accuracy difference at any epoch; ``settings differ`` what floating point depends on that is not
+    the same. A re-run whose record is not committed (any more) has no recorded number and says so in ``note``."""
+    from reprolib.config import with_overrides  # noqa: PLC0415
+    from reprolib.paths import results_dir as default_results_dir  # noqa: PLC0415
+
+    root = default_results_dir(results_dir)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"results_dir {str(root)!r} is a file; expected the folder of the run records")
+    rows, committed = [], {}
+    for path in sorted((root / RERUNS_FOLDER).glob("*/*/*.json")):
+        again = read_record(path)
+        config = again.config
+        if scale is not None and config.scale != scale:
+            continue
+        folder = root / config.experiment
+        if folder not in committed:  # every committed record of the experiment, read once
+            committed[folder] = [read_record(p) for p in sorted(folder.glob("*.json"))]
+        siblings = [r for r in committed[folder]
+                    if with_overrides(r.config, {"seed": config.seed}).hash == again.hash]
+        original = next((r for r in siblings if r.hash == again.hash), None)
+        seeds = [100.0 * r.final["test_accuracy"] for r in siblings]
+        rerun_accuracy = 100.0 * again.final["test_accuracy"]
+        row = {"label": path.parent.parent.name, "experiment": config.experiment, "config_hash": again.hash,
+               "seed": config.seed, "epochs": len(again.history), "recorded (%)": float("nan"),
+               "rerun (%)": rerun_accuracy, "difference (pp)": float("nan"), "seeds": len(seeds), "seed accuracies (%)": tuple(seeds),
+               "seeds' min (%)": min(seeds, default=float("nan")), "seeds' max (%)": max(seeds, default=float("nan")),
+               "inside seeds' range": bool(seeds) and min(seeds) <= rerun_accuracy <= max(seeds),
+               "largest epoch diff (pp)": float("nan"), "identical": False, "recorded on": "",
+               "rerun on": _machine(again.provenance), "rerun code": str(again.provenance.get("git_commit"))[:8],
+               "rerun date": str(again.provenance.get("end_time", ""))[:10], "settings differ": "", "note": ""}
+        if original is None:
+            row["note"] = f"no committed record {config.experiment}/{again.hash}.json to compare with"
+        else:
+            table, summary = compare_runs(original, again)
+            epoch_diffs = table["test_accuracy diff"].abs() if "test_accuracy diff" in table else pd.Series(dtype=float)
+            row.update({"recorded (%)": 100.0 * original.final["test_accuracy"],
+                        "difference (pp)": rerun_accuracy - 100.0 * original.final["test_accuracy"],
+                        "largest epoch diff (pp)": float(epoch_diffs.max()) if len(epoch_diffs) else float("nan"),
+                        "identical": summary["identical"],
+                        "recorded on": "; ".join(dict.fromkeys(_machine(s) for _, s, _ in sessions_behind(original))),
+                        "settings differ": "; ".join(summary["settings_differ"])})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("records", nargs="+", metavar="RECORD", help="run record JSON file(s) under results/")
     parser.add_argument("--epochs", type=int, default=None, metavar="N",
