@@ -490,6 +490,8 @@ def test_a_published_rerun_is_placed_among_the_committed_seeds_of_its_config(tmp
     committed[0].path.unlink()
     rows = published_reruns(tmp_path, "ci").set_index("label")
     assert math.isnan(rows.loc["here", "recorded (%)"]) and rows.loc["here", "seeds"] == 2
+    committed[2].path.unlink()  # one committed run left: no spread for a re-run to fall inside
+    assert published_reruns(tmp_path, "ci").set_index("label").loc["here", "inside seeds' range"] is None
     assert "no committed record toy/" in rows.loc["here", "note"]
     nb.show_published_reruns("ci", tmp_path)
     shown = []

@@ -230,7 +230,7 @@ def published_reruns(results_dir=None, scale: str | None = None) -> pd.DataFrame
     every scale): the final test accuracy of the committed record it re-trains and of the re-run, in percent,
     their difference, and where the re-run falls among the committed runs of the same config with other seeds
     (``seed accuracies (%)``, ``seeds' min`` / ``seeds' max``, over every committed seed, the re-trained one
-    included): on another machine
+    included; None with fewer than two runs): on another machine
     a run is not expected to come out identical, only inside that spread. ``largest epoch diff (pp)`` is the
     largest test-accuracy difference at any epoch; ``settings differ`` what floating point depends on that is not
     the same. A re-run whose record is not committed (any more) has no recorded number and says so in ``note``."""
@@ -258,7 +258,8 @@ def published_reruns(results_dir=None, scale: str | None = None) -> pd.DataFrame
                "seed": config.seed, "epochs": len(again.history), "recorded (%)": float("nan"),
                "rerun (%)": rerun_accuracy, "difference (pp)": float("nan"), "seeds": len(seeds), "seed accuracies (%)": tuple(seeds),
                "seeds' min (%)": min(seeds, default=float("nan")), "seeds' max (%)": max(seeds, default=float("nan")),
-               "inside seeds' range": bool(seeds) and min(seeds) <= rerun_accuracy <= max(seeds),
+               # one committed run has no spread to fall inside: None, not False
+               "inside seeds' range": min(seeds) <= rerun_accuracy <= max(seeds) if len(seeds) > 1 else None,
                "largest epoch diff (pp)": float("nan"), "identical": False, "recorded on": "",
                "rerun on": _machine(again.provenance), "rerun code": str(again.provenance.get("git_commit"))[:8],
                "rerun date": str(again.provenance.get("end_time", ""))[:10], "settings differ": "", "note": ""}
