@@ -1255,25 +1255,27 @@ def show_published_reruns(scale: str = "paper", results_dir=None) -> None:
         show_markdown(f"*No whole re-run is committed at scale `{scale}` yet: `reprolib rerun RECORD --results "
                       f"results/{RERUNS_FOLDER}/LABEL` trains one and writes it there.*")
         return
-    fig, axes = plotting.figure(1, 1, width=6.5, height=0.45 * len(table) + 1.2)
-    ax = axes[0, 0]
-    for y, (_, row) in enumerate(table.iterrows()):
-        first = y == 0  # one legend entry per kind of marker
-        ax.scatter(row["seed accuracies (%)"], [y] * row["seeds"], color="0.6", s=18,
+    # one row of axes per re-run: experiments differ in their accuracy range, so each gets its own x axis
+    fig, axes = plotting.figure(len(table), 1, width=6.5, height=0.75 + 1.3 / len(table))  # + legend and caption
+    for ax, (_, row) in zip(axes[:, 0], table.iterrows()):
+        first = ax is axes[0, 0]  # one legend entry per kind of marker
+        ax.scatter(row["seed accuracies (%)"], [0] * row["seeds"], color="0.45", alpha=0.5, s=18,  # ties darker
                    label="committed runs of the config (all seeds)" if first else None)
         if not math.isnan(row["recorded (%)"]):
-            ax.scatter([row["recorded (%)"]], [y], facecolors="none", edgecolors="k", s=70,
+            ax.scatter([row["recorded (%)"]], [0], facecolors="none", edgecolors="k", s=70,
                        label="the re-trained record" if first else None)
-        ax.scatter([row["rerun (%)"]], [y], color="C3", marker="x", s=50, label="its re-run" if first else None)
-    ax.set_yticks(range(len(table)), [f"{r['experiment']}/{r['config_hash'][:8]} seed {r['seed']}\n({r['label']})"
-                                      for _, r in table.iterrows()], fontsize=7)
-    ax.set(xlabel="final test accuracy (%)", ylim=(-0.7, len(table) - 0.3))
-    ax.legend(fontsize=7, loc="best")
+        ax.scatter([row["rerun (%)"]], [0], color="C3", marker="x", s=50, label="its re-run" if first else None)
+        ax.set_yticks([0], [f"{row['experiment']}/{row['config_hash'][:8]} seed {row['seed']}\n({row['label']})"],
+                      fontsize=7)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.margins(x=0.15)
+    axes[0, 0].legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
+    axes[-1, 0].set_xlabel("final test accuracy (%)", fontsize=8)
     plotting.caption(fig, f"scale {scale} · re-runs: " + ", ".join(sorted(set(table["rerun on"]))))
     from IPython.display import display
 
     shown = ["experiment", "config_hash", "seed", "recorded (%)", "rerun (%)", "difference (pp)", "seeds",
              "seeds' min (%)", "seeds' max (%)", "inside seeds' range", "largest epoch diff (pp)", "recorded on",
-             "rerun on", "rerun code", "rerun date", "note"]
+             "rerun on", "rerun code", "rerun date", "settings differ", "note"]
     with pd.option_context("display.max_colwidth", None):
         display(table[shown].round(2).set_index(["experiment", "config_hash"]))
