@@ -452,6 +452,7 @@ def test_a_published_rerun_is_placed_among_the_committed_seeds_of_its_config(tmp
     whole re-run where `published_reruns` finds it; the table compares it with its record and the other seeds."""
     import dataclasses
     import math
+    import statistics
 
     from reprolib import notebook as nb
     from reprolib.results import read_record, write_record
@@ -471,6 +472,11 @@ def test_a_published_rerun_is_placed_among_the_committed_seeds_of_its_config(tmp
     assert row["identical"] and row["difference (pp)"] == 0 and row["largest epoch diff (pp)"] == 0
     assert (row["seeds"], sorted(row["seed accuracies (%)"])) == (3, seeds)
     assert (row["seeds' min (%)"], row["seeds' max (%)"]) == (seeds[0], seeds[-1]) and row["inside seeds' range"]
+    spread = statistics.stdev(seeds)
+    assert math.isclose(row["seeds' std (pp)"], spread)
+    assert spread > 0  # the three toy seeds end apart
+    recorded = 100 * committed[0].final["test_accuracy"]
+    assert math.isclose(row["z vs seeds"], (recorded - statistics.fmean(seeds)) / spread)
     assert row["settings differ"] == "" and row["note"] == "" and "threads" in row["rerun on"]
     assert published_reruns(tmp_path, "paper").empty  # another scale's re-runs are not this page's
 
@@ -482,7 +488,7 @@ def test_a_published_rerun_is_placed_among_the_committed_seeds_of_its_config(tmp
                  tmp_path / "reruns" / "elsewhere")
     rows = published_reruns(tmp_path, "ci").set_index("label")
     assert not rows.loc["elsewhere", "inside seeds' range"] and rows.loc["here", "inside seeds' range"]
-    assert math.isclose(rows.loc["elsewhere", "difference (pp)"], 100 * worse - 100 * committed[0].final["test_accuracy"])
+    assert math.isclose(rows.loc["elsewhere", "difference (pp)"], 100 * worse - recorded)
 
     # the figure and table render; a re-run whose record is gone is shown without a recorded number
     monkeypatch.setattr("IPython.display.display", lambda *a, **k: None)

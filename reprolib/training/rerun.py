@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import datetime as _dt
 import math
+import statistics
 import sys
 from pathlib import Path
 
@@ -230,7 +231,8 @@ def published_reruns(results_dir=None, scale: str | None = None) -> pd.DataFrame
     every scale): the final test accuracy of the committed record it re-trains and of the re-run, in percent,
     their difference, and where the re-run falls among the committed runs of the same config with other seeds
     (``seed accuracies (%)``, ``seeds' min`` / ``seeds' max``, over every committed seed, the re-trained one
-    included; None with fewer than two runs): on another machine
+    included; None with fewer than two runs; ``seeds' std (pp)``; ``z vs seeds``, the re-run's distance from the
+    seeds' mean in their standard deviations): on another machine
     a run is not expected to come out identical, only inside that spread. ``largest epoch diff (pp)`` is the
     largest test-accuracy difference at any epoch; ``settings differ`` what floating point depends on that is not
     the same. A re-run whose record is not committed (any more) has no recorded number and says so in ``note``."""
@@ -256,10 +258,16 @@ def published_reruns(results_dir=None, scale: str | None = None) -> pd.DataFrame
         rerun_accuracy = 100.0 * again.final["test_accuracy"]
         row = {"label": path.parent.parent.name, "experiment": config.experiment, "config_hash": again.hash,
                "seed": config.seed, "epochs": len(again.history), "recorded (%)": float("nan"),
-               "rerun (%)": rerun_accuracy, "difference (pp)": float("nan"), "seeds": len(seeds), "seed accuracies (%)": tuple(seeds),
+               "rerun (%)": rerun_accuracy, "difference (pp)": float("nan"), "seeds": len(seeds),
+               "seed accuracies (%)": tuple(seeds),
                "seeds' min (%)": min(seeds, default=float("nan")), "seeds' max (%)": max(seeds, default=float("nan")),
                # one committed run has no spread to fall inside: None, not False
                "inside seeds' range": min(seeds) <= rerun_accuracy <= max(seeds) if len(seeds) > 1 else None,
+               "seeds' std (pp)": statistics.stdev(seeds) if len(seeds) > 1 else float("nan"),
+               # how many of the seeds' standard deviations the re-run lies from their mean (a range of five runs
+               # is narrower than the spread it samples: about 2.3 std wide on average for normal draws)
+               "z vs seeds": (rerun_accuracy - statistics.fmean(seeds)) / statistics.stdev(seeds)
+               if len(seeds) > 1 and statistics.stdev(seeds) > 0 else float("nan"),
                "largest epoch diff (pp)": float("nan"), "identical": False, "recorded on": "",
                "rerun on": _machine(again.provenance), "rerun code": str(again.provenance.get("git_commit"))[:8],
                "rerun date": str(again.provenance.get("end_time", ""))[:10], "settings differ": "", "note": ""}
