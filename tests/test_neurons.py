@@ -347,6 +347,10 @@ def test_package_reexports():
      "a finite mean > 0 and a finite std >= 0"),
     (lambda: neurons.LICell(4, 3, tau_out=(-20.0, 5.0)), "LICell: tau_out=(-20.0, 5.0); expected a time constant"),
     (lambda: neurons.ALIFCell(4, 3, tau_adp=(0.0, 1.0)), "tau_adp=(0.0, 1.0); expected a time constant"),
+    # a string or a flag is no time constant, although float() takes both
+    (lambda: neurons.ALIFCell(4, 3, tau_adp=("20", 5.0)), "tau_adp=('20', 5.0); expected a time constant"),
+    (lambda: neurons.LICell(4, 3, tau_out=(20.0, True)), "tau_out=(20.0, True); expected a time constant"),
+    (lambda: neurons.BRFCell(4, 3, omega_range=("5", 10.0)), "omega_range=('5', 10.0); expected (low, high)"),
     (lambda: neurons.BPSANode(decay=1.5), "decay=1.5; expected a leak factor in [0, 1]"),
     (lambda: neurons.BPSANode(threshold=float("nan")), "threshold=nan"),
     (lambda: neurons.BPSANode(dt=0.0), "dt=0.0; expected a positive"),

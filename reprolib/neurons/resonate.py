@@ -44,6 +44,7 @@ from typing import Callable, NamedTuple, Optional
 import torch
 from torch import Tensor, nn
 
+from reprolib.checks import is_finite_real
 from reprolib.neurons.base import MemoryModule, _check_number, select_backend
 from reprolib.surrogate import DoubleGaussian
 
@@ -240,12 +241,12 @@ def _check_size(owner: str, **sizes) -> None:
 
 def _check_range(owner: str, name: str, value) -> tuple[float, float]:
     try:
-        low, high = (float(v) for v in value)
+        low, high = value
     except (TypeError, ValueError):
         raise ValueError(f"{owner}: {name}={value!r}; expected a pair of numbers") from None
-    if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+    if not (is_finite_real(low) and is_finite_real(high) and low <= high):
         raise ValueError(f"{owner}: {name}={value!r}; expected (low, high), finite, with low <= high")
-    return low, high
+    return float(low), float(high)
 
 
 def _normal_init(owner: str, name: str, size: int, mean_std) -> nn.Parameter:
@@ -254,13 +255,14 @@ def _normal_init(owner: str, name: str, size: int, mean_std) -> nn.Parameter:
     The neurons use ``|tau|``, so a draw below 0 still gives a decay in [0, 1]; a mean <= 0 is refused all the same,
     since every time constant of the sources is positive and a negative one is a typo."""
     try:
-        mean, std = (float(v) for v in mean_std)
+        mean, std = mean_std
     except (TypeError, ValueError):
         raise ValueError(f"{owner}: {name}={mean_std!r}; expected a pair (mean, std)") from None
-    if not (math.isfinite(mean) and math.isfinite(std) and mean > 0 and std >= 0):
+    # the package's one test of a number: float() alone took strings ("2") and flags (True) as time constants
+    if not (is_finite_real(mean) and is_finite_real(std) and mean > 0 and std >= 0):
         raise ValueError(f"{owner}: {name}={mean_std!r}; expected a time constant's (mean, std) in steps: a finite "
                          "mean > 0 and a finite std >= 0")
-    return nn.Parameter(torch.randn(size) * std + mean)
+    return nn.Parameter(torch.randn(size) * float(std) + float(mean))
 
 
 class _RecurrentCell(MemoryModule):
