@@ -1276,7 +1276,7 @@ def show_published_reruns(scale: str = "paper", results_dir=None) -> None:
 
     shown = ["experiment", "config_hash", "seed", "recorded (%)", "rerun (%)", "difference (pp)", "seeds",
              "seeds' min (%)", "seeds' max (%)", "inside seeds' range", "seeds' std (pp)", "z vs seeds",
-             "largest epoch diff (pp)", "recorded on",
+             "identical", "largest epoch diff (pp)", "recorded on",
              "rerun on", "rerun code", "rerun date", "settings differ", "note"]
     with pd.option_context("display.max_colwidth", None):
         display(table[shown].round(2).set_index(["experiment", "config_hash"]))
