@@ -1265,8 +1265,10 @@ def show_published_reruns(scale: str = "paper", results_dir=None) -> None:
             ax.scatter([row["recorded (%)"]], [0], facecolors="none", edgecolors="k", s=70,
                        label="the re-trained record" if first else None)
         ax.scatter([row["rerun (%)"]], [0], color="C3", marker="x", s=50, label="its re-run" if first else None)
-        ax.set_yticks([0], [f"{row['experiment']}/{row['config_hash'][:8]} seed {row['seed']}\n({row['label']})"],
-                      fontsize=7)
+        outcome = ("identical" if row["identical"] else "no record" if math.isnan(row["difference (pp)"])
+                   else f"{row['difference (pp)']:+.1f} pp")
+        ax.set_yticks([0], [f"{row['experiment']}/{row['config_hash'][:8]} seed {row['seed']}\n"
+                            f"({row['label']}: {outcome})"], fontsize=7)
         ax.tick_params(axis="x", labelsize=7)
         ax.margins(x=0.15)
     axes[0, 0].legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
@@ -1276,7 +1278,7 @@ def show_published_reruns(scale: str = "paper", results_dir=None) -> None:
 
     shown = ["experiment", "config_hash", "seed", "recorded (%)", "rerun (%)", "difference (pp)", "seeds",
              "seeds' min (%)", "seeds' max (%)", "inside seeds' range", "seeds' std (pp)", "z vs seeds",
-             "identical", "largest epoch diff (pp)", "recorded on",
-             "rerun on", "rerun code", "rerun date", "settings differ", "note"]
+             "identical", "largest epoch diff (pp)", "recorded on", "recorded code",
+             "rerun on", "rerun code", "rerun date", "note"]  # settings differ: long, and the columns say it
     with pd.option_context("display.max_colwidth", None):
         display(table[shown].round(2).set_index(["experiment", "config_hash"]))

@@ -478,6 +478,7 @@ def test_a_published_rerun_is_placed_among_the_committed_seeds_of_its_config(tmp
     recorded = 100 * committed[0].final["test_accuracy"]
     assert math.isclose(row["z vs seeds"], (recorded - statistics.fmean(seeds)) / spread)
     assert row["settings differ"] == "" and row["note"] == "" and "threads" in row["rerun on"]
+    assert row["recorded code"] == str(committed[0].provenance["git_commit"])[:8]
     assert published_reruns(tmp_path, "paper").empty  # another scale's re-runs are not this page's
 
     # a re-run that ends below every committed seed is outside their range, and its difference says by how much

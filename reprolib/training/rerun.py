@@ -268,7 +268,7 @@ def published_reruns(results_dir=None, scale: str | None = None) -> pd.DataFrame
                # is narrower than the spread it samples: about 2.3 std wide on average for normal draws)
                "z vs seeds": (rerun_accuracy - statistics.fmean(seeds)) / statistics.stdev(seeds)
                if len(seeds) > 1 and statistics.stdev(seeds) > 0 else float("nan"),
-               "largest epoch diff (pp)": float("nan"), "identical": False, "recorded on": "",
+               "largest epoch diff (pp)": float("nan"), "identical": False, "recorded on": "", "recorded code": "",
                "rerun on": _machine(again.provenance), "rerun code": str(again.provenance.get("git_commit"))[:8],
                "rerun date": str(again.provenance.get("end_time", ""))[:10], "settings differ": "", "note": ""}
         if original is None:
@@ -281,6 +281,8 @@ def published_reruns(results_dir=None, scale: str | None = None) -> pd.DataFrame
                         "largest epoch diff (pp)": float(epoch_diffs.max()) if len(epoch_diffs) else float("nan"),
                         "identical": summary["identical"],
                         "recorded on": "; ".join(dict.fromkeys(_machine(s) for _, s, _ in sessions_behind(original))),
+                        "recorded code": "; ".join(dict.fromkeys(str(s.get("git_commit"))[:8]
+                                                                 for _, s, _ in sessions_behind(original))),
                         "settings differ": "; ".join(summary["settings_differ"])})
         rows.append(row)
     return pd.DataFrame(rows)
