@@ -1257,28 +1257,29 @@ def show_published_reruns(scale: str = "paper", results_dir=None) -> None:
         return
     # one row of axes per re-run: experiments differ in their accuracy range, so each gets its own x axis
     fig, axes = plotting.figure(len(table), 1, width=6.5, height=0.75 + 1.3 / len(table))  # + legend and caption
+    handles = {}  # one legend entry per kind of marker, from whichever row draws it first
     for ax, (_, row) in zip(axes[:, 0], table.iterrows()):
-        first = ax is axes[0, 0]  # one legend entry per kind of marker
-        ax.scatter(row["seed accuracies (%)"], [0] * row["seeds"], color="0.45", alpha=0.5, s=18,  # ties darker
-                   label="committed runs of the config (all seeds)" if first else None)
+        handles.setdefault("committed runs of the config (all seeds)", ax.scatter(
+            row["seed accuracies (%)"], [0] * row["seeds"], color="0.45", alpha=0.5, s=18))  # ties look darker
         if not math.isnan(row["recorded (%)"]):
-            ax.scatter([row["recorded (%)"]], [0], facecolors="none", edgecolors="k", s=70,
-                       label="the re-trained record" if first else None)
-        ax.scatter([row["rerun (%)"]], [0], color="C3", marker="x", s=50, label="its re-run" if first else None)
+            handles.setdefault("the re-trained record", ax.scatter(
+                [row["recorded (%)"]], [0], facecolors="none", edgecolors="k", s=70))
+        handles.setdefault("its re-run", ax.scatter([row["rerun (%)"]], [0], color="C3", marker="x", s=50))
         outcome = ("identical" if row["identical"] else "no record" if math.isnan(row["difference (pp)"])
                    else f"{row['difference (pp)']:+.1f} pp")
         ax.set_yticks([0], [f"{row['experiment']}/{row['config_hash'][:8]} seed {row['seed']}\n"
                             f"({row['label']}: {outcome})"], fontsize=7)
         ax.tick_params(axis="x", labelsize=7)
         ax.margins(x=0.15)
-    axes[0, 0].legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
+    axes[0, 0].legend(handles.values(), handles.keys(), fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0),
+                      ncol=3, frameon=False)
     axes[-1, 0].set_xlabel("final test accuracy (%)", fontsize=8)
     plotting.caption(fig, f"scale {scale} · re-runs: " + ", ".join(sorted(set(table["rerun on"]))))
     from IPython.display import display
 
-    shown = ["experiment", "config_hash", "seed", "recorded (%)", "rerun (%)", "difference (pp)", "seeds",
+    shown = ["label", "experiment", "config_hash", "seed", "recorded (%)", "rerun (%)", "difference (pp)", "seeds",
              "seeds' min (%)", "seeds' max (%)", "inside seeds' range", "seeds' std (pp)", "z vs seeds",
              "identical", "largest epoch diff (pp)", "recorded on", "recorded code",
              "rerun on", "rerun code", "rerun date", "note"]  # settings differ: long, and the columns say it
     with pd.option_context("display.max_colwidth", None):
-        display(table[shown].round(2).set_index(["experiment", "config_hash"]))
+        display(table[shown].round(2).set_index(["label", "experiment", "config_hash"]))

@@ -461,8 +461,13 @@ def test_a_published_rerun_is_placed_among_the_committed_seeds_of_its_config(tmp
     for seed in "012":
         assert main(["run", "toy", "--scale", "ci", "--select", "hidden=16", "--set", "epochs=2", "--seed", seed,
                      "--results", str(tmp_path), "--no-progress", "--device", "cpu"]) == 0
-    assert published_reruns(tmp_path, "ci").empty  # nothing re-run yet
-    committed = {read_record(p).config.seed: read_record(p) for p in (tmp_path / "toy").glob("*.json")}
+    # a run of another config in the same folder is no seed of the re-run's config
+    assert main(["run", "toy", "--scale", "ci", "--select", "hidden=16", "--set", "epochs=1", "--seed", "0",
+                 "--results", str(tmp_path), "--no-progress", "--device", "cpu"]) == 0
+    empty = published_reruns(tmp_path, "ci")
+    assert empty.empty and "z vs seeds" in empty.columns  # nothing re-run yet, and still the table's columns
+    committed = {read_record(p).config.seed: read_record(p) for p in (tmp_path / "toy").glob("*.json")
+                 if read_record(p).config.epochs == 2}
     assert sorted(committed) == [0, 1, 2]
     assert main(["rerun", str(committed[0].path), "--results", str(tmp_path / "reruns" / "here"),
                  "--no-progress"]) == 0
@@ -477,7 +482,8 @@ def test_a_published_rerun_is_placed_among_the_committed_seeds_of_its_config(tmp
     assert spread > 0  # the three toy seeds end apart
     recorded = 100 * committed[0].final["test_accuracy"]
     assert math.isclose(row["z vs seeds"], (recorded - statistics.fmean(seeds)) / spread)
-    assert row["settings differ"] == "" and row["note"] == "" and "threads" in row["rerun on"]
+    assert row["settings differ"] == "" and row["note"] == ""
+    assert row["rerun on"] == row["recorded on"] and row["rerun on"].startswith("cpu (") and "threads), " in row["rerun on"]
     assert row["recorded code"] == str(committed[0].provenance["git_commit"])[:8]
     assert published_reruns(tmp_path, "paper").empty  # another scale's re-runs are not this page's
 
@@ -490,6 +496,18 @@ def test_a_published_rerun_is_placed_among_the_committed_seeds_of_its_config(tmp
     rows = published_reruns(tmp_path, "ci").set_index("label")
     assert not rows.loc["elsewhere", "inside seeds' range"] and rows.loc["here", "inside seeds' range"]
     assert math.isclose(rows.loc["elsewhere", "difference (pp)"], 100 * worse - recorded)
+    assert math.isclose(rows.loc["elsewhere", "z vs seeds"], (100 * worse - statistics.fmean(seeds)) / spread)
+
+    # a committed record that does not read is left out with a warning; a re-run without a final accuracy is named
+    (tmp_path / "toy" / "0000000000000000.json").write_text("{}")
+    with pytest.warns(UserWarning, match="left out of the re-runs' comparison"):
+        assert published_reruns(tmp_path, "ci").set_index("label").loc["here", "seeds"] == 3
+    (tmp_path / "toy" / "0000000000000000.json").unlink()
+    final = {k: v for k, v in again.final.items() if k != "test_accuracy"}
+    write_record(dataclasses.replace(again, final=final), tmp_path / "reruns" / "broken")
+    with pytest.raises(ValueError, match=r"broken.*final test_accuracy = None; expected a finite number"):
+        published_reruns(tmp_path, "ci")
+    (tmp_path / "reruns" / "broken" / "toy" / again.path.name).unlink()
 
     # the figure and table render; a re-run whose record is gone is shown without a recorded number
     monkeypatch.setattr("IPython.display.display", lambda *a, **k: None)

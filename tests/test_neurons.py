@@ -351,6 +351,7 @@ def test_package_reexports():
     (lambda: neurons.ALIFCell(4, 3, tau_adp=("20", 5.0)), "tau_adp=('20', 5.0); expected a time constant"),
     (lambda: neurons.LICell(4, 3, tau_out=(20.0, True)), "tau_out=(20.0, True); expected a time constant"),
     (lambda: neurons.BRFCell(4, 3, omega_range=("5", 10.0)), "omega_range=('5', 10.0); expected (low, high)"),
+    (lambda: neurons.BRFCell(4, 3, b_offset_range=(0.0, True)), "b_offset_range=(0.0, True); expected (low, high)"),
     (lambda: neurons.BPSANode(decay=1.5), "decay=1.5; expected a leak factor in [0, 1]"),
     (lambda: neurons.BPSANode(threshold=float("nan")), "threshold=nan"),
     (lambda: neurons.BPSANode(dt=0.0), "dt=0.0; expected a positive"),
@@ -358,3 +359,13 @@ def test_package_reexports():
 def test_neuron_constants_must_be_finite_numbers(build, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         build()
+
+
+def test_resonate_pairs_take_json_lists_of_ints_and_numpy_scalars():
+    """Configs hand the pairs over as JSON lists, ints included; the number test must not refuse those."""
+    import numpy as np
+
+    brf = neurons.BRFCell(4, 3, omega_range=[5, 10], b_offset_range=[0, 1])
+    assert 5.0 <= brf.omega.min().item() and brf.omega.max().item() <= 10.0
+    alif = neurons.ALIFCell(4, 3, tau_mem=[20, 5], tau_adp=(np.float32(150.0), np.int64(10)))
+    assert alif.tau_mem.shape == (3,) and alif.tau_adp.dtype == torch.float32

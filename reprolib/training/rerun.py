@@ -220,22 +220,56 @@ RERUNS_FOLDER = "reruns"
 
 
 def _machine(provenance: dict) -> str:
-    """Where a session ran, as far as float rounding depends on it: device (with threads) and, on a CPU, the model."""
+    """Where a session ran, as far as float rounding depends on it: device (with threads) and, on a CPU, the model
+    (or that the record does not name it: records before 1764d03 do not)."""
     text = str(provenance.get("device_name") or provenance.get("device") or "unknown")
+    if not str(provenance.get("device", "cpu")).startswith("cpu"):
+        return text
     cpu = provenance.get("cpu")
-    return f"{text}, {_cpu_text(cpu)}" if cpu and str(provenance.get("device", "cpu")).startswith("cpu") else text
+    return f"{text}, {_cpu_text(cpu)}" if cpu else f"{text}, CPU not recorded"
+
+
+#: the columns of :func:`published_reruns`, in order (also those of its empty table)
+RERUN_COLUMNS = ("label", "experiment", "config_hash", "seed", "epochs", "recorded (%)", "rerun (%)",
+                 "difference (pp)", "seeds", "seed accuracies (%)", "seeds' min (%)", "seeds' max (%)",
+                 "inside seeds' range", "seeds' std (pp)", "z vs seeds", "largest epoch diff (pp)", "identical",
+                 "recorded on", "recorded code", "rerun on", "rerun code", "rerun date", "settings differ", "note")
+
+
+def _final_accuracy(record: Record) -> float:
+    """The record's final test accuracy in percent; ValueError naming the file when it has none."""
+    value = record.final.get("test_accuracy")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{record.path}: final test_accuracy = {value!r}; expected a finite number to compare")
+    return 100.0 * value
+
+
+def _readable_records(folder: Path) -> list[Record]:
+    """Every record in ``folder`` that reads; one that does not (corrupt, or of an older format) is left out with a
+    warning, so that it cannot take the whole re-run table down with it."""
+    import warnings  # noqa: PLC0415
+
+    records = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            records.append(read_record(path))
+        except CorruptRecordError as error:
+            warnings.warn(f"{error} (left out of the re-runs' comparison)")
+    return records
 
 
 def published_reruns(results_dir=None, scale: str | None = None) -> pd.DataFrame:
     """One row per whole-run re-run committed under ``<results>/reruns/<label>/<experiment>/`` (at ``scale``, or
-    every scale): the final test accuracy of the committed record it re-trains and of the re-run, in percent,
-    their difference, and where the re-run falls among the committed runs of the same config with other seeds
-    (``seed accuracies (%)``, ``seeds' min`` / ``seeds' max``, over every committed seed, the re-trained one
-    included; None with fewer than two runs; ``seeds' std (pp)``; ``z vs seeds``, the re-run's distance from the
-    seeds' mean in their standard deviations): on another machine
-    a run is not expected to come out identical, only inside that spread. ``largest epoch diff (pp)`` is the
-    largest test-accuracy difference at any epoch; ``settings differ`` what floating point depends on that is not
-    the same. A re-run whose record is not committed (any more) has no recorded number and says so in ``note``."""
+    every scale), with the columns :data:`RERUN_COLUMNS`: the final test accuracy of the committed record it
+    re-trains and of the re-run, in percent, and their difference; where the re-run falls among every committed run
+    of the same config (all seeds, the re-trained one included): ``seed accuracies (%)``, ``seeds' min`` /
+    ``seeds' max``, ``inside seeds' range`` (None with fewer than two runs), ``seeds' std (pp)`` and ``z vs seeds``,
+    the re-run's distance from their mean in their standard deviations. On the same kind of CPU, backend and thread
+    count a re-run is ``identical`` at every epoch; elsewhere only that spread is comparable. ``largest epoch diff
+    (pp)`` is the largest test-accuracy difference at any epoch; ``settings differ`` what floating point depends on
+    that is not the same. A re-run whose record is not committed (any more) has no recorded number and says so in
+    ``note``. A re-run record that does not read raises naming its file; a committed record that does not is left
+    out of the comparison with a warning."""
     from reprolib.config import with_overrides  # noqa: PLC0415
     from reprolib.paths import results_dir as default_results_dir  # noqa: PLC0415
 
@@ -248,44 +282,45 @@ def published_reruns(results_dir=None, scale: str | None = None) -> pd.DataFrame
         config = again.config
         if scale is not None and config.scale != scale:
             continue
+        rerun_accuracy = _final_accuracy(again)
         folder = root / config.experiment
         if folder not in committed:  # every committed record of the experiment, read once
-            committed[folder] = [read_record(p) for p in sorted(folder.glob("*.json"))]
-        siblings = [r for r in committed[folder]
-                    if with_overrides(r.config, {"seed": config.seed}).hash == again.hash]
+            committed[folder] = _readable_records(folder)
+        # the same config with another seed: the config hash covers everything but the seed once that is set equal
+        siblings = [r for r in committed[folder] if with_overrides(r.config, {"seed": config.seed}).hash == again.hash]
         original = next((r for r in siblings if r.hash == again.hash), None)
-        seeds = [100.0 * r.final["test_accuracy"] for r in siblings]
-        rerun_accuracy = 100.0 * again.final["test_accuracy"]
-        row = {"label": path.parent.parent.name, "experiment": config.experiment, "config_hash": again.hash,
-               "seed": config.seed, "epochs": len(again.history), "recorded (%)": float("nan"),
-               "rerun (%)": rerun_accuracy, "difference (pp)": float("nan"), "seeds": len(seeds),
-               "seed accuracies (%)": tuple(seeds),
-               "seeds' min (%)": min(seeds, default=float("nan")), "seeds' max (%)": max(seeds, default=float("nan")),
-               # one committed run has no spread to fall inside: None, not False
-               "inside seeds' range": min(seeds) <= rerun_accuracy <= max(seeds) if len(seeds) > 1 else None,
-               "seeds' std (pp)": statistics.stdev(seeds) if len(seeds) > 1 else float("nan"),
-               # how many of the seeds' standard deviations the re-run lies from their mean (a range of five runs
-               # is narrower than the spread it samples: about 2.3 std wide on average for normal draws)
-               "z vs seeds": (rerun_accuracy - statistics.fmean(seeds)) / statistics.stdev(seeds)
-               if len(seeds) > 1 and statistics.stdev(seeds) > 0 else float("nan"),
-               "largest epoch diff (pp)": float("nan"), "identical": False, "recorded on": "", "recorded code": "",
-               "rerun on": _machine(again.provenance), "rerun code": str(again.provenance.get("git_commit"))[:8],
-               "rerun date": str(again.provenance.get("end_time", ""))[:10], "settings differ": "", "note": ""}
+        seeds = [_final_accuracy(r) for r in siblings]
+        spread = statistics.stdev(seeds) if len(seeds) > 1 else float("nan")
+        row = dict.fromkeys(RERUN_COLUMNS, float("nan"))
+        row.update({
+            "label": path.parent.parent.name, "experiment": config.experiment, "config_hash": again.hash,
+            "seed": config.seed, "epochs": len(again.history), "rerun (%)": rerun_accuracy, "seeds": len(seeds),
+            "seed accuracies (%)": tuple(seeds),
+            "seeds' min (%)": min(seeds, default=float("nan")), "seeds' max (%)": max(seeds, default=float("nan")),
+            # one committed run has no spread to fall inside: None, not False
+            "inside seeds' range": min(seeds) <= rerun_accuracy <= max(seeds) if len(seeds) > 1 else None,
+            "seeds' std (pp)": spread,
+            # how many of the seeds' standard deviations the re-run lies from their mean (a range of five runs is
+            # narrower than the spread it samples: about 2.3 std wide on average for normal draws)
+            "z vs seeds": (rerun_accuracy - statistics.fmean(seeds)) / spread if spread > 0 else float("nan"),
+            "identical": False, "recorded on": "", "recorded code": "",
+            "rerun on": _machine(again.provenance), "rerun code": str(again.provenance.get("git_commit"))[:8],
+            "rerun date": str(again.provenance.get("end_time", ""))[:10], "settings differ": "", "note": ""})
         if original is None:
             row["note"] = f"no committed record {config.experiment}/{again.hash}.json to compare with"
         else:
             table, summary = compare_runs(original, again)
             epoch_diffs = table["test_accuracy diff"].abs() if "test_accuracy diff" in table else pd.Series(dtype=float)
-            row.update({"recorded (%)": 100.0 * original.final["test_accuracy"],
-                        "difference (pp)": rerun_accuracy - 100.0 * original.final["test_accuracy"],
+            sessions = [session for _, session, _ in sessions_behind(original)]
+            row.update({"recorded (%)": _final_accuracy(original),
+                        "difference (pp)": rerun_accuracy - _final_accuracy(original),
                         "largest epoch diff (pp)": float(epoch_diffs.max()) if len(epoch_diffs) else float("nan"),
                         "identical": summary["identical"],
-                        "recorded on": "; ".join(dict.fromkeys(_machine(s) for _, s, _ in sessions_behind(original))),
-                        "recorded code": "; ".join(dict.fromkeys(str(s.get("git_commit"))[:8]
-                                                                 for _, s, _ in sessions_behind(original))),
+                        "recorded on": "; ".join(dict.fromkeys(_machine(s) for s in sessions)),
+                        "recorded code": "; ".join(dict.fromkeys(str(s.get("git_commit"))[:8] for s in sessions)),
                         "settings differ": "; ".join(summary["settings_differ"])})
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(RERUN_COLUMNS))
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
