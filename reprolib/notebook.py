@@ -1271,8 +1271,8 @@ def show_published_reruns(scale: str = "paper", results_dir=None) -> None:
                             f"({row['label']}: {outcome})"], fontsize=7)
         ax.tick_params(axis="x", labelsize=7)
         ax.margins(x=0.15)
-    axes[0, 0].legend(handles.values(), handles.keys(), fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0),
-                      ncol=3, frameon=False)
+    # a figure legend above the axes: the layout makes room for it, which it did not for an axes legend placed there
+    fig.legend(handles.values(), handles.keys(), fontsize=7, loc="outside upper center", ncol=3, frameon=False)
     axes[-1, 0].set_xlabel("final test accuracy (%)", fontsize=8)
     plotting.caption(fig, f"scale {scale} · re-runs: " + ", ".join(sorted(set(table["rerun on"]))))
     from IPython.display import display
