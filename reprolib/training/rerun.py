@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from reprolib.checks import is_finite_real
 from reprolib.config import BACKENDS, ConfigError, with_overrides
 from reprolib.paths import check_results_folder
 from reprolib.results.records import CorruptRecordError, Record, read_record, record_path
@@ -239,7 +240,7 @@ RERUN_COLUMNS = ("label", "experiment", "config_hash", "seed", "epochs", "record
 def _final_accuracy(record: Record) -> float:
     """The record's final test accuracy in percent; ValueError naming the file when it has none."""
     value = record.final.get("test_accuracy")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_finite_real(value):
         raise ValueError(f"{record.path}: final test_accuracy = {value!r}; expected a finite number to compare")
     return 100.0 * value
 
@@ -270,7 +271,6 @@ def published_reruns(results_dir=None, scale: str | None = None) -> pd.DataFrame
     that is not the same. A re-run whose record is not committed (any more) has no recorded number and says so in
     ``note``. A re-run record that does not read raises naming its file; a committed record that does not is left
     out of the comparison with a warning."""
-    from reprolib.config import with_overrides  # noqa: PLC0415
     from reprolib.paths import results_dir as default_results_dir  # noqa: PLC0415
 
     root = default_results_dir(results_dir)
@@ -312,8 +312,8 @@ def published_reruns(results_dir=None, scale: str | None = None) -> pd.DataFrame
             table, summary = compare_runs(original, again)
             epoch_diffs = table["test_accuracy diff"].abs() if "test_accuracy diff" in table else pd.Series(dtype=float)
             sessions = [session for _, session, _ in sessions_behind(original)]
-            row.update({"recorded (%)": _final_accuracy(original),
-                        "difference (pp)": rerun_accuracy - _final_accuracy(original),
+            recorded = _final_accuracy(original)
+            row.update({"recorded (%)": recorded, "difference (pp)": rerun_accuracy - recorded,
                         "largest epoch diff (pp)": float(epoch_diffs.max()) if len(epoch_diffs) else float("nan"),
                         "identical": summary["identical"],
                         "recorded on": "; ".join(dict.fromkeys(_machine(s) for s in sessions)),
