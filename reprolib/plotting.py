@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from reprolib.checks import is_finite_real
-from reprolib.notebook import NOT_RUN
+from reprolib.notebook.tables import NOT_RUN
 
 
 def _inline_in_kernels() -> None:

@@ -520,6 +520,6 @@ def test_a_published_rerun_is_placed_among_the_committed_seeds_of_its_config(tmp
     assert "no committed record toy/" in rows.loc["here", "note"]
     nb.show_published_reruns("ci", tmp_path)
     shown = []
-    monkeypatch.setattr(nb, "show_markdown", shown.append)
+    monkeypatch.setattr(nb.status, "show_markdown", shown.append)
     nb.show_published_reruns("paper", tmp_path)
     assert "No whole re-run is committed at scale `paper`" in shown[-1]

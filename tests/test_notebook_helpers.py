@@ -1,11 +1,34 @@
 """Notebook helpers: parameter validation, provenance, paper-vs-ours tables, missing-run notes."""
 
 import math
+import pathlib
 
 import pandas as pd
 import pytest
 
 from reprolib import notebook as nb
+
+
+def test_the_package_exports_every_public_helper_of_its_modules_and_hides_no_module():
+    """Notebooks call ``nb.<helper>``: a helper added to a module but not to ``reprolib/notebook/__init__.py``, or a
+    helper that shadows a module's name (``nb.runs`` must stay the module, for monkeypatching), fails here."""
+    import ast
+    import importlib
+    import pkgutil
+
+    modules = [info.name for info in pkgutil.iter_modules(nb.__path__)]
+    assert {"parameters", "runs", "findings", "status"} <= set(modules)
+    for name in modules:
+        module = importlib.import_module(f"reprolib.notebook.{name}")
+        assert getattr(nb, name) is module, f"nb.{name} is not the module reprolib.notebook.{name}"
+        tree = ast.parse(pathlib.Path(module.__file__).read_text())
+        defined = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+        defined |= {node.targets[0].id for node in tree.body if isinstance(node, ast.Assign)}
+        public = {n for n in defined if not n.startswith("_")}
+        assert public, f"reprolib.notebook.{name} defines no public helper"
+        assert public <= set(nb.__all__), f"not exported from reprolib.notebook: {sorted(public - set(nb.__all__))}"
+        assert all(getattr(nb, n) is getattr(module, n) for n in public)
+    assert len(nb.__all__) == len(set(nb.__all__))
 
 
 def test_check_parameters_accepts_the_book_defaults():
@@ -167,7 +190,7 @@ def test_brf_runs_checks_tasks_and_neurons_before_gathering():
 
 
 def test_brf_runs_gathers_one_experiment_per_task_in_order(results_tmp, monkeypatch):
-    monkeypatch.setattr(nb, "dataset_status", lambda name: "found")
+    monkeypatch.setattr(nb.runs, "dataset_status", lambda name: "found")
     params = nb.check_parameters("ci", [0], "cpu", False)
     runs = nb.brf_runs(params, ["SHD", "ECG"], ["rf", "brf"])
     assert list(runs) == ["SHD", "ECG"]
@@ -177,7 +200,7 @@ def test_brf_runs_gathers_one_experiment_per_task_in_order(results_tmp, monkeypa
 
 
 def test_task_status_table_has_one_row_per_task_with_counts_and_commands(results_tmp, monkeypatch):
-    monkeypatch.setattr(nb, "dataset_status", lambda name: "missing" if name == "shd" else "found")
+    monkeypatch.setattr(nb.runs, "dataset_status", lambda name: "missing" if name == "shd" else "found")
     params = nb.check_parameters("ci", [0], "cpu", False)
     runs = nb.brf_runs(params, ["ECG", "SHD"], ["brf", "rf"])
     text = nb.task_status_table(runs)
@@ -193,7 +216,7 @@ def test_reproduction_status_counts_records_per_experiment(results_tmp, monkeypa
 
     from reprolib.paths import REPO_ROOT
 
-    monkeypatch.setattr(nb, "dataset_status", lambda name: "missing" if name == "shd" else "found")
+    monkeypatch.setattr(nb.status, "dataset_status", lambda name: "missing" if name == "shd" else "found")
     status = nb.reproduction_status("paper", results_tmp).set_index("experiment")
     assert "toy" not in status.index and {"sj-seq-fmnist", "brf-ecg", "src-table2"} <= set(status.index)
     assert (status["with record"] == 0).all() and (status["runs"] > 0).all()
@@ -224,7 +247,7 @@ def test_spot_check_retrains_a_cpu_record_identically(tmp_path, monkeypatch):
     from reprolib.training.rerun import spot_check
 
     shown = []
-    monkeypatch.setattr(nb, "show_markdown", shown.append)
+    monkeypatch.setattr(nb.status, "show_markdown", shown.append)
     monkeypatch.setattr("IPython.display.display", lambda *a, **k: None)
     nb.show_spot_check("ci", results_dir=tmp_path)
     assert "nothing to spot-check" in shown[-1]

@@ -1,0 +1,49 @@
+"""Helpers every book notebook uses, one concept per module; import them from here (``from reprolib import notebook
+as nb``).
+
+A notebook of the book states its parameters (papermill ``parameters`` cell), calls :func:`check_parameters` first
+(so a bad value fails before anything long starts), asks the library for run records, and shows them:
+
+* :mod:`~reprolib.notebook.parameters`: :func:`check_parameters` and the ``check_*`` helpers for a page's knobs;
+* :mod:`~reprolib.notebook.run_provenance`: :func:`provenance` / :func:`provenance_line`, the scale, seeds, code
+  version, device and date of the records behind a figure or table;
+* :mod:`~reprolib.notebook.tables`: :func:`paper_vs_ours`, a table with the source's number, ours and the
+  difference, where a missing number reads "not available" (the source gives none) or "not run yet at this
+  scale" (no record); :func:`paper_vs_summary` makes it from one metric of a run summary;
+* :mod:`~reprolib.notebook.notes`: :func:`sweep_command` / :func:`missing_runs_note`, the exact ``reprolib sweep``
+  command that completes a page, and :func:`dataset_note` for a data set that is missing or only a subset;
+* :mod:`~reprolib.notebook.runs`: :func:`gather_runs`, the records of one page as :class:`Runs`;
+* :mod:`~reprolib.notebook.findings`: what the records say where a number misses the paper's;
+* :mod:`~reprolib.notebook.nmnist_shift`: the N-MNIST subset's train-vs-test position offset;
+* :mod:`~reprolib.notebook.brf`: the BRF pages, one experiment per task (:data:`BRF_TASKS`);
+* :mod:`~reprolib.notebook.status`: the whole book's reproduction status, spot check and whole re-runs.
+"""
+
+from __future__ import annotations
+
+from reprolib.notebook.parameters import (SCALES, Parameters, resolve_device, check_choice, check_subset,
+                                          check_positive, check_number, check_integer, check_list, read_json,
+                                          check_parameters, preset_seeds)
+from reprolib.notebook.run_provenance import (record_info, provenance, provenance_line, code_version,
+                                              simulation_provenance)
+from reprolib.notebook.tables import NOT_AVAILABLE, NOT_RUN, paper_vs_ours, paper_vs_summary, mean_std, to_percent
+from reprolib.notebook.notes import (sweep_command, missing_runs_note, dataset_note, dataset_status, show_markdown,
+                                     settings_dropdown)
+from reprolib.notebook.runs import Runs, axis_labels, axis_choices, gather_runs
+from reprolib.notebook.findings import (convergence_epochs, frozen_since, still_improving, accuracy_findings,
+                                        table_findings, paired_gap, compare_variants)
+from reprolib.notebook.nmnist_shift import split_gap, show_nmnist_offsets, shift_probe, shift_probe_summary
+from reprolib.notebook.brf import (BRF_TASKS, brf_neurons, brf_runs, sop_ratio, task_status_table, show_task_notes,
+                                   tasks_provenance)
+from reprolib.notebook.status import reproduction_status, spot_check_record, show_spot_check, show_published_reruns
+
+# what ``from reprolib.notebook import *`` gives: the helpers above, in the order of the modules
+__all__ = ["SCALES", "Parameters", "resolve_device", "check_choice", "check_subset", "check_positive", "check_number",
+           "check_integer", "check_list", "read_json", "check_parameters", "preset_seeds", "record_info", "provenance",
+           "provenance_line", "code_version", "simulation_provenance", "NOT_AVAILABLE", "NOT_RUN", "paper_vs_ours",
+           "paper_vs_summary", "mean_std", "to_percent", "sweep_command", "missing_runs_note", "dataset_note",
+           "dataset_status", "show_markdown", "settings_dropdown", "Runs", "axis_labels", "axis_choices", "gather_runs",
+           "convergence_epochs", "frozen_since", "still_improving", "accuracy_findings", "table_findings", "paired_gap",
+           "compare_variants", "split_gap", "show_nmnist_offsets", "shift_probe", "shift_probe_summary", "BRF_TASKS",
+           "brf_neurons", "brf_runs", "sop_ratio", "task_status_table", "show_task_notes", "tasks_provenance",
+           "reproduction_status", "spot_check_record", "show_spot_check", "show_published_reruns"]

@@ -1,0 +1,95 @@
+"""Paper-vs-ours display tables: the source's number, ours, the difference, and what a missing number means."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import pandas as pd
+
+
+NOT_AVAILABLE = "not available"
+
+NOT_RUN = "not run yet at this scale"
+
+
+def _fmt(value: float, decimals: int) -> str:
+    return f"{value:.{decimals}f}"
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def paper_vs_ours(frame: pd.DataFrame, index: Sequence[str], paper: str = "paper", ours: str = "ours",
+                  ours_std: str | None = "ours_std", runs: str | None = "runs", decimals: int = 2,
+                  paper_std: str | None = "paper_std") -> pd.DataFrame:
+    """A display table: ``index`` columns, then *paper*, *ours* and *difference* (ours - paper).
+
+    ``frame`` has one row per compared item, numeric ``paper`` (NaN where the source reports nothing) and ``ours``
+    (NaN where no run record exists yet), optionally ``ours_std`` / ``paper_std`` and the number of ``runs``.
+    Missing numbers read "not available" (paper) or "not run yet at this scale" (ours); a difference needs both.
+    An optional ``decimals`` column sets the precision of its row (e.g. 4 for a loss beside accuracies).
+    """
+    default_decimals = decimals
+    rows = []
+    for _, row in frame.iterrows():
+        p, o = row.get(paper), row.get(ours)
+        decimals = int(row["decimals"]) if "decimals" in row and not _missing(row["decimals"]) else default_decimals
+        p_text = NOT_AVAILABLE if _missing(p) else _fmt(p, decimals)
+        if not _missing(p) and paper_std and not _missing(row.get(paper_std)):
+            p_text += f" ± {_fmt(row[paper_std], decimals)}"
+        if _missing(o):
+            o_text = NOT_RUN
+        else:
+            o_text = _fmt(o, decimals)
+            if ours_std and ours_std in row and not _missing(row[ours_std]):
+                o_text += f" ± {_fmt(row[ours_std], decimals)}"
+            if runs and runs in row and not _missing(row[runs]):
+                o_text += f" (n={int(row[runs])})"
+        if _missing(p):
+            d_text = NOT_AVAILABLE
+        elif _missing(o):
+            d_text = NOT_RUN
+        else:
+            d_text = f"{o - p:+.{decimals}f}"
+        rows.append({**{k: row[k] for k in index}, "paper": p_text, "ours": o_text, "difference": d_text})
+    return pd.DataFrame(rows, columns=[*index, "paper", "ours", "difference"])
+
+
+def paper_vs_summary(summary: pd.DataFrame, metric: str, index: Sequence[str], paper: str = "paper",
+                     paper_std: str | None = "paper_std", spread: bool = True, decimals: int = 2) -> pd.DataFrame:
+    """:func:`paper_vs_ours` of one ``metric`` of a run summary (:meth:`Runs.summary`, or
+    :func:`reprolib.results.summarize`, whose groups are its index): *ours* is ``<metric>_mean``, written
+    ``± <metric>_std (n=<n_runs>)`` unless ``spread`` is false (e.g. a parameter count, the same in every run).
+
+    ``paper`` (and optionally ``paper_std``) name the summary's columns with the source's numbers, NaN where it
+    reports none. Raises ``ValueError`` when a column it needs is not in ``summary``.
+    """
+    index = list(index)
+    if not set(index) <= set(summary.columns) and set(index) <= set(summary.index.names):
+        summary = summary.reset_index()
+    ours, ours_std, runs = f"{metric}_mean", f"{metric}_std", "n_runs"
+    needed = [*index, paper, ours, *([ours_std, runs] if spread else [])]
+    lacking = [c for c in needed if c not in summary.columns]
+    if lacking:
+        raise ValueError(f"the summary has no column {lacking} (metric={metric!r}, paper={paper!r}); "
+                         f"columns: {list(map(str, summary.columns))}")
+    return paper_vs_ours(summary, index, paper=paper, ours=ours, ours_std=ours_std if spread else None,
+                         runs=runs if spread else None, decimals=decimals, paper_std=paper_std)
+
+
+def mean_std(frame: pd.DataFrame, by: Sequence[str], value: str) -> pd.DataFrame:
+    """Mean, sample std and count of ``value`` per group (std NaN for a single run), as ``ours, ours_std, runs``."""
+    grouped = frame.groupby(list(by), dropna=False)[value]
+    out = grouped.agg(ours="mean", ours_std="std", runs="count").reset_index()
+    return out
+
+
+def to_percent(frame: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy columns (``*accuracy*``) from fractions to percent, in a copy."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if "accuracy" in str(column) and pd.api.types.is_numeric_dtype(frame[column]):
+            frame[column] = frame[column] * 100.0
+    return frame
