@@ -169,7 +169,7 @@ def _is_user_error(error: BaseException) -> bool:
 def _preflight(configs: list[ExperimentConfig], report: SweepReport) -> list[ExperimentConfig]:
     """Build each distinct model / encoder / loss here first, so a typo in an option is reported at once
     instead of after a cluster started; the configs that fail are reported and not submitted."""
-    from reprolib.training.loop import config_errors  # noqa: PLC0415
+    from reprolib.training.build import config_errors  # noqa: PLC0415
 
     runnable = []
     for config, error in config_errors(configs):

@@ -26,7 +26,7 @@ import pytest
 import torch
 
 from reprolib.experiments import get_configs, list_experiments
-from reprolib.training.loop import build_encoder, build_model
+from reprolib.training.build import build_encoder, build_model
 from reprolib.training.losses import get_loss
 
 MAX_STEPS = 64

@@ -106,7 +106,7 @@ def test_cpp_backend_refuses_cuda_tensors():
 
 def test_config_backend_reaches_the_builder_and_fails_clearly_where_absent():
     from reprolib.config import ExperimentConfig
-    from reprolib.training.loop import build_model
+    from reprolib.training.build import build_model
 
     base = dict(experiment="test", dataset="ecg-qtdb", encoding="sequence", model="rsnn", loss="seq_nll",
                 model_options={"neuron": "brf", "in_features": 4, "hidden": 8, "classes": 6})

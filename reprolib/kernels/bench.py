@@ -606,7 +606,7 @@ def _checked_arguments(args) -> tuple[torch.device, list, Path]:
     """The device, shapes and output file of ``reprolib bench``, or ValueError naming the bad argument: all
     checked before the first kernel is timed."""
     from reprolib.config import ConfigError  # noqa: PLC0415
-    from reprolib.training.loop import resolve_device  # noqa: PLC0415
+    from reprolib.training.build import resolve_device  # noqa: PLC0415
 
     try:
         device = resolve_device(args.device or "auto")

@@ -117,9 +117,9 @@ def configs_to_run(args: argparse.Namespace, command: str, check: Callable[[], N
 
 
 def _check_each(configs) -> None:
-    """Raise the first config's error that :func:`reprolib.training.loop.check_config` finds (names, options),
+    """Raise the first config's error that :func:`reprolib.training.build.check_config` finds (names, options),
     before anything is listed or trained."""
-    from reprolib.training.loop import config_errors  # noqa: PLC0415 (imports torch)
+    from reprolib.training.build import config_errors  # noqa: PLC0415 (imports torch)
 
     for config, error in config_errors(configs):
         if error is not None:

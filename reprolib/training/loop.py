@@ -1,6 +1,6 @@
 """The training loop: the one place in reprolib where a model is trained.
 
-``train(config)`` builds the loss, encoder, model, optimiser and schedule from an
+``train(config)`` builds the loss, encoder, model (:mod:`reprolib.training.build`), optimiser and schedule from an
 :class:`~reprolib.config.ExperimentConfig` (so bad names or options fail before any data is loaded), then
 trains for ``config.epochs`` epochs, evaluating the configured splits after each one, and writes one run
 record (:mod:`reprolib.results`).
@@ -14,25 +14,21 @@ with the same config ends with the same record as an uninterrupted one.
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 import math
 import os
-import re
 import time
-from contextlib import contextmanager, nullcontext
-from importlib import import_module
-from typing import Any, Callable, NamedTuple
+from contextlib import nullcontext
+from typing import Any
 
 import torch
-from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 
 from reprolib.config import ConfigError, ExperimentConfig, config_hash
 from reprolib.results import provenance
 from reprolib.results.records import Record, find_record, write_record
 from reprolib.training import checkpoint as ckpt
-from reprolib.training.losses import get_loss
+from reprolib.training.build import (build_model, build_parts, derived_seed, evaluation_set, resolve_device,
+                                     split_subset)
 from reprolib.training.schedules import build_optimizer, build_scheduler
 
 CHECKPOINT_FORMAT = 1
@@ -69,175 +65,6 @@ class TimeLimitReached(RuntimeError):
         self.config_id, self.epochs_done, self.epochs, self.checkpoint = config_id, epochs_done, epochs, checkpoint
         super().__init__(f"{config_id}: time limit reached after epoch {epochs_done} of {epochs}; "
                          f"checkpoint kept in {checkpoint}, run the same command again to resume")
-
-
-def resolve_device(spec: str) -> torch.device:
-    """``auto`` -> the first CUDA device when there is one, else CPU; a CUDA device that is absent fails."""
-    from reprolib.config import DEVICE_PATTERN  # noqa: PLC0415
-
-    if not isinstance(spec, str) or not DEVICE_PATTERN.match(spec):
-        raise ConfigError(f"device {spec!r} is not allowed; expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(spec)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"config key 'device' = {spec!r} is not available on this machine (no CUDA); use 'auto' or 'cpu'")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ConfigError(f"config key 'device' = {spec!r} is not available on this machine: it has "
-                          f"{torch.cuda.device_count()} CUDA device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
-    return device
-
-
-def derived_seed(seed: int, purpose: str) -> int:
-    """Independent, stable 63-bit seed for one purpose (shuffle, encoding, one split's subset ...)."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{purpose}".encode()).digest()[:8], "little") & (2**63 - 1)
-
-
-def _import_target(path: str, key: str) -> Callable:
-    module_name, _, attr = path.partition(":")
-    try:
-        return getattr(import_module(module_name), attr)
-    except (ImportError, AttributeError) as error:
-        raise ConfigError(f"config key {key!r} = {path!r} cannot be imported ({error}); expected 'package.module:function'") from None
-
-
-# -- building blocks, all before any data is loaded ------------------------------------------------------
-def build_model(config: ExperimentConfig) -> torch.nn.Module:
-    """The config's model; ``config.backend`` goes to builders that take ``backend`` (model_options wins)."""
-    if ":" in config.model:
-        builder = _import_target(config.model, "model")
-    else:
-        from reprolib.models import get_builder
-
-        builder = get_builder(config.model)
-    options = dict(config.model_options)
-    signature = inspect.signature(builder)
-    if "backend" not in options and "backend" in signature.parameters:
-        options["backend"] = config.backend
-    try:
-        signature.bind(**options)
-    except TypeError as error:  # an option the builder does not take: a user's mistake, no traceback needed
-        raise ConfigError(f"{config.model!r} does not accept model_options = {dict(config.model_options)!r}: "
-                          f"{error}; it takes {list(signature.parameters)}") from None
-    return builder(**options)
-
-
-def build_encoder(config: ExperimentConfig):
-    if ":" in config.encoding:
-        encoder = _import_target(config.encoding, "encoding")(**config.encoding_options)
-    else:
-        from reprolib.encoding import get_encoder
-
-        encoder = get_encoder(config.encoding, **config.encoding_options)
-    # Encoders are callables ``encoder(x, generator=None)`` (reprolib.encoding) or objects with ``encode``.
-    encode = getattr(encoder, "encode", encoder)
-    if not callable(encode):
-        raise ConfigError(f"config key 'encoding' = {config.encoding!r} built {encoder!r}, which is not callable as "
-                          "encode(x, generator=None)")
-    return encode
-
-
-def _dataset_loader(config: ExperimentConfig) -> Callable[[str], Dataset]:
-    """A function split -> dataset; the dataset name is checked now, the data is read only when called."""
-    options = {**config.dataset_options, "val_fraction": config.val_fraction, "split_seed": config.split_seed}
-    if ":" in config.dataset:
-        factory = _import_target(config.dataset, "dataset")
-        return lambda split: factory(split=split, root=None, **options)
-    data = import_module("reprolib.data")
-    known = getattr(data, "DATASETS", None)
-    if known is not None and config.dataset not in known:
-        raise ConfigError(f"config key 'dataset' = {config.dataset!r} is not allowed; expected one of {sorted(known)}")
-    return lambda split: data.load_dataset(config.dataset, split, **options)
-
-
-def check_config(config: ExperimentConfig) -> None:
-    """Everything that can be checked without data, on any machine: names resolve, builders accept their options
-    (a builder's own error is reported as a ConfigError that names the options it was given). Whether the device
-    exists is checked where the run trains (a sweep may submit from a machine without a GPU)."""
-    build_parts(config)
-
-
-class _Parts(NamedTuple):
-    loss_fn: Callable
-    encoder: Callable
-    load_split: Callable  # split name -> dataset (the data is read when called)
-    model: nn.Module
-
-
-def build_parts(config: ExperimentConfig, before_model: Callable[[], None] = lambda: None) -> _Parts:
-    """Build the loss, encoder, dataset loader and model of ``config`` (no data is read), each under
-    :func:`refused_options`; ``before_model`` runs just before the model is built (a run seeds the RNG there, so
-    that the model's initial weights depend on the seed alone)."""
-    with refused_options(config, "loss"):
-        loss_fn = get_loss(config.loss, **config.loss_options)
-    with refused_options(config, "encoding"):
-        encoder = build_encoder(config)
-    with refused_options(config, "dataset"):
-        load_split = _dataset_loader(config)
-    before_model()
-    with refused_options(config, "model"):
-        model = build_model(config)
-    return _Parts(loss_fn, encoder, load_split, model)
-
-
-#: how Python words a call with an option a function does not take, or without one it needs
-_OPTION_MISMATCH = re.compile(r"unexpected keyword argument|missing \d+ required (positional|keyword-only) argument")
-
-
-@contextmanager
-def refused_options(config: ExperimentConfig, part: str):
-    """Report a builder's own error (TypeError / ValueError / RuntimeError) while ``part`` (``model``,
-    ``encoding``, ``loss``, ``dataset``) of ``config`` is built as a ConfigError naming the part and its options;
-    the builder's error stays its cause, so a bug inside a builder keeps its traceback in a sweep's report."""
-    try:
-        yield
-    except ConfigError:
-        raise
-    except (TypeError, ValueError, RuntimeError) as error:
-        given = getattr(config, f"{part}_options")
-        message = (f"{getattr(config, part)!r} does not accept {part}_options = {dict(given)!r}: "
-                   f"{type(error).__name__}: {error}")
-        if isinstance(error, TypeError) and _OPTION_MISMATCH.search(str(error)):
-            # an option name that a builder forwarding **options passed on: the user's mistake, no traceback
-            raise ConfigError(message) from None
-        raise ConfigError(message) from error
-
-
-def config_errors(configs) -> list[tuple[ExperimentConfig, Exception | None]]:
-    """``(config, error or None)`` for each config after :func:`check_config`, which runs once per distinct set
-    of what it checks (names and options), not once per seed or device."""
-    from reprolib.config import canonical_json  # noqa: PLC0415
-
-    seen: dict[str, Exception | None] = {}
-    out = []
-    for config in configs:
-        data = config.to_dict()
-        key = canonical_json({k: data[k] for k in ("model", "model_options", "encoding", "encoding_options",
-                                                   "dataset", "dataset_options", "loss", "loss_options")})
-        if key not in seen:
-            try:
-                check_config(config)
-                seen[key] = None
-            except Exception as error:  # noqa: BLE001 - reported per config by the callers
-                seen[key] = error
-        out.append((config, seen[key]))
-    return out
-
-
-def _subset(dataset: Dataset, size: int | None, split_seed: int, split: str) -> Dataset:
-    """The first ``size`` items of a ``split_seed`` permutation (ci scale), or the whole dataset."""
-    if size is None or size >= len(dataset):
-        return dataset
-    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(derived_seed(split_seed, f"subset:{split}")))
-    return Subset(dataset, order[:size].sort().values.tolist())
-
-
-def evaluation_set(config: ExperimentConfig, split: str, load_split: Callable[[str], Dataset] | None = None) -> Dataset:
-    """The ``val`` or ``test`` samples a run evaluates on: the split, cut to ``val_subset`` / ``test_subset``
-    as the run does (the same samples, for anything that evaluates a run's weights again)."""
-    load_split = load_split or _dataset_loader(config)
-    size = config.val_subset if split == "val" else config.test_subset
-    return _subset(load_split(split), size, config.split_seed, split)
 
 
 # -- one pass over a loader ------------------------------------------------------------------------------
@@ -349,7 +176,7 @@ class _Run:
         self.shuffle_gen = torch.Generator().manual_seed(derived_seed(config.seed, "shuffle"))
         self.encode_gen = torch.Generator(device=self.device).manual_seed(derived_seed(config.seed, "encode"))
 
-        self.train_set = _subset(load_split("train"), config.train_subset, config.split_seed, "train")
+        self.train_set = split_subset(load_split("train"), config.train_subset, config.split_seed, "train")
         self.eval_sets: dict[str, Dataset] = {}
         for split in config.eval_splits:
             if split == "train_eval":  # the training set in eval mode (SpikingJelly's published "test" curve)

@@ -39,7 +39,7 @@ def rerun_config(record: Record, device: str | None = None, backend: str | None 
     part of a run's identity). A record made with ``backend="cpp"`` (CPU only) that is re-run on a GPU without
     a ``backend`` asked for runs with ``"torch"`` there, the library's default until the fused CUDA kernels have
     passed their GPU parity tests (``--backend auto`` or ``cupy`` picks those)."""
-    from reprolib.training.loop import resolve_device  # noqa: PLC0415 (imports torch)
+    from reprolib.training.build import resolve_device  # noqa: PLC0415 (imports torch)
 
     overrides = {}
     if device is not None:
@@ -352,7 +352,7 @@ def _parse_threads(text: str) -> int | str:
 
 def _threads_for(choice: int | str, record: Record, config, epochs: int) -> int | None:
     """The thread count to set for this rerun, or None to leave PyTorch's (a GPU rerun, 'auto', a GPU record)."""
-    from reprolib.training.loop import resolve_device  # noqa: PLC0415
+    from reprolib.training.build import resolve_device  # noqa: PLC0415
 
     if resolve_device(config.device).type != "cpu" or choice == "auto":
         return None

@@ -55,7 +55,7 @@ FRAME_DATASETS = ("mnist", "fashion-mnist", "nmnist", "nmnist-subset")
 def _check_frames(config, shifts: Sequence[tuple[int, int]]) -> None:
     """Refuse, before any evaluation, a run whose inputs are not image frames (a sequence or a feature vector,
     where a 'shift' would move time steps or samples) and shifts that leave nothing of a frame."""
-    from reprolib.training.loop import evaluation_set  # noqa: PLC0415
+    from reprolib.training.build import evaluation_set  # noqa: PLC0415
 
     if config.dataset not in FRAME_DATASETS:
         raise ConfigError(f"probe-shift moves image frames; the records' dataset {config.dataset!r} is not one of "
@@ -84,15 +84,16 @@ def shifted_accuracy(config, shifts: Sequence[tuple[int, int]], weights: dict, *
     The pass is the training loop's own :func:`~reprolib.training.loop.evaluation_pass`, so unmoved it is the
     run's evaluation: the same samples (its ``val_subset`` / ``test_subset``), batch size, encoder seed and mixed
     precision, with subnormals flushed as the run flushed them."""
-    from reprolib.training.loop import (  # noqa: PLC0415
-        _dataset_loader, build_encoder, build_model, evaluation_pass, evaluation_set, resolve_device)
+    from reprolib.training.build import (  # noqa: PLC0415
+        build_encoder, build_model, dataset_loader, evaluation_set, resolve_device)
+    from reprolib.training.loop import evaluation_pass  # noqa: PLC0415
     from reprolib.training.losses import get_loss  # noqa: PLC0415
 
     torch_device = resolve_device(device)
     model = build_model(config)
     model.load_state_dict(weights)
     model = model.to(torch_device)
-    encoder, loss_fn, load = build_encoder(config), get_loss(config.loss, **config.loss_options), _dataset_loader(config)
+    encoder, loss_fn, load = build_encoder(config), get_loss(config.loss, **config.loss_options), dataset_loader(config)
     flush = torch.is_flush_denormal_enabled() if hasattr(torch, "is_flush_denormal_enabled") else False
     rows = []
     try:
@@ -127,7 +128,7 @@ def probe_records(paths: Sequence[str | Path], shifts: Sequence[tuple[int, int]]
     from reprolib.results import provenance  # noqa: PLC0415
     from reprolib.results.records import atomic_write_text, read_record  # noqa: PLC0415
     from reprolib.training import checkpoint as ckpt  # noqa: PLC0415
-    from reprolib.training.loop import resolve_device  # noqa: PLC0415
+    from reprolib.training.build import resolve_device  # noqa: PLC0415
     from reprolib.training.rerun import rerun_config  # noqa: PLC0415
 
     records = [read_record(path) for path in paths]
