@@ -349,6 +349,19 @@ def frequency_response_figure(frequencies, responses: dict):
     return fig
 
 
+def speedup_figure(rows: pd.DataFrame, title: str):
+    """The kernel benchmark's speed-up over the PyTorch time loop, one bar per neuron and shape (``rows``: a
+    benchmark record's rows with ``neuron, T, B, N, speedup_vs_torch``), on a log axis. Returns the figure."""
+    fig, axes = figure(1, 1, width=7, height=3)
+    ax = axes[0, 0]
+    labels = [f"{r.neuron} {r.T},{r.B},{r.N}" for r in rows.itertuples()]
+    ax.bar(labels, rows["speedup_vs_torch"], color=[color(n, "C0") for n in rows["neuron"]])
+    ax.axhline(1.0, color="0.5", lw=0.8)  # below the line the PyTorch loop is faster
+    ax.set(ylabel="speed-up vs PyTorch loop", yscale="log", title=title)
+    ax.tick_params(axis="x", rotation=45, labelsize=7)
+    return fig
+
+
 def convergence_figure(histories: dict, logs: pd.DataFrame, tasks: Sequence[str], neurons: Sequence[str],
                        provenance: str, source: str):
     """The BRF paper's convergence figure: test accuracy per epoch, one panel per task (2 columns).

@@ -543,3 +543,31 @@ def test_check_positive_refuses_non_finite_and_non_positive_values(value):
 
     with pytest.raises(ValueError, match="must be a positive number"):
         nb.check_positive("omega", value)
+
+
+def test_bench_records_reads_a_folder_in_name_order_and_names_a_missing_one(tmp_path):
+    import json
+
+    from reprolib import plotting
+
+    (tmp_path / "b-gpu.json").write_text(json.dumps({"device": "B", "results": []}))
+    (tmp_path / "a-cpu.json").write_text(json.dumps({"device": "A", "git_commit": "0123456789", "git_dirty": True,
+                                                     "complete": False}))
+    (tmp_path / "notes.txt").write_text("not a record")
+    records = nb.bench_records(tmp_path)
+    assert list(records) == ["a-cpu", "b-gpu"]
+    heading = nb.bench_heading("a-cpu", records["a-cpu"])
+    assert heading.startswith("### A\n") and "code 01234567+dirty" in heading and "Incomplete record" in heading
+    assert "Kernel check" not in heading  # no --check ran
+    from reprolib.paths import REPO_ROOT
+
+    # a relative folder is the repository's, whatever the working directory
+    assert set(nb.bench_records("results/bench")) == {p.stem for p in (REPO_ROOT / "results/bench").glob("*.json")}
+    with pytest.raises(ValueError, match="parameter bench_dir='no/such' is not a folder"):
+        nb.bench_records("no/such")
+    rows = pd.DataFrame({"neuron": ["lif", "src"], "T": [8, 8], "B": [4, 4], "N": [8, 8],
+                         "speedup_vs_torch": [4.0, 0.5]})
+    fig = plotting.speedup_figure(rows, "Test GPU")
+    ax = fig.axes[0]
+    assert [b.get_height() for b in ax.patches] == [4.0, 0.5] and ax.get_yscale() == "log"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["lif 8,4,8", "src 8,4,8"]

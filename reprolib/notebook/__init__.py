@@ -16,7 +16,8 @@ A notebook of the book states its parameters (papermill ``parameters`` cell), ca
 * :mod:`~reprolib.notebook.findings`: what the records say where a number misses the paper's;
 * :mod:`~reprolib.notebook.nmnist_shift`: the N-MNIST subset's train-vs-test position offset;
 * :mod:`~reprolib.notebook.brf`: the BRF pages, one experiment per task (:data:`BRF_TASKS`);
-* :mod:`~reprolib.notebook.status`: the whole book's reproduction status, spot check and whole re-runs.
+* :mod:`~reprolib.notebook.status`: the whole book's reproduction status, spot check and whole re-runs;
+* :mod:`~reprolib.notebook.benchmarks`: the kernel-benchmark records of ``reprolib bench``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from reprolib.notebook.nmnist_shift import split_gap, show_nmnist_offsets, shift
 from reprolib.notebook.brf import (BRF_TASKS, brf_neurons, brf_runs, sop_ratio, task_status_table, show_task_notes,
                                    tasks_provenance)
 from reprolib.notebook.status import reproduction_status, spot_check_record, show_spot_check, show_published_reruns
+from reprolib.notebook.benchmarks import (BENCH_COLUMNS, ITERATION_COLUMNS, bench_code, bench_heading, bench_records,
+                                          no_bench_note, show_bench_record)
 
 # what ``from reprolib.notebook import *`` gives: the helpers above, in the order of the modules
 __all__ = ["SCALES", "Parameters", "resolve_device", "check_choice", "check_subset", "check_positive", "check_number",
@@ -46,4 +49,6 @@ __all__ = ["SCALES", "Parameters", "resolve_device", "check_choice", "check_subs
            "convergence_epochs", "frozen_since", "still_improving", "accuracy_findings", "table_findings", "paired_gap",
            "compare_variants", "split_gap", "show_nmnist_offsets", "shift_probe", "shift_probe_summary", "BRF_TASKS",
            "brf_neurons", "brf_runs", "sop_ratio", "task_status_table", "show_task_notes", "tasks_provenance",
-           "reproduction_status", "spot_check_record", "show_spot_check", "show_published_reruns"]
+           "reproduction_status", "spot_check_record", "show_spot_check", "show_published_reruns",
+           "BENCH_COLUMNS", "ITERATION_COLUMNS", "bench_records", "no_bench_note", "bench_code", "bench_heading",
+           "show_bench_record"]

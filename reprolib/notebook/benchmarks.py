@@ -1,0 +1,96 @@
+"""The kernel-benchmark records of ``reprolib bench`` (``results/bench/<device>.json``) as the performance page shows
+them: per record its provenance, what ``--check`` found, the timings per neuron and shape with a speed-up figure,
+and the training-iteration rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import pandas as pd
+
+from reprolib.notebook.notes import show_markdown
+from reprolib.notebook.parameters import read_json
+from reprolib.notebook.tables import NOT_AVAILABLE
+
+#: the columns of a record's timing rows the page shows, in this order (those a record lacks are left out)
+BENCH_COLUMNS = ["neuron", "T", "B", "N", "torch_ms", "kernel_ms", "spikingjelly_ms", "roofline_ms",
+                 "speedup_vs_torch", "kernel_over_roofline", "torch_scan_ms", "kernel_scan_ms", "scan_speedup_vs_torch"]
+#: the same for its training-iteration rows
+ITERATION_COLUMNS = ["task", "neuron", "B", "T", "torch_ms", "kernel_ms", "speedup_vs_torch", "source_ms"]
+
+
+def bench_records(bench_dir: str | Path = "results/bench") -> dict[str, dict]:
+    """File stem -> benchmark record of every ``*.json`` in ``bench_dir`` (relative to the repository root unless
+    absolute), sorted by name; a ``ValueError`` naming the parameter when the folder does not exist."""
+    from reprolib.paths import REPO_ROOT  # noqa: PLC0415
+
+    folder = Path(bench_dir) if Path(bench_dir).is_absolute() else REPO_ROOT / bench_dir
+    if not folder.is_dir():
+        raise ValueError(f"parameter bench_dir={str(bench_dir)!r} is not a folder ({folder})")
+    return {path.stem: read_json(path) for path in sorted(folder.glob("*.json"))}
+
+
+def no_bench_note(bench_dir: str | Path) -> str:
+    """Markdown for a folder without benchmark records: the command that makes one."""
+    return (f"**No benchmark record yet** under `{bench_dir}/`. On a machine with a CUDA GPU run\n\n"
+            "```bash\nreprolib bench\n```\n\nand commit the JSON it writes; this page then shows it.")
+
+
+def _check_text(check: Mapping | None) -> str:
+    """What ``reprolib bench --check`` found before timing, when it ran."""
+    if not check:
+        return ""
+    if not check["failures"]:
+        return f"\n\nKernel check ({check['engine']}): all {check['checks']} checks agree with the PyTorch loops."
+    return (f"\n\n**Kernel check failed** ({check['engine']}): {len(check['failures'])} of {check['checks']} checks; "
+            "the kernel columns below time kernels that do not compute what the PyTorch loops do:\n\n"
+            + "\n".join(f"* `{failure}`" for failure in check["failures"]))
+
+
+def bench_code(record: Mapping) -> str:
+    """The record's code version: its commit (8 characters), ``+dirty`` when the tree was modified."""
+    return str(record.get("git_commit") or "unknown")[:8] + ("+dirty" if record.get("git_dirty") else "")
+
+
+def bench_heading(name: str, record: Mapping) -> str:
+    """Markdown: the record's device as a heading, then its date, code, CPU, library versions, which engine the
+    kernel columns timed and how; a warning for a record its run left incomplete, and the kernel check."""
+    cpu = record.get("cpu") or {}
+    host = f"CPU {cpu.get('model')} ({cpu.get('torch_capability')}) · " if cpu else ""
+    timing = record.get("timing", {})
+    return (f"### {record.get('device', name)}\n\n*{record.get('date', 'unknown date')} · code {bench_code(record)} · "
+            f"{host}torch {record.get('torch')} · CUDA {record.get('cuda')} · CuPy {record.get('cupy')} · "
+            f"kernel columns: {record.get('kernel_engine', 'cupy')} · "
+            f"timing: {timing.get('method', '?')}, median of {timing.get('repeats', '?')}*"
+            + ("\n\n**Incomplete record**: the run stopped before its last row (a time limit); the rows "
+               "below are those it measured." if record.get("complete") is False else "")
+            + _check_text(record.get("kernel_check")))
+
+
+def show_bench_record(name: str, record: Mapping) -> None:
+    """Display one benchmark record: :func:`bench_heading`, its timing table and speed-up figure, why columns are
+    empty, and its training-iteration rows beside the source's time."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    from IPython.display import display  # noqa: PLC0415
+
+    from reprolib import plotting  # noqa: PLC0415
+
+    show_markdown(bench_heading(name, record))
+    rows = pd.DataFrame(record.get("results", []))
+    display(rows[[c for c in BENCH_COLUMNS if c in rows.columns]].dropna(axis=1, how="all").round(3))
+    if "speedup_vs_torch" in rows and rows["speedup_vs_torch"].notna().any():
+        fig = plotting.speedup_figure(rows.dropna(subset=["speedup_vs_torch"]), str(record.get("device", name)))
+        plotting.caption(fig, f"{record.get('device')} · code {bench_code(record)} · {str(record.get('date'))[:10]}")
+        plt.show()  # here, before the tables below, not at the end of the cell
+    notes = [r["notes"] for r in record.get("results", []) if r.get("notes")]
+    if notes:  # every row's notes say the same: why a column is empty on this device
+        show_markdown("Columns left empty: " + "; ".join(f"**{k}**: {v}" for k, v in notes[0].items()))
+    iterations = pd.DataFrame(record.get("iterations", []))
+    if not iterations.empty:
+        show_markdown("**One training iteration**: " + record.get("iteration_workload", "") + ". "
+                      "`source_ms`: the source's own TorchScript code on an H100, as timed by the author of issue 7 "
+                      "(the project's task statement): **not a number of the paper**, and not measured here. The "
+                      "paper's own training times are its Table 4, below.")
+        shown = iterations[[c for c in ITERATION_COLUMNS if c in iterations.columns]].round(2)
+        display(shown.astype(object).where(shown.notna(), NOT_AVAILABLE))
