@@ -571,3 +571,35 @@ def test_bench_records_reads_a_folder_in_name_order_and_names_a_missing_one(tmp_
     ax = fig.axes[0]
     assert [b.get_height() for b in ax.patches] == [4.0, 0.5] and ax.get_yscale() == "log"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["lif 8,4,8", "src 8,4,8"]
+
+
+def test_brf_table1_helpers_put_the_committed_ecg_runs_beside_the_paper_and_the_released_logs():
+    """On the committed paper-scale ECG records (read only): every trained model has a row per quantity, the
+    paper's numbers and the authors' released logs sit beside ours, and the ALIF comparison lists its variants."""
+    from reprolib import reference
+
+    params = nb.check_parameters("paper", None, "cpu", False)
+    runs = nb.brf_runs(params, ["ECG"], ["brf", "rf", "alif"])
+    assert len(runs["ECG"].table) == 15  # five seeds per neuron, as committed
+    parts = nb.brf_table1_parts(runs)
+    assert list(parts) == ["test accuracy (%)", "SOPs per sample", "SOPs per step",
+                           "SOP ratio (to the task's ALIF row; see its architecture)", "parameters"]
+    accuracy = parts["test accuracy (%)"].set_index(["task", "model"])
+    paper = reference.table("brf-table1").set_index(["task", "model"])
+    for model in ("BRF", "RF", "ALIF"):
+        assert accuracy.loc[("ECG", model), "paper"].startswith(f"{paper.loc[('ECG', model), 'test_accuracy']:.2f}")
+        assert accuracy.loc[("ECG", model), "ours"].endswith("(n=5)")
+    logs = reference.brf_log_selection().set_index(["task", "model"])
+    assert accuracy.loc[("ECG", "ALIF"), "released logs"].startswith(f"{logs.loc[('ECG', 'ALIF'), 'test_accuracy_mean']:.2f}")
+    ratio = parts["SOP ratio (to the task's ALIF row; see its architecture)"].set_index(["task", "model"])
+    assert ratio.loc[("ECG", "ALIF"), "ours"] == "1.00"  # each task's ALIF is its own baseline
+    assert list(nb.brf_per_run_table(runs).index.names) == ["task", "neuron", "seed"]
+    assert len(nb.brf_per_run_table({})) == 0
+    others = nb.brf_table1_other_models(["ECG"])
+    assert not others.empty and not others["model"].isin(["BRF", "RF", "ALIF"]).any()
+    probe = nb.gather_runs("brf-ecg-alif-bias", nb.preset_seeds(params, "brf-ecg-alif-bias"))
+    comparison = nb.alif_bias_comparison(runs["ECG"], probe)
+    assert comparison.index[0] == "ALIF, no biases (brf-ecg, labels=source)" and comparison["runs"].iloc[0] == 5
+    assert any(label.startswith("paper's Table 1, reported") for label in comparison.index)
+    masked = nb.brf_accuracy_table(nb.brf_runs(params, ["ECG"], ["brf"], labels="masked"))
+    assert list(masked["model"]) == ["BRF"] and masked["ours"].iloc[0].endswith("(n=5)")

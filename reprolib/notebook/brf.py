@@ -1,4 +1,5 @@
-"""Pages over several experiments: the BRF paper's tasks (S-MNIST, PS-MNIST, ECG, SHD), one preset each."""
+"""Pages over several experiments: the BRF paper's tasks (S-MNIST, PS-MNIST, ECG, SHD), one preset each, and its
+Table 1 beside ours."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
+from reprolib.notebook.findings import compare_variants
 from reprolib.notebook.notes import dataset_note, settings_dropdown, show_markdown
 from reprolib.notebook.parameters import Parameters, check_subset
 from reprolib.notebook.runs import Runs, _root_preset, axis_choices, gather_runs
-from reprolib.notebook.tables import NOT_RUN
+from reprolib.notebook.tables import NOT_AVAILABLE, NOT_RUN, paper_vs_summary
 
 
 #: The BRF paper's tasks, named as its tables (and :mod:`reprolib.reference`) name them, and their presets.
@@ -85,3 +87,128 @@ def show_task_notes(runs: Mapping[str, Runs]) -> None:
 def tasks_provenance(runs: Mapping[str, Runs]) -> str:
     """One provenance line per task, for the caption of a figure over several experiments."""
     return "\n".join(f"{task}: {task_runs.provenance_line()}" for task, task_runs in runs.items())
+
+
+# --- the BRF paper's Table 1 beside ours ----------------------------------------------------------------------
+
+#: Table 1's columns (:func:`reprolib.reference.table`) -> their names beside ours
+PAPER_COLUMNS = {"architecture": "paper architecture", "test_accuracy": "paper accuracy",
+                 "test_accuracy_std": "paper accuracy std", "sops": "paper SOPs", "sops_per_step": "paper SOPs/step",
+                 "sop_ratio": "paper SOP ratio", "parameters": "paper parameters"}
+#: the columns that name one row of :func:`brf_table1_parts`
+TABLE1_KEYS = ["task", "model", "paper architecture"]
+
+
+def _paper_table1() -> pd.DataFrame:
+    from reprolib import reference  # noqa: PLC0415
+
+    return reference.table("brf-table1").rename(columns=PAPER_COLUMNS)[["task", "model", *PAPER_COLUMNS.values()]]
+
+
+def brf_table1_summary(runs: Mapping[str, Runs]) -> pd.DataFrame:
+    """Our summary per task and neuron (accuracy, SOPs per sample and per step, parameters, the SOP ratio to the
+    task's ALIF) beside the paper's row of Table 1 (its model names are our labels in upper case)."""
+    metrics = ["test_accuracy", "test_spikes_per_sample", "test_sops_per_step", "n_parameters"]
+    summary = pd.concat([task_runs.summary(metrics, by=["neuron"]).assign(task=task)
+                         for task, task_runs in runs.items()], ignore_index=True)
+    summary = summary.assign(model=summary["neuron"].str.upper()).merge(_paper_table1(), on=["task", "model"], how="left")
+    summary["paper architecture"] = summary["paper architecture"].fillna(NOT_AVAILABLE)
+    summary["sop_ratio_mean"] = sop_ratio(summary)  # SOPs over the same task's ALIF, as the paper's ratio
+    return summary
+
+
+def brf_table1_parts(runs: Mapping[str, Runs]) -> dict[str, pd.DataFrame]:
+    """Table 1 beside ours, one paper-vs-ours table per quantity (narrow enough to read beside the text), rows
+    named by :data:`TABLE1_KEYS`. The accuracy table also shows the authors' released logs (ECG, SHD) under the
+    same selection rule: the like-for-like reference for our ALIF."""
+    from reprolib import reference  # noqa: PLC0415
+
+    summary = brf_table1_summary(runs)
+    keys = TABLE1_KEYS
+    parts = {
+        "test accuracy (%)": paper_vs_summary(summary, "test_accuracy", keys, paper="paper accuracy",
+                                              paper_std="paper accuracy std"),
+        "SOPs per sample": paper_vs_summary(summary, "test_spikes_per_sample", keys, paper="paper SOPs",
+                                            spread=False, decimals=1),
+        "SOPs per step": paper_vs_summary(summary, "test_sops_per_step", keys, paper="paper SOPs/step",
+                                          spread=False, decimals=2),
+        # ours: to our same-size ALIF; the paper's: to its ALIF row, Yin et al.'s larger network except on ECG
+        "SOP ratio (to the task's ALIF row; see its architecture)": paper_vs_summary(
+            summary, "sop_ratio", keys, paper="paper SOP ratio", spread=False, decimals=2),
+        "parameters": paper_vs_summary(summary, "n_parameters", keys, paper="paper parameters", spread=False,
+                                       decimals=0),
+    }
+    accuracy = parts["test accuracy (%)"]
+    logged = accuracy[["task", "model"]].merge(reference.brf_log_selection(), on=["task", "model"], how="left")
+    accuracy.insert(4, "released logs", [
+        NOT_AVAILABLE if pd.isna(mean) else f"{mean:.2f} ± {std:.2f} (n={n:.0f})"
+        for mean, std, n in zip(logged.test_accuracy_mean, logged.test_accuracy_std, logged.runs)])
+    return parts
+
+
+def brf_accuracy_table(runs: Mapping[str, Runs]) -> pd.DataFrame:
+    """The test accuracy alone, ours beside Table 1's, per task and model (e.g. for the ECG masked variant)."""
+    rows = []
+    for task, task_runs in runs.items():
+        summary = task_runs.summary(["test_accuracy"], by=["neuron"])
+        rows.append(summary.assign(task=task, model=summary["neuron"].str.upper()))
+    summary = pd.concat(rows, ignore_index=True).merge(_paper_table1(), on=["task", "model"], how="left")
+    return paper_vs_summary(summary, "test_accuracy", ["task", "model"], paper="paper accuracy",
+                            paper_std="paper accuracy std")
+
+
+#: the variants of the ``brf-ecg-alif-bias`` preset, as the ECG ALIF comparison names them
+ALIF_BIAS_VARIANTS = {
+    "alif-bias": "ALIF with biases, batch 64 (brf-ecg-alif-bias, alif-bias)",
+    "alif-script": "ALIF with biases, the released script's batch 4 (brf-ecg-alif-bias, alif-script)",
+}
+
+
+def alif_bias_comparison(ecg: Runs | None, probe: Runs) -> pd.DataFrame:
+    """Why our ECG ALIF misses the paper's: one row per variant (:func:`compare_variants`) -- our ALIF without
+    biases (``ecg``: the ``brf-ecg`` runs, or None), with biases at batch 64 and at the released script's batch 4
+    (``probe``: the ``brf-ecg-alif-bias`` runs) -- then the authors' released ALIF logs and the paper's reported
+    number (taken from Yin et al.'s larger network)."""
+    from reprolib import reference  # noqa: PLC0415
+
+    plain = ecg.table if ecg is not None else pd.DataFrame()
+    plain = plain[plain["neuron"] == "alif"] if not plain.empty else plain
+    by_variant = {variant: (probe.table[probe.table["variant"] == variant] if not probe.table.empty else probe.table)
+                  for variant in ALIF_BIAS_VARIANTS}
+    variants = compare_variants({"ALIF, no biases (brf-ecg, labels=source)": plain,
+                                 **{ALIF_BIAS_VARIANTS[v]: table for v, table in by_variant.items()}})
+    logs = reference.brf_log_selection().query("task == 'ECG' and model == 'ALIF'")
+    for row in logs.itertuples():
+        variants.loc["authors' released ALIF logs (selection rule applied by us)"] = [
+            row.runs, f"{row.test_accuracy_mean:.2f} ± {row.test_accuracy_std:.2f}", "(not in the logs)", ""]
+    variants["runs"] = variants["runs"].astype(object)  # the paper's row has no run count
+    paper_alif = reference.table("brf-table1").query("task == 'ECG' and model == 'ALIF'")
+    for row in paper_alif.itertuples():
+        variants.loc[f"paper's Table 1, reported ({row.note}, {row.parameters:,} parameters)"] = [
+            "", f"{row.test_accuracy:.1f}", "", ""]
+    return variants
+
+
+def brf_per_run_table(runs: Mapping[str, Runs]) -> pd.DataFrame:
+    """One row per run of every task (task, neuron, seed): the epoch its selection rule picked, the test accuracy
+    there, the best and the last test accuracy, and its record hash; empty when no task has a record here."""
+    tables = [task_runs.table.assign(task=task) for task, task_runs in runs.items() if not task_runs.table.empty]
+    if not tables:
+        return pd.DataFrame()
+    per_run = pd.concat(tables, ignore_index=True)
+    columns = ["task", "neuron", "seed", "selected_epoch", "test_accuracy", "best_test_accuracy", "last_test_accuracy",
+               "config_hash"]
+    return (per_run[[c for c in columns if c in per_run.columns]].sort_values(["task", "neuron", "seed"])
+            .set_index(["task", "neuron", "seed"]).round(2))
+
+
+def brf_table1_other_models(tasks: Sequence[str]) -> pd.DataFrame:
+    """The rows of the paper's Table 1 for ``tasks`` whose models we do not train (other papers' networks), as
+    reported."""
+    from reprolib import reference  # noqa: PLC0415
+
+    rows = reference.table("brf-table1")
+    trained = [neuron.upper() for neuron in brf_neurons()]
+    return rows[~rows.model.isin(trained) & rows.task.isin(tasks)][
+        ["task", "model", "architecture", "parameters", "test_accuracy", "test_accuracy_std", "sops",
+         "sops_per_step", "sop_ratio", "note"]]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import pandas as pd
 
@@ -93,3 +93,15 @@ def to_percent(frame: pd.DataFrame) -> pd.DataFrame:
         if "accuracy" in str(column) and pd.api.types.is_numeric_dtype(frame[column]):
             frame[column] = frame[column] * 100.0
     return frame
+
+
+def show_tables(parts: Mapping[str, pd.DataFrame], index: Sequence[str]) -> None:
+    """Display each table of ``parts`` (name -> paper-vs-ours table) under its name in bold, indexed by ``index``:
+    one table per quantity, narrow enough to read beside the text."""
+    from IPython.display import display  # noqa: PLC0415
+
+    from reprolib.notebook.notes import show_markdown  # noqa: PLC0415 (notes imports this module)
+
+    for name, part in parts.items():
+        show_markdown(f"**{name}**")
+        display(part.set_index(list(index)))
