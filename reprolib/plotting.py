@@ -362,6 +362,59 @@ def speedup_figure(rows: pd.DataFrame, title: str):
     return fig
 
 
+def paper_scatter_figure(summary: pd.DataFrame, markers: Sequence[str], provenance: str, source: str):
+    """Ours against the paper's number, one point per cell (``summary``: rows with ``neuron``, ``input``,
+    ``paper`` and ``test_accuracy_mean``; NaN rows left out), coloured by neuron, one marker per input in the order
+    of ``markers``, with the diagonal where ours equals the paper's. Returns the figure."""
+    fig, axes = figure(1, 1, width=5, height=4.4)
+    ax = axes[0, 0]
+    done = summary.dropna(subset=["test_accuracy_mean", "paper"])
+    for (neuron, name), group in done.groupby(["neuron", "input"]):
+        ax.scatter(group["paper"], group["test_accuracy_mean"], color=color(neuron),
+                   marker="osD^v"[list(markers).index(name)], label=f"{neuron}, {name}", s=25)
+    low = min([70.0, *done["test_accuracy_mean"]]) if len(done) else 70.0
+    ax.plot([low, 100], [low, 100], color="0.5", lw=0.8)
+    ax.set(xlabel="paper test accuracy (%)", ylabel="ours (%)", title="Table 2: ours vs paper")
+    if len(done):
+        ax.legend(fontsize=6, ncol=2)
+    else:
+        no_data(ax, NOT_RUN)
+    caption(fig, provenance, source)
+    return fig
+
+
+def depth_figure(history: pd.DataFrame, summary: pd.DataFrame, label: Callable[[tuple], str], provenance: str,
+                 source: str):
+    """SRC paper Figure 5: validation loss and accuracy curves per network (left), the mean epoch duration per
+    network, and the test accuracy (solid) and loss (dashed) against the number of hidden layers (right).
+    ``history``: :meth:`reprolib.notebook.Runs.history` with ``model`` and ``layers``; ``summary``: its summary of
+    ``test_loss``, ``test_accuracy`` and ``mean_epoch_time_s`` by model and layers; ``label((model, layers))``
+    names a network. Returns the figure."""
+    fig, axes = figure(2, 2, width=4.8, height=3.0)
+    curve_panels(axes[:, 0], history, [("val_loss", "validation cross-entropy"),
+                                       ("val_accuracy", "validation accuracy (%)")], ["model", "layers"], label=label)
+    done = summary.dropna(subset=["mean_epoch_time_s_mean"])
+    ax = axes[0, 1]
+    ax.bar([label(k) for k in zip(done["model"], done["layers"])], done["mean_epoch_time_s_mean"],
+           color=[color(m.upper()) for m in done["model"]])
+    ax.set(title="mean epoch duration (s)")
+    ax.tick_params(axis="x", rotation=45, labelsize=7)
+    ax = axes[1, 1]
+    twin = ax.twinx()
+    for model, group in done.groupby("model"):
+        ax.plot(group["layers"] - 1, group["test_accuracy_mean"], "o-", color=color(model.upper()),
+                label=f"{model.upper()} accuracy")
+        twin.plot(group["layers"] - 1, group["test_loss_mean"], "s--", color=color(model.upper()),
+                  label=f"{model.upper()} loss")
+    ax.set(title="test set vs depth", xlabel="number of hidden layers", ylabel="accuracy (%) (solid)")
+    twin.set_ylabel("cross-entropy (dashed)")
+    if done.empty:
+        for a in (axes[0, 1], axes[1, 1]):
+            no_data(a, NOT_RUN)
+    caption(fig, provenance, source)
+    return fig
+
+
 def convergence_figure(histories: dict, logs: pd.DataFrame, tasks: Sequence[str], neurons: Sequence[str],
                        provenance: str, source: str):
     """The BRF paper's convergence figure: test accuracy per epoch, one panel per task (2 columns).

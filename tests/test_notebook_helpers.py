@@ -603,3 +603,27 @@ def test_brf_table1_helpers_put_the_committed_ecg_runs_beside_the_paper_and_the_
     assert any(label.startswith("paper's Table 1, reported") for label in comparison.index)
     masked = nb.brf_accuracy_table(nb.brf_runs(params, ["ECG"], ["brf"], labels="masked"))
     assert list(masked["model"]) == ["BRF"] and masked["ours"].iloc[0].endswith("(n=5)")
+
+
+def test_src_table2_helpers_look_up_the_paper_and_draw_with_or_without_runs():
+    from reprolib import plotting
+
+    assert nb.table2_number({"input": "mnist-rate", "layers": 1, "model": "src"}) == 97.27
+    assert nb.table2_number({"input": "mnist-rate", "layers": 1, "model": "lif"}) == 97.18
+    assert set(nb.TABLE2_COLUMNS) == set(nb.axis_choices("src-table2", "input"))
+    assert nb.network_label("src", 1) == "SRC, 1 layer" and nb.network_label("lif", 5) == "LIF, 5 layers"
+    params = nb.check_parameters("paper", None, "cpu", False)
+    runs = nb.gather_runs("src-table2", params, input=["mnist-rate"], layers=[1])
+    summary = nb.table2_summary(runs).set_index("neuron")
+    assert summary.loc["SRC", "paper"] == 97.27 and summary.loc["SRC", "n_runs"] >= 1  # seed 0 is committed
+    inputs = nb.axis_choices("src-table2", "input")
+    fig = plotting.paper_scatter_figure(summary.reset_index(), inputs, "provenance", "source")
+    assert len(fig.axes[0].collections) == 2  # one point set per model
+    empty = plotting.paper_scatter_figure(summary.reset_index().assign(test_accuracy_mean=float("nan")), inputs,
+                                          "provenance", "source")
+    assert nb.NOT_RUN in [t.get_text() for t in empty.axes[0].texts]
+    depth = nb.gather_runs("src-depth", nb.check_parameters("ci", [0], "cpu", False))
+    fig = plotting.depth_figure(depth.history(), depth.summary(["test_loss", "test_accuracy", "mean_epoch_time_s"],
+                                                               by=["model", "layers"]),
+                                lambda key: nb.network_label(*key), "provenance", "source")
+    assert len(fig.axes) == 5  # four panels and the loss axis twinned with the accuracy one
