@@ -627,3 +627,19 @@ def test_src_table2_helpers_look_up_the_paper_and_draw_with_or_without_runs():
                                                                by=["model", "layers"]),
                                 lambda key: nb.network_label(*key), "provenance", "source")
     assert len(fig.axes) == 5  # four panels and the loss axis twinned with the accuracy one
+
+
+def test_convergence_table_puts_the_released_logs_and_our_ecg_runs_beside_table2():
+    from reprolib import reference
+
+    params = nb.check_parameters("paper", None, "cpu", False)
+    runs = nb.brf_runs(params, ["ECG", "SHD"], ["brf", "alif"])
+    table = nb.convergence_table(runs, reference.brf_curves(), ["ECG", "SHD"], ["brf", "alif"])
+    assert len(table) == 2 * 2 * 3 and list(table.index.names) == ["task", "model", "reached"]
+    paper = reference.reported("brf-table2", column="epochs_to_95", task="ECG", model="BRF")
+    assert table.loc[("ECG", "BRF", "95%"), "paper"] == f"{paper:.0f}"
+    assert table.loc[("SHD", "BRF", "95%"), "ours"] == nb.NOT_RUN  # SHD is not here: its logs only
+    assert table.loc[("SHD", "BRF", "95%"), "released logs"] != nb.NOT_AVAILABLE
+    assert table.loc[("ECG", "ALIF", "100%"), "ours"] != nb.NOT_RUN  # the committed ECG runs have curves
+    others = nb.brf_table2_other_models(["ECG"])
+    assert not others.empty and not others.index.get_level_values("model").isin(["BRF", "RF", "ALIF"]).any()

@@ -39,7 +39,8 @@ from reprolib.notebook.nmnist_shift import split_gap, show_nmnist_offsets, shift
 from reprolib.notebook.brf import (BRF_TASKS, brf_neurons, brf_runs, sop_ratio, task_status_table, show_task_notes,
                                    tasks_provenance, PAPER_COLUMNS, TABLE1_KEYS, brf_table1_summary, brf_table1_parts,
                                    brf_accuracy_table, ALIF_BIAS_VARIANTS, alif_bias_comparison,
-                                   brf_per_run_table, brf_table1_other_models)
+                                   brf_per_run_table, brf_table1_other_models, CONVERGENCE_FRACTIONS, convergence_table,
+                                   brf_table2_other_models)
 from reprolib.notebook.src import TABLE2_COLUMNS, network_label, table2_number, table2_summary
 from reprolib.notebook.status import reproduction_status, spot_check_record, show_spot_check, show_published_reruns
 from reprolib.notebook.benchmarks import (BENCH_COLUMNS, ITERATION_COLUMNS, bench_code, bench_heading, bench_records,
@@ -56,6 +57,7 @@ __all__ = ["SCALES", "Parameters", "resolve_device", "check_choice", "check_subs
            "brf_neurons", "brf_runs", "sop_ratio", "task_status_table", "show_task_notes", "tasks_provenance", "PAPER_COLUMNS", "TABLE1_KEYS",
            "brf_table1_summary", "brf_table1_parts", "brf_accuracy_table", "ALIF_BIAS_VARIANTS", "alif_bias_comparison",
            "brf_per_run_table", "brf_table1_other_models",
+           "CONVERGENCE_FRACTIONS", "convergence_table", "brf_table2_other_models",
            "TABLE2_COLUMNS", "table2_number", "table2_summary", "network_label",
            "reproduction_status", "spot_check_record", "show_spot_check", "show_published_reruns",
            "BENCH_COLUMNS", "ITERATION_COLUMNS", "bench_records", "no_bench_note", "bench_code", "bench_heading",

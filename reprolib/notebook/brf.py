@@ -7,11 +7,11 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from reprolib.notebook.findings import compare_variants
+from reprolib.notebook.findings import compare_variants, convergence_epochs
 from reprolib.notebook.notes import dataset_note, settings_dropdown, show_markdown
 from reprolib.notebook.parameters import Parameters, check_subset
 from reprolib.notebook.runs import Runs, _root_preset, axis_choices, gather_runs
-from reprolib.notebook.tables import NOT_AVAILABLE, NOT_RUN, paper_vs_summary
+from reprolib.notebook.tables import NOT_AVAILABLE, NOT_RUN, paper_vs_ours, paper_vs_summary
 
 
 #: The BRF paper's tasks, named as its tables (and :mod:`reprolib.reference`) name them, and their presets.
@@ -205,10 +205,54 @@ def brf_per_run_table(runs: Mapping[str, Runs]) -> pd.DataFrame:
 def brf_table1_other_models(tasks: Sequence[str]) -> pd.DataFrame:
     """The rows of the paper's Table 1 for ``tasks`` whose models we do not train (other papers' networks), as
     reported."""
-    from reprolib import reference  # noqa: PLC0415
-
-    rows = reference.table("brf-table1")
-    trained = [neuron.upper() for neuron in brf_neurons()]
-    return rows[~rows.model.isin(trained) & rows.task.isin(tasks)][
+    return _untrained_rows("brf-table1", tasks)[
         ["task", "model", "architecture", "parameters", "test_accuracy", "test_accuracy_std", "sops",
          "sops_per_step", "sop_ratio", "note"]]
+
+
+def _untrained_rows(table: str, tasks: Sequence[str]) -> pd.DataFrame:
+    """The rows of the paper's ``table`` for ``tasks`` whose models are none of :func:`brf_neurons`."""
+    from reprolib import reference  # noqa: PLC0415
+
+    rows = reference.table(table)
+    trained = [neuron.upper() for neuron in brf_neurons()]
+    return rows[~rows.model.isin(trained) & rows.task.isin(tasks)]
+
+
+# --- the BRF paper's Table 2: epochs to a fraction of the final accuracy ----------------------------------------
+
+#: the fractions of the final accuracy Table 2 counts epochs to -> its columns
+CONVERGENCE_FRACTIONS = {0.95: "epochs_to_95", 0.98: "epochs_to_98", 1.0: "epochs_to_100"}
+
+
+def convergence_table(runs: Mapping[str, Runs], logs: pd.DataFrame, tasks: Sequence[str],
+                      neurons: Sequence[str]) -> pd.DataFrame:
+    """Table 2 beside ours: per task, model and fraction, the epochs the paper reports, those of the mean curve of
+    the authors' released logs (``logs``: :func:`reprolib.reference.brf_curves`; ECG and SHD only), and those of
+    the mean curve of our runs (:func:`reprolib.notebook.convergence_epochs`), indexed by task, model, fraction."""
+    from reprolib import reference  # noqa: PLC0415
+
+    rows = []
+    for task in tasks:
+        history = runs[task].history()
+        for neuron in neurons:
+            model = neuron.upper()
+            log = logs[(logs.task == task) & (logs.model == model)]
+            from_logs = convergence_epochs(log.groupby("epoch")["test_accuracy"].mean()) if len(log) else {}
+            ours = history[history["neuron"] == neuron] if len(history) else history
+            from_ours = convergence_epochs(ours.groupby("epoch")["test_accuracy"].mean()) if len(ours) else {}
+            for fraction, column in CONVERGENCE_FRACTIONS.items():
+                rows.append({"task": task, "model": model, "reached": f"{fraction:.0%}",
+                             "paper": reference.reported("brf-table2", column=column, task=task, model=model),
+                             "released logs": from_logs.get(fraction, float("nan")),
+                             "ours": from_ours.get(fraction, float("nan"))})
+    frame = pd.DataFrame(rows)
+    table = paper_vs_ours(frame, ["task", "model", "reached"], ours_std=None, runs=None, decimals=0)
+    table.insert(4, "released logs", frame["released logs"].map(lambda v: NOT_AVAILABLE if pd.isna(v) else f"{v:.0f}"))
+    return table.set_index(["task", "model", "reached"])
+
+
+def brf_table2_other_models(tasks: Sequence[str]) -> pd.DataFrame:
+    """The rows of the paper's Table 2 for ``tasks`` whose models we do not train (the balanced harmonic RF), as
+    reported."""
+    return _untrained_rows("brf-table2", tasks).drop(columns=["source", "section"]).set_index(["task", "model"])
