@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -411,6 +411,60 @@ def depth_figure(history: pd.DataFrame, summary: pd.DataFrame, label: Callable[[
     if done.empty:
         for a in (axes[0, 1], axes[1, 1]):
             no_data(a, NOT_RUN)
+    caption(fig, provenance, source)
+    return fig
+
+
+def sj_clock_figure(history: pd.DataFrame, paper: Mapping[str, pd.DataFrame], iterations_per_epoch: int,
+                    provenance: str, source: str):
+    """The clock-driven tutorial's curves beside ours: accuracy on training batches (top; the tutorial logs it per
+    iteration, ``iterations_per_epoch`` turn those into epochs) and on the test set (bottom), each end marked.
+    ``paper``: :func:`reprolib.reference.sj_lif_mnist_curves`; ``history``: our runs' curves (percent). The
+    tutorial counts epochs from 0; its test point of epoch ``e`` is drawn at ``e + 1``, after that epoch's
+    training, as ours. Returns the figure."""
+    fig, axes = figure(2, 1, width=8, height=2.8, sharex=True)
+    top, bottom = axes[:, 0]
+    top.plot(paper["train"]["iteration"] / iterations_per_epoch, paper["train"]["accuracy"], lw=0.8,
+             label="paper (training batch)", **PAPER_STYLE)
+    bottom.plot(paper["test"]["epoch"] + 1, paper["test"]["accuracy"], label="paper", **PAPER_STYLE)
+    last = paper["test"].iloc[-1]
+    mark(bottom, last["epoch"] + 1, last["accuracy"],
+         f"paper (epoch {int(last['epoch'])} counted from 0, {last['accuracy']:.1f})")
+    if not history.empty:
+        band(top, history, "epoch", "train_accuracy", label="ours (training epoch)")
+        band(bottom, history, "epoch", "test_accuracy", label="ours")
+        mean = history.groupby("epoch")["test_accuracy"].mean()
+        mark(bottom, mean.index[-1], mean.iloc[-1], f"ours ({mean.index[-1]}, {mean.iloc[-1]:.1f})",
+             color="C0", marker="^", side="right")
+    else:
+        no_data(bottom, NOT_RUN)
+    top.set(title="Accuracy on training batches", ylabel="accuracy (%)")
+    bottom.set(title="Accuracy on the test set", xlabel="epoch", ylabel="accuracy (%)")
+    top.legend(fontsize=8)
+    bottom.legend(fontsize=8, loc="lower center")
+    caption(fig, provenance, source)
+    return fig
+
+
+#: the recurrent tutorial's published panels: (title, its metric, its split, our history column)
+SJ_RECURRENT_PANELS = [("train loss", "loss", "train", "train_loss"),
+                       ("train accuracy (%)", "accuracy", "train", "train_accuracy"),
+                       ("\"test\" (%) = train set, eval mode", "accuracy", "train_eval", "train_eval_accuracy")]
+
+
+def sj_recurrent_figure(history: pd.DataFrame, paper: pd.DataFrame, names: Sequence[str], provenance: str,
+                        source: str):
+    """The recurrent tutorial's three published curves (:data:`SJ_RECURRENT_PANELS`) per model of ``names``
+    (dashed; ``paper``: :func:`reprolib.reference.sj_recurrent_curves`) beside ours (``history`` with ``model``
+    in the tutorial's names). Returns the figure."""
+    fig, axes = figure(1, 3, width=4.2, height=3.4)
+    for ax, (title, metric, split, ours_column) in zip(axes[0], SJ_RECURRENT_PANELS):
+        for name in names:
+            curve = paper[(paper.model == name) & (paper.metric == metric) & (paper.split == split)]
+            ax.plot(curve["epoch"] + 1, curve["value"], color=color(name), label=f"{name} (paper)", **PAPER_STYLE)
+        curves(ax, history, ours_column, "model", label=lambda m: f"{m} (ours)")
+        ax.set(title=title, xlabel="epoch")
+    axes[0, 0].legend(fontsize=7)
     caption(fig, provenance, source)
     return fig
 

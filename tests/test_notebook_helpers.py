@@ -643,3 +643,24 @@ def test_convergence_table_puts_the_released_logs_and_our_ecg_runs_beside_table2
     assert table.loc[("ECG", "ALIF", "100%"), "ours"] != nb.NOT_RUN  # the committed ECG runs have curves
     others = nb.brf_table2_other_models(["ECG"])
     assert not others.empty and not others.index.get_level_values("model").isin(["BRF", "RF", "ALIF"]).any()
+
+
+def test_spikingjelly_tables_and_figures_put_the_committed_runs_beside_the_tutorials():
+    from reprolib import plotting, reference
+
+    params = nb.check_parameters("paper", None, "cpu", False)
+    clock = nb.gather_runs("sj-clock-lif-mnist", params)
+    table = nb.sj_clock_table(clock).set_index("metric")
+    final = reference.reported("spikingjelly", model="2-layer LIF", metric="test_accuracy_final")
+    assert table.loc["test accuracy, last epoch (%)", "paper"] == f"{final:.2f}"
+    assert table.loc["best test accuracy over epochs (%)", "ours"] != nb.NOT_RUN  # the committed run
+    fig = plotting.sj_clock_figure(clock.history(), reference.sj_lif_mnist_curves(), 468, "provenance", "source")
+    assert [ax.get_title() for ax in fig.axes] == ["Accuracy on training batches", "Accuracy on the test set"]
+    recurrent = nb.gather_runs("sj-seq-fmnist", params)
+    table = nb.sj_recurrent_table(recurrent)
+    assert len(table) == 3 * len(nb.SJ_RECURRENT_METRICS)
+    loss = table[(table["model"] == "plain") & (table["metric"] == "train loss")].iloc[0]
+    assert len(loss["paper"].split(".")[1]) == 4  # losses to 4 decimals
+    history = recurrent.history().assign(model=lambda f: f["model"].str.removeprefix("sj-"))
+    fig = plotting.sj_recurrent_figure(history, reference.sj_recurrent_curves(), ["plain"], "provenance", "source")
+    assert [ax.get_title() for ax in fig.axes] == [panel[0] for panel in plotting.SJ_RECURRENT_PANELS]

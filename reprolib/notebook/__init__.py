@@ -15,6 +15,7 @@ A notebook of the book states its parameters (papermill ``parameters`` cell), ca
 * :mod:`~reprolib.notebook.runs`: :func:`gather_runs`, the records of one page as :class:`Runs`;
 * :mod:`~reprolib.notebook.findings`: what the records say where a number misses the paper's;
 * :mod:`~reprolib.notebook.nmnist_shift`: the N-MNIST subset's train-vs-test position offset;
+* :mod:`~reprolib.notebook.spikingjelly`: the SpikingJelly tutorials' published numbers beside ours;
 * :mod:`~reprolib.notebook.src`: the SRC paper's Table 2 beside ours;
 * :mod:`~reprolib.notebook.brf`: the BRF pages, one experiment per task (:data:`BRF_TASKS`);
 * :mod:`~reprolib.notebook.status`: the whole book's reproduction status, spot check and whole re-runs;
@@ -42,6 +43,7 @@ from reprolib.notebook.brf import (BRF_TASKS, brf_neurons, brf_runs, sop_ratio, 
                                    brf_per_run_table, brf_table1_other_models, CONVERGENCE_FRACTIONS, convergence_table,
                                    brf_table2_other_models)
 from reprolib.notebook.src import TABLE2_COLUMNS, network_label, table2_number, table2_summary
+from reprolib.notebook.spikingjelly import SJ_RECURRENT_METRICS, sj_clock_table, sj_recurrent_table
 from reprolib.notebook.status import reproduction_status, spot_check_record, show_spot_check, show_published_reruns
 from reprolib.notebook.benchmarks import (BENCH_COLUMNS, ITERATION_COLUMNS, bench_code, bench_heading, bench_records,
                                           no_bench_note, show_bench_record)
@@ -59,6 +61,7 @@ __all__ = ["SCALES", "Parameters", "resolve_device", "check_choice", "check_subs
            "brf_per_run_table", "brf_table1_other_models",
            "CONVERGENCE_FRACTIONS", "convergence_table", "brf_table2_other_models",
            "TABLE2_COLUMNS", "table2_number", "table2_summary", "network_label",
+           "SJ_RECURRENT_METRICS", "sj_clock_table", "sj_recurrent_table",
            "reproduction_status", "spot_check_record", "show_spot_check", "show_published_reruns",
            "BENCH_COLUMNS", "ITERATION_COLUMNS", "bench_records", "no_bench_note", "bench_code", "bench_heading",
            "show_bench_record"]
