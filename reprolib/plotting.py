@@ -5,8 +5,13 @@
 * :func:`mark` annotates a point (e.g. the last value, or where 95 % of the final accuracy is reached);
 * :func:`caption` writes the provenance line (and the source's citation) under the figure;
 * :func:`curve_panels` and :func:`errorbars` draw run records (per-epoch curves, mean ± std summaries);
-* the BRF pages' figures: :func:`pixel_sequence_figure`, :func:`ecg_figure`, :func:`shd_figure` (the datasets)
-  and :func:`resonator_figure`, :func:`frequency_response_figure` (single neurons, see :mod:`reprolib.resonance`).
+* the BRF pages' figures: :func:`pixel_sequence_figure`, :func:`ecg_figure`, :func:`shd_figure` (the datasets),
+  :func:`resonator_figure`, :func:`frequency_response_figure` (single neurons, see :mod:`reprolib.resonance`) and
+  :func:`convergence_figure`;
+* the sources' curves or numbers beside ours: :func:`sj_clock_figure`, :func:`sj_recurrent_figure` (the SpikingJelly
+  tutorials), :func:`paper_scatter_figure` (ours against a table's numbers), :func:`depth_figure` (SRC Figure 5),
+  :func:`row_profile_figure` and :func:`shift_probe_figure` (the N-MNIST subset's offset);
+* :func:`speedup_figure`: the kernel benchmark's speed-up over the PyTorch loop.
 """
 
 from __future__ import annotations
@@ -362,19 +367,19 @@ def speedup_figure(rows: pd.DataFrame, title: str):
     return fig
 
 
-def paper_scatter_figure(summary: pd.DataFrame, markers: Sequence[str], provenance: str, source: str):
+def paper_scatter_figure(summary: pd.DataFrame, inputs: Sequence[str], title: str, provenance: str, source: str):
     """Ours against the paper's number, one point per cell (``summary``: rows with ``neuron``, ``input``,
-    ``paper`` and ``test_accuracy_mean``; NaN rows left out), coloured by neuron, one marker per input in the order
-    of ``markers``, with the diagonal where ours equals the paper's. Returns the figure."""
+    ``paper`` and ``test_accuracy_mean``; NaN rows left out), coloured by neuron, one marker per input (up to five,
+    in the order of ``inputs``), with the diagonal where ours equals the paper's. Returns the figure."""
     fig, axes = figure(1, 1, width=5, height=4.4)
     ax = axes[0, 0]
     done = summary.dropna(subset=["test_accuracy_mean", "paper"])
     for (neuron, name), group in done.groupby(["neuron", "input"]):
         ax.scatter(group["paper"], group["test_accuracy_mean"], color=color(neuron),
-                   marker="osD^v"[list(markers).index(name)], label=f"{neuron}, {name}", s=25)
+                   marker="osD^v"[list(inputs).index(name)], label=f"{neuron}, {name}", s=25)
     low = min([70.0, *done["test_accuracy_mean"]]) if len(done) else 70.0
     ax.plot([low, 100], [low, 100], color="0.5", lw=0.8)
-    ax.set(xlabel="paper test accuracy (%)", ylabel="ours (%)", title="Table 2: ours vs paper")
+    ax.set(xlabel="paper test accuracy (%)", ylabel="ours (%)", title=title)
     if len(done):
         ax.legend(fontsize=6, ncol=2)
     else:

@@ -1,5 +1,6 @@
-"""Pages over several experiments: the BRF paper's tasks (S-MNIST, PS-MNIST, ECG, SHD), one preset each, and its
-Table 1 beside ours."""
+"""Pages over several experiments: the BRF paper's tasks (S-MNIST, PS-MNIST, ECG, SHD), one preset each; its
+Table 1 (accuracy, SOPs, parameters) and Table 2 (epochs to converge) beside ours; and the comparison that looks
+for the cause of our ECG ALIF's miss."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pandas as pd
 from reprolib.notebook.findings import compare_variants, convergence_epochs
 from reprolib.notebook.notes import dataset_note, settings_dropdown, show_markdown
 from reprolib.notebook.parameters import Parameters, check_subset
-from reprolib.notebook.runs import Runs, _root_preset, axis_choices, gather_runs
+from reprolib.notebook.runs import Runs, root_preset, axis_choices, gather_runs
 from reprolib.notebook.tables import NOT_AVAILABLE, NOT_RUN, paper_vs_ours, paper_vs_summary
 
 
@@ -37,7 +38,7 @@ def brf_runs(params: Parameters, tasks: Sequence[str], neurons: Sequence[str], l
     runs = {}
     for task in tasks:
         experiment = BRF_TASKS[task]
-        extra = {"labels": [labels]} if "labels" in [a.name for a in _root_preset(experiment).axes] else {}
+        extra = {"labels": [labels]} if "labels" in [a.name for a in root_preset(experiment).axes] else {}
         runs[task] = gather_runs(experiment, params, neuron=list(neurons), **extra)
         table = runs[task].table
         if not table.empty and {"test_activity", "model_options.hidden"} <= set(table.columns):
@@ -92,26 +93,30 @@ def tasks_provenance(runs: Mapping[str, Runs]) -> str:
 # --- the BRF paper's Table 1 beside ours ----------------------------------------------------------------------
 
 #: Table 1's columns (:func:`reprolib.reference.table`) -> their names beside ours
-PAPER_COLUMNS = {"architecture": "paper architecture", "test_accuracy": "paper accuracy",
-                 "test_accuracy_std": "paper accuracy std", "sops": "paper SOPs", "sops_per_step": "paper SOPs/step",
-                 "sop_ratio": "paper SOP ratio", "parameters": "paper parameters"}
+BRF_TABLE1_COLUMNS = {"architecture": "paper architecture", "test_accuracy": "paper accuracy",
+                      "test_accuracy_std": "paper accuracy std", "sops": "paper SOPs",
+                      "sops_per_step": "paper SOPs/step", "sop_ratio": "paper SOP ratio",
+                      "parameters": "paper parameters"}
 #: the columns that name one row of :func:`brf_table1_parts`
-TABLE1_KEYS = ["task", "model", "paper architecture"]
+BRF_TABLE1_KEYS = ["task", "model", "paper architecture"]
 
 
-def _paper_table1() -> pd.DataFrame:
+def _beside_table1(runs: Mapping[str, Runs], metrics: list[str]) -> pd.DataFrame:
+    """Our summary of ``metrics`` per task and neuron, with ``model`` (the paper's name: our label in upper case)
+    and the paper's row of Table 1 (:data:`BRF_TABLE1_COLUMNS`) beside it."""
     from reprolib import reference  # noqa: PLC0415
 
-    return reference.table("brf-table1").rename(columns=PAPER_COLUMNS)[["task", "model", *PAPER_COLUMNS.values()]]
+    paper = reference.table("brf-table1").rename(columns=BRF_TABLE1_COLUMNS)[
+        ["task", "model", *BRF_TABLE1_COLUMNS.values()]]
+    summary = pd.concat([task_runs.summary(metrics, by=["neuron"]).assign(task=task)
+                         for task, task_runs in runs.items()], ignore_index=True)
+    return summary.assign(model=summary["neuron"].str.upper()).merge(paper, on=["task", "model"], how="left")
 
 
 def brf_table1_summary(runs: Mapping[str, Runs]) -> pd.DataFrame:
     """Our summary per task and neuron (accuracy, SOPs per sample and per step, parameters, the SOP ratio to the
     task's ALIF) beside the paper's row of Table 1 (its model names are our labels in upper case)."""
-    metrics = ["test_accuracy", "test_spikes_per_sample", "test_sops_per_step", "n_parameters"]
-    summary = pd.concat([task_runs.summary(metrics, by=["neuron"]).assign(task=task)
-                         for task, task_runs in runs.items()], ignore_index=True)
-    summary = summary.assign(model=summary["neuron"].str.upper()).merge(_paper_table1(), on=["task", "model"], how="left")
+    summary = _beside_table1(runs, ["test_accuracy", "test_spikes_per_sample", "test_sops_per_step", "n_parameters"])
     summary["paper architecture"] = summary["paper architecture"].fillna(NOT_AVAILABLE)
     summary["sop_ratio_mean"] = sop_ratio(summary)  # SOPs over the same task's ALIF, as the paper's ratio
     return summary
@@ -119,12 +124,12 @@ def brf_table1_summary(runs: Mapping[str, Runs]) -> pd.DataFrame:
 
 def brf_table1_parts(runs: Mapping[str, Runs]) -> dict[str, pd.DataFrame]:
     """Table 1 beside ours, one paper-vs-ours table per quantity (narrow enough to read beside the text), rows
-    named by :data:`TABLE1_KEYS`. The accuracy table also shows the authors' released logs (ECG, SHD) under the
+    named by :data:`BRF_TABLE1_KEYS`. The accuracy table also shows the authors' released logs (ECG, SHD) under the
     same selection rule: the like-for-like reference for our ALIF."""
     from reprolib import reference  # noqa: PLC0415
 
     summary = brf_table1_summary(runs)
-    keys = TABLE1_KEYS
+    keys = BRF_TABLE1_KEYS
     parts = {
         "test accuracy (%)": paper_vs_summary(summary, "test_accuracy", keys, paper="paper accuracy",
                                               paper_std="paper accuracy std"),
@@ -148,13 +153,8 @@ def brf_table1_parts(runs: Mapping[str, Runs]) -> dict[str, pd.DataFrame]:
 
 def brf_accuracy_table(runs: Mapping[str, Runs]) -> pd.DataFrame:
     """The test accuracy alone, ours beside Table 1's, per task and model (e.g. for the ECG masked variant)."""
-    rows = []
-    for task, task_runs in runs.items():
-        summary = task_runs.summary(["test_accuracy"], by=["neuron"])
-        rows.append(summary.assign(task=task, model=summary["neuron"].str.upper()))
-    summary = pd.concat(rows, ignore_index=True).merge(_paper_table1(), on=["task", "model"], how="left")
-    return paper_vs_summary(summary, "test_accuracy", ["task", "model"], paper="paper accuracy",
-                            paper_std="paper accuracy std")
+    return paper_vs_summary(_beside_table1(runs, ["test_accuracy"]), "test_accuracy", ["task", "model"],
+                            paper="paper accuracy", paper_std="paper accuracy std")
 
 
 #: the variants of the ``brf-ecg-alif-bias`` preset, as the ECG ALIF comparison names them
@@ -168,7 +168,8 @@ def alif_bias_comparison(ecg: Runs | None, probe: Runs) -> pd.DataFrame:
     """Why our ECG ALIF misses the paper's: one row per variant (:func:`compare_variants`) -- our ALIF without
     biases (``ecg``: the ``brf-ecg`` runs, or None), with biases at batch 64 and at the released script's batch 4
     (``probe``: the ``brf-ecg-alif-bias`` runs) -- then the authors' released ALIF logs and the paper's reported
-    number (taken from Yin et al.'s larger network)."""
+    number, which Table 1 takes from Yin et al.'s ALIF network of the same size, not from a run of the paper's
+    code (its row's note says so)."""
     from reprolib import reference  # noqa: PLC0415
 
     plain = ecg.table if ecg is not None else pd.DataFrame()
@@ -203,8 +204,8 @@ def brf_per_run_table(runs: Mapping[str, Runs]) -> pd.DataFrame:
 
 
 def brf_table1_other_models(tasks: Sequence[str]) -> pd.DataFrame:
-    """The rows of the paper's Table 1 for ``tasks`` whose models we do not train (other papers' networks), as
-    reported."""
+    """The rows of the paper's Table 1 for ``tasks`` whose models we do not train (other papers' networks and the
+    balanced harmonic RF of the paper's Algorithm 2), as reported."""
     return _untrained_rows("brf-table1", tasks)[
         ["task", "model", "architecture", "parameters", "test_accuracy", "test_accuracy_std", "sops",
          "sops_per_step", "sop_ratio", "note"]]

@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping, Sequence
 import pandas as pd
 
 from reprolib.notebook.runs import Runs
-from reprolib.notebook.tables import NOT_RUN, _missing
+from reprolib.notebook.tables import NOT_RUN, is_missing
 
 
 def convergence_epochs(curve: pd.Series, fractions: Sequence[float] = (0.95, 0.98, 1.0)) -> dict:
@@ -95,14 +95,14 @@ def _miss(name: str, group: pd.DataFrame, reported: float, reported_std: float |
     accuracy = group["test_accuracy"].astype(float)
     mean, n = accuracy.mean(), len(accuracy)
     diff = mean - reported
-    tolerance = 1.0 if _missing(reported_std) else float(reported_std)
+    tolerance = 1.0 if is_missing(reported_std) else float(reported_std)
     runs = f"{n} run{'s' if n != 1 else ''}"
     if abs(diff) <= tolerance:
         return True, f"{name} ({diff:+.2f} pp, {runs})"
-    paper_text = f"{reported:.2f}".rstrip("0").rstrip(".") + ("" if _missing(reported_std) else f" ± {float(reported_std):.1f}")
+    paper_text = f"{reported:.2f}".rstrip("0").rstrip(".") + ("" if is_missing(reported_std) else f" ± {float(reported_std):.1f}")
     return False, (f"**{name}**: ours {_mean_spread(accuracy)} % ({runs}) against the paper's {paper_text} %, "
                    f"{abs(diff):.2f} pp {'below' if diff < 0 else 'above'}"
-                   + ("" if _missing(reported_std) else ", outside its std")
+                   + ("" if is_missing(reported_std) else ", outside its std")
                    + (", within 1 pp." if abs(diff) <= 1 else ", more than 1 pp."))
 
 
@@ -166,7 +166,7 @@ def accuracy_findings(runs: Mapping[str, Runs], paper: pd.DataFrame, released: p
         for label, group in table.groupby(by, sort=False):
             model = str(label).upper()
             row = paper[(paper["task"] == task) & (paper["model"] == model)]
-            if row.empty or _missing(row["test_accuracy"].iloc[0]):
+            if row.empty or is_missing(row["test_accuracy"].iloc[0]):
                 continue
             ok, text = _miss(f"{task} {model}", group, float(row["test_accuracy"].iloc[0]),
                              row["test_accuracy_std"].iloc[0])
@@ -208,7 +208,7 @@ def table_findings(table: pd.DataFrame, by: Sequence[str], reported: Callable[[d
     for values, group in table.groupby(list(by), sort=False):
         cell = dict(zip(by, values if isinstance(values, tuple) else (values,)))
         paper = reported(cell)
-        if paper is None or _missing(paper):
+        if paper is None or is_missing(paper):
             continue
         ok, text = _miss(name(cell), group, float(paper), None)
         if ok:
@@ -264,9 +264,9 @@ def paired_gap(table: pd.DataFrame, by: Sequence[str], pair: str, first: str, se
         ours = a[seeds].mean() - b[seeds].mean()
         wins = int((a[seeds] > b[seeds]).sum())
         p_first, p_second = reported({**cell, pair: first}), reported({**cell, pair: second})
-        paper = (float("nan") if p_first is None or p_second is None or _missing(p_first) or _missing(p_second)
+        paper = (float("nan") if p_first is None or p_second is None or is_missing(p_first) or is_missing(p_second)
                  else float(p_first) - float(p_second))
-        same = None if _missing(paper) or ours == 0 or paper == 0 else bool((ours > 0) == (paper > 0))
+        same = None if is_missing(paper) or ours == 0 or paper == 0 else bool((ours > 0) == (paper > 0))
         rows.append({**cell, "paper": paper, "ours": ours, "wins": f"{wins} of {len(seeds)}", "same order": same})
     return pd.DataFrame(rows, columns=[*by, "paper", "ours", "wins", "same order"])
 

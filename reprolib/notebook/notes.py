@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shlex
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
 
 from reprolib.notebook.parameters import check_choice
 from reprolib.notebook.tables import NOT_RUN
@@ -78,3 +80,13 @@ def settings_dropdown(experiments: Sequence[str]) -> str:
 
     body = "\n\n".join(f"**`{name}`**: {get_preset(name).notes}" for name in experiments)
     return f"```{{dropdown}} Settings, open choices and deviations from the source\n{body}\n```"
+
+
+def show_tables(parts: Mapping[str, pd.DataFrame], index: Sequence[str]) -> None:
+    """Display each table of ``parts`` (name -> paper-vs-ours table) under its name in bold, indexed by ``index``:
+    one table per quantity, narrow enough to read beside the text."""
+    from IPython.display import display  # noqa: PLC0415
+
+    for name, part in parts.items():
+        show_markdown(f"**{name}**")
+        display(part.set_index(list(index)))

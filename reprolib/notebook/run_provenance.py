@@ -33,7 +33,7 @@ def _backend(row: Mapping) -> str:
     return str(_lookup(row, "config.backend", "backend", default="torch"))
 
 
-def _device_text(row: Mapping, always_backend: bool = False) -> str:
+def device_text(row: Mapping, always_backend: bool = False) -> str:
     """The device, and the backend where it is not the PyTorch default (or always, to tell runs apart)."""
     device = str(_lookup(row, "provenance.device_name", "provenance.device", default="unknown"))
     backend = _backend(row)
@@ -56,12 +56,13 @@ def record_info(record: Mapping) -> dict:
         "scale": _lookup(row, "scale", "config.scale", "provenance.scale", default="?"),
         "seed": _lookup(row, "seed", "config.seed", default="?"),
         "code": version,
-        "device": _device_text(row),
+        "device": device_text(row),
         "date": str(date)[:10] if date else "unknown",
     }
 
 
-def _rows(records) -> list[Mapping]:
+def record_rows(records) -> list[Mapping]:
+    """The rows of a records table (its ``history`` column left out) or a list of record dicts, as mappings."""
     if isinstance(records, pd.DataFrame):
         return records.drop(columns=["history"], errors="ignore").to_dict("records")
     return list(records)
@@ -74,10 +75,10 @@ def _join(values: Iterable, separator: str = ", ") -> str:
 
 def provenance(records) -> dict:
     """Summary of a set of runs (records table or record dicts): scales, seeds, code versions, devices, dates."""
-    rows = [_flat(r) for r in _rows(records)]
+    rows = [_flat(r) for r in record_rows(records)]
     infos = [record_info(r) for r in rows]
     mixed = len({_backend(r) for r in rows}) > 1  # a mix: name each backend, the default one too
-    devices = [_device_text(r, always_backend=mixed) for r in rows]
+    devices = [device_text(r, always_backend=mixed) for r in rows]
     dates = sorted(i["date"] for i in infos if i["date"] != "unknown")
     return {
         "runs": len(infos),

@@ -12,8 +12,8 @@ import pandas as pd
 from reprolib.notebook.notes import (dataset_note, dataset_status, missing_runs_note, settings_dropdown,
                                      show_markdown, sweep_command)
 from reprolib.notebook.parameters import Parameters
-from reprolib.notebook.run_provenance import _device_text, _rows, provenance_line, record_info
-from reprolib.notebook.tables import _missing, to_percent
+from reprolib.notebook.run_provenance import device_text, record_rows, provenance_line, record_info
+from reprolib.notebook.tables import is_missing, to_percent
 
 
 @dataclass
@@ -118,7 +118,7 @@ class Runs:
         if self.table.empty:
             return pd.DataFrame(columns=columns)
         rows = []
-        for row in _rows(self.table):
+        for row in record_rows(self.table):
             info = record_info(row)
             earlier = row.get("provenance.earlier_sessions")  # records table: each session as sorted item pairs
             sessions = [dict(x) if not isinstance(x, Mapping) else x for x in earlier] if isinstance(earlier, (list, tuple)) else []
@@ -126,12 +126,12 @@ class Runs:
             code = info["code"] + (f" (resumed; earlier {', '.join(dict.fromkeys(commits))})" if commits else "")
             value = row.get(metric)
             rows.append({**{axis: row.get(axis) for axis in self.axes}, "seed": info["seed"],
-                         metric: round(float(value), 2) if not _missing(value) else None, "code": code,
-                         "device": _device_text(row, always_backend=True), "date": info["date"],
+                         metric: round(float(value), 2) if not is_missing(value) else None, "code": code,
+                         "device": device_text(row, always_backend=True), "date": info["date"],
                          "record": str(row.get("config_hash", ""))[:16]})
         # numbers (layers, seeds) sort as numbers, labels as text; a missing seed ("?") goes last
         def order(value):
-            return (0, value, "") if isinstance(value, numbers.Real) and not _missing(value) else (1, math.inf, str(value))
+            return (0, value, "") if isinstance(value, numbers.Real) and not is_missing(value) else (1, math.inf, str(value))
 
         rows.sort(key=lambda r: tuple(order(r[key]) for key in (*self.axes, "seed")))
         return pd.DataFrame(rows, columns=columns)
@@ -143,7 +143,7 @@ class Runs:
             return ""
 
         def cell(value) -> str:  # a | or a line break inside a value would split the table
-            return "" if _missing(value) else str(value).replace("|", "\\|").replace("\n", " ")
+            return "" if is_missing(value) else str(value).replace("|", "\\|").replace("\n", " ")
 
         header = "| " + " | ".join(cell(c) for c in frame.columns) + " |\n|" + "---|" * len(frame.columns)
         lines = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
@@ -161,7 +161,7 @@ class Runs:
         show_markdown(settings_dropdown([self.experiment]))
 
 
-def _root_preset(experiment: str):
+def root_preset(experiment: str):
     """The preset that defines ``experiment``'s grid: its own, or that of the preset it is derived from."""
     from reprolib.experiments import get_preset
 
@@ -175,7 +175,7 @@ def axis_labels(experiment: str, scale: str, seeds: Sequence[int], configs: Sequ
     """One row per config: ``config_hash``, ``seed`` and the label of each grid axis of ``experiment``."""
     from reprolib.experiments import get_configs
 
-    root = _root_preset(experiment)
+    root = root_preset(experiment)
     rows = {c.hash: {"config_hash": c.hash, "seed": c.seed} for c in configs}
     for ax in root.axes:
         requested = overrides.get(ax.name)
@@ -194,7 +194,7 @@ def axis_labels(experiment: str, scale: str, seeds: Sequence[int], configs: Sequ
 
 def axis_choices(experiment: str, axis: str) -> list:
     """The labels of grid axis ``axis`` of ``experiment``'s preset (its source preset's, for a derived one)."""
-    root = _root_preset(experiment)
+    root = root_preset(experiment)
     for ax in root.axes:
         if ax.name == axis:
             return list(ax.choices)

@@ -9,26 +9,26 @@ import pandas as pd
 from reprolib.notebook.runs import Runs
 
 #: our ``input`` labels of the ``src-table2`` grid -> the (dataset, encoding) of Table 2's column
-TABLE2_COLUMNS = {"mnist-rate": ("MNIST", "rate"), "mnist-latency": ("MNIST", "latency"),
+SRC_TABLE2_COLUMNS = {"mnist-rate": ("MNIST", "rate"), "mnist-latency": ("MNIST", "latency"),
                   "fmnist-rate": ("Fashion-MNIST", "rate"), "fmnist-latency": ("Fashion-MNIST", "latency"),
                   "nmnist": ("N-MNIST", "events")}
 
 
-def table2_number(cell: Mapping) -> float | None:
+def src_table2_number(cell: Mapping) -> float | None:
     """Table 2's number for one cell (``input``, ``layers``, ``model``) of our grid; None where it gives none."""
     from reprolib import reference  # noqa: PLC0415
 
-    dataset, encoding = TABLE2_COLUMNS[cell["input"]]
+    dataset, encoding = SRC_TABLE2_COLUMNS[cell["input"]]
     return reference.reported("src-table2", layers=int(cell["layers"]), neuron=cell["model"].upper(),
                               dataset=dataset, encoding=encoding)
 
 
-def table2_summary(runs: Runs) -> pd.DataFrame:
+def src_table2_summary(runs: Runs) -> pd.DataFrame:
     """Our mean test accuracy per input, depth and model, with ``neuron`` (the paper's name: SRC, LIF) and
     ``paper`` (Table 2's number, NaN where it gives none) beside it."""
     summary = runs.summary(["test_accuracy"], by=["input", "layers", "model"])
     summary["neuron"] = summary["model"].str.upper()
-    summary["paper"] = [table2_number(row) for row in summary.to_dict("records")]
+    summary["paper"] = [src_table2_number(row) for row in summary.to_dict("records")]
     return summary
 
 

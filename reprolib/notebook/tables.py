@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import pandas as pd
 
@@ -17,7 +17,8 @@ def _fmt(value: float, decimals: int) -> str:
     return f"{value:.{decimals}f}"
 
 
-def _missing(value) -> bool:
+def is_missing(value) -> bool:
+    """Whether a table cell holds no number: ``None`` or NaN."""
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
@@ -35,21 +36,21 @@ def paper_vs_ours(frame: pd.DataFrame, index: Sequence[str], paper: str = "paper
     rows = []
     for _, row in frame.iterrows():
         p, o = row.get(paper), row.get(ours)
-        decimals = int(row["decimals"]) if "decimals" in row and not _missing(row["decimals"]) else default_decimals
-        p_text = NOT_AVAILABLE if _missing(p) else _fmt(p, decimals)
-        if not _missing(p) and paper_std and not _missing(row.get(paper_std)):
+        decimals = int(row["decimals"]) if "decimals" in row and not is_missing(row["decimals"]) else default_decimals
+        p_text = NOT_AVAILABLE if is_missing(p) else _fmt(p, decimals)
+        if not is_missing(p) and paper_std and not is_missing(row.get(paper_std)):
             p_text += f" ± {_fmt(row[paper_std], decimals)}"
-        if _missing(o):
+        if is_missing(o):
             o_text = NOT_RUN
         else:
             o_text = _fmt(o, decimals)
-            if ours_std and ours_std in row and not _missing(row[ours_std]):
+            if ours_std and ours_std in row and not is_missing(row[ours_std]):
                 o_text += f" ± {_fmt(row[ours_std], decimals)}"
-            if runs and runs in row and not _missing(row[runs]):
+            if runs and runs in row and not is_missing(row[runs]):
                 o_text += f" (n={int(row[runs])})"
-        if _missing(p):
+        if is_missing(p):
             d_text = NOT_AVAILABLE
-        elif _missing(o):
+        elif is_missing(o):
             d_text = NOT_RUN
         else:
             d_text = f"{o - p:+.{decimals}f}"
@@ -94,14 +95,3 @@ def to_percent(frame: pd.DataFrame) -> pd.DataFrame:
             frame[column] = frame[column] * 100.0
     return frame
 
-
-def show_tables(parts: Mapping[str, pd.DataFrame], index: Sequence[str]) -> None:
-    """Display each table of ``parts`` (name -> paper-vs-ours table) under its name in bold, indexed by ``index``:
-    one table per quantity, narrow enough to read beside the text."""
-    from IPython.display import display  # noqa: PLC0415
-
-    from reprolib.notebook.notes import show_markdown  # noqa: PLC0415 (notes imports this module)
-
-    for name, part in parts.items():
-        show_markdown(f"**{name}**")
-        display(part.set_index(list(index)))
