@@ -11,7 +11,8 @@
 * the sources' curves or numbers beside ours: :func:`sj_clock_figure`, :func:`sj_recurrent_figure` (the SpikingJelly
   tutorials), :func:`paper_scatter_figure` (ours against a table's numbers), :func:`depth_figure` (SRC Figure 5),
   :func:`row_profile_figure` and :func:`shift_probe_figure` (the N-MNIST subset's offset);
-* :func:`speedup_figure`: the kernel benchmark's speed-up over the PyTorch loop.
+* :func:`speedup_figure`: the kernel benchmark's speed-up over the PyTorch loop;
+* :func:`charge_fire_reset_figure`: IF / LIF traces of :func:`reprolib.neurons.simulate_integrate_fire`.
 """
 
 from __future__ import annotations
@@ -351,6 +352,28 @@ def frequency_response_figure(frequencies, responses: dict):
         ax.axvline(omega, color=line.get_color(), ls=":", lw=1)
     ax.set(xlabel="input frequency (rad/s)", ylabel="mean |u|", title="BRF frequency response")
     ax.legend(fontsize=8)
+    return fig
+
+
+def charge_fire_reset_figure(traces: Mapping[tuple[str, str], Mapping], v_threshold: float = 1.0):
+    """One panel per neuron (rows) and reset (columns) of ``traces`` (``{(neuron, reset): trace}``, each trace as
+    :func:`reprolib.neurons.simulate_integrate_fire` returns it for one neuron): ``V`` after the reset (line),
+    ``H`` before it (dots), the spikes (ticks at the top) and the threshold. Returns the figure."""
+    rows = list(dict.fromkeys(neuron for neuron, _ in traces))
+    cols = list(dict.fromkeys(reset for _, reset in traces))
+    fig, axes = figure(len(rows), len(cols), width=5, height=2.8, sharex=True)
+    for (neuron, reset), trace in traces.items():
+        ax = axes[rows.index(neuron), cols.index(reset)]
+        t = np.arange(len(trace["v"]))
+        spiked = np.asarray(trace["s"]) > 0
+        ax.plot(t, trace["v"], label="V[t] (after reset)")
+        ax.plot(t, trace["h"], ".", ms=4, label="H[t] (charged)")
+        ax.vlines(t[spiked], 1.25, 1.45, color="k", lw=1.5)
+        ax.axhline(v_threshold, color="r", ls="--", lw=0.8, label="V_th")
+        ax.set(title=f"{neuron}, {reset}", ylim=(-0.1, 1.5))
+    for ax in axes[-1]:
+        ax.set_xlabel("time step t")
+    axes[0, 0].legend(fontsize=7, loc="lower right")
     return fig
 
 

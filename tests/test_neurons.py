@@ -369,3 +369,29 @@ def test_resonate_pairs_take_json_lists_of_ints_and_numpy_scalars():
     assert 5.0 <= brf.omega.min().item() and brf.omega.max().item() <= 10.0
     alif = neurons.ALIFCell(4, 3, tau_mem=[20, 5], tau_adp=(np.float32(150.0), np.int64(10)))
     assert alif.tau_mem.shape == (3,) and alif.tau_adp.dtype == torch.float32
+
+
+def test_simulate_integrate_fire_keeps_the_charged_and_the_reset_potential():
+    import pytest
+    import torch
+
+    from reprolib.neurons import IFParameters, LIFNode, LIFParameters, simulate_integrate_fire
+
+    x = torch.full((8,), 0.3)
+    hard = simulate_integrate_fire(x, IFParameters())
+    assert hard["s"].tolist() == [0, 0, 0, 1, 0, 0, 0, 1]  # 0.3, 0.6, 0.9, 1.2 -> fires, resets to 0, again
+    assert torch.allclose(hard["h"][:4], torch.tensor([0.3, 0.6, 0.9, 1.2])) and hard["v"][3] == 0.0
+    soft = simulate_integrate_fire(x, IFParameters(v_reset=None))
+    assert torch.isclose(soft["v"][3], torch.tensor(0.2)) and soft["h"][3] > 1.0  # the overshoot is kept
+    assert soft["s"].sum() >= hard["s"].sum()
+    # the LIF trace fires exactly where the module does, and its H is the module's charge before the reset
+    drive = torch.linspace(0.5, 2.5, 40).unsqueeze(1)  # [T, 1]: one neuron
+    lif = simulate_integrate_fire(drive, LIFParameters(tau=5.0))
+    node = LIFNode(tau=5.0, step_mode="m")
+    with torch.no_grad():
+        assert torch.equal(lif["s"], node(drive))
+    assert lif["s"].sum() > 0 and torch.all(lif["h"][lif["s"] > 0] >= 1.0)
+    with pytest.raises(ValueError, match="IFParameters or LIFParameters, got dict"):
+        simulate_integrate_fire(x, {"tau": 2.0})
+    with pytest.raises(ValueError, match="expected a non-empty sequence"):
+        simulate_integrate_fire(torch.zeros(0), IFParameters())

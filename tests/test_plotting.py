@@ -279,3 +279,16 @@ def test_figure_helpers_name_a_bad_argument():
         plotting.pixel_sequence_figure(np.zeros((28, 28)), 0, 0, np.arange(784), 2.5)
     with pytest.raises(ValueError, match="bin_ms=0 must be a positive number"):
         plotting.shd_figure(np.zeros((10, 4)), 0, 0, bin_ms=0)
+
+
+def test_charge_fire_reset_figure_has_one_panel_per_neuron_and_reset_with_its_spikes():
+    from reprolib.neurons import IFParameters, simulate_integrate_fire
+
+    x = torch.full((8,), 0.3)
+    traces = {("IF", reset): simulate_integrate_fire(x, IFParameters(v_reset=v_reset))
+              for reset, v_reset in (("hard", 0.0), ("soft", None))}
+    fig = plotting.charge_fire_reset_figure(traces)
+    assert [ax.get_title() for ax in fig.axes] == ["IF, hard", "IF, soft"]
+    ticks = fig.axes[0].collections[0]  # the spike ticks: one segment per spike
+    assert len(ticks.get_segments()) == int(traces[("IF", "hard")]["s"].sum()) == 2
+    plt.close(fig)

@@ -29,6 +29,7 @@ from reprolib.neurons.integrate_fire import (
     lif_charge,
     lif_multistep,
     lif_step,
+    simulate_integrate_fire,
 )
 from reprolib.neurons.src import (
     SpikingRecurrentCell,

@@ -24,6 +24,7 @@ the state ``v`` between calls. A fused kernel plugs in by registering a function
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple
 
 import torch
@@ -44,6 +45,7 @@ __all__ = [
     "lif_step",
     "if_multistep",
     "lif_multistep",
+    "simulate_integrate_fire",
     "IFNode",
     "LIFNode",
     "MultiStepIFNode",
@@ -121,6 +123,32 @@ def if_multistep(x_seq: Tensor, v0: Tensor, p: IFParameters = IFParameters()) ->
 def lif_multistep(x_seq: Tensor, v0: Tensor, p: LIFParameters = LIFParameters()) -> tuple[Tensor, Tensor]:
     """LIF over a sequence ``x_seq [T, ...]`` from membrane ``v0 [...]``: returns ``(spikes [T, ...], V[T-1])``."""
     return _multistep(lif_step, x_seq, v0, p)
+
+
+def simulate_integrate_fire(x_seq, p: IFParameters | LIFParameters) -> dict[str, Tensor]:
+    """One IF or LIF neuron (``p`` says which) driven by ``x_seq`` step by step from ``V = V_reset`` (0 for the
+    soft reset), keeping what the charge-fire-reset figures show. ``x_seq``: ``[T]`` or ``[T, *shape]`` (each
+    trailing element an independent neuron). Returns ``[T, *shape]`` tensors: ``x``; ``h``, the charged potential
+    ``H[t]`` before the reset; ``v``, the membrane ``V[t]`` after it; ``s``, the spikes."""
+    if isinstance(p, LIFParameters):
+        step, charge = lif_step, functools.partial(lif_charge, tau=p.tau, decay_input=p.decay_input, v_reset=p.v_reset)
+    elif isinstance(p, IFParameters):
+        step, charge = if_step, if_charge
+    else:
+        raise ValueError(f"p must be IFParameters or LIFParameters, got {type(p).__name__}")
+    x_seq = torch.as_tensor(x_seq, dtype=torch.get_default_dtype())
+    if x_seq.dim() < 1 or x_seq.shape[0] == 0:
+        raise ValueError(f"x_seq of shape {tuple(x_seq.shape)}; expected a non-empty sequence [T, ...]")
+    state = MembraneState(torch.full(x_seq.shape[1:], 0.0 if p.v_reset is None else float(p.v_reset),
+                                     dtype=x_seq.dtype))
+    trace: dict[str, list[Tensor]] = {"h": [], "v": [], "s": []}
+    with torch.no_grad():
+        for x in x_seq:
+            trace["h"].append(charge(state.v, x))  # the step charges the same way, then fires and resets
+            spike, state = step(x, state, p)
+            trace["v"].append(state.v)
+            trace["s"].append(spike)
+    return {"x": x_seq, **{key: torch.stack(values) for key, values in trace.items()}}
 
 
 class IFNode(BaseNode):
