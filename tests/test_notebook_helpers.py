@@ -458,9 +458,11 @@ def test_run_by_run_names_the_code_of_every_session_behind_each_number(results_t
         device_name = "cpu | x86_64" if i == 2 else "cpu (x86_64)"  # a | must not split the markdown table
         provenance = {"git_commit": f"{i}" * 40, "git_dirty": False, "device": "cpu", "device_name": device_name,
                       "end_time": "2026-11-30T04:00:00+00:00"}
-        if i == 0:  # resumed from a checkpoint made by other code
-            provenance["earlier_sessions"] = [{"git_commit": "a" * 40, "until_epoch": 3},
+        if i == 0:  # resumed from a checkpoint made by other code, on another CPU (one session predates the field)
+            provenance["earlier_sessions"] = [{"git_commit": "a" * 40, "until_epoch": 3, "cpu": {"model": "Xeon"}},
                                               {"git_commit": "b" * 40, "until_epoch": 5}]
+        if i != 1:  # i == 1: a record from before the CPU was recorded
+            provenance["cpu"] = {"model": "EPYC", "torch_capability": "AVX512"}
         if i == 2:  # how it computed, stated beside the device
             config = dataclasses.replace(config, flush_denormal=True)
         write_record(Record(config, [{"epoch": 1, "test_accuracy": 0.5}], {"test_accuracy": 0.5 + i / 10}, provenance))
@@ -470,7 +472,14 @@ def test_run_by_run_names_the_code_of_every_session_behind_each_number(results_t
     assert sorted(table["test_accuracy"]) == [50.0, 60.0, 70.0]
     codes = dict(zip(table["test_accuracy"], table["code"]))
     assert codes[50.0] == "00000000 (resumed; earlier aaaaaaaa, bbbbbbbb)" and codes[60.0] == "11111111"
-    assert set(table["device"]) == {"cpu (x86_64), torch backend", "cpu | x86_64, torch backend, subnormals flushed"}
+    devices = dict(zip(table["test_accuracy"], table["device"]))
+    assert devices == {50.0: "cpu (x86_64) on Xeon then EPYC (some sessions' CPU not recorded), torch backend",
+                       60.0: "cpu (x86_64) (CPU not recorded), torch backend",
+                       70.0: "cpu | x86_64 on EPYC, torch backend, subnormals flushed"}
+    assert runs.provenance_line().count("EPYC") == 0  # the CPU model is for the run-by-run table, not captions
+    # a flat record dict (not a records-table row) keeps its sessions as dicts
+    assert nb.cpu_models({"provenance.earlier_sessions": [{"cpu": {"model": "X"}}, {}], "provenance.cpu.model": "Y"}) \
+        == ["X", None, "Y"]
     text = runs.run_by_run_dropdown()
     assert text.startswith("```{dropdown} Run by run: the 3 records behind this page") and text.count("\n| ") == 4
     rows = [line for line in text.splitlines() if line.startswith("| ")]

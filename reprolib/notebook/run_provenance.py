@@ -33,9 +33,36 @@ def _backend(row: Mapping) -> str:
     return str(_lookup(row, "config.backend", "backend", default="torch"))
 
 
-def device_text(row: Mapping, always_backend: bool = False) -> str:
-    """The device, and the backend where it is not the PyTorch default (or always, to tell runs apart)."""
+def _as_dict(value) -> dict:
+    """A mapping as a dict; a records table keeps nested dicts as sorted ``(key, value)`` pairs."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, (list, tuple)) and all(isinstance(x, (list, tuple)) and len(x) == 2 for x in value):
+        return dict(value)
+    return {}
+
+
+def cpu_models(row: Mapping) -> list[str | None]:
+    """The CPU model behind each session of a run, in order: its earlier sessions' (a resumed run), then its last
+    one's; None for a session recorded before the CPU was (2026-11-30)."""
+    earlier = row.get("provenance.earlier_sessions")
+    sessions = [_as_dict(session) for session in earlier] if isinstance(earlier, (list, tuple)) else []
+    models = [_as_dict(session.get("cpu")).get("model") or None for session in sessions]
+    return models + [_lookup(row, "provenance.cpu.model")]
+
+
+def device_text(row: Mapping, always_backend: bool = False, cpu: bool = False) -> str:
+    """The device, and the backend where it is not the PyTorch default (or always, to tell runs apart); with
+    ``cpu``, a CPU run also names the CPU model of its sessions (:func:`cpu_models`): two CPU models can round
+    differently, so the same config, code and thread count give different numbers on them."""
     device = str(_lookup(row, "provenance.device_name", "provenance.device", default="unknown"))
+    if cpu and device.startswith("cpu"):
+        models = cpu_models(row)
+        known = list(dict.fromkeys(model for model in models if model))
+        if known:
+            device += " on " + " then ".join(known) + (" (some sessions' CPU not recorded)" if None in models else "")
+        else:
+            device += " (CPU not recorded)"
     backend = _backend(row)
     text = device if backend == "torch" and not always_backend else f"{device}, {backend} backend"
     if _lookup(row, "config.flush_denormal", "flush_denormal", default=False) is True:

@@ -112,8 +112,8 @@ class Runs:
 
     def run_by_run(self, metric: str = "test_accuracy") -> pd.DataFrame:
         """One row per record: the axis labels, seed, ``metric``, code version (with the commits of earlier
-        sessions when the run was resumed), device and backend, date and record hash -- which run, made by which
-        code, is behind each number of the page."""
+        sessions when the run was resumed), device (a CPU run with the CPU model of each session) and backend, date
+        and record hash -- which run, made by which code on which machine, is behind each number of the page."""
         columns = [*self.axes, "seed", metric, "code", "device", "date", "record"]
         if self.table.empty:
             return pd.DataFrame(columns=columns)
@@ -127,7 +127,7 @@ class Runs:
             value = row.get(metric)
             rows.append({**{axis: row.get(axis) for axis in self.axes}, "seed": info["seed"],
                          metric: round(float(value), 2) if not is_missing(value) else None, "code": code,
-                         "device": device_text(row, always_backend=True), "date": info["date"],
+                         "device": device_text(row, always_backend=True, cpu=True), "date": info["date"],
                          "record": str(row.get("config_hash", ""))[:16]})
         # numbers (layers, seeds) sort as numbers, labels as text; a missing seed ("?") goes last
         def order(value):
