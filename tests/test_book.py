@@ -139,6 +139,8 @@ def test_a_bad_parameter_fails_in_the_first_cells(tmp_path, results_tmp):
     ("src-neuron-simulations", {"noise_seeds": 5}, "parameter noise_seeds must be a list, got 5"),
     ("brf-resonance", {"response_pairs": [[10.0, "x"]]}, "response_pairs item [10.0, 'x']: expected [omega, b'], two finite"),
     ("kernel-benchmark", {"bench_dir": "no/such/folder"}, "parameter bench_dir='no/such/folder' is not a folder"),
+    ("src-noise", {"noise_levels": [0.0, -0.1]}, "parameter noise_levels[1]=-0.1 must be a finite number >= 0"),
+    ("src-neuron-simulations", {"noise_sigma": -1.0}, "parameter noise_sigma=-1.0 must be a finite number >= 0"),
 ])
 def test_a_bad_notebook_knob_is_named_in_the_first_cells(tmp_path, results_tmp, name, parameters, message):
     import papermill as pm

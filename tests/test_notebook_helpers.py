@@ -559,6 +559,18 @@ def test_paired_gap_averages_a_repeated_seed_and_split_gap_needs_both_splits():
                                               "averages 92.5 % and the test accuracy 81.0 % (-11.5 pp)")
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -0.1, "0.1", True, None])
+def test_check_nonnegative_refuses_what_is_not_a_finite_number_at_least_zero(value):
+    with pytest.raises(ValueError, match=f"parameter noise_sigma={value!r} must be a finite number >= 0"):
+        nb.check_nonnegative("noise_sigma", value)
+
+
+def test_check_nonnegative_returns_zero_and_positive_numbers():
+    import numpy as np
+
+    assert [nb.check_nonnegative("sigma", v) for v in (0, 0.0, 0.2, np.float32(0.5))] == [0, 0.0, 0.2, 0.5]
+
+
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), 0, -1.0, "2", True])
 def test_check_positive_refuses_non_finite_and_non_positive_values(value):
     from reprolib import notebook as nb

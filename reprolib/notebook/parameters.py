@@ -89,6 +89,14 @@ def check_positive(name: str, value: Any, integer: bool = False) -> Any:
     return value
 
 
+def check_nonnegative(name: str, value: Any) -> Any:
+    """Return ``value`` if it is a finite number >= 0 (a noise level, a rate), else raise a ``ValueError`` naming
+    it."""
+    if not is_finite_real(value) or value < 0:
+        raise ValueError(f"parameter {name}={value!r} must be a finite number >= 0")
+    return value
+
+
 def check_number(name: str, value: Any) -> Any:
     """Return ``value`` unchanged if it is a finite number (not a bool; see :func:`reprolib.checks.is_finite_real`),
     else raise a ``ValueError`` naming it."""
