@@ -368,9 +368,9 @@ def charge_fire_reset_figure(traces: Mapping[tuple[str, str], Mapping], v_thresh
         spiked = np.asarray(trace["s"]) > 0
         ax.plot(t, trace["v"], label="V[t] (after reset)")
         ax.plot(t, trace["h"], ".", ms=4, label="H[t] (charged)")
-        ax.vlines(t[spiked], 1.25, 1.45, color="k", lw=1.5)
+        ax.vlines(t[spiked], 1.25 * v_threshold, 1.45 * v_threshold, color="k", lw=1.5)  # above the threshold
         ax.axhline(v_threshold, color="r", ls="--", lw=0.8, label="V_th")
-        ax.set(title=f"{neuron}, {reset}", ylim=(-0.1, 1.5))
+        ax.set(title=f"{neuron}, {reset}", ylim=(-0.1, 1.5 * v_threshold))
     for ax in axes[-1]:
         ax.set_xlabel("time step t")
     axes[0, 0].legend(fontsize=7, loc="lower right")

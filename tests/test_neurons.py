@@ -391,6 +391,21 @@ def test_simulate_integrate_fire_keeps_the_charged_and_the_reset_potential():
     with torch.no_grad():
         assert torch.equal(lif["s"], node(drive))
     assert lif["s"].sum() > 0 and torch.all(lif["h"][lif["s"] > 0] >= 1.0)
+    # H is the charge before the reset and V what the reset makes of it, for every LIF form and reset
+    for decay_input in (True, False):
+        for v_reset in (0.0, -0.2, None):
+            p = LIFParameters(tau=4.0, decay_input=decay_input, v_reset=v_reset)
+            trace = simulate_integrate_fire(drive.double(), p)
+            h, v, s = trace["h"], trace["v"], trace["s"]
+            assert h.dtype == torch.float64 and torch.equal(s, (h >= 1.0).to(s.dtype)) and s.sum() > 0
+            assert torch.equal(v, h - s * 1.0 if v_reset is None else h * (1 - s) + v_reset * s)
+            v_before = torch.cat([torch.full_like(v[:1], 0.0 if v_reset is None else v_reset), v[:-1]])
+            rest = 0.0 if v_reset is None else v_reset
+            charged = (v_before + (drive.double() - (v_before - rest)) / 4.0 if decay_input
+                       else v_before - (v_before - rest) / 4.0 + drive.double())
+            assert torch.allclose(h, charged)
+    with pytest.raises(ValueError, match="tau=0.5 is invalid"):
+        simulate_integrate_fire(x, LIFParameters(tau=0.5))
     with pytest.raises(ValueError, match="IFParameters or LIFParameters, got dict"):
         simulate_integrate_fire(x, {"tau": 2.0})
     with pytest.raises(ValueError, match="expected a non-empty sequence"):

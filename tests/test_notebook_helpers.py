@@ -473,13 +473,19 @@ def test_run_by_run_names_the_code_of_every_session_behind_each_number(results_t
     codes = dict(zip(table["test_accuracy"], table["code"]))
     assert codes[50.0] == "00000000 (resumed; earlier aaaaaaaa, bbbbbbbb)" and codes[60.0] == "11111111"
     devices = dict(zip(table["test_accuracy"], table["device"]))
-    assert devices == {50.0: "cpu (x86_64) on Xeon then EPYC (some sessions' CPU not recorded), torch backend",
-                       60.0: "cpu (x86_64) (CPU not recorded), torch backend",
+    assert devices == {50.0: "cpu (x86_64) on Xeon then EPYC, CPU model of 1 of 3 sessions not recorded, "
+                             "torch backend",
+                       60.0: "cpu (x86_64), CPU model not recorded, torch backend",
                        70.0: "cpu | x86_64 on EPYC, torch backend, subnormals flushed"}
     assert runs.provenance_line().count("EPYC") == 0  # the CPU model is for the run-by-run table, not captions
-    # a flat record dict (not a records-table row) keeps its sessions as dicts
+    # a flat or nested record dict (not a records-table row) keeps its sessions as dicts
     assert nb.cpu_models({"provenance.earlier_sessions": [{"cpu": {"model": "X"}}, {}], "provenance.cpu.model": "Y"}) \
         == ["X", None, "Y"]
+    sessions = [{"cpu": {"model": "X"}}, {"cpu": {"model": "Y"}}]
+    nested = {"config": {"seed": 0},
+              "provenance": {"device_name": "cpu (x86_64)", "cpu": {"model": "X"}, "earlier_sessions": sessions}}
+    assert nb.cpu_models(nested) == ["X", "Y", "X"]
+    assert nb.device_text(nested, cpu=True) == "cpu (x86_64) on X then Y then X"  # back on X at the end
     text = runs.run_by_run_dropdown()
     assert text.startswith("```{dropdown} Run by run: the 3 records behind this page") and text.count("\n| ") == 4
     rows = [line for line in text.splitlines() if line.startswith("| ")]
@@ -626,7 +632,8 @@ def test_brf_table1_helpers_put_the_committed_ecg_runs_beside_the_paper_and_the_
         assert accuracy.loc[("ECG", model), "paper"].startswith(f"{paper.loc[('ECG', model), 'test_accuracy']:.2f}")
         assert accuracy.loc[("ECG", model), "ours"].endswith("(n=5)")
     logs = reference.brf_log_selection().set_index(["task", "model"])
-    assert accuracy.loc[("ECG", "ALIF"), "released logs"].startswith(f"{logs.loc[('ECG', 'ALIF'), 'test_accuracy_mean']:.2f}")
+    released = logs.loc[("ECG", "ALIF"), "test_accuracy_mean"]
+    assert accuracy.loc[("ECG", "ALIF"), "released logs"].startswith(f"{released:.2f}")
     ratio = parts["SOP ratio (to the task's ALIF row; see its architecture)"].set_index(["task", "model"])
     assert ratio.loc[("ECG", "ALIF"), "ours"] == "1.00"  # each task's ALIF is its own baseline
     assert list(nb.brf_per_run_table(runs).index.names) == ["task", "neuron", "seed"]

@@ -125,28 +125,39 @@ def lif_multistep(x_seq: Tensor, v0: Tensor, p: LIFParameters = LIFParameters())
     return _multistep(lif_step, x_seq, v0, p)
 
 
+def _check_tau(tau, owner: str) -> None:
+    """A LIF time constant: a finite number > 1 (``1/tau`` is the fraction of ``X - (V - V_reset)`` charged)."""
+    if not is_finite_real(tau) or tau <= 1:
+        raise ValueError(f"{owner}: tau={tau!r} is invalid; expected a finite number > 1")
+
+
 def simulate_integrate_fire(x_seq, p: IFParameters | LIFParameters) -> dict[str, Tensor]:
     """One IF or LIF neuron (``p`` says which) driven by ``x_seq`` step by step from ``V = V_reset`` (0 for the
     soft reset), keeping what the charge-fire-reset figures show. ``x_seq``: ``[T]`` or ``[T, *shape]`` (each
-    trailing element an independent neuron). Returns ``[T, *shape]`` tensors: ``x``; ``h``, the charged potential
-    ``H[t]`` before the reset; ``v``, the membrane ``V[t]`` after it; ``s``, the spikes."""
+    trailing element an independent neuron), on any device; a floating-point input keeps its dtype. Returns
+    ``[T, *shape]`` tensors without gradient: ``x``; ``h``, the charged potential ``H[t]`` before the reset; ``v``,
+    the membrane ``V[t]`` after it; ``s``, the spikes."""
     if isinstance(p, LIFParameters):
-        step, charge = lif_step, functools.partial(lif_charge, tau=p.tau, decay_input=p.decay_input, v_reset=p.v_reset)
+        _check_tau(p.tau, "simulate_integrate_fire")
+        charge = functools.partial(lif_charge, tau=p.tau, decay_input=p.decay_input, v_reset=p.v_reset)
     elif isinstance(p, IFParameters):
-        step, charge = if_step, if_charge
+        charge = if_charge
     else:
         raise ValueError(f"p must be IFParameters or LIFParameters, got {type(p).__name__}")
-    x_seq = torch.as_tensor(x_seq, dtype=torch.get_default_dtype())
+    x_seq = torch.as_tensor(x_seq)
+    if not x_seq.is_floating_point():
+        x_seq = x_seq.to(torch.get_default_dtype())
     if x_seq.dim() < 1 or x_seq.shape[0] == 0:
         raise ValueError(f"x_seq of shape {tuple(x_seq.shape)}; expected a non-empty sequence [T, ...]")
-    state = MembraneState(torch.full(x_seq.shape[1:], 0.0 if p.v_reset is None else float(p.v_reset),
-                                     dtype=x_seq.dtype))
+    v = torch.full_like(x_seq[0], 0.0 if p.v_reset is None else float(p.v_reset))
     trace: dict[str, list[Tensor]] = {"h": [], "v": [], "s": []}
     with torch.no_grad():
         for x in x_seq:
-            trace["h"].append(charge(state.v, x))  # the step charges the same way, then fires and resets
-            spike, state = step(x, state, p)
-            trace["v"].append(state.v)
+            h = charge(v, x)
+            spike, state = _fire_and_reset(h, p)  # what if_step / lif_step do after charging
+            v = state.v
+            trace["h"].append(h)
+            trace["v"].append(v)
             trace["s"].append(spike)
     return {"x": x_seq, **{key: torch.stack(values) for key, values in trace.items()}}
 
@@ -199,8 +210,7 @@ class LIFNode(BaseNode):
     ):
         owner = type(self).__name__
         # checked before anything is built so a bad tau fails fast
-        if not is_finite_real(tau) or tau <= 1:
-            raise ValueError(f"{owner}: tau={tau!r} is invalid; expected a finite number > 1")
+        _check_tau(tau, owner)
         _check_bool("decay_input", decay_input, owner)
         super().__init__(v_threshold, v_reset, surrogate_function, detach_reset, step_mode, backend)
         self.tau = float(tau)

@@ -28,7 +28,8 @@ from reprolib.notebook.parameters import (SCALES, Parameters, resolve_device, ch
                                           check_positive, check_nonnegative, check_number, check_integer, check_list,
                                           read_json, check_parameters, preset_seeds)
 from reprolib.notebook.run_provenance import (record_info, provenance, provenance_line, code_version,
-                                              simulation_provenance, device_text, record_rows, cpu_models)
+                                              simulation_provenance, device_text, record_rows, earlier_sessions,
+                                              cpu_models)
 from reprolib.notebook.tables import (NOT_AVAILABLE, NOT_RUN, paper_vs_ours, paper_vs_summary, mean_std, to_percent,
                                       is_missing)
 from reprolib.notebook.notes import (sweep_command, missing_runs_note, dataset_note, dataset_status, show_markdown,
@@ -52,16 +53,16 @@ from reprolib.notebook.benchmarks import (BENCH_COLUMNS, ITERATION_COLUMNS, benc
 __all__ = ["SCALES", "Parameters", "resolve_device", "check_choice", "check_subset", "check_positive",
            "check_nonnegative", "check_number", "check_integer", "check_list", "read_json", "check_parameters",
            "preset_seeds", "record_info", "provenance", "provenance_line", "code_version", "simulation_provenance",
-           "device_text", "record_rows", "cpu_models", "NOT_AVAILABLE", "NOT_RUN", "paper_vs_ours", "paper_vs_summary",
-           "mean_std", "to_percent", "is_missing", "sweep_command", "missing_runs_note", "dataset_note",
-           "dataset_status", "show_markdown", "settings_dropdown", "show_tables", "Runs", "root_preset", "axis_labels",
-           "axis_choices", "gather_runs", "convergence_epochs", "frozen_since", "still_improving", "accuracy_findings",
-           "table_findings", "paired_gap", "compare_variants", "split_gap", "show_nmnist_offsets", "shift_probe",
-           "shift_probe_summary", "BRF_TASKS", "brf_neurons", "brf_runs", "sop_ratio", "task_status_table",
-           "show_task_notes", "tasks_provenance", "BRF_TABLE1_COLUMNS", "BRF_TABLE1_KEYS", "brf_table1_summary",
-           "brf_table1_parts", "brf_accuracy_table", "ALIF_BIAS_VARIANTS", "alif_bias_comparison", "brf_per_run_table",
-           "brf_table1_other_models", "CONVERGENCE_FRACTIONS", "convergence_table", "brf_table2_other_models",
-           "SRC_TABLE2_COLUMNS", "network_label", "src_table2_number", "src_table2_summary", "SJ_RECURRENT_METRICS",
-           "sj_clock_table", "sj_recurrent_table", "reproduction_status", "spot_check_record", "show_spot_check",
-           "show_published_reruns", "BENCH_COLUMNS", "ITERATION_COLUMNS", "bench_code_version", "bench_heading",
-           "bench_records", "no_bench_note", "show_bench_record"]
+           "device_text", "record_rows", "earlier_sessions", "cpu_models", "NOT_AVAILABLE", "NOT_RUN", "paper_vs_ours",
+           "paper_vs_summary", "mean_std", "to_percent", "is_missing", "sweep_command", "missing_runs_note",
+           "dataset_note", "dataset_status", "show_markdown", "settings_dropdown", "show_tables", "Runs", "root_preset",
+           "axis_labels", "axis_choices", "gather_runs", "convergence_epochs", "frozen_since", "still_improving",
+           "accuracy_findings", "table_findings", "paired_gap", "compare_variants", "split_gap", "show_nmnist_offsets",
+           "shift_probe", "shift_probe_summary", "BRF_TASKS", "brf_neurons", "brf_runs", "sop_ratio",
+           "task_status_table", "show_task_notes", "tasks_provenance", "BRF_TABLE1_COLUMNS", "BRF_TABLE1_KEYS",
+           "brf_table1_summary", "brf_table1_parts", "brf_accuracy_table", "ALIF_BIAS_VARIANTS", "alif_bias_comparison",
+           "brf_per_run_table", "brf_table1_other_models", "CONVERGENCE_FRACTIONS", "convergence_table",
+           "brf_table2_other_models", "SRC_TABLE2_COLUMNS", "network_label", "src_table2_number", "src_table2_summary",
+           "SJ_RECURRENT_METRICS", "sj_clock_table", "sj_recurrent_table", "reproduction_status", "spot_check_record",
+           "show_spot_check", "show_published_reruns", "BENCH_COLUMNS", "ITERATION_COLUMNS", "bench_code_version",
+           "bench_heading", "bench_records", "no_bench_note", "show_bench_record"]

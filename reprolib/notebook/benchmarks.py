@@ -59,8 +59,9 @@ def bench_heading(name: str, record: Mapping) -> str:
     cpu = record.get("cpu") or {}
     host = f"CPU {cpu.get('model')} ({cpu.get('torch_capability')}) · " if cpu else ""
     timing = record.get("timing", {})
-    return (f"### {record.get('device', name)}\n\n*{record.get('date', 'unknown date')} · code {bench_code_version(record)} · "
-            f"{host}torch {record.get('torch')} · CUDA {record.get('cuda')} · CuPy {record.get('cupy')} · "
+    return (f"### {record.get('device', name)}\n\n*{record.get('date', 'unknown date')} · "
+            f"code {bench_code_version(record)} · {host}torch {record.get('torch')} · CUDA {record.get('cuda')} · "
+            f"CuPy {record.get('cupy')} · "
             f"kernel columns: {record.get('kernel_engine', 'cupy')} · "
             f"timing: {timing.get('method', '?')}, median of {timing.get('repeats', '?')}*"
             + ("\n\n**Incomplete record**: the run stopped before its last row (a time limit); the rows "
@@ -81,7 +82,8 @@ def show_bench_record(name: str, record: Mapping) -> None:
     display(rows[[c for c in BENCH_COLUMNS if c in rows.columns]].dropna(axis=1, how="all").round(3))
     if "speedup_vs_torch" in rows and rows["speedup_vs_torch"].notna().any():
         fig = plotting.speedup_figure(rows.dropna(subset=["speedup_vs_torch"]), str(record.get("device", name)))
-        plotting.caption(fig, f"{record.get('device')} · code {bench_code_version(record)} · {str(record.get('date'))[:10]}")
+        plotting.caption(fig, f"{record.get('device')} · code {bench_code_version(record)} · "
+                              f"{str(record.get('date'))[:10]}")
         plt.show()  # here, before the tables below, not at the end of the cell
     notes = [r["notes"] for r in record.get("results", []) if r.get("notes")]
     if notes:  # every row's notes say the same: why a column is empty on this device

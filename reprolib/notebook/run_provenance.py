@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Iterable, Mapping
 
@@ -42,27 +43,37 @@ def _as_dict(value) -> dict:
     return {}
 
 
+def earlier_sessions(row: Mapping) -> list[dict]:
+    """The provenance of each earlier session of a resumed run (none for a run trained in one go), as dicts,
+    from a records-table row or a record dict."""
+    earlier = _flat(row).get("provenance.earlier_sessions")
+    return [_as_dict(session) for session in earlier] if isinstance(earlier, (list, tuple)) else []
+
+
 def cpu_models(row: Mapping) -> list[str | None]:
     """The CPU model behind each session of a run, in order: its earlier sessions' (a resumed run), then its last
     one's; None for a session recorded before the CPU was (2026-11-30)."""
-    earlier = row.get("provenance.earlier_sessions")
-    sessions = [_as_dict(session) for session in earlier] if isinstance(earlier, (list, tuple)) else []
-    models = [_as_dict(session.get("cpu")).get("model") or None for session in sessions]
-    return models + [_lookup(row, "provenance.cpu.model")]
+    models = [_as_dict(session.get("cpu")).get("model") or None for session in earlier_sessions(row)]
+    return models + [_lookup(_flat(row), "provenance.cpu.model") or None]
 
 
 def device_text(row: Mapping, always_backend: bool = False, cpu: bool = False) -> str:
     """The device, and the backend where it is not the PyTorch default (or always, to tell runs apart); with
     ``cpu``, a CPU run also names the CPU model of its sessions (:func:`cpu_models`): two CPU models can round
-    differently, so the same config, code and thread count give different numbers on them."""
+    differently, so the same config, code and thread count give different numbers on them. ``row``: a
+    records-table row or a record dict."""
+    row = _flat(row)
     device = str(_lookup(row, "provenance.device_name", "provenance.device", default="unknown"))
     if cpu and device.startswith("cpu"):
         models = cpu_models(row)
-        known = list(dict.fromkeys(model for model in models if model))
+        # consecutive sessions on one model count once: "on A then B then A" keeps the order the run went
+        known = [model for model, _ in itertools.groupby(model for model in models if model)]
+        unknown = models.count(None)
         if known:
-            device += " on " + " then ".join(known) + (" (some sessions' CPU not recorded)" if None in models else "")
+            device += " on " + " then ".join(known) + (
+                f", CPU model of {unknown} of {len(models)} sessions not recorded" if unknown else "")
         else:
-            device += " (CPU not recorded)"
+            device += ", CPU model not recorded"
     backend = _backend(row)
     text = device if backend == "torch" and not always_backend else f"{device}, {backend} backend"
     if _lookup(row, "config.flush_denormal", "flush_denormal", default=False) is True:

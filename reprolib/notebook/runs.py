@@ -5,14 +5,15 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 
 from reprolib.notebook.notes import (dataset_note, dataset_status, missing_runs_note, settings_dropdown,
                                      show_markdown, sweep_command)
 from reprolib.notebook.parameters import Parameters
-from reprolib.notebook.run_provenance import device_text, record_rows, provenance_line, record_info
+from reprolib.notebook.run_provenance import (device_text, earlier_sessions, provenance_line, record_info,
+                                              record_rows)
 from reprolib.notebook.tables import is_missing, to_percent
 
 
@@ -120,9 +121,7 @@ class Runs:
         rows = []
         for row in record_rows(self.table):
             info = record_info(row)
-            earlier = row.get("provenance.earlier_sessions")  # records table: each session as sorted item pairs
-            sessions = [dict(x) if not isinstance(x, Mapping) else x for x in earlier] if isinstance(earlier, (list, tuple)) else []
-            commits = [str(x["git_commit"])[:8] for x in sessions if x.get("git_commit")]
+            commits = [str(x["git_commit"])[:8] for x in earlier_sessions(row) if x.get("git_commit")]
             code = info["code"] + (f" (resumed; earlier {', '.join(dict.fromkeys(commits))})" if commits else "")
             value = row.get(metric)
             rows.append({**{axis: row.get(axis) for axis in self.axes}, "seed": info["seed"],
