@@ -56,19 +56,26 @@ def _records_of_folder(experiment: str, results_dir, on_corrupt: str) -> list[Re
         if source:
             raise ValueError(f"{experiment!r} shares the records of {source!r}; use "
                              f"load_records(get_configs({experiment!r}, scale, seeds)) to select its runs")
+    return records_in(folder, on_corrupt)
+
+
+def records_in(folder, on_corrupt: str = "warn", left_out_of: str = "the table") -> list[Record]:
+    """Every run record (``*.json``) in ``folder``, in name order (none when there is no such folder). One that does
+    not read raises its :class:`CorruptRecordError` (``on_corrupt="raise"``) or is left out with a warning that
+    says what it is left out of (``"warn"``)."""
     records = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
             records.append(read_record(path))
         except CorruptRecordError as error:
-            _corrupt(error, on_corrupt)
+            _corrupt(error, on_corrupt, left_out_of)
     return records
 
 
-def _corrupt(error: CorruptRecordError, on_corrupt: str) -> None:
+def _corrupt(error: CorruptRecordError, on_corrupt: str, left_out_of: str = "the table") -> None:
     if on_corrupt == "raise":
         raise error
-    warnings.warn(f"{error} (left out of the table)")
+    warnings.warn(f"{error} (left out of {left_out_of})")
 
 
 def load_records(what: str | Iterable[ExperimentConfig], results_dir: str | os.PathLike | None = None,

@@ -28,6 +28,7 @@ import pandas as pd
 from reprolib.checks import is_finite_real
 from reprolib.config import BACKENDS, ConfigError, with_overrides
 from reprolib.paths import check_results_folder
+from reprolib.results.frame import records_in
 from reprolib.results.records import CorruptRecordError, Record, read_record, record_path
 
 #: metrics compared epoch by epoch (history keys ending so)
@@ -245,20 +246,6 @@ def _final_accuracy(record: Record) -> float:
     return 100.0 * value
 
 
-def _readable_records(folder: Path) -> list[Record]:
-    """Every record in ``folder`` that reads; one that does not (corrupt, or of an older format) is left out with a
-    warning, so that it cannot take the whole re-run table down with it."""
-    import warnings  # noqa: PLC0415
-
-    records = []
-    for path in sorted(folder.glob("*.json")):
-        try:
-            records.append(read_record(path))
-        except CorruptRecordError as error:
-            warnings.warn(f"{error} (left out of the re-runs' comparison)")
-    return records
-
-
 def published_reruns(results_dir=None, scale: str | None = None) -> pd.DataFrame:
     """One row per whole-run re-run committed under ``<results>/reruns/<label>/<experiment>/`` (at ``scale``, or
     every scale), with the columns :data:`RERUN_COLUMNS`: the final test accuracy of the committed record it
@@ -285,7 +272,8 @@ def published_reruns(results_dir=None, scale: str | None = None) -> pd.DataFrame
         rerun_accuracy = _final_accuracy(again)
         folder = root / config.experiment
         if folder not in committed:  # every committed record of the experiment, read once
-            committed[folder] = _readable_records(folder)
+            # one that does not read (corrupt, or of an older format) must not take the whole table down with it
+            committed[folder] = records_in(folder, "warn", left_out_of="the re-runs' comparison")
         # the same config with another seed: the config hash covers everything but the seed once that is set equal
         siblings = [r for r in committed[folder] if with_overrides(r.config, {"seed": config.seed}).hash == again.hash]
         original = next((r for r in siblings if r.hash == again.hash), None)
