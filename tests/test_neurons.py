@@ -408,5 +408,5 @@ def test_simulate_integrate_fire_keeps_the_charged_and_the_reset_potential():
         simulate_integrate_fire(x, LIFParameters(tau=0.5))
     with pytest.raises(ValueError, match="IFParameters or LIFParameters, got dict"):
         simulate_integrate_fire(x, {"tau": 2.0})
-    with pytest.raises(ValueError, match="expected a non-empty sequence"):
+    with pytest.raises(ValueError, match=r"simulate_integrate_fire: input shape \(0,\) is invalid; expected a time-major sequence \[T, \.\.\.\]"):
         simulate_integrate_fire(torch.zeros(0), IFParameters())

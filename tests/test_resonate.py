@@ -50,6 +50,13 @@ def test_brf_stays_bounded_where_vanilla_rf_diverges():
     assert not (torch.isfinite(rf_mag).all() and rf_mag.max() < 1e6)
 
 
+def test_simulate_resonator_refuses_an_empty_or_scalar_input():
+    for bad in (torch.zeros(0), torch.tensor(1.0)):
+        with pytest.raises(ValueError, match=r"simulate_resonator: input shape \((0,)?\) is invalid; "
+                                             r"expected a time-major sequence \[T, \.\.\.\]"):
+            simulate_resonator(bad, omega=10.0, b_offset=1.0)
+
+
 def test_q_rises_by_one_after_a_spike_then_decays_by_gamma():
     x = torch.zeros(60)
     x[0] = 150.0  # u[0] = dt * 150 = 1.5 > theta = 1: one spike

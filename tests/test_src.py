@@ -125,8 +125,10 @@ def test_noisy_layer_is_reproducible_with_a_generator():
 def test_simulate_rejects_bad_options():
     with pytest.raises(ValueError, match="zs_from"):
         simulate_src_neuron(torch.zeros(5), -4.0, zs_from="next")
-    with pytest.raises(ValueError, match="x_seq"):
-        simulate_src_neuron(torch.zeros(0), -4.0)
+    for bad in (torch.zeros(0), torch.tensor(1.0)):  # no step, or no time axis
+        with pytest.raises(ValueError, match=r"simulate_src_neuron: input shape \((0,)?\) is invalid; "
+                                             r"expected a time-major sequence \[T, \.\.\.\]"):
+            simulate_src_neuron(bad, -4.0)
 
 
 # ------------------------------------------------------------------------------------------ layer dynamics

@@ -53,13 +53,17 @@ def check_step_mode(step_mode, owner: str = "module") -> str:
     return step_mode
 
 
-def check_sequence(x_seq, owner: str = "module") -> Tensor:
-    """Return ``x_seq`` if it is a tensor ``[T, ...]`` with ``T >= 1``, else raise ValueError."""
+def check_sequence(x_seq, owner: str = "module", layout: str = "[T, B, ...]") -> Tensor:
+    """Return ``x_seq`` if it is a tensor ``[T, ...]`` with ``T >= 1``, else raise ValueError.
+
+    ``layout`` is what the error message says the caller expects: modules take a batch (``[T, B, ...]``), the
+    single-neuron simulators a bare trace (``[T, ...]``).
+    """
     if not isinstance(x_seq, Tensor):
-        raise ValueError(f"{owner}: input of type {type(x_seq).__name__} is invalid; expected a torch.Tensor [T, B, ...]")
+        raise ValueError(f"{owner}: input of type {type(x_seq).__name__} is invalid; expected a torch.Tensor {layout}")
     if x_seq.dim() < 1 or x_seq.shape[0] < 1:
         raise ValueError(
-            f"{owner}: input shape {tuple(x_seq.shape)} is invalid; expected a time-major sequence [T, B, ...] with T >= 1"
+            f"{owner}: input shape {tuple(x_seq.shape)} is invalid; expected a time-major sequence {layout} with T >= 1"
         )
     return x_seq
 

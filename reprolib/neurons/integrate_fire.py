@@ -32,7 +32,7 @@ from torch import Tensor
 
 from reprolib import surrogate as _surrogate
 from reprolib.checks import is_finite_real
-from reprolib.neurons.base import BaseNode, MembraneState, _check_bool, fire, reset_membrane
+from reprolib.neurons.base import BaseNode, MembraneState, _check_bool, check_sequence, fire, reset_membrane
 
 __all__ = [
     "IFState",
@@ -147,8 +147,7 @@ def simulate_integrate_fire(x_seq, p: IFParameters | LIFParameters) -> dict[str,
     x_seq = torch.as_tensor(x_seq)
     if not x_seq.is_floating_point():
         x_seq = x_seq.to(torch.get_default_dtype())
-    if x_seq.dim() < 1 or x_seq.shape[0] == 0:
-        raise ValueError(f"x_seq of shape {tuple(x_seq.shape)}; expected a non-empty sequence [T, ...]")
+    check_sequence(x_seq, "simulate_integrate_fire", layout="[T, ...]")
     v = torch.full_like(x_seq[0], 0.0 if p.v_reset is None else float(p.v_reset))
     trace: dict[str, list[Tensor]] = {"h": [], "v": [], "s": []}
     with torch.no_grad():

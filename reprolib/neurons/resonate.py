@@ -45,7 +45,7 @@ import torch
 from torch import Tensor, nn
 
 from reprolib.checks import is_finite_real
-from reprolib.neurons.base import MemoryModule, _check_number, select_backend
+from reprolib.neurons.base import MemoryModule, _check_number, check_sequence, select_backend
 from reprolib.surrogate import DoubleGaussian
 
 __all__ = [
@@ -218,8 +218,7 @@ def simulate_resonator(x_seq, omega: float, b_offset: float, *, balanced: bool =
     README animation and paper Figs. 1-3.
     """
     x_seq = torch.as_tensor(x_seq, dtype=torch.get_default_dtype())
-    if x_seq.dim() < 1 or x_seq.shape[0] == 0:
-        raise ValueError(f"x_seq of shape {tuple(x_seq.shape)}; expected a non-empty sequence [T, ...]")
+    check_sequence(x_seq, "simulate_resonator", layout="[T, ...]")
     params = RFParameters(torch.as_tensor(float(omega)), torch.as_tensor(float(b_offset)), dt, theta, gamma)
     zeros = torch.zeros(x_seq.shape[1:])
     state = RFState(zeros, zeros, zeros, zeros)

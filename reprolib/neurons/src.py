@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from reprolib.checks import is_finite_real
-from reprolib.neurons.base import MemoryModule, _check_number, select_backend
+from reprolib.neurons.base import MemoryModule, _check_number, check_sequence, select_backend
 
 __all__ = [
     "SRCParameters", "SRCState", "src_initial_state", "src_spike_generation_step", "src_step",
@@ -197,8 +197,7 @@ def simulate_src_neuron(x_seq, b_h=-6.0, *, r: float = 2.0, r_s: float = -7.0, z
       drawn at step t+1, i.e. the feedback terms that drive ``h[t+1]``; the mean gains on the last step).
     """
     x_seq = torch.as_tensor(x_seq, dtype=torch.get_default_dtype())
-    if x_seq.dim() < 1 or x_seq.shape[0] == 0:
-        raise ValueError(f"x_seq of shape {tuple(x_seq.shape)}; expected a non-empty sequence [T, ...]")
+    check_sequence(x_seq, "simulate_src_neuron", layout="[T, ...]")
     params = SRCParameters(b_h=torch.as_tensor(b_h, dtype=x_seq.dtype), r=r, r_s=r_s, zs_hyp=zs_hyp,
                            zs_dep=zs_dep, zs_threshold=zs_threshold, zs_from=zs_from, noise_sigma=noise_sigma)
     _check_params(params)
