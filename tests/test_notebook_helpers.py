@@ -141,6 +141,16 @@ def test_record_info_marks_a_stated_commit():
     assert record_info(run)["code"] == "01234567 (stated)"
 
 
+def test_run_records_and_benchmark_records_write_a_code_version_alike():
+    # run records and benchmark JSONs name the commit fields alike; the book writes both the same way
+    assert nb.format_code_version("0123456789ab") == "01234567"
+    assert nb.format_code_version("0123456789ab", True) == "01234567+dirty"
+    assert nb.format_code_version(None, True) == nb.format_code_version("") == "unknown"
+    run = {"config": {"seed": 0}, "provenance": {"git_commit": "0123456789ab", "git_dirty": True}}
+    assert nb.record_info(run)["code"] == nb.bench_code_version({"git_commit": "0123456789ab", "git_dirty": True})
+    assert nb.bench_code_version({}) == "unknown"
+
+
 def test_paper_vs_summary_reads_one_metric_of_a_run_summary():
     summary = pd.DataFrame({
         "layers": [2, 3, 5],

@@ -11,6 +11,7 @@ import pandas as pd
 
 from reprolib.notebook.notes import show_markdown
 from reprolib.notebook.parameters import read_json
+from reprolib.notebook.run_provenance import format_code_version
 from reprolib.notebook.tables import NOT_AVAILABLE
 
 #: the columns of a record's timing rows the page shows, in this order (those a record lacks are left out)
@@ -50,7 +51,7 @@ def _check_text(check: Mapping | None) -> str:
 
 def bench_code_version(record: Mapping) -> str:
     """The record's code version: its commit (8 characters), ``+dirty`` when the tree was modified."""
-    return str(record.get("git_commit") or "unknown")[:8] + ("+dirty" if record.get("git_dirty") else "")
+    return format_code_version(record.get("git_commit"), record.get("git_dirty"))
 
 
 def bench_heading(name: str, record: Mapping) -> str:

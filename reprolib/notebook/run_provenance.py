@@ -81,12 +81,17 @@ def device_text(row: Mapping, always_backend: bool = False, cpu: bool = False) -
     return text
 
 
+def format_code_version(commit, dirty=False) -> str:
+    """A run's code version as the book writes it: the commit's first 8 characters, ``+dirty`` when the working
+    tree had changes, ``unknown`` without a commit."""
+    return "unknown" if not commit else str(commit)[:8] + ("+dirty" if dirty else "")
+
+
 def record_info(record: Mapping) -> dict:
     """Scale, seed, code version, device and date of one run (a records-table row or a record dict)."""
     row = _flat(record)
     commit = _lookup(row, "provenance.git_commit", "provenance.commit")
-    dirty = _lookup(row, "provenance.git_dirty", "provenance.dirty", default=False)
-    version = "unknown" if not commit else str(commit)[:8] + ("+dirty" if dirty else "")
+    version = format_code_version(commit, _lookup(row, "provenance.git_dirty", "provenance.dirty", default=False))
     if commit and _lookup(row, "provenance.git_commit_from"):  # no git where it ran: the caller stated the commit
         version += " (stated)"
     date = _lookup(row, "provenance.end_time", "provenance.end", "provenance.start_time", "provenance.date")
@@ -150,7 +155,7 @@ def code_version() -> str:
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    return commit + ("+dirty" if dirty else "")
+    return format_code_version(commit, bool(dirty))
 
 
 def simulation_provenance(device: str = "cpu") -> str:
