@@ -311,6 +311,11 @@ def test_rerun_names_a_different_or_unknown_cpu():
     assert note.startswith("CPU: recorded Some Other CPU (AVX2) / rerun ")
     (note,) = _same_setting(record(None), record(here))
     assert "does not name its CPU" in note
+    # the one-line form that every table uses, from the records' cpu dicts
+    from reprolib.results.provenance import cpu_text
+
+    assert cpu_text(other) == "Some Other CPU (AVX2)" and cpu_text({"model": "X"}) == "X"
+    assert cpu_text(None) is None and cpu_text({}) is None and cpu_text({"torch_capability": "AVX2"}) is None
 
 
 def test_rerun_compares_the_sessions_that_trained_the_compared_epochs():

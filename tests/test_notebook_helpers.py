@@ -483,19 +483,23 @@ def test_run_by_run_names_the_code_of_every_session_behind_each_number(results_t
     codes = dict(zip(table["test_accuracy"], table["code"]))
     assert codes[50.0] == "00000000 (resumed; earlier aaaaaaaa, bbbbbbbb)" and codes[60.0] == "11111111"
     devices = dict(zip(table["test_accuracy"], table["device"]))
-    assert devices == {50.0: "cpu (x86_64) on Xeon then EPYC, CPU model of 1 of 3 sessions not recorded, "
+    assert devices == {50.0: "cpu (x86_64) on Xeon then EPYC (AVX512), CPU model of 1 of 3 sessions not recorded, "
                              "torch backend",
                        60.0: "cpu (x86_64), CPU model not recorded, torch backend",
-                       70.0: "cpu | x86_64 on EPYC, torch backend, subnormals flushed"}
+                       70.0: "cpu | x86_64 on EPYC (AVX512), torch backend, subnormals flushed"}
     assert runs.provenance_line().count("EPYC") == 0  # the CPU model is for the run-by-run table, not captions
     # a flat or nested record dict (not a records-table row) keeps its sessions as dicts
-    assert nb.cpu_models({"provenance.earlier_sessions": [{"cpu": {"model": "X"}}, {}], "provenance.cpu.model": "Y"}) \
+    assert nb.session_cpus({"provenance.earlier_sessions": [{"cpu": {"model": "X"}}, {}], "provenance.cpu.model": "Y"}) \
         == ["X", None, "Y"]
     sessions = [{"cpu": {"model": "X"}}, {"cpu": {"model": "Y"}}]
     nested = {"config": {"seed": 0},
               "provenance": {"device_name": "cpu (x86_64)", "cpu": {"model": "X"}, "earlier_sessions": sessions}}
-    assert nb.cpu_models(nested) == ["X", "Y", "X"]
+    assert nb.session_cpus(nested) == ["X", "Y", "X"]
     assert nb.device_text(nested, cpu=True) == "cpu (x86_64) on X then Y then X"  # back on X at the end
+    # one model with two instruction sets rounds as two CPUs do: the text tells them apart
+    nested["provenance"]["earlier_sessions"] = [{"cpu": {"model": "X", "torch_capability": "AVX2"}}]
+    nested["provenance"]["cpu"]["torch_capability"] = "AVX512"
+    assert nb.device_text(nested, cpu=True) == "cpu (x86_64) on X (AVX2) then X (AVX512)"
     text = runs.run_by_run_dropdown()
     assert text.startswith("```{dropdown} Run by run: the 3 records behind this page") and text.count("\n| ") == 4
     rows = [line for line in text.splitlines() if line.startswith("| ")]

@@ -30,7 +30,7 @@ from reprolib.notebook.parameters import (SCALES, Parameters, resolve_device, ch
 from reprolib.notebook.run_provenance import (record_info, provenance, provenance_line, code_version,
                                               format_code_version,
                                               simulation_provenance, device_text, record_rows, earlier_sessions,
-                                              cpu_models)
+                                              session_cpus)
 from reprolib.notebook.tables import (NOT_AVAILABLE, NOT_RUN, paper_vs_ours, paper_vs_summary, mean_std, to_percent,
                                       is_missing)
 from reprolib.notebook.notes import (sweep_command, missing_runs_note, dataset_note, dataset_status, show_markdown,
@@ -54,8 +54,8 @@ from reprolib.notebook.benchmarks import (BENCH_COLUMNS, ITERATION_COLUMNS, benc
 __all__ = ["SCALES", "Parameters", "resolve_device", "check_choice", "check_subset", "check_positive",
            "check_nonnegative", "check_number", "check_integer", "check_list", "read_json", "check_parameters",
            "preset_seeds", "record_info", "provenance", "provenance_line", "code_version", "format_code_version",
-           "simulation_provenance",
-           "device_text", "record_rows", "earlier_sessions", "cpu_models", "NOT_AVAILABLE", "NOT_RUN", "paper_vs_ours",
+           "simulation_provenance", "device_text", "record_rows", "earlier_sessions", "session_cpus", "NOT_AVAILABLE",
+           "NOT_RUN", "paper_vs_ours",
            "paper_vs_summary", "mean_std", "to_percent", "is_missing", "sweep_command", "missing_runs_note",
            "dataset_note", "dataset_status", "show_markdown", "settings_dropdown", "show_tables", "Runs", "root_preset",
            "axis_labels", "axis_choices", "gather_runs", "convergence_epochs", "frozen_since", "still_improving",

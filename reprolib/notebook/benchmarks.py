@@ -13,6 +13,7 @@ from reprolib.notebook.notes import show_markdown
 from reprolib.notebook.parameters import read_json
 from reprolib.notebook.run_provenance import format_code_version
 from reprolib.notebook.tables import NOT_AVAILABLE
+from reprolib.results.provenance import cpu_text
 
 #: the columns of a record's timing rows the page shows, in this order (those a record lacks are left out)
 BENCH_COLUMNS = ["neuron", "T", "B", "N", "torch_ms", "kernel_ms", "spikingjelly_ms", "roofline_ms",
@@ -57,8 +58,7 @@ def bench_code_version(record: Mapping) -> str:
 def bench_heading(name: str, record: Mapping) -> str:
     """Markdown: the record's device as a heading, then its date, code, CPU, library versions, which engine the
     kernel columns timed and how; a warning for a record its run left incomplete, and the kernel check."""
-    cpu = record.get("cpu") or {}
-    host = f"CPU {cpu.get('model')} ({cpu.get('torch_capability')}) · " if cpu else ""
+    host = f"CPU {cpu_text(record.get('cpu'))} · " if cpu_text(record.get("cpu")) else ""
     timing = record.get("timing", {})
     return (f"### {record.get('device', name)}\n\n*{record.get('date', 'unknown date')} · "
             f"code {bench_code_version(record)} · {host}torch {record.get('torch')} · CUDA {record.get('cuda')} · "

@@ -8,6 +8,8 @@ from typing import Iterable, Mapping
 
 import pandas as pd
 
+from reprolib.results.provenance import cpu_text
+
 
 def _lookup(row: Mapping, *keys: str, default=None):
     """First present, non-empty value among ``keys`` of a run row.
@@ -50,22 +52,25 @@ def earlier_sessions(row: Mapping) -> list[dict]:
     return [_as_dict(session) for session in earlier] if isinstance(earlier, (list, tuple)) else []
 
 
-def cpu_models(row: Mapping) -> list[str | None]:
-    """The CPU model behind each session of a run, in order: its earlier sessions' (a resumed run), then its last
-    one's; None for a session recorded before the CPU was (2026-11-30)."""
-    models = [_as_dict(session.get("cpu")).get("model") or None for session in earlier_sessions(row)]
-    return models + [_lookup(_flat(row), "provenance.cpu.model") or None]
+def session_cpus(row: Mapping) -> list[str | None]:
+    """The CPU behind each session of a run, in order: its earlier sessions' (a resumed run), then its last one's,
+    each as :func:`reprolib.results.provenance.cpu_text` writes it (``"AMD EPYC (AVX512)"``); None for a session
+    recorded before the CPU was (2026-11-30)."""
+    row = _flat(row)
+    last = {"model": _lookup(row, "provenance.cpu.model"),
+            "torch_capability": _lookup(row, "provenance.cpu.torch_capability")}
+    return [cpu_text(_as_dict(session.get("cpu"))) for session in earlier_sessions(row)] + [cpu_text(last)]
 
 
 def device_text(row: Mapping, always_backend: bool = False, cpu: bool = False) -> str:
     """The device, and the backend where it is not the PyTorch default (or always, to tell runs apart); with
-    ``cpu``, a CPU run also names the CPU model of its sessions (:func:`cpu_models`): two CPU models can round
+    ``cpu``, a CPU run also names the CPU of its sessions (:func:`session_cpus`): two CPU models can round
     differently, so the same config, code and thread count give different numbers on them. ``row``: a
     records-table row or a record dict."""
     row = _flat(row)
     device = str(_lookup(row, "provenance.device_name", "provenance.device", default="unknown"))
     if cpu and device.startswith("cpu"):
-        models = cpu_models(row)
+        models = session_cpus(row)
         # consecutive sessions on one model count once: "on A then B then A" keeps the order the run went
         known = [model for model, _ in itertools.groupby(model for model in models if model)]
         unknown = models.count(None)

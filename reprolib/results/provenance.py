@@ -11,6 +11,7 @@ import sys
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
+from typing import Mapping
 
 from reprolib.paths import REPO_ROOT
 
@@ -100,6 +101,16 @@ def cpu_description() -> dict:
     ``AVX2``, ...). Two CPU runs of the same code, backend and thread count can differ in float rounding when
     either differs (vector widths and BLAS kernels change the order of sums)."""
     return dict(_cpu_description())  # a copy: provenance dicts are edited by their callers
+
+
+def cpu_text(cpu) -> str | None:
+    """A :func:`cpu_description` as one line, ``"AMD EPYC (AVX512)"``: how every table of the book names the CPU
+    of a session. None for a session recorded before its CPU was (2026-11-30)."""
+    cpu = dict(cpu) if isinstance(cpu, Mapping) else {}
+    if not cpu.get("model"):
+        return None
+    capability = cpu.get("torch_capability")
+    return f"{cpu['model']} ({capability})" if capability else str(cpu["model"])
 
 
 @lru_cache(maxsize=1)

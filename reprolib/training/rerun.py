@@ -29,6 +29,7 @@ from reprolib.checks import is_finite_real
 from reprolib.config import BACKENDS, ConfigError, with_overrides
 from reprolib.paths import check_results_folder
 from reprolib.results.frame import records_in
+from reprolib.results.provenance import cpu_text
 from reprolib.results.records import CorruptRecordError, Record, read_record, record_path
 
 #: metrics compared epoch by epoch (history keys ending so)
@@ -152,10 +153,6 @@ def _default_folder(record: Record) -> Path:
     return cache_dir("reruns") / f"{record.hash}-{stamp}"
 
 
-def _cpu_text(cpu: dict) -> str:
-    return f"{cpu.get('model', '?')} ({cpu.get('torch_capability', '?')})"
-
-
 def sessions_behind(record: Record, last_epoch: int | None = None) -> list[tuple[str, dict, str]]:
     """The training sessions that produced a record's epochs 0..``last_epoch`` (all of them when None), as
     ``(epochs, provenance, backend)``: a resumed run names each earlier session, with the epoch it reached, under
@@ -210,7 +207,8 @@ def _same_setting(recorded: Record, rerun: Record, last_epoch: int | None = None
                 notes.append(f"{prefix}CPU: the record does not name its CPU model and instruction set (recorded "
                              "before provenance held them), so a different CPU cannot be ruled out")
             elif a["cpu"] != b.get("cpu"):
-                notes.append(f"{prefix}CPU: recorded {_cpu_text(a['cpu'])} / rerun {_cpu_text(b.get('cpu') or {})}")
+                notes.append(f"{prefix}CPU: recorded {cpu_text(a['cpu'])} / rerun "
+                             f"{cpu_text(b.get('cpu')) or 'unknown'}")
         if backend != rerun.config.backend:
             notes.append(f"{prefix}backend: recorded {backend} / rerun {rerun.config.backend}")
     return notes
@@ -228,7 +226,7 @@ def _machine(provenance: dict) -> str:
     if not str(provenance.get("device", "cpu")).startswith("cpu"):
         return text
     cpu = provenance.get("cpu")
-    return f"{text}, {_cpu_text(cpu)}" if cpu else f"{text}, CPU not recorded"
+    return f"{text}, {cpu_text(cpu)}" if cpu_text(cpu) else f"{text}, CPU not recorded"
 
 
 #: the columns of :func:`published_reruns`, in order (also those of its empty table)
