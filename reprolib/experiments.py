@@ -125,15 +125,15 @@ BPSA = Preset(
     ci={"model_options.arch": "mlp", "encoding_options.flatten": True, "epochs": 2, "schedule_options.warmup_epochs": 1,
         "batch_size": 64, "train_subset": 512, "test_subset": 256},
     seeds={"paper": [0, 1, 2], "ci": [0]},
-    notes=("The lecture's Table 6 / Figure 3 values and dataset are not available: MNIST is our choice, the simulation "
-           "lengths {2, 4, 8, 16} too. Training follows the BP-STA script defaults (AdamW 1e-3, wd 1e-4, 5 warm-up "
-           "epochs then cosine, 300 epochs, MSE to one-hot on the voting output, direct encoding, batch 128). The source "
-           "reports the best test accuracy (no validation split): see final 'best_test_accuracy'; 'test_accuracy' is "
-           "the last epoch. ci scale uses the MLP variant of the network. The neuron is the lecture's: BrainCog's "
-           "HTDGLIFNode (rectified input, no leak; graded output where the spatial adjustment is on, binary spikes "
-           "otherwise; the baseline is then an IF neuron). BP-STA's own "
-           "HTGLIFNode differs (binary output with a 1/m gradient, leak 0.9); --set model_options.variant=paper "
-           "trains it (reprolib.neurons.bpsa)."),
+    notes=("The lecture's Table 6 / Figure 3 values and dataset are not available: MNIST is our choice, the "
+           "simulation lengths {2, 4, 8, 16} too, and so are the three seeds per cell (the source gives no number of "
+           "runs). Training follows the BP-STA script defaults (AdamW 1e-3, wd 1e-4, 5 warm-up epochs then cosine, "
+           "300 epochs, MSE to one-hot on the voting output, direct encoding, batch 128). The source reports the "
+           "best test accuracy (no validation split): see final 'best_test_accuracy'; 'test_accuracy' is the last "
+           "epoch. ci scale uses the MLP variant of the network. The neuron is the lecture's: BrainCog's HTDGLIFNode "
+           "(rectified input, no leak; graded output where the spatial adjustment is on, binary spikes otherwise; "
+           "the baseline is then an IF neuron). BP-STA's own HTGLIFNode differs (binary output with a 1/m gradient, "
+           "leak 0.9); --set model_options.variant=paper trains it (reprolib.neurons.bpsa)."),
 )
 
 # ---------------------------------------------------------------------------------------------------------
