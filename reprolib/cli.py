@@ -20,6 +20,8 @@ COMMANDS = {
     "bench": ("reprolib.kernels.bench", "benchmark multi-step neurons: PyTorch loop vs fused kernels"),
     "probe-shift": ("reprolib.training.shift_probe",
                     "evaluate trained runs on inputs moved by a few pixels (their kept weights; nothing is trained)"),
+    "probe-resonators": ("reprolib.training.resonator_probe",
+                         "initial and learned frequency / damping of trained RF / BRF networks (BRF paper Fig. 5)"),
 }
 
 

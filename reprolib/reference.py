@@ -58,6 +58,7 @@ TABLES = {
     "brf-table1": ("brf_table1.csv", "brf", "Table 1"),
     "brf-table2": ("brf_table2.csv", "brf", "Table 2"),
     "brf-table4": ("brf_table4.csv", "brf", "Table 4"),
+    "brf-parameters": ("brf_parameters.csv", "brf", "Section 4.4 (parameter analysis, Fig. 5 bottom)"),
     "spikingjelly": ("spikingjelly.csv", None, "logged CSVs published with the tutorials"),
 }
 

@@ -57,6 +57,7 @@ from reprolib.neurons.resonate import (
     brf_multistep,
     brf_step,
     divergence_boundary,
+    frequency_and_damping,
     li_multistep,
     li_step,
     rf_multistep,

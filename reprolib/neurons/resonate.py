@@ -49,7 +49,7 @@ from reprolib.neurons.base import MemoryModule, _check_number, check_sequence, s
 from reprolib.surrogate import DoubleGaussian
 
 __all__ = [
-    "divergence_boundary", "RFParameters", "RFState", "rf_step", "brf_step", "rf_multistep", "brf_multistep",
+    "divergence_boundary", "frequency_and_damping", "RFParameters", "RFState", "rf_step", "brf_step", "rf_multistep", "brf_multistep",
     "ALIFParameters", "ALIFState", "alif_step", "alif_multistep", "LIParameters", "LIState", "li_step",
     "li_multistep", "simulate_resonator", "RFCell", "BRFCell", "ALIFCell", "LICell",
 ]
@@ -91,6 +91,16 @@ def _omega(params: RFParameters) -> Tensor:
         # keeps p(omega) real: the code has no guard and a run that crosses 1/dt turns NaN
         omega = torch.clamp(omega, max=1.0 / params.dt)
     return omega
+
+
+def frequency_and_damping(params: RFParameters, balanced: bool) -> tuple[Tensor, Tensor]:
+    """Each neuron's angular frequency and damping as its step uses them, without the spike-driven term:
+    ``(|omega|, p(omega) - |b'|)`` for BRF (the paper's ``b_c``, Fig. 5 bottom: below 0 the neuron is damped) and
+    ``(|omega|, -|b'|)`` for RF; ``omega`` clamped to ``1 / dt`` where the params say so."""
+    omega = _omega(params)
+    if balanced:
+        return omega, divergence_boundary(omega, params.dt) - torch.abs(params.b_offset)
+    return omega, -torch.abs(params.b_offset)
 
 
 def _euler(x: Tensor, u: Tensor, v: Tensor, b: Tensor, omega: Tensor, dt: float) -> tuple[Tensor, Tensor]:

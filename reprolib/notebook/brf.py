@@ -257,3 +257,99 @@ def brf_table2_other_models(tasks: Sequence[str]) -> pd.DataFrame:
     """The rows of the paper's Table 2 for ``tasks`` whose models we do not train (the balanced harmonic RF), as
     reported."""
     return _untrained_rows("brf-table2", tasks).drop(columns=["source", "section"]).set_index(["task", "model"])
+
+
+def resonator_probe(runs: Runs, results_dir=None) -> tuple[pd.DataFrame, pd.DataFrame, str] | None:
+    """The committed resonator probe (``reprolib probe-resonators``, :mod:`reprolib.training.resonator_probe`) of
+    this page's experiment at its scale, joined with the page's runs by record hash: ``(neurons, per_run,
+    provenance line)``. ``neurons`` has one row per run, hidden neuron and stage (``initial`` / ``learned``):
+    ``omega`` (rad/s), ``damping``, ``dt``, ``model`` and the page's axis columns; ``per_run`` one row per probed run
+    (:func:`resonator_runs_table`). ``None`` when no probe file is committed or none of its runs is on the page."""
+    import json  # noqa: PLC0415
+
+    from reprolib.notebook.run_provenance import record_info  # noqa: PLC0415
+    from reprolib.paths import results_dir as default_results  # noqa: PLC0415
+
+    path = default_results(results_dir) / "analysis" / f"{runs.experiment}-{runs.params.scale}-resonators.json"
+    if not path.is_file() or runs.table.empty or not {"config_hash", *runs.axes} <= set(runs.table.columns):
+        return None
+    payload = json.loads(path.read_text())["payload"]
+    axes = runs.table[["config_hash", *runs.axes]].rename(columns={"config_hash": "record"})
+    probed = pd.DataFrame([{key: value for key, value in run.items() if key not in ("initial", "learned")}
+                           for run in payload["runs"]]).rename(columns={"neuron": "model"})
+    probed = probed.merge(axes, on="record", how="inner")
+    if probed.empty:
+        return None
+    neurons = pd.DataFrame([
+        {"record": run["record"], "stage": stage, "index": i, "omega": omega, "damping": damping, "dt": run["dt"]}
+        for run in payload["runs"] for stage in ("initial", "learned")
+        for i, (omega, damping) in enumerate(zip(run[stage]["omega"], run[stage]["damping"]))])
+    neurons = neurons.merge(probed[["record", "model", *runs.axes]], on="record", how="inner")
+    info = record_info({"provenance": payload["provenance"], "scale": payload["scale"]})
+    line = (f"probe of {len(probed)} of {len(runs.table)} runs' kept weights (the selected epoch) · "
+            f"code {info['code']} · {info['device']} · {info['date']}")
+    return neurons, resonator_runs_table(probed, neurons), line
+
+
+def resonator_runs_table(probed: pd.DataFrame, neurons: pd.DataFrame) -> pd.DataFrame:
+    """Per probed run: its seed, selected epoch and test accuracy, whether its training repeated the committed
+    record's history (the weights are then those behind the page's numbers), the range of its initial
+    frequencies and where its learned ones lie (median, 10th-90th percentile, the share below the initial
+    range's lower end)."""
+    rows = []
+    for _, run in probed.sort_values("seed").iterrows():
+        own = neurons[neurons["record"] == run["record"]]
+        initial = own.loc[own["stage"] == "initial", "omega"]
+        learned = own.loc[own["stage"] == "learned", "omega"]
+        committed = run.get("committed")
+        same = ("not compared" if not isinstance(committed, dict) else
+                "identical" if committed.get("identical") else
+                f"differs (up to {committed.get('max_abs_accuracy_diff_pp', float('nan')):.2f} pp)")
+        rows.append({
+            "seed": run["seed"], "record": run["record"], "selected epoch": run["selected_epoch"],
+            "test accuracy (%)": round(100 * run["test_accuracy"], 2) if run["test_accuracy"] is not None else None,
+            "history vs committed record": same,
+            "initial \u03c9 (rad/s)": f"{initial.min():.2f} to {initial.max():.2f}",
+            "learned \u03c9 median": round(float(learned.median()), 2),
+            "learned \u03c9 10th-90th pct": f"{learned.quantile(0.1):.2f} to {learned.quantile(0.9):.2f}",
+            "learned \u03c9 below initial range (%)": round(100 * float((learned < initial.min()).mean()), 1),
+        })
+    return pd.DataFrame(rows)
+
+
+def resonator_paper_marks(task: str) -> dict[str, float]:
+    """The frequencies (rad/s) the BRF paper's parameter analysis names for ``task`` (its Section 4.4), as
+    label -> value for :func:`reprolib.plotting.learned_parameters_figure`; empty for a task it says nothing on."""
+    from reprolib import reference  # noqa: PLC0415
+
+    frame = reference.table("brf-parameters")
+    frame = frame[(frame["task"] == task) & (frame["unit"] == "rad/s")]
+    names = {"learned_omega_cluster": "learned cluster, near", "spike_frequency": "input spike rate",
+             "stroke_frequency": "stroke frequency", "learned_omega_main_peak_low": "main peak from",
+             "learned_omega_main_peak_high": "main peak to", "learned_omega_second_peak_low": "second peak from",
+             "learned_omega_second_peak_high": "second peak to"}
+    return {names.get(q, q): float(v) for q, v in zip(frame["quantity"], frame["value"])}
+
+
+def show_resonator_probe(runs: Mapping[str, Runs], task: str = "ECG", results_dir=None) -> None:
+    """The BRF paper's Fig. 5 (bottom) for ``task`` from the committed resonator probe of its runs
+    (:func:`resonator_probe`): the figure and the per-run table; a note with the commands where none is
+    committed at this scale."""
+    from IPython.display import display  # noqa: PLC0415
+
+    from reprolib import plotting, reference  # noqa: PLC0415
+
+    if task not in runs:
+        return
+    probe = resonator_probe(runs[task], results_dir)
+    if probe is None:
+        experiment = runs[task].experiment
+        show_markdown(f"*No resonator probe of the {task} runs committed at scale {runs[task].params.scale}: "
+                      "re-train the BRF runs where the probe will run (`reprolib rerun "
+                      f"results/{experiment}/HASH.json --results results/reruns/LABEL`), then `reprolib "
+                      f"probe-resonators results/reruns/LABEL/{experiment}/*.json --compare-with results`.*")
+        return
+    neurons, per_run, line = probe
+    plotting.learned_parameters_figure(neurons, resonator_paper_marks(task), line,
+                                       reference.source_label("brf") + ", Section 4.4 (Fig. 5, bottom)")
+    display(per_run)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from reprolib.config import ExperimentConfig, canonical_json, config_hash
+from reprolib.config import ConfigError, ExperimentConfig, canonical_json, config_hash
 from reprolib.paths import results_dir as default_results_dir
 
 RECORD_FORMAT = "reprolib.run-record"
@@ -141,6 +141,20 @@ def read_record(path: str | os.PathLike) -> Record:
     if record.hash != payload.get("config_hash") or path.stem != record.hash:
         raise CorruptRecordError(path, f"config hash {record.hash} does not match the stored hash / file name")
     return record
+
+
+def read_records_of_one_kind(paths, command: str) -> tuple[list[Record], str, str]:
+    """The records at ``paths`` with their common experiment and scale, for a command that analyses trained runs
+    of one experiment at a time (``command`` names it in the errors): ``ConfigError`` for no record, or for
+    records of several experiments or scales."""
+    records = [read_record(path) for path in paths]
+    if not records:
+        raise ConfigError(f"{command} needs at least one run record")
+    kinds = sorted({(r.config.experiment, r.config.scale) for r in records})
+    if len(kinds) > 1:
+        raise ConfigError(f"the records belong to several experiments / scales {kinds}; probe one at a time")
+    (experiment, scale), = kinds
+    return records, experiment, scale
 
 
 def find_record(config: ExperimentConfig, results_dir: str | os.PathLike | None = None) -> Record | None:

@@ -76,6 +76,15 @@ def build_model(config: ExperimentConfig) -> torch.nn.Module:
     return builder(**options)
 
 
+def initial_model(config: ExperimentConfig) -> torch.nn.Module:
+    """The model a run of ``config`` starts from, on the CPU: built right after ``torch.manual_seed(config.seed)``,
+    as :func:`build_parts` builds it for the training loop, so its weights are the run's initial ones. The global
+    RNG is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return build_model(config)
+
+
 def build_encoder(config: ExperimentConfig):
     if ":" in config.encoding:
         encoder = _import_target(config.encoding, "encoding")(**config.encoding_options)

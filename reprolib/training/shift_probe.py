@@ -126,18 +126,12 @@ def probe_records(paths: Sequence[str | Path], shifts: Sequence[tuple[int, int]]
     import io  # noqa: PLC0415
 
     from reprolib.results import provenance  # noqa: PLC0415
-    from reprolib.results.records import atomic_write_text, read_record  # noqa: PLC0415
+    from reprolib.results.records import atomic_write_text, read_records_of_one_kind  # noqa: PLC0415
     from reprolib.training import checkpoint as ckpt  # noqa: PLC0415
     from reprolib.training.build import resolve_device  # noqa: PLC0415
     from reprolib.training.rerun import rerun_config  # noqa: PLC0415
 
-    records = [read_record(path) for path in paths]
-    if not records:
-        raise ConfigError("probe-shift needs at least one run record")
-    kinds = sorted({(r.config.experiment, r.config.scale) for r in records})
-    if len(kinds) > 1:
-        raise ConfigError(f"the records belong to several experiments / scales {kinds}; probe one at a time")
-    (experiment, scale), = kinds
+    records, experiment, scale = read_records_of_one_kind(paths, "probe-shift")
     weight_files = [ckpt.checkpoint_dir(r.config, results_dir) / ckpt.SELECTED_FILE for r in records]
     present = [f.is_file() for f in weight_files]
     missing = [r for r, here in zip(records, present) if not here]
