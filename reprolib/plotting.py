@@ -547,32 +547,35 @@ def convergence_figure(histories: dict, logs: pd.DataFrame, tasks: Sequence[str]
 
 
 def learned_parameters_figure(neurons: pd.DataFrame, paper_marks: Mapping[str, float], provenance: str, source: str):
-    """The BRF paper's Fig. 5 (bottom) for one task: each hidden neuron's angular frequency against its damping
-    before (grey) and after training (coloured), with the divergence boundary ``p(omega)`` dashed, and beside it
-    the histogram of the frequencies. ``neurons``: rows of :func:`reprolib.notebook.resonator_probe` (``stage``,
-    ``omega``, ``damping``, ``dt``, ``model``); ``paper_marks``: label -> frequency (rad/s) the paper names, drawn as
-    vertical lines on the histogram."""
+    """The BRF paper's Fig. 5 (bottom) for one task and model: each hidden neuron's angular frequency against its
+    damping before (grey) and after training (coloured), with the divergence boundary ``p(omega)`` dashed, and
+    beside it the histogram of the frequencies. ``neurons``: rows of :func:`reprolib.notebook.resonator_probe`
+    (``stage``, ``omega``, ``damping``, ``dt``, ``model``); ``paper_marks``: label -> frequency (rad/s) the paper
+    names, drawn as vertical lines on the histogram."""
     absent = [c for c in ("stage", "omega", "damping", "dt", "model") if c not in neurons.columns]
     if absent:
         raise ValueError(f"learned_parameters_figure: columns {absent} are not in the frame; expected the neuron "
                          "rows of reprolib.notebook.resonator_probe")
-    fig, axes = figure(1, 2, width=4.2, height=3.3)
-    scatter, histogram = axes[0]
-    models = sorted(neurons["model"].unique())
-    learned_color = color(models[0].upper(), "C0") if len(models) == 1 else "C0"
-    styles = {"initial": dict(color="0.6", s=10, alpha=0.6), "learned": dict(color=learned_color, s=12, alpha=0.7)}
-    for stage, style in styles.items():
-        part = neurons[neurons["stage"] == stage]
-        scatter.scatter(part["omega"], part["damping"], label=f"{stage} ({len(part)} neurons)", **style)
     if neurons["dt"].nunique() > 1:
         raise ValueError(f"learned_parameters_figure: runs with different time steps {sorted(neurons['dt'].unique())} "
                          "have different divergence boundaries; plot them apart")
+    models = sorted(neurons["model"].unique())
+    if len(models) > 1:
+        raise ValueError(f"learned_parameters_figure: neurons of several models {models}; plot one model at a time")
+    fig, axes = figure(1, 2, width=4.2, height=3.3)
+    scatter, histogram = axes[0]
+    learned_color = color(models[0].upper(), "C0") if models else "C0"
+    styles = {"initial": dict(color="0.6", s=10, alpha=0.6), "learned": dict(color=learned_color, s=12, alpha=0.7)}
+    name = models[0].upper() if models else ""
+    for stage, style in styles.items():
+        part = neurons[neurons["stage"] == stage]
+        scatter.scatter(part["omega"], part["damping"], label=f"{stage} {name} ({len(part)} neurons)", **style)
     dt = float(neurons["dt"].iloc[0]) if len(neurons) else 0.01
     top = max(float(neurons["omega"].max()) * 1.1, 1.0) if len(neurons) else 10.0
     omega = np.linspace(0.0, min(top, 1.0 / dt), 200)
     scatter.plot(omega, (-1.0 + np.sqrt(1.0 - (dt * omega) ** 2)) / dt, "k--", lw=1,
                  label="divergence boundary p(\u03c9)")
-    damping = "b_c = p(\u03c9) \u2212 |b\u2032|" if models == ["brf"] else "damping"
+    damping = "b_c = p(\u03c9) \u2212 |b\u2032|" if models == ["brf"] else "damping b = \u2212|b\u2032|"
     scatter.set(xlabel="\u03c9 (rad/s)", ylabel=damping, xlim=(0, top))
     scatter.legend(fontsize=7)
     bins = np.linspace(0.0, top, 40)

@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 
-from reprolib.config import ConfigError
+from reprolib.config import ConfigError, with_overrides
 from reprolib.experiments import get_configs
 from reprolib.neurons.resonate import (BRFCell, RFCell, RFState, brf_step, divergence_boundary,
                                        frequency_and_damping)
@@ -19,7 +19,9 @@ from reprolib.training.resonator_probe import probe_resonators, resonator_parame
 
 
 def _ecg(neuron: str, seed: int = 0, labels: str = "source"):
-    return get_configs("brf-ecg", "ci", seeds=[seed], neuron=neuron, labels=labels)[0]
+    # on the CPU, also where a GPU is: the tests compare weights and histories bit for bit
+    config = get_configs("brf-ecg", "ci", seeds=[seed], neuron=neuron, labels=labels)[0]
+    return with_overrides(config, {"device": "cpu"})
 
 
 def test_frequency_and_damping_is_what_the_brf_step_uses():
@@ -39,6 +41,13 @@ def test_frequency_and_damping_is_what_the_brf_step_uses():
     torch.testing.assert_close(state.u, u + params.dt * b_c * u)
     rf = RFCell(2, 5, omega_range=(3.0, 5.0), b_offset_range=(0.1, 1.0))
     assert torch.equal(frequency_and_damping(rf.neuron_parameters(), balanced=False)[1], -rf.b_offset.detach().abs())
+    # with clamp_omega the step runs at 1 / dt at most, and so does the reported frequency: v[t] = v + dt omega u
+    clamped = BRFCell(2, 5, omega_range=(150.0, 160.0), b_offset_range=(0.1, 1.0), clamp_omega=True)
+    params = clamped.neuron_parameters()
+    omega, b_c = frequency_and_damping(params, balanced=True)
+    assert torch.equal(omega, torch.full((5,), 1.0 / params.dt)) and torch.isfinite(b_c).all()
+    _, state = brf_step(zeros, RFState(zeros, u, zeros, zeros), params)
+    torch.testing.assert_close(state.v, params.dt * omega * u)
 
 
 def test_initial_model_is_the_model_a_run_starts_from(data_root, results_tmp):
@@ -48,6 +57,7 @@ def test_initial_model_is_the_model_a_run_starts_from(data_root, results_tmp):
     model = initial_model(config)
     assert torch.equal(torch.get_rng_state(), before)  # the caller's RNG is left alone
     run = _Run(config, results_tmp, progress=False)
+    assert model.state_dict().keys() == run.model.state_dict().keys()
     for (name, a), (_, b) in zip(model.state_dict().items(), run.model.state_dict().items()):
         assert torch.equal(a, b), name
     assert not torch.equal(initial_model(_ecg("brf", seed=4)).hidden.omega, model.hidden.omega)
@@ -69,8 +79,8 @@ def test_probe_reads_the_initial_and_the_selected_parameters_of_trained_runs(dat
     for record in records:
         run = runs[record.config.seed]
         assert run["record"] == record.hash and run["neuron"] == "brf" and run["dt"] == 0.01
-        assert run["committed"] == {"record": f"brf-ecg/{record.hash}.json", "epochs": 2, "identical": True,
-                                    "max_abs_accuracy_diff_pp": 0.0}
+        assert run["committed"] == {"record": f"brf-ecg/{record.hash}.json", "same_record": False, "epochs": 2,
+                                    "identical": True, "max_abs_accuracy_diff_pp": 0.0}
         initial = resonator_parameters(initial_model(record.config))
         assert run["initial"] == {"omega": initial["omega"], "damping": initial["damping"]}
         assert len(run["initial"]["omega"]) == 8 and all(3.0 <= w <= 5.0 for w in run["initial"]["omega"])
@@ -89,8 +99,15 @@ def test_probe_refuses_other_models_missing_or_stale_weights_before_writing(data
     alif = train(_ecg("alif"), results_dir=results_tmp, progress=False)
     brf = train(_ecg("brf"), results_dir=results_tmp, progress=False)
     out = tmp_path / "probe.json"
-    with pytest.raises(ConfigError, match="hidden layer is ALIFCell; expected RF or BRF neurons"):
+    with pytest.raises(ConfigError, match="hidden layer is ALIFCell; expected RF or BRF neurons .*--skip-other-models"):
         probe_resonators([brf.path, alif.path], out, progress=False)
+    with pytest.raises(ConfigError, match="none of the 1 records is of an RF or BRF network"):
+        probe_resonators([alif.path], out, progress=False, skip_other_models=True)
+    assert not out.exists()
+    probed = json.loads(probe_resonators([brf.path, alif.path], out, progress=False,
+                                         skip_other_models=True).read_text())["payload"]
+    assert [r["record"] for r in probed["runs"]] == [brf.hash] and probed["skipped_other_models"] == [alif.hash]
+    out.unlink()
     with pytest.raises(ConfigError, match="several experiments / scales"):
         probe_resonators([brf.path, train(get_configs("toy", "ci", seeds=[0])[0], results_dir=results_tmp,
                                           progress=False).path], out, progress=False)
@@ -101,6 +118,9 @@ def test_probe_refuses_other_models_missing_or_stale_weights_before_writing(data
         probe_resonators([brf.path], out, progress=False)
     torch.save({**stale, "epoch": stale["epoch"] + 5}, kept)
     with pytest.raises(ValueError, match=r"holds the weights of epoch \d+, but .* selected epoch"):
+        probe_resonators([brf.path], out, progress=False)
+    kept.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="is not a readable checkpoint of selected weights"):
         probe_resonators([brf.path], out, progress=False)
     with pytest.raises(ValueError, match="is not a folder; expected a results folder"):
         probe_resonators([brf.path], out, compare_with=tmp_path / "nowhere", progress=False)
@@ -139,11 +159,13 @@ def test_the_book_page_shows_a_committed_probe_beside_the_paper(data_root, resul
     neurons, per_run, line = nb.resonator_probe(runs["ECG"])
     assert len(neurons) == 2 * 8 and set(neurons["stage"]) == {"initial", "learned"}  # the page's run only
     assert set(neurons["record"]) == {record.hash} and (neurons["labels"] == "source").all()
-    assert list(per_run["record"]) == [record.hash] and per_run["history vs committed record"].tolist() == ["identical"]
+    # probed where it was trained: the weights are the committed record's own, nothing to compare
+    assert list(per_run["record"]) == [record.hash] and list(per_run["model"]) == ["BRF"]
+    assert per_run["history vs committed record"].tolist() == ["the committed record itself"]
     assert per_run["test accuracy (%)"].iloc[0] == round(100 * record.final["test_accuracy"], 2)
     assert line.startswith("probe of 1 of 1 runs' kept weights (the selected epoch) · code ")
     marks = nb.resonator_paper_marks("ECG")
-    assert marks == {"learned cluster, near": 2.0, "input spike rate": 2.09}  # the paper's Section 4.4, as data
+    assert marks == {"learned cluster, near": 2.0, "input spikes every ~300 steps": 2.09}  # Section 4.4, as data
     assert nb.resonator_paper_marks("SHD") == {}
     from reprolib import plotting
 
@@ -153,3 +175,5 @@ def test_the_book_page_shows_a_committed_probe_beside_the_paper(data_root, resul
     assert sum(1 for text in histogram.get_legend().get_texts() if text.get_text().startswith("paper: ")) == 2
     with pytest.raises(ValueError, match=r"columns \['dt'\] are not in the frame"):
         plotting.learned_parameters_figure(neurons.drop(columns="dt"), marks, line, "paper")
+    with pytest.raises(ValueError, match=r"neurons of several models \['brf', 'rf'\]"):
+        plotting.learned_parameters_figure(neurons.assign(model=["brf", "rf"] * 8), marks, line, "paper")

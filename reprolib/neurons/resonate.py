@@ -95,8 +95,10 @@ def _omega(params: RFParameters) -> Tensor:
 
 def frequency_and_damping(params: RFParameters, balanced: bool) -> tuple[Tensor, Tensor]:
     """Each neuron's angular frequency and damping as its step uses them, without the spike-driven term:
-    ``(|omega|, p(omega) - |b'|)`` for BRF (the paper's ``b_c``, Fig. 5 bottom: below 0 the neuron is damped) and
-    ``(|omega|, -|b'|)`` for RF; ``omega`` clamped to ``1 / dt`` where the params say so."""
+    ``(|omega|, p(omega) - |b'|)`` for BRF (the paper's ``b_c``, Fig. 5 bottom) and ``(|omega|, -|b'|)`` for RF;
+    ``omega`` clamped to ``1 / dt`` where the params say so. Below the divergence boundary ``p(omega)`` (itself
+    negative) the Euler step's oscillation decays: a BRF's ``b_c`` is below it whenever ``b' != 0``, an RF's
+    ``-|b'|`` need not be (``omega = 70``, ``b = -1`` diverges: ``p(70) = -28.6``)."""
     omega = _omega(params)
     if balanced:
         return omega, divergence_boundary(omega, params.dt) - torch.abs(params.b_offset)

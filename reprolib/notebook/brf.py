@@ -259,12 +259,13 @@ def brf_table2_other_models(tasks: Sequence[str]) -> pd.DataFrame:
     return _untrained_rows("brf-table2", tasks).drop(columns=["source", "section"]).set_index(["task", "model"])
 
 
-def resonator_probe(runs: Runs, results_dir=None) -> tuple[pd.DataFrame, pd.DataFrame, str] | None:
+def resonator_probe(runs: Runs, results_dir=None, model: str = "brf") -> tuple[pd.DataFrame, pd.DataFrame, str] | None:
     """The committed resonator probe (``reprolib probe-resonators``, :mod:`reprolib.training.resonator_probe`) of
     this page's experiment at its scale, joined with the page's runs by record hash: ``(neurons, per_run,
     provenance line)``. ``neurons`` has one row per run, hidden neuron and stage (``initial`` / ``learned``):
     ``omega`` (rad/s), ``damping``, ``dt``, ``model`` and the page's axis columns; ``per_run`` one row per probed run
-    (:func:`resonator_runs_table`). ``None`` when no probe file is committed or none of its runs is on the page."""
+    (:func:`resonator_runs_table`). Only runs of ``model`` (``brf`` or ``rf``: the paper's figure shows BRF) are
+    kept. ``None`` when no probe file is committed or none of its runs of ``model`` is on the page."""
     import json  # noqa: PLC0415
 
     from reprolib.notebook.run_provenance import record_info  # noqa: PLC0415
@@ -277,7 +278,7 @@ def resonator_probe(runs: Runs, results_dir=None) -> tuple[pd.DataFrame, pd.Data
     axes = runs.table[["config_hash", *runs.axes]].rename(columns={"config_hash": "record"})
     probed = pd.DataFrame([{key: value for key, value in run.items() if key not in ("initial", "learned")}
                            for run in payload["runs"]]).rename(columns={"neuron": "model"})
-    probed = probed.merge(axes, on="record", how="inner")
+    probed = probed[probed["model"] == model].merge(axes, on="record", how="inner")
     if probed.empty:
         return None
     neurons = pd.DataFrame([
@@ -303,10 +304,12 @@ def resonator_runs_table(probed: pd.DataFrame, neurons: pd.DataFrame) -> pd.Data
         learned = own.loc[own["stage"] == "learned", "omega"]
         committed = run.get("committed")
         same = ("not compared" if not isinstance(committed, dict) else
+                "the committed record itself" if committed.get("same_record") else
                 "identical" if committed.get("identical") else
                 f"differs (up to {committed.get('max_abs_accuracy_diff_pp', float('nan')):.2f} pp)")
         rows.append({
-            "seed": run["seed"], "record": run["record"], "selected epoch": run["selected_epoch"],
+            "model": str(run["model"]).upper(), "seed": run["seed"], "record": run["record"],
+            "selected epoch": run["selected_epoch"],
             "test accuracy (%)": round(100 * run["test_accuracy"], 2) if run["test_accuracy"] is not None else None,
             "history vs committed record": same,
             "initial \u03c9 (rad/s)": f"{initial.min():.2f} to {initial.max():.2f}",
@@ -324,7 +327,7 @@ def resonator_paper_marks(task: str) -> dict[str, float]:
 
     frame = reference.table("brf-parameters")
     frame = frame[(frame["task"] == task) & (frame["unit"] == "rad/s")]
-    names = {"learned_omega_cluster": "learned cluster, near", "spike_frequency": "input spike rate",
+    names = {"learned_omega_cluster": "learned cluster, near", "spike_frequency": "input spikes every ~300 steps",
              "stroke_frequency": "stroke frequency", "learned_omega_main_peak_low": "main peak from",
              "learned_omega_main_peak_high": "main peak to", "learned_omega_second_peak_low": "second peak from",
              "learned_omega_second_peak_high": "second peak to"}
@@ -332,7 +335,7 @@ def resonator_paper_marks(task: str) -> dict[str, float]:
 
 
 def show_resonator_probe(runs: Mapping[str, Runs], task: str = "ECG", results_dir=None) -> None:
-    """The BRF paper's Fig. 5 (bottom) for ``task`` from the committed resonator probe of its runs
+    """The BRF paper's Fig. 5 (bottom) for ``task`` from the committed resonator probe of its BRF runs
     (:func:`resonator_probe`): the figure and the per-run table; a note with the commands where none is
     committed at this scale."""
     from IPython.display import display  # noqa: PLC0415
@@ -347,7 +350,8 @@ def show_resonator_probe(runs: Mapping[str, Runs], task: str = "ECG", results_di
         show_markdown(f"*No resonator probe of the {task} runs committed at scale {runs[task].params.scale}: "
                       "re-train the BRF runs where the probe will run (`reprolib rerun "
                       f"results/{experiment}/HASH.json --results results/reruns/LABEL`), then `reprolib "
-                      f"probe-resonators results/reruns/LABEL/{experiment}/*.json --compare-with results`.*")
+                      f"probe-resonators results/reruns/LABEL/{experiment}/*.json --compare-with results "
+                      "--skip-other-models`.*")
         return
     neurons, per_run, line = probe
     plotting.learned_parameters_figure(neurons, resonator_paper_marks(task), line,

@@ -152,7 +152,8 @@ def read_records_of_one_kind(paths, command: str) -> tuple[list[Record], str, st
         raise ConfigError(f"{command} needs at least one run record")
     kinds = sorted({(r.config.experiment, r.config.scale) for r in records})
     if len(kinds) > 1:
-        raise ConfigError(f"the records belong to several experiments / scales {kinds}; probe one at a time")
+        raise ConfigError(f"{command}: the records belong to several experiments / scales {kinds}; expected "
+                          "records of one experiment and scale at a time")
     (experiment, scale), = kinds
     return records, experiment, scale
 

@@ -79,8 +79,9 @@ def build_model(config: ExperimentConfig) -> torch.nn.Module:
 def initial_model(config: ExperimentConfig) -> torch.nn.Module:
     """The model a run of ``config`` starts from, on the CPU: built right after ``torch.manual_seed(config.seed)``,
     as :func:`build_parts` builds it for the training loop, so its weights are the run's initial ones. The global
-    RNG is left as it was."""
-    with torch.random.fork_rng(devices=[]):
+    RNGs (the CPU's and every CUDA device's, which ``manual_seed`` seeds too) are left as they were."""
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
         torch.manual_seed(config.seed)
         return build_model(config)
 

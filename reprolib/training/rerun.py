@@ -207,7 +207,7 @@ def _same_setting(recorded: Record, rerun: Record, last_epoch: int | None = None
                 notes.append(f"{prefix}CPU: the record does not name its CPU model and instruction set (recorded "
                              "before provenance held them), so a different CPU cannot be ruled out")
             elif a["cpu"] != b.get("cpu"):
-                notes.append(f"{prefix}CPU: recorded {cpu_text(a['cpu'])} / rerun "
+                notes.append(f"{prefix}CPU: recorded {cpu_text(a['cpu']) or 'unknown'} / rerun "
                              f"{cpu_text(b.get('cpu')) or 'unknown'}")
         if backend != rerun.config.backend:
             notes.append(f"{prefix}backend: recorded {backend} / rerun {rerun.config.backend}")

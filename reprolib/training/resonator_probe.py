@@ -63,68 +63,95 @@ def _record_root(record) -> Path:
 
 
 def _against_committed(record, compare_with) -> dict | None:
-    """Whether ``record``'s history is that of the record of the same config under ``compare_with``."""
+    """Whether ``record``'s history is that of the record of the same config under ``compare_with`` (None where
+    there is none); ``same_record`` when that is the probed record's own file (trained where it is probed)."""
     from reprolib.results.records import read_record, record_path  # noqa: PLC0415
     from reprolib.training.rerun import compare_runs  # noqa: PLC0415
 
     path = record_path(record.config, compare_with)
     if not path.is_file():
         return None
+    shown = f"{record.config.experiment}/{path.name}"
+    if path.resolve() == Path(record.path).resolve():
+        return {"record": shown, "same_record": True}
     _, summary = compare_runs(read_record(path), record)
-    return {"record": f"{record.config.experiment}/{path.name}", "epochs": summary["epochs"],
-            "identical": summary["identical"], "max_abs_accuracy_diff_pp": summary["max_abs_accuracy_diff_pp"]}
+    return {"record": shown, "same_record": False, "epochs": summary["epochs"], "identical": summary["identical"],
+            "max_abs_accuracy_diff_pp": summary["max_abs_accuracy_diff_pp"]}
+
+
+def _kept_weights(record, root: Path) -> tuple[bytes, dict]:
+    """The selected-epoch weights ``record``'s run kept under ``root`` (raw bytes and the loaded state), checked:
+    FileNotFoundError where there are none, ValueError for an unreadable file or one of another epoch."""
+    from reprolib.training import checkpoint as ckpt  # noqa: PLC0415
+
+    weight_file = ckpt.checkpoint_dir(record.config, root, create=False) / ckpt.SELECTED_FILE
+    if not weight_file.is_file():
+        raise FileNotFoundError(f"no kept weights for {record.path} at {weight_file}: the probe runs where the "
+                                "run was trained (checkpoint folders are not committed)")
+    blob = weight_file.read_bytes()
+    try:
+        state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+        epoch, weights = int(state["epoch"]), state["model"]
+    except Exception as error:  # noqa: BLE001 - unpickling raises many kinds; all mean the same here
+        raise ValueError(f"{weight_file} is not a readable checkpoint of selected weights ({type(error).__name__}: "
+                         f"{error})") from error
+    selected = record.final.get("selected_epoch")
+    if epoch != selected:
+        raise ValueError(f"{weight_file} holds the weights of epoch {epoch}, but {record.path} selected "
+                         f"epoch {selected}: the checkpoint is not this record's")
+    return blob, weights
 
 
 def probe_resonators(paths: Sequence[str | Path], output: str | Path | None = None, results_dir=None,
-                     compare_with=None, progress: bool = True) -> Path:
+                     compare_with=None, progress: bool = True, skip_other_models: bool = False) -> Path:
     """Write the initial and learned ``omega`` / damping of every run in ``paths`` (records of one experiment and
     scale, of resonator networks) to ``output``. Weights are read from ``results_dir`` (default: the folder each
     record sits in). Every record, its model and its kept weights are checked before anything is written; weights
-    kept for another epoch than the record selected (a stale checkpoint) are an error."""
+    kept for another epoch than the record selected (a stale checkpoint) are an error. A record of another model
+    (an ALIF network) is an error too, unless ``skip_other_models``: it is then listed in the file, not probed."""
     from reprolib.results import provenance  # noqa: PLC0415
     from reprolib.results.records import atomic_write_text, read_records_of_one_kind  # noqa: PLC0415
-    from reprolib.training import checkpoint as ckpt  # noqa: PLC0415
     from reprolib.training.build import initial_model  # noqa: PLC0415
+    from reprolib.training.rerun import rerun_config  # noqa: PLC0415
 
     records, experiment, scale = read_records_of_one_kind(paths, "probe-resonators")
     output = check_output_file(output if output is not None else default_output(experiment, scale))
     if compare_with is not None and not Path(compare_with).is_dir():
         raise ValueError(f"--compare-with {str(compare_with)!r} is not a folder; expected a results folder")
     started = provenance.utc_now()
-    runs = []
-    for record in records:  # all checks first: nothing is written for a set that has a bad record
-        model = initial_model(record.config)
+    runs, skipped = [], []
+    for record in records:  # every check first: nothing is written for a set that has a bad record
+        try:
+            model = initial_model(rerun_config(record, device="cpu"))  # a backend that runs here
+        except RuntimeError as error:  # e.g. the cpp backend without a compiler
+            raise ValueError(f"{record.path}: its model cannot be built here ({error})") from error
         try:
             initial = resonator_parameters(model)
         except ValueError as error:
-            raise ConfigError(f"{record.path}: {error}") from None
+            if skip_other_models:
+                skipped.append(record.hash)
+                continue
+            raise ConfigError(f"{record.path}: {error} (--skip-other-models leaves such records out)") from None
         root = Path(results_dir) if results_dir is not None else _record_root(record)
-        weight_file = ckpt.checkpoint_dir(record.config, root, create=False) / ckpt.SELECTED_FILE
-        if not weight_file.is_file():
-            raise FileNotFoundError(f"no kept weights for {record.path} at {weight_file}: the probe runs where the "
-                                    "run was trained (checkpoint folders are not committed)")
-        runs.append((record, model, initial, weight_file))
+        runs.append((record, model, initial, *_kept_weights(record, root)))
+    if not runs:
+        raise ConfigError(f"none of the {len(records)} records is of an RF or BRF network")
     rows = []
-    for i, (record, model, initial, weight_file) in enumerate(runs, 1):
+    for i, (record, model, initial, blob, weights) in enumerate(runs, 1):
         if progress:
             print(f"[{i}/{len(runs)}] {experiment}/{record.hash} seed {record.config.seed}", file=sys.stderr,
                   flush=True)
-        blob = weight_file.read_bytes()
-        state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-        selected = record.final.get("selected_epoch")
-        if int(state["epoch"]) != selected:
-            raise ValueError(f"{weight_file} holds the weights of epoch {state['epoch']}, but {record.path} selected "
-                             f"epoch {selected}: the checkpoint is not this record's")
-        model.load_state_dict(state["model"])
+        model.load_state_dict(weights)
         learned = resonator_parameters(model)
         rows.append({"record": record.hash, "seed": record.config.seed, "neuron": initial["neuron"],
-                     "dt": initial["dt"], "selected_epoch": selected,
+                     "dt": initial["dt"], "selected_epoch": record.final.get("selected_epoch"),
                      "weights_sha256": hashlib.sha256(blob).hexdigest(),
                      "test_accuracy": record.final.get("test_accuracy"),
                      "initial": {k: initial[k] for k in ("omega", "damping")},
                      "learned": {k: learned[k] for k in ("omega", "damping")},
                      "committed": _against_committed(record, compare_with) if compare_with is not None else None})
     payload = {"kind": "resonator-probe", "experiment": experiment, "scale": scale, "runs": rows,
+               "skipped_other_models": sorted(skipped),
                "provenance": {**provenance.collect(torch.device("cpu"), scale), "start_time": started,
                               "end_time": provenance.utc_now()}}
     atomic_write_text(output, json.dumps({"payload": payload}, indent=1, sort_keys=True) + "\n")
@@ -140,6 +167,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compare-with", default=None, metavar="DIR",
                         help="results folder with records of the same configs (e.g. results/ for re-runs of its "
                              "records): say per run whether its history is identical to that record's")
+    parser.add_argument("--skip-other-models", action="store_true",
+                        help="leave out records of networks without RF / BRF neurons (ALIF) and list them in the file "
+                             "(default: such a record is an error)")
     parser.add_argument("--no-progress", action="store_true", help="no progress lines")
 
 
@@ -147,7 +177,8 @@ def main(args: argparse.Namespace) -> int:
     from reprolib.results.records import CorruptRecordError  # noqa: PLC0415
 
     try:
-        out = probe_resonators(args.records, args.output, args.results, args.compare_with, not args.no_progress)
+        out = probe_resonators(args.records, args.output, args.results, args.compare_with, not args.no_progress,
+                               args.skip_other_models)
     except (ConfigError, CorruptRecordError, FileNotFoundError, ValueError) as error:
         print(f"reprolib probe-resonators: error: {error}", file=sys.stderr)
         return 2
