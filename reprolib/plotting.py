@@ -585,6 +585,6 @@ def learned_parameters_figure(neurons: pd.DataFrame, paper_marks: Mapping[str, f
     for i, (label, value) in enumerate(paper_marks.items()):
         histogram.axvline(value, color=f"C{3 + i}", **PAPER_STYLE, label=f"paper: {label} ({value:g} rad/s)")
     histogram.set(xlabel="\u03c9 (rad/s)", ylabel="neurons (all runs)", xlim=(0, top))
-    histogram.legend(fontsize=7)
+    histogram.legend(fontsize=6, loc="upper right")
     caption(fig, provenance, source)
     return fig

@@ -164,6 +164,9 @@ def test_the_book_page_shows_a_committed_probe_beside_the_paper(data_root, resul
     assert per_run["history vs committed record"].tolist() == ["the committed record itself"]
     assert per_run["test accuracy (%)"].iloc[0] == round(100 * record.final["test_accuracy"], 2)
     assert line.startswith("probe of 1 of 1 runs' kept weights (the selected epoch) · code ")
+    assert per_run["learned \u03c9 < 0.1 rad/s (%)"].between(0, 100).all()
+    nb.show_resonator_probe(runs, "ECG")  # the figure, the table, then the summary under them
+    assert shown[-1].startswith("Over the 1 probed run (8 neurons):") and "*paper*: input spikes every" in shown[-1]
     marks = nb.resonator_paper_marks("ECG")
     assert marks == {"learned cluster, near": 2.0, "input spikes every ~300 steps": 2.09}  # Section 4.4, as data
     assert nb.resonator_paper_marks("SHD") == {}
@@ -177,3 +180,18 @@ def test_the_book_page_shows_a_committed_probe_beside_the_paper(data_root, resul
         plotting.learned_parameters_figure(neurons.drop(columns="dt"), marks, line, "paper")
     with pytest.raises(ValueError, match=r"neurons of several models \['brf', 'rf'\]"):
         plotting.learned_parameters_figure(neurons.assign(model=["brf", "rf"] * 8), marks, line, "paper")
+
+
+def test_resonator_summary_counts_neurons_near_the_papers_frequencies():
+    import pandas as pd
+
+    from reprolib import notebook as nb
+
+    rows = [("a", "initial", w) for w in (3.0, 4.0, 5.0, 4.5)] + [("a", "learned", w) for w in (0.01, 2.0, 2.4, 7.0)]
+    neurons = pd.DataFrame(rows, columns=["record", "stage", "omega"])
+    text = nb.resonator_summary(neurons, {"learned cluster, near": 2.0})
+    assert text.startswith("Over the 1 probed run (4 neurons):")
+    assert "within 0.5 rad/s of 2 rad/s (*paper*: learned cluster, near): 0 % of the neurons before training, " \
+           "50 % after;" in text
+    assert text.endswith("below 0.1 rad/s after training (no longer oscillating within a sequence): 25 %.")
+    assert nb.resonator_summary(neurons[neurons["stage"] == "initial"], {}) == ""

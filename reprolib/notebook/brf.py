@@ -292,11 +292,16 @@ def resonator_probe(runs: Runs, results_dir=None, model: str = "brf") -> tuple[p
     return neurons, resonator_runs_table(probed, neurons), line
 
 
+#: below this angular frequency (rad/s) a resonator's period (over 60 s, 6,000 steps of 10 ms) is longer than
+#: any sequence here: it acts as a damped integrator, no longer as an oscillator
+NON_OSCILLATING = 0.1
+
+
 def resonator_runs_table(probed: pd.DataFrame, neurons: pd.DataFrame) -> pd.DataFrame:
     """Per probed run: its seed, selected epoch and test accuracy, whether its training repeated the committed
     record's history (the weights are then those behind the page's numbers), the range of its initial
     frequencies and where its learned ones lie (median, 10th-90th percentile, the share below the initial
-    range's lower end)."""
+    range's lower end, the share below :data:`NON_OSCILLATING`)."""
     rows = []
     for _, run in probed.sort_values("seed").iterrows():
         own = neurons[neurons["record"] == run["record"]]
@@ -316,6 +321,7 @@ def resonator_runs_table(probed: pd.DataFrame, neurons: pd.DataFrame) -> pd.Data
             "learned \u03c9 median": round(float(learned.median()), 2),
             "learned \u03c9 10th-90th pct": f"{learned.quantile(0.1):.2f} to {learned.quantile(0.9):.2f}",
             "learned \u03c9 below initial range (%)": round(100 * float((learned < initial.min()).mean()), 1),
+            "learned \u03c9 < 0.1 rad/s (%)": round(100 * float((learned < NON_OSCILLATING).mean()), 1),
         })
     return pd.DataFrame(rows)
 
@@ -354,6 +360,29 @@ def show_resonator_probe(runs: Mapping[str, Runs], task: str = "ECG", results_di
                       "--skip-other-models`.*")
         return
     neurons, per_run, line = probe
-    plotting.learned_parameters_figure(neurons, resonator_paper_marks(task), line,
+    marks = resonator_paper_marks(task)
+    plotting.learned_parameters_figure(neurons, marks, line,
                                        reference.source_label("brf") + ", Section 4.4 (Fig. 5, bottom)")
     display(per_run)
+    show_markdown(resonator_summary(neurons, marks))
+
+
+def resonator_summary(neurons: pd.DataFrame, marks: Mapping[str, float], window: float = 0.5) -> str:
+    """Markdown: how many of the probed neurons start and end within ``window`` rad/s of each frequency the paper
+    names (``marks``), and how many end below :data:`NON_OSCILLATING`; all runs pooled."""
+    initial = neurons.loc[neurons["stage"] == "initial", "omega"]
+    learned = neurons.loc[neurons["stage"] == "learned", "omega"]
+    if learned.empty:
+        return ""
+    runs = neurons["record"].nunique()
+    lines = [f"Over the {runs} probed run{'s' if runs != 1 else ''} ({len(learned)} neurons):"]
+
+    def near(omega: pd.Series, value: float) -> float:
+        return 100 * float(((omega - value).abs() <= window).mean())
+
+    for label, value in marks.items():
+        lines.append(f"- within {window:g} rad/s of {value:g} rad/s (*paper*: {label}): {near(initial, value):.0f} % "
+                     f"of the neurons before training, {near(learned, value):.0f} % after;")
+    lines.append(f"- below {NON_OSCILLATING:g} rad/s after training (no longer oscillating within a sequence): "
+                 f"{100 * float((learned < NON_OSCILLATING).mean()):.0f} %.")
+    return "\n".join(lines)
