@@ -163,7 +163,7 @@ def test_the_book_page_shows_a_committed_probe_beside_the_paper(data_root, resul
     assert list(per_run["record"]) == [record.hash] and list(per_run["model"]) == ["BRF"]
     assert per_run["history vs committed record"].tolist() == ["the committed record itself"]
     assert per_run["test accuracy (%)"].iloc[0] == round(100 * record.final["test_accuracy"], 2)
-    assert line.startswith("probe of 1 of 1 runs' kept weights (the selected epoch) · code ")
+    assert line.startswith("probe of 1 of 1 BRF runs' kept weights (the selected epoch) · code ")
     assert per_run["learned \u03c9 < 0.1 rad/s (%)"].between(0, 100).all()
     nb.show_resonator_probe(runs, "ECG")  # the figure, the table, then the summary under them
     assert shown[-1].startswith("Over the 1 probed run (8 neurons):") and "*paper*: input spikes every" in shown[-1]

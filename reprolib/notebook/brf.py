@@ -287,7 +287,8 @@ def resonator_probe(runs: Runs, results_dir=None, model: str = "brf") -> tuple[p
         for i, (omega, damping) in enumerate(zip(run[stage]["omega"], run[stage]["damping"]))])
     neurons = neurons.merge(probed[["record", "model", *runs.axes]], on="record", how="inner")
     info = record_info({"provenance": payload["provenance"], "scale": payload["scale"]})
-    line = (f"probe of {len(probed)} of {len(runs.table)} runs' kept weights (the selected epoch) · "
+    of_model = runs.table[runs.table["neuron"] == model] if "neuron" in runs.table.columns else runs.table
+    line = (f"probe of {len(probed)} of {len(of_model)} {model.upper()} runs' kept weights (the selected epoch) · "
             f"code {info['code']} · {info['device']} · {info['date']}")
     return neurons, resonator_runs_table(probed, neurons), line
 
