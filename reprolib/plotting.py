@@ -552,6 +552,10 @@ def learned_parameters_figure(neurons: pd.DataFrame, paper_marks: Mapping[str, f
     beside it the histogram of the frequencies. ``neurons``: rows of :func:`reprolib.notebook.resonator_probe`
     (``stage``, ``omega``, ``damping``, ``dt``, ``model``); ``paper_marks``: label -> frequency (rad/s) the paper
     names, drawn as vertical lines on the histogram."""
+    import torch  # noqa: PLC0415
+
+    from reprolib.neurons.resonate import divergence_boundary  # noqa: PLC0415
+
     absent = [c for c in ("stage", "omega", "damping", "dt", "model") if c not in neurons.columns]
     if absent:
         raise ValueError(f"learned_parameters_figure: columns {absent} are not in the frame; expected the neuron "
@@ -572,8 +576,8 @@ def learned_parameters_figure(neurons: pd.DataFrame, paper_marks: Mapping[str, f
         scatter.scatter(part["omega"], part["damping"], label=f"{stage} {name} ({len(part)} neurons)", **style)
     dt = float(neurons["dt"].iloc[0]) if len(neurons) else 0.01
     top = max(float(neurons["omega"].max()) * 1.1, 1.0) if len(neurons) else 10.0
-    omega = np.linspace(0.0, min(top, 1.0 / dt), 200)
-    scatter.plot(omega, (-1.0 + np.sqrt(1.0 - (dt * omega) ** 2)) / dt, "k--", lw=1,
+    omega = torch.linspace(0.0, min(top, 1.0 / dt), 200, dtype=torch.float64)
+    scatter.plot(omega.numpy(), divergence_boundary(omega, dt).numpy(), "k--", lw=1,
                  label="divergence boundary p(\u03c9)")
     damping = "b_c = p(\u03c9) \u2212 |b\u2032|" if models == ["brf"] else "damping b = \u2212|b\u2032|"
     scatter.set(xlabel="\u03c9 (rad/s)", ylabel=damping, xlim=(0, top))

@@ -554,12 +554,7 @@ def _prepare(model: str, params, state_shape, device, engine: str) -> _Prepared:
         pa, pb = alpha, rho
         consts = (float(params.theta0), float(params.beta), 0.0)
     else:
-        omega = R._omega(params)
-        if model == "brf":
-            pb = R.divergence_boundary(omega, params.dt) - torch.abs(params.b_offset)
-        else:
-            pb = -torch.abs(params.b_offset)
-        pa = omega
+        pa, pb = R.frequency_and_damping(params, balanced=model == "brf")  # what the PyTorch step uses
         consts = (float(params.dt), float(params.theta), float(params.gamma))
     pa, pb = torch.broadcast_tensors(torch.as_tensor(pa, device=device), torch.as_tensor(pb, device=device))
     p1, P = dispatch.param_period(pa, state_shape, torch.float32, device, "parameter")
