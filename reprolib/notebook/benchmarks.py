@@ -58,7 +58,8 @@ def bench_code_version(record: Mapping) -> str:
 def bench_heading(name: str, record: Mapping) -> str:
     """Markdown: the record's device as a heading, then its date, code, CPU, library versions, which engine the
     kernel columns timed and how; a warning for a record its run left incomplete, and the kernel check."""
-    host = f"CPU {cpu_text(record.get('cpu'))} · " if cpu_text(record.get("cpu")) else ""
+    cpu = cpu_text(record.get("cpu"))
+    host = f"CPU {cpu} · " if cpu else ""
     timing = record.get("timing", {})
     return (f"### {record.get('device', name)}\n\n*{record.get('date', 'unknown date')} · "
             f"code {bench_code_version(record)} · {host}torch {record.get('torch')} · CUDA {record.get('cuda')} · "

@@ -225,8 +225,7 @@ def _machine(provenance: dict) -> str:
     text = str(provenance.get("device_name") or provenance.get("device") or "unknown")
     if not str(provenance.get("device", "cpu")).startswith("cpu"):
         return text
-    cpu = provenance.get("cpu")
-    return f"{text}, {cpu_text(cpu)}" if cpu_text(cpu) else f"{text}, CPU not recorded"
+    return f"{text}, {cpu_text(provenance.get('cpu')) or 'CPU not recorded'}"
 
 
 #: the columns of :func:`published_reruns`, in order (also those of its empty table)
