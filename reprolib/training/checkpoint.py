@@ -11,6 +11,7 @@ that ``.ckpt`` folder ignores itself in git.
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -55,6 +56,29 @@ def load(path: str | os.PathLike) -> dict | None:
     except Exception as error:  # an unreadable checkpoint only costs the work it held: start over
         warnings.warn(f"ignoring unreadable checkpoint {str(path)!r} ({error}); the run starts from epoch 0")
         return None
+
+
+def read_selected_weights(record, results_dir: str | os.PathLike | None = None) -> tuple[bytes, dict]:
+    """The selected-epoch weights that ``record``'s run kept under ``results_dir``, as raw bytes (to hash) and
+    the loaded model state, checked before any use: FileNotFoundError where there are none (checkpoint folders
+    are not committed, so a record's weights exist only where it was trained), ValueError for an unreadable
+    file or for the weights of another epoch than the record selected (a stale checkpoint, not this record's)."""
+    weight_file = checkpoint_dir(record.config, results_dir, create=False) / SELECTED_FILE
+    if not weight_file.is_file():
+        raise FileNotFoundError(f"no kept weights for {record.path} at {weight_file}: probes run where the "
+                                "run was trained (checkpoint folders are not committed)")
+    blob = weight_file.read_bytes()
+    try:
+        state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+        epoch, weights = int(state["epoch"]), state["model"]
+    except Exception as error:  # noqa: BLE001 - unpickling raises many kinds; all mean the same here
+        raise ValueError(f"{weight_file} is not a readable checkpoint of selected weights ({type(error).__name__}: "
+                         f"{error})") from error
+    selected = record.final.get("selected_epoch")
+    if epoch != selected:
+        raise ValueError(f"{weight_file} holds the weights of epoch {epoch}, but {record.path} selected "
+                         f"epoch {selected}: the checkpoint is not this record's")
+    return blob, weights
 
 
 def remove_training_state(directory: Path) -> None:

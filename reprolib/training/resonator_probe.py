@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import sys
 from collections.abc import Sequence
@@ -79,29 +78,6 @@ def _against_committed(record, compare_with) -> dict | None:
             "max_abs_accuracy_diff_pp": summary["max_abs_accuracy_diff_pp"]}
 
 
-def _kept_weights(record, root: Path) -> tuple[bytes, dict]:
-    """The selected-epoch weights ``record``'s run kept under ``root`` (raw bytes and the loaded state), checked:
-    FileNotFoundError where there are none, ValueError for an unreadable file or one of another epoch."""
-    from reprolib.training import checkpoint as ckpt  # noqa: PLC0415
-
-    weight_file = ckpt.checkpoint_dir(record.config, root, create=False) / ckpt.SELECTED_FILE
-    if not weight_file.is_file():
-        raise FileNotFoundError(f"no kept weights for {record.path} at {weight_file}: the probe runs where the "
-                                "run was trained (checkpoint folders are not committed)")
-    blob = weight_file.read_bytes()
-    try:
-        state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-        epoch, weights = int(state["epoch"]), state["model"]
-    except Exception as error:  # noqa: BLE001 - unpickling raises many kinds; all mean the same here
-        raise ValueError(f"{weight_file} is not a readable checkpoint of selected weights ({type(error).__name__}: "
-                         f"{error})") from error
-    selected = record.final.get("selected_epoch")
-    if epoch != selected:
-        raise ValueError(f"{weight_file} holds the weights of epoch {epoch}, but {record.path} selected "
-                         f"epoch {selected}: the checkpoint is not this record's")
-    return blob, weights
-
-
 def probe_resonators(paths: Sequence[str | Path], output: str | Path | None = None, results_dir=None,
                      compare_with=None, progress: bool = True, skip_other_models: bool = False) -> Path:
     """Write the initial and learned ``omega`` / damping of every run in ``paths`` (records of one experiment and
@@ -111,6 +87,7 @@ def probe_resonators(paths: Sequence[str | Path], output: str | Path | None = No
     (an ALIF network) is an error too, unless ``skip_other_models``: it is then listed in the file, not probed."""
     from reprolib.results import provenance  # noqa: PLC0415
     from reprolib.results.records import atomic_write_text, read_records_of_one_kind  # noqa: PLC0415
+    from reprolib.training import checkpoint as ckpt  # noqa: PLC0415
     from reprolib.training.build import initial_model  # noqa: PLC0415
     from reprolib.training.rerun import rerun_config  # noqa: PLC0415
 
@@ -133,7 +110,7 @@ def probe_resonators(paths: Sequence[str | Path], output: str | Path | None = No
                 continue
             raise ConfigError(f"{record.path}: {error} (--skip-other-models leaves such records out)") from None
         root = Path(results_dir) if results_dir is not None else _record_root(record)
-        runs.append((record, model, initial, *_kept_weights(record, root)))
+        runs.append((record, model, initial, *ckpt.read_selected_weights(record, root)))
     if not runs:
         raise ConfigError(f"none of the {len(records)} records is of an RF or BRF network")
     rows = []

@@ -123,8 +123,6 @@ def probe_records(paths: Sequence[str | Path], shifts: Sequence[tuple[int, int]]
     one is evaluated; a record whose weights are missing is an error (a partial table would not say which runs
     it left out) unless ``skip_missing``, which probes the others and lists the skipped records in the file.
     The weights file of each run is read once: its sha256 and the evaluated weights agree."""
-    import io  # noqa: PLC0415
-
     from reprolib.results import provenance  # noqa: PLC0415
     from reprolib.results.records import atomic_write_text, read_records_of_one_kind  # noqa: PLC0415
     from reprolib.training import checkpoint as ckpt  # noqa: PLC0415
@@ -132,32 +130,32 @@ def probe_records(paths: Sequence[str | Path], shifts: Sequence[tuple[int, int]]
     from reprolib.training.rerun import rerun_config  # noqa: PLC0415
 
     records, experiment, scale = read_records_of_one_kind(paths, "probe-shift")
-    weight_files = [ckpt.checkpoint_dir(r.config, results_dir) / ckpt.SELECTED_FILE for r in records]
-    present = [f.is_file() for f in weight_files]
-    missing = [r for r, here in zip(records, present) if not here]
+    kept, missing = [], []
+    for record in records:  # every file is read and checked (readable, the record's epoch) before any evaluation
+        try:
+            kept.append((record, *ckpt.read_selected_weights(record, results_dir)))
+        except FileNotFoundError:
+            missing.append(record)
     skipped = sorted(r.hash for r in missing) if skip_missing else []
-    if skip_missing:
-        if not any(present):
-            raise FileNotFoundError(f"none of the {len(missing)} records has kept weights here")
-        records = [r for r, here in zip(records, present) if here]
-        weight_files = [f for f, here in zip(weight_files, present) if here]
-    elif missing:
-        raise FileNotFoundError(f"no kept weights for {len(missing)} record(s), e.g. {[str(r.path) for r in missing[:3]]}: the probe runs "
+    if skip_missing and not kept:
+        raise FileNotFoundError(f"none of the {len(missing)} records has kept weights here")
+    if missing and not skip_missing:
+        examples = [str(r.path) for r in missing[:3]]
+        raise FileNotFoundError(f"no kept weights for {len(missing)} record(s), e.g. {examples}: the probe runs "
                                 "where the runs were trained (their checkpoint folders are not committed)")
     torch_device = resolve_device(device)
     output = check_output_file(output if output is not None else default_output(experiment, scale))
     _check_frames(records[0].config, shifts)
     rows = []
     started = provenance.utc_now()
-    for i, (record, weight_file) in enumerate(zip(records, weight_files), 1):
+    for i, (record, blob, weights) in enumerate(kept, 1):
         if progress:
-            print(f"[{i}/{len(records)}] {experiment}/{record.hash} seed {record.config.seed}", file=sys.stderr,
+            print(f"[{i}/{len(kept)}] {experiment}/{record.hash} seed {record.config.seed}", file=sys.stderr,
                   flush=True)
-        blob = weight_file.read_bytes()
-        state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
         config = rerun_config(record, device=str(torch_device))  # a backend that runs on this device
-        for row in shifted_accuracy(config, shifts, state["model"], device=str(torch_device)):
-            rows.append({"record": record.hash, "seed": record.config.seed, "selected_epoch": int(state["epoch"]),
+        for row in shifted_accuracy(config, shifts, weights, device=str(torch_device)):
+            rows.append({"record": record.hash, "seed": record.config.seed,
+                         "selected_epoch": record.final["selected_epoch"],
                          "weights_sha256": hashlib.sha256(blob).hexdigest(), "backend": config.backend, **row})
     payload = {"kind": "shift-probe", "experiment": experiment, "scale": scale, "shifts": [list(s) for s in shifts],
                "rows": rows, "skipped_without_weights": skipped,
@@ -182,9 +180,9 @@ def _parse_shifts(text: str) -> list[tuple[int, int]]:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("records", nargs="+", metavar="RECORD", help="run record JSON files of one experiment")
-    parser.add_argument("--shifts", default="0,-1,1", help="dy or dy:dx pixel shifts, comma-separated "
-                                                            "(default 0,-1,1: rows only; positive dy moves down; a "
-                                                            "list that starts negative needs '=': --shifts=-1,0,1)")
+    parser.add_argument("--shifts", default="0,-1,1",
+                        help="dy or dy:dx pixel shifts, comma-separated (default 0,-1,1: rows only; positive dy "
+                             "moves down; a list that starts negative needs '=': --shifts=-1,0,1)")
     parser.add_argument("--output", default=None,
                         help="JSON path (default results/analysis/<experiment>-<scale>-shift-probe.json)")
     parser.add_argument("--results", default=None, metavar="DIR", help="results folder holding the checkpoints")
