@@ -229,7 +229,9 @@ def test_task_status_table_has_one_row_per_task_with_counts_and_commands(results
     text = nb.task_status_table(runs)
     rows = [line for line in text.splitlines() if line.startswith("| ECG") or line.startswith("| SHD")]
     assert len(rows) == 2
-    assert "| `brf-ecg` | 0 of 2 |" in rows[0] and "reprolib sweep brf-ecg --scale ci --seeds 0" in rows[0]
+    # the page runs part of the preset's grid, and says which part (the status page counts the whole grid)
+    assert "| `brf-ecg` (neuron = brf, rf, labels = source) | 0 of 2 |" in rows[0]
+    assert "reprolib sweep brf-ecg --scale ci --seeds 0" in rows[0]
     assert "shd is not available on this machine" in text  # the unavailable dataset is said once, below
     assert nb.NOT_RUN in text
 
@@ -237,17 +239,25 @@ def test_task_status_table_has_one_row_per_task_with_counts_and_commands(results
 def test_reproduction_status_counts_records_per_experiment(results_tmp, monkeypatch):
     import shutil
 
+    from reprolib.experiments import get_configs
     from reprolib.paths import REPO_ROOT
 
     monkeypatch.setattr(nb.status, "dataset_status", lambda name: "missing" if name == "shd" else "found")
     status = nb.reproduction_status("paper", results_tmp).set_index("experiment")
     assert "toy" not in status.index and {"sj-seq-fmnist", "brf-ecg", "src-table2"} <= set(status.index)
     assert (status["with record"] == 0).all() and (status["runs"] > 0).all()
+    # src-activity and src-overfit draw on src-table2's runs: the total counts each run once
+    activity, table2 = ({c.hash for c in get_configs(e, "paper")} for e in ("src-activity", "src-table2"))
+    shared = activity & table2
+    assert shared and status.attrs["distinct_runs"] <= status["runs"].sum() - len(shared)
+    assert status.attrs["distinct_with_record"] == 0
     assert status.loc["brf-shd", "data not here"] == "shd (missing)"
     assert status.loc["brf-ecg", "to complete"].startswith("reprolib sweep brf-ecg --scale paper --seeds 0 1 2 3 4")
     # a committed record counts once it is in the results folder
     shutil.copytree(REPO_ROOT / "results" / "sj-clock-lif-mnist", results_tmp / "sj-clock-lif-mnist")
-    row = nb.reproduction_status("paper", results_tmp).set_index("experiment").loc["sj-clock-lif-mnist"]
+    status = nb.reproduction_status("paper", results_tmp)
+    assert status.attrs["distinct_with_record"] == 1
+    row = status.set_index("experiment").loc["sj-clock-lif-mnist"]
     assert (row["runs"], row["with record"], row["to complete"]) == (1, 1, "complete")
     assert row["records"].startswith("scale paper · 1 seed (1 runs)")
 
@@ -506,6 +516,24 @@ def test_run_by_run_names_the_code_of_every_session_behind_each_number(results_t
     assert len({line.replace("\\|", "").count("|") for line in rows}) == 1 and "cpu \\| x86_64" in text
     empty = gather_runs("sj-seq-fmnist", check_parameters("paper", [7], "cpu", False))
     assert empty.run_by_run().empty and empty.run_by_run_dropdown() == ""
+
+
+def test_activity_order_reads_the_shared_table2_records(monkeypatch):
+    from reprolib.notebook import check_parameters, gather_runs
+
+    monkeypatch.setattr(nb.runs, "dataset_status", lambda name: "found")
+    runs = gather_runs("src-activity", check_parameters("paper", [0, 1], "cpu", False), input="mnist-rate",
+                       layers=1)
+    # src-activity draws on src-table2's runs: the page points at the folder they are in
+    assert "Each record is `results/src-table2/<record>.json`;" in runs.run_by_run_dropdown()
+    (row,) = nb.activity_order(runs).to_dict("records")
+    per_model = runs.table.groupby("model")["test_activity"].mean()
+    assert row["paper"] == "SRC > LIF" and row["ours"] == pytest.approx(per_model["src"] - per_model["lif"])
+    assert row["agrees"] == (row["ours"] > 0) and row["wins"].startswith("SRC higher in ")
+    assert not math.isnan(row["after epoch 1"])
+    text = nb.activity_order_findings(nb.activity_order(runs))
+    assert text.startswith("* mnist-rate, 1 layer: ") and f"{row['ours']:+.4f}" in text
+    assert ("the opposite of the paper's order" in text) == (not row["agrees"])
 
 
 def test_paired_gap_compares_the_two_variants_over_shared_seeds():

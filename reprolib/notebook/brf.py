@@ -68,7 +68,7 @@ def task_status_table(runs: Mapping[str, Runs]) -> str:
         total, missing = len(task_runs.configs), len(task_runs.missing)
         line = task_runs.provenance_line()
         command = f"`{task_runs.command()}`" if missing else "complete"
-        rows.append(f"| {task} | `{task_runs.experiment}` | {total - missing} of {total} | {line} | {command} |")
+        rows.append(f"| {task} | {task_runs.preset_text()} | {total - missing} of {total} | {line} | {command} |")
         notes += [dataset_note(name, status) for name, status in task_runs.unavailable.items()]
         notes += [f"**{task}: run {h[:8]} failed**: {reason}" for h, reason in task_runs.failed.items()]
     scale = next(iter(runs.values())).params.scale if runs else "?"

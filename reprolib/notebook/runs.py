@@ -101,6 +101,14 @@ class Runs:
             return {}
         return {k: v for k, v in self.overrides.items() if k in self.axes}
 
+    def preset_text(self) -> str:
+        """Markdown: the preset's name in backticks and, where this page runs only part of its grid, which part,
+        e.g. "`brf-ecg` (labels = source)": the reproduction-status page counts the whole grid."""
+        chosen = {k: list(v) if isinstance(v, (list, tuple)) else [v] for k, v in self._selection().items()}
+        narrowed = ", ".join(f"{k} = {', '.join(map(str, v))}" for k, v in chosen.items()
+                             if set(v) != set(axis_choices(self.experiment, k)))  # an axis taken whole says nothing
+        return f"`{self.experiment}`" + (f" ({narrowed})" if narrowed else "")
+
     def note(self) -> str:
         """Markdown: missing datasets, failed runs, and the command that completes the missing runs."""
         # the missing-runs note below gives the command that completes a missing dataset's runs
@@ -147,9 +155,11 @@ class Runs:
         header = "| " + " | ".join(cell(c) for c in frame.columns) + " |\n|" + "---|" * len(frame.columns)
         lines = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
         body = "\n".join([header, *lines])
+        # a preset drawn from another's runs (src-activity from src-table2) finds its records in that one's folder
+        folders = " or ".join(f"`results/{name}/<record>.json`"
+                              for name in sorted({c.experiment for c in self.configs}))
         return (f"```{{dropdown}} Run by run: the {len(frame)} records behind this page\n"
-                f"Each record is `results/{self.experiment}/<record>.json`; `reprolib rerun` re-trains one from its "
-                f"config.\n\n{body}\n```")
+                f"Each record is {folders}; `reprolib rerun` re-trains one from its config.\n\n{body}\n```")
 
     def show_note(self) -> None:
         """Display the provenance of the page's records (for every figure and table below), :meth:`note`, the

@@ -35,3 +35,39 @@ def src_table2_summary(runs: Runs) -> pd.DataFrame:
 def network_label(model: str, layers: int) -> str:
     """``SRC, 1 layer`` / ``LIF, 5 layers``: how the pages name one network of the grid."""
     return f"{model.upper()}, {layers} layer{'s' if layers != 1 else ''}"
+
+
+def activity_order(runs: Runs) -> pd.DataFrame:
+    """The paper's Fig. 4 claim beside our runs, per input and depth: the paper gives no values, only the order
+    (SRC more active than LIF without hidden layers, i.e. at 1 layer; less active with hidden layers). ``ours``
+    is SRC minus LIF mean test activity over the seeds both have (:func:`reprolib.notebook.paired_gap`),
+    ``after epoch 1`` the same gap after the first epoch (whether training made the order or the initial
+    weights did), ``agrees`` whether our order is the paper's. Groups without both models are left out."""
+    from reprolib.notebook.findings import paired_gap  # noqa: PLC0415
+
+    table = runs.table
+    if table.empty:
+        return pd.DataFrame(columns=["input", "layers", "paper", "ours", "wins", "after epoch 1", "agrees"])
+    gaps = paired_gap(table, ["input", "layers"], "model", "src", "lif", reported=lambda cell: None,
+                      metric="test_activity")
+    history = runs.history()
+    first = history[history["epoch"] == history["epoch"].min()]
+    early = paired_gap(first, ["input", "layers"], "model", "src", "lif", reported=lambda cell: None,
+                       metric="test_activity").set_index(["input", "layers"])["ours"]
+    gaps["paper"] = ["SRC > LIF" if int(layers) == 1 else "SRC < LIF" for layers in gaps["layers"]]
+    gaps["wins"] = [f"SRC higher in {w} seeds" for w in gaps["wins"]]
+    gaps["after epoch 1"] = [early.get((i, l), float("nan")) for i, l in zip(gaps["input"], gaps["layers"])]
+    gaps["agrees"] = [(gap > 0) == (int(layers) == 1) for gap, layers in zip(gaps["ours"], gaps["layers"])]
+    return gaps.drop(columns="same order")[["input", "layers", "paper", "ours", "wins", "after epoch 1", "agrees"]]
+
+
+def activity_order_findings(order: pd.DataFrame) -> str:
+    """Markdown, one line per row of :func:`activity_order`: where our order of SRC and LIF activity is the
+    paper's and where it is the opposite, with the gap, the seeds and the gap after the first epoch."""
+    lines = []
+    for row in order.to_dict("records"):
+        where = f"{row['input']}, {int(row['layers'])} layer{'s' if int(row['layers']) != 1 else ''}"
+        verdict = "as in the paper" if row["agrees"] else "**the opposite of the paper's order**"
+        lines.append(f"* {where}: {verdict} ({row['paper']}): SRC minus LIF activity {row['ours']:+.4f}, "
+                     f"{row['wins']}; {row['after epoch 1']:+.4f} after the first epoch.")
+    return "\n".join(lines)

@@ -14,12 +14,13 @@ from reprolib.notebook.run_provenance import code_version, provenance_line, reco
 def reproduction_status(scale: str = "paper", results_dir=None) -> pd.DataFrame:
     """One row per experiment preset (the toy one left out) at ``scale`` with the preset's own seeds: its
     source, how many runs its grid has and how many have a record, their provenance, the data it needs that is
-    not here, and the command that completes it."""
+    not here, and the command that completes it. ``attrs["distinct_runs"]`` / ``attrs["distinct_with_record"]``
+    count every run once, where the rows count a run shared by two presets twice."""
     from reprolib.experiments import get_configs, get_preset, list_experiments
     from reprolib.results import load_records
 
     check_choice("scale", scale, ("ci", "paper"))
-    rows = []
+    rows, every_run, recorded = [], set(), set()
     for experiment in list_experiments():
         preset = get_preset(experiment)
         if experiment == "toy":
@@ -27,6 +28,8 @@ def reproduction_status(scale: str = "paper", results_dir=None) -> pd.DataFrame:
         configs = list(get_configs(experiment, scale))
         table = load_records(configs, results_dir)
         missing = len(table.attrs.get("missing", []))
+        every_run |= {c.hash for c in configs}
+        recorded |= {c.hash for c in configs} - {c.hash for c in table.attrs.get("missing", [])}
         datasets = sorted({c.dataset for c in configs})
         absent = [f"{name} ({status})" for name, status in ((n, dataset_status(n)) for n in datasets) if status != "found"]
         seeds = sorted({c.seed for c in configs})
@@ -38,7 +41,11 @@ def reproduction_status(scale: str = "paper", results_dir=None) -> pd.DataFrame:
             "data not here": ", ".join(absent) or "",
             "to complete": sweep_command(experiment, scale, seeds) if missing else "complete",
         })
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    # presets that share runs (a figure drawn from a table's runs) list the same records twice: the totals count
+    # each run once
+    frame.attrs["distinct_runs"], frame.attrs["distinct_with_record"] = len(every_run), len(recorded)
+    return frame
 
 
 def spot_check_record(scale: str = "paper", epochs: int = 1, results_dir=None):
