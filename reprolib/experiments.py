@@ -130,10 +130,13 @@ BPSA = Preset(
            "runs). Training follows the BP-STA script defaults (AdamW 1e-3, wd 1e-4, 5 warm-up epochs then cosine, "
            "300 epochs, MSE to one-hot on the voting output, direct encoding, batch 128). The source reports the "
            "best test accuracy (no validation split): see final 'best_test_accuracy'; 'test_accuracy' is the last "
-           "epoch. ci scale uses the MLP variant of the network. The neuron is the lecture's: BrainCog's HTDGLIFNode "
+           "epoch. The network at paper scale is BP-STA's N-MNIST ConvNet (four Conv3x3-BN-ReLU-neuron blocks of "
+           "128, 128, 256, 512 channels, pooled by max, max, avg and a global average, then dropout, a spiking linear "
+           "layer and the voting readout; reprolib.models.bpsa) on the 1x28x28 image repeated at every step; ci "
+           "scale uses the MLP variant of the network. The neuron is the lecture's: BrainCog's HTDGLIFNode "
            "(rectified input, no leak; graded output where the spatial adjustment is on, binary spikes otherwise; "
            "the baseline is then an IF neuron). BP-STA's own HTGLIFNode differs (binary output with a 1/m gradient, "
-           "leak 0.9); --set model_options.variant=paper trains it (reprolib.neurons.bpsa)."),
+           "leak 0.9); `--set model_options.variant=paper` trains it (reprolib.neurons.bpsa)."),
 )
 
 # ---------------------------------------------------------------------------------------------------------
@@ -301,7 +304,7 @@ BRF_ECG = Preset(
     notes=("Per-step labels, accuracy over labelled steps; no gradient clipping; ALIF skips the first 10 steps "
            "(sub-sequence 10). The source's split is 557/61 of 618 training sequences; val_fraction 0.1 here. "
            "Axis labels: 'source' treats the ~8 % unlabelled steps (all-zero one-hot) as class 0 in loss and accuracy, "
-           "as the source's argmax does (the paper's protocol); 'masked' leaves them out. On a CPU, add --backend cpp: the same runs about 30x faster (7-20 min per BRF or RF run on one core, up to an hour for ALIF). "
+           "as the source's argmax does (the paper's protocol); 'masked' leaves them out. On a CPU, add `--backend cpp`: the same runs about 30x faster (7-20 min per BRF or RF run on one core, up to an hour for ALIF). "
            + BRF_NOTES),
 )
 ECG_ALIF_BIASED = {"model_options.neuron": "alif", **ECG_ALIF, **ECG_SOURCE_LABELS, "model_options.bias": True}

@@ -535,6 +535,7 @@ def convergence_figure(histories: dict, logs: pd.DataFrame, tasks: Sequence[str]
             no_data(ax, NOT_RUN)
         elif ax.get_xlim()[1] > 50:  # long runs: keep the first epochs readable
             ax.set_xscale("symlog", linthresh=10, linscale=0.6)
+            ax.set_xlim(left=0)  # the autoscale margin would otherwise reach negative epochs (a "-10^1" tick)
         ax.set(title=task, xlabel="epoch", ylabel="test accuracy (%)")
     for ax in axes.flat[len(tasks):]:
         ax.set_visible(False)

@@ -94,8 +94,17 @@ def frequency_response(frequencies: Tensor, pairs: Sequence, duration_s: float, 
     return {(w, b): simulate_resonator(x, w, b, balanced=True, dt=dt)["u"].abs().mean(0) for w, b in pairs}
 
 
-def response_peaks(frequencies: Tensor, responses: dict[tuple[float, float], Tensor]) -> pd.DataFrame:
-    """One row per neuron of :func:`frequency_response`: its ``ω``, ``b'`` and the input frequency of its
-    largest response."""
-    return pd.DataFrame([{"ω": w, "b'": b, "peak response at (rad/s)": float(frequencies[response.argmax()])}
-                         for (w, b), response in responses.items()])
+def response_peaks(frequencies: Tensor, responses: dict[tuple[float, float], Tensor],
+                   subharmonics: Sequence[int] = (2, 3)) -> pd.DataFrame:
+    """One row per neuron of :func:`frequency_response`: its ``ω``, ``b'``, the input frequency of its largest
+    response, and its response at the sub-harmonics ``ω/k`` (the input frequency nearest to it) as a fraction of
+    that largest response: a spike train at ``ω/k`` arrives in phase once every ``k`` cycles of the neuron, so
+    the resonator also answers there (the BRF paper notes this sensitivity to sub-harmonics)."""
+    rows = []
+    for (w, b), response in responses.items():
+        row = {"ω": w, "b'": b, "peak response at (rad/s)": float(frequencies[response.argmax()])}
+        for k in subharmonics:
+            nearest = int((frequencies - w / k).abs().argmin())
+            row[f"at ω/{k} (of the peak)"] = float(response[nearest] / response.max())
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -151,6 +151,17 @@ def test_run_records_and_benchmark_records_write_a_code_version_alike():
     assert nb.bench_code_version({}) == "unknown"
 
 
+def test_ours_table_writes_each_metric_or_not_run():
+    summary = pd.DataFrame({"model": ["src", "lif"], "layers": [5, 5], "loss_mean": [0.12345, math.nan],
+                            "loss_std": [0.01, math.nan], "time_mean": [61.25, math.nan], "time_std": [math.nan] * 2,
+                            "n_runs": [2, 0]})
+    table = nb.ours_table(summary, {"loss": "test loss", "time": "epoch time (s)"}, ["model", "layers"],
+                          decimals={"loss": 4, "time": 1})
+    assert list(table.columns) == ["model", "layers", "test loss", "epoch time (s)"]
+    assert table.iloc[0].tolist() == ["src", 5, "0.1235 ± 0.0100 (n=2)", "61.2 (n=2)"]
+    assert table.iloc[1, 2:].tolist() == [nb.NOT_RUN, nb.NOT_RUN]
+
+
 def test_paper_vs_summary_reads_one_metric_of_a_run_summary():
     summary = pd.DataFrame({
         "layers": [2, 3, 5],
@@ -161,6 +172,7 @@ def test_paper_vs_summary_reads_one_metric_of_a_run_summary():
     })
     table = nb.paper_vs_summary(summary, "test_accuracy", ["layers"])
     assert list(table.columns) == ["layers", "paper", "ours", "difference"]
+    assert table["layers"].tolist() == [2, 3, 5] and table["layers"].dtype.kind == "i"  # shown as 2, not 2.0
     assert table["ours"].tolist() == ["91.50 ± 0.50 (n=3)", "70.00 (n=1)", nb.NOT_RUN]
     assert table["difference"].tolist() == ["+1.50", nb.NOT_AVAILABLE, nb.NOT_RUN]
     # the metric picks the columns, and spread=False leaves out the std and the number of runs
@@ -567,15 +579,19 @@ def test_shift_probe_summary_and_empty_probe(results_tmp):
             for split, dy, acc in (("val", 0, 95), ("val", 1, 85), ("test", 0, 85), ("test", 1, 90), ("test", -1, 70))]
     (results_tmp / "analysis").mkdir()
     (results_tmp / "analysis" / "exp-paper-shift-probe.json").write_text(_json.dumps(
-        {"payload": {"rows": rows, "provenance": {"git_commit": "0123456789abcdef", "device_name": "cpu",
-                                                  "end_time": "2026-11-30T08:00:00+00:00", "scale": "paper"}}}))
-    table = pd.DataFrame({"config_hash": ["aa", "bb", "cc"], "model": ["lif", "lif", "src"]})
+        {"payload": {"rows": rows, "skipped_without_weights": ["cc", "elsewhere"],
+                     "provenance": {"git_commit": "0123456789abcdef", "device_name": "cpu",
+                                    "end_time": "2026-11-30T08:00:00+00:00", "scale": "paper"}}}))
+    table = pd.DataFrame({"config_hash": ["aa", "bb", "cc"], "seed": [0, 1, 4], "model": ["lif", "lif", "src"]})
     paper = SimpleNamespace(scale="paper")
     runs = SimpleNamespace(experiment="exp", table=table, axes=["model"], params=paper)
     frame, line = nb.shift_probe(runs)
     assert set(frame["record"]) == {"aa", "bb"} and frame["accuracy"].max() == 95.0
-    assert line.startswith("probe of 2 of 3 runs") and "01234567" in line
+    assert line.startswith("probe of 2 of 3 runs' kept weights (1 not probed: no kept weights where the probe ran)")
+    assert "01234567" in line
     text = nb.shift_probe_summary(frame, ["model"], name=lambda c: c["model"].upper())
+    # the page's run the probe skipped is named, not left out silently (a skipped run of another page is not)
+    assert text.endswith("* Not probed (their weights were not kept where the probe ran): SRC (seed 4).")
     assert "LIF (2 runs): test 85.0 % as recorded, 90.0 % with the test inputs moved 1 row down (+5.0 pp)" in text
     assert "validation from 95.0 % to 85.0 % (-10.0 pp)" in text
     plotting.shift_probe_figure(frame, ["model"], lambda v: v[0])
@@ -590,7 +606,8 @@ def test_shift_probe_summary_and_empty_probe(results_tmp):
     assert nb.shift_probe(SimpleNamespace(experiment="exp", table=pd.DataFrame(columns=["config_hash", "seed"]),
                                           axes=["model"], params=paper)) is None
     # only the unmoved inputs probed: no shift to report
-    assert nb.shift_probe_summary(frame[frame["dy"] == 0], ["model"], name=str) == f"*{nb.NOT_RUN}*"
+    unmoved = nb.shift_probe_summary(frame[frame["dy"] == 0], ["model"], name=lambda c: c["model"].upper())
+    assert unmoved.startswith(f"*{nb.NOT_RUN}*\n* Not probed")
     # another scale's probe is not this page's
     ci = SimpleNamespace(experiment="exp", table=table, axes=["model"], params=SimpleNamespace(scale="ci"))
     assert nb.shift_probe(ci) is None
@@ -641,6 +658,9 @@ def test_bench_records_reads_a_folder_in_name_order_and_names_a_missing_one(tmp_
     heading = nb.bench_heading("a-cpu", records["a-cpu"])
     assert heading.startswith("### A\n") and "code 01234567+dirty" in heading and "Incomplete record" in heading
     assert "Kernel check" not in heading  # no --check ran
+    # CPU records only: the page says that the GPU kernels have neither timings nor checks in the book
+    assert nb.no_gpu_bench_note(records).startswith("**No benchmark record from a GPU is committed yet**")
+    assert nb.no_gpu_bench_note({**records, "h100": {"device_type": "cuda"}}) == ""
     from reprolib.paths import REPO_ROOT
 
     # a relative folder is the repository's, whatever the working directory
@@ -682,6 +702,9 @@ def test_brf_table1_helpers_put_the_committed_ecg_runs_beside_the_paper_and_the_
     assert len(nb.brf_per_run_table({})) == 0
     others = nb.brf_table1_other_models(["ECG"])
     assert not others.empty and not others["model"].isin(["BRF", "RF", "ALIF"]).any()
+    assert others.set_index("model").loc["BHRF", "parameters"] == "1,734" and not others.isna().any().any()
+    shd = nb.brf_table1_other_models(["SHD"]).set_index("model")
+    assert shd.loc["DCLS-Delays", "parameters"] == "~200,000" and shd.loc["DCLS-Delays", "sops"] == nb.NOT_AVAILABLE
     probe = nb.gather_runs("brf-ecg-alif-bias", nb.preset_seeds(params, "brf-ecg-alif-bias"))
     comparison = nb.alif_bias_comparison(runs["ECG"], probe)
     assert comparison.index[0] == "ALIF, no biases (brf-ecg, labels=source)" and comparison["runs"].iloc[0] == 5

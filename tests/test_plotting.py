@@ -238,8 +238,15 @@ def test_frequency_response_peaks_at_each_neurons_eigenfrequency():
     responses = resonance.frequency_response(frequencies, [[10.0, 1.0], [25.0, 1.0]], duration_s=3.0, dt=0.001)
     assert list(responses) == [(10.0, 1.0), (25.0, 1.0)]
     peaks = resonance.response_peaks(frequencies, responses)
-    assert list(peaks.columns) == ["ω", "b'", "peak response at (rad/s)"]
+    assert list(peaks.columns) == ["ω", "b'", "peak response at (rad/s)",
+                                   "at ω/2 (of the peak)", "at ω/3 (of the peak)"]
     assert peaks["peak response at (rad/s)"].tolist() == [10.0, 25.0]
+    # a sub-harmonic drives the resonator once every k cycles: a clear but smaller response, above the valley
+    # between it and the peak (for omega = 10: 5 rad/s against 7 rad/s)
+    half = peaks["at ω/2 (of the peak)"]
+    assert ((half > 0.2) & (half < 0.9)).all()
+    response = responses[(10.0, 1.0)]
+    assert response[4] > response[6]
     with pytest.raises(ValueError, match="response_pairs item"):
         resonance.check_response_pairs([[2000.0, 1.0]], dt=0.001)
     with pytest.raises(ValueError, match="response_pairs item"):
@@ -259,6 +266,7 @@ def test_convergence_figure_draws_logs_and_runs_per_task():
                                       "prov", "src")
     ecg, shd, smnist, hidden = fig.axes[:4]
     assert ecg.get_title() == "ECG" and ecg.get_xscale() == "symlog"  # 400 epochs: log beyond 10
+    assert ecg.get_xlim()[0] == 0  # no negative epochs on the axis
     assert any(list(line.get_ydata()) == [20 + e / 10 for e in epochs] for line in ecg.lines)  # the logs' mean
     assert any("not run yet" in t.get_text() for t in shd.texts) and not hidden.get_visible()
     assert [t.get_text() for t in fig.legends[0].get_texts()][:1] == ["BRF"]

@@ -280,8 +280,8 @@ ITERATION_TASKS = {
     "ecg": {"batch": 16, "T": 1300, "label_last": False, "grad_clip": None, "lr": 0.1, "train_samples": 557,
             "epochs": 400, "table4_task": "ECG"},
 }
-#: NOT a number of the paper: the source's own TorchScript code timed for one S-MNIST iteration on an H100 by
-#: the author of issue 7 (the project's task statement). The paper's own times are its Table 4
+#: NOT a number of the paper: the source's own TorchScript code timed for one S-MNIST iteration on an H100 when
+#: the project's kernel work was specified (its issue 7), not measured here. The paper's own times are its Table 4
 #: (reprolib.reference.table("brf-table4")), whole runs on the authors' GPUs.
 SOURCE_ITERATION_MS = {"smnist": 1056.0}
 

@@ -31,8 +31,8 @@ from reprolib.notebook.run_provenance import (record_info, provenance, provenanc
                                               format_code_version,
                                               simulation_provenance, device_text, record_rows, earlier_sessions,
                                               session_cpus)
-from reprolib.notebook.tables import (NOT_AVAILABLE, NOT_RUN, paper_vs_ours, paper_vs_summary, mean_std, to_percent,
-                                      is_missing)
+from reprolib.notebook.tables import (NOT_AVAILABLE, NOT_RUN, paper_vs_ours, paper_vs_summary, ours_table, mean_std,
+                                      to_percent, is_missing)
 from reprolib.notebook.notes import (sweep_command, missing_runs_note, dataset_note, dataset_status, show_markdown,
                                      settings_dropdown, show_tables)
 from reprolib.notebook.runs import Runs, root_preset, axis_labels, axis_choices, gather_runs
@@ -50,7 +50,7 @@ from reprolib.notebook.src import (SRC_TABLE2_COLUMNS, activity_order, activity_
 from reprolib.notebook.spikingjelly import SJ_RECURRENT_METRICS, sj_clock_table, sj_recurrent_table
 from reprolib.notebook.status import reproduction_status, spot_check_record, show_spot_check, show_published_reruns
 from reprolib.notebook.benchmarks import (BENCH_COLUMNS, ITERATION_COLUMNS, bench_code_version, bench_heading,
-                                          bench_records, no_bench_note, show_bench_record)
+                                          bench_records, no_bench_note, no_gpu_bench_note, show_bench_record)
 
 # what ``from reprolib.notebook import *`` gives: the helpers above, in the order of the modules
 __all__ = ["SCALES", "Parameters", "resolve_device", "check_choice", "check_subset", "check_positive",
@@ -58,7 +58,8 @@ __all__ = ["SCALES", "Parameters", "resolve_device", "check_choice", "check_subs
            "preset_seeds", "record_info", "provenance", "provenance_line", "code_version", "format_code_version",
            "simulation_provenance", "device_text", "record_rows", "earlier_sessions", "session_cpus", "NOT_AVAILABLE",
            "NOT_RUN", "paper_vs_ours",
-           "paper_vs_summary", "mean_std", "to_percent", "is_missing", "sweep_command", "missing_runs_note",
+           "paper_vs_summary", "ours_table", "mean_std", "to_percent", "is_missing", "sweep_command",
+           "missing_runs_note",
            "dataset_note", "dataset_status", "show_markdown", "settings_dropdown", "show_tables", "Runs", "root_preset",
            "axis_labels", "axis_choices", "gather_runs", "convergence_epochs", "frozen_since", "still_improving",
            "accuracy_findings", "table_findings", "paired_gap", "compare_variants", "split_gap", "show_nmnist_offsets",
@@ -72,4 +73,4 @@ __all__ = ["SCALES", "Parameters", "resolve_device", "check_choice", "check_subs
            "src_table2_summary",
            "SJ_RECURRENT_METRICS", "sj_clock_table", "sj_recurrent_table", "reproduction_status", "spot_check_record",
            "show_spot_check", "show_published_reruns", "BENCH_COLUMNS", "ITERATION_COLUMNS", "bench_code_version",
-           "bench_heading", "bench_records", "no_bench_note", "show_bench_record"]
+           "bench_heading", "bench_records", "no_bench_note", "no_gpu_bench_note", "show_bench_record"]

@@ -39,6 +39,17 @@ def no_bench_note(bench_dir: str | Path) -> str:
             "```bash\nreprolib bench\n```\n\nand commit the JSON it writes; this page then shows it.")
 
 
+def no_gpu_bench_note(records: Mapping[str, Mapping]) -> str:
+    """Markdown where no committed record was made on a CUDA GPU (empty text otherwise): the CuPy kernels'
+    timings and their GPU parity checks are then not in this book, whatever the CPU records show."""
+    if any(record.get("device_type") == "cuda" for record in records.values()):
+        return ""
+    return ("**No benchmark record from a GPU is committed yet**, so this book has no timing of the CuPy kernels "
+            "and no record of their GPU checks (`tests/test_kernels_gpu.py`, `reprolib bench --check`); the "
+            "records below are CPU records (the `cpp` backend). On a machine with a CUDA GPU, `reprolib bench` "
+            "writes one.")
+
+
 def _check_text(check: Mapping | None) -> str:
     """What ``reprolib bench --check`` found before timing, when it ran."""
     if not check:
@@ -71,6 +82,14 @@ def bench_heading(name: str, record: Mapping) -> str:
             + _check_text(record.get("kernel_check")))
 
 
+def _source_times() -> str:
+    """``"S-MNIST 1056 ms per iteration"``: the source-code iteration times the benchmark records carry."""
+    from reprolib.kernels.bench import ITERATION_TASKS, SOURCE_ITERATION_MS  # noqa: PLC0415
+
+    return ", ".join(f"{ITERATION_TASKS[task]['table4_task']} {ms:g} ms per iteration"
+                     for task, ms in SOURCE_ITERATION_MS.items())
+
+
 def show_bench_record(name: str, record: Mapping) -> None:
     """Display one benchmark record: :func:`bench_heading`, its timing table and speed-up figure, why columns are
     empty, and its training-iteration rows beside the source's time."""
@@ -93,8 +112,9 @@ def show_bench_record(name: str, record: Mapping) -> None:
     iterations = pd.DataFrame(record.get("iterations", []))
     if not iterations.empty:
         show_markdown("**One training iteration**: " + record.get("iteration_workload", "") + ". "
-                      "`source_ms`: the source's own TorchScript code on an H100, as timed by the author of issue 7 "
-                      "(the project's task statement): **not a number of the paper**, and not measured here. The "
-                      "paper's own training times are its Table 4, below.")
+                      f"`source_ms`: the source's own TorchScript code, timed on an H100 when this project's "
+                      f"kernel work was specified ({_source_times()}): **not a number of the paper**, and not "
+                      f"measured here; the other tasks have none. The paper's own training times are its Table 4, "
+                      f"below.")
         shown = iterations[[c for c in ITERATION_COLUMNS if c in iterations.columns]].round(2)
         display(shown.astype(object).where(shown.notna(), NOT_AVAILABLE))

@@ -12,7 +12,7 @@ from reprolib.notebook.findings import compare_variants, convergence_epochs
 from reprolib.notebook.notes import dataset_note, settings_dropdown, show_markdown
 from reprolib.notebook.parameters import Parameters, check_subset
 from reprolib.notebook.runs import Runs, root_preset, axis_choices, gather_runs
-from reprolib.notebook.tables import NOT_AVAILABLE, NOT_RUN, paper_vs_ours, paper_vs_summary
+from reprolib.notebook.tables import NOT_AVAILABLE, NOT_RUN, is_missing, paper_vs_ours, paper_vs_summary
 
 
 #: The BRF paper's tasks, named as its tables (and :mod:`reprolib.reference`) name them, and their presets.
@@ -205,10 +205,16 @@ def brf_per_run_table(runs: Mapping[str, Runs]) -> pd.DataFrame:
 
 def brf_table1_other_models(tasks: Sequence[str]) -> pd.DataFrame:
     """The rows of the paper's Table 1 for ``tasks`` whose models we do not train (other papers' networks and the
-    balanced harmonic RF of the paper's Algorithm 2), as reported."""
-    return _untrained_rows("brf-table1", tasks)[
+    balanced harmonic RF of the paper's Algorithm 2), as reported, for display: parameter counts with thousands
+    separators (``~`` where the paper gives an approximate one), *not available* where the paper prints none."""
+    rows = _untrained_rows("brf-table1", tasks)[
         ["task", "model", "architecture", "parameters", "test_accuracy", "test_accuracy_std", "sops",
-         "sops_per_step", "sop_ratio", "note"]]
+         "sops_per_step", "sop_ratio", "note"]].astype(object)
+    approximate = rows["note"].fillna("").str.startswith("approximate parameter count")
+    rows["parameters"] = [NOT_AVAILABLE if is_missing(n) else f"{'~' if approx else ''}{int(n):,}"
+                          for n, approx in zip(rows["parameters"], approximate)]
+    rows["note"] = rows["note"].fillna("")
+    return rows.where(rows.notna(), NOT_AVAILABLE)
 
 
 def _untrained_rows(table: str, tasks: Sequence[str]) -> pd.DataFrame:

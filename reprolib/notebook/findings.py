@@ -124,8 +124,9 @@ def _run_signs(group: pd.DataFrame) -> str:
     if frozen:
         which = ", ".join(f"seed {seed} from epoch {epoch}" for seed, epoch in frozen)
         text += (f" In {len(frozen)} of {n} runs the hidden layer's mean spike activity on the test set stops "
-                 f"changing (to 0.1 %; {which}): a sign that its neurons sit far from threshold, where the "
-                 "surrogate gradient vanishes, so the hidden layer stops adapting while the readout learns on.")
+                 f"changing (from that epoch on it stays within 0.1 % of its final value: {which}): a sign that its "
+                 "neurons sit far from threshold, where the surrogate gradient vanishes, so the hidden layer stops "
+                 "adapting while the readout learns on.")
     if settled:
         which = ", ".join(f"seed {seed} from epoch {epoch}" for seed, epoch in settled)
         text += (f" In {len(settled)} of {n} runs the hidden activity stops changing only after the run fits its "

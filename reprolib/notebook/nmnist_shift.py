@@ -69,16 +69,23 @@ def shift_probe(runs: Runs, results_dir=None) -> tuple[pd.DataFrame, str] | None
     axes = runs.table[["config_hash", *runs.axes]].rename(columns={"config_hash": "record"})
     frame = frame.merge(axes, on="record", how="inner")
     frame["accuracy"] = 100 * frame["accuracy"]
+    # runs of this page that the probe left out because their weights were not kept where it ran
+    skipped = set(payload.get("skipped_without_weights", []))
+    columns = ["config_hash", "seed", *runs.axes] if "seed" in runs.table.columns else ["config_hash", *runs.axes]
+    frame.attrs["not_probed"] = runs.table.loc[runs.table["config_hash"].isin(skipped), columns].reset_index(drop=True)
     info = record_info({"provenance": payload["provenance"], "scale": payload["provenance"].get("scale")})
-    line = (f"probe of {frame['record'].nunique()} of {len(runs.table)} runs' kept weights · code {info['code']} · "
-            f"{info['device']} · {info['date']}")
+    left_out = len(frame.attrs["not_probed"])
+    line = (f"probe of {frame['record'].nunique()} of {len(runs.table)} runs' kept weights"
+            + (f" ({left_out} not probed: no kept weights where the probe ran)" if left_out else "")
+            + f" · code {info['code']} · {info['device']} · {info['date']}")
     return frame, line
 
 
 def shift_probe_summary(frame: pd.DataFrame, by: Sequence[str], name: Callable[[dict], str]) -> str:
     """Markdown bullets from :func:`shift_probe`: per group of ``by``, the mean validation and test accuracy
     with the inputs unmoved and with the shift that helps the test set most, and what that shift does to
-    the validation set (which shares the training set's recordings). Rows only (``dx = 0``)."""
+    the validation set (which shares the training set's recordings). Rows only (``dx = 0``). A last bullet
+    names the page's runs the probe left out (``frame.attrs["not_probed"]``), so no group goes missing silently."""
     rows = frame[frame["dx"] == 0]
     lines = []
     for values, group in rows.groupby(list(by), sort=False):
@@ -97,4 +104,13 @@ def shift_probe_summary(frame: pd.DataFrame, by: Sequence[str], name: Callable[[
                      f"{mean['test', best]:.1f} % with the test inputs moved {where} "
                      f"({mean['test', best] - mean['test', 0]:+.1f} pp); the same move takes validation from "
                      f"{mean['val', 0]:.1f} % to {mean['val', best]:.1f} % ({mean['val', best] - mean['val', 0]:+.1f} pp).")
-    return "\n".join(lines) if lines else f"*{NOT_RUN}*"
+    lines = lines or [f"*{NOT_RUN}*"]
+    not_probed = frame.attrs.get("not_probed")
+    if not_probed is not None and len(not_probed) and set(by) <= set(not_probed.columns):
+        groups = not_probed.groupby(list(by), sort=False)
+        lines.append("* Not probed (their weights were not kept where the probe ran): " + "; ".join(
+            f"{name(dict(zip(by, v if isinstance(v, tuple) else (v,))))}"
+            + (f" (seed{'s' if len(g) > 1 else ''} {', '.join(map(str, sorted(g['seed'])))})" if "seed" in g
+               else f" ({len(g)} runs)")
+            for v, g in groups) + ".")
+    return "\n".join(lines)

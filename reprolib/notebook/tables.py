@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import pandas as pd
 
@@ -34,7 +34,7 @@ def paper_vs_ours(frame: pd.DataFrame, index: Sequence[str], paper: str = "paper
     """
     default_decimals = decimals
     rows = []
-    for _, row in frame.iterrows():
+    for row in frame.to_dict("records"):  # not iterrows: it turns an int column (layers) into floats
         p, o = row.get(paper), row.get(ours)
         decimals = int(row["decimals"]) if "decimals" in row and not is_missing(row["decimals"]) else default_decimals
         p_text = NOT_AVAILABLE if is_missing(p) else _fmt(p, decimals)
@@ -80,6 +80,21 @@ def paper_vs_summary(summary: pd.DataFrame, metric: str, index: Sequence[str], p
                          runs=runs if spread else None, decimals=decimals, paper_std=paper_std)
 
 
+def ours_table(summary: pd.DataFrame, metrics: Mapping[str, str], index: Sequence[str],
+               decimals: int | Mapping[str, int] = 2) -> pd.DataFrame:
+    """A display table of a run summary for figures whose source gives no values: ``index`` columns, then one
+    column per metric (``metrics`` maps a metric to its column title), each cell ``mean ± std (n=runs)`` or *not
+    run yet at this scale* (:func:`paper_vs_summary`'s formatting, without a paper column). ``decimals``: one
+    precision, or one per metric (default 2)."""
+    table = summary.assign(**{"__no_paper": math.nan})
+    out = table[list(index)].reset_index(drop=True).copy()
+    for metric, title in metrics.items():
+        places = decimals.get(metric, 2) if isinstance(decimals, Mapping) else decimals
+        out[title] = paper_vs_summary(table, metric, index, paper="__no_paper", paper_std=None,
+                                      decimals=places)["ours"].to_numpy()
+    return out
+
+
 def mean_std(frame: pd.DataFrame, by: Sequence[str], value: str) -> pd.DataFrame:
     """Mean, sample std and count of ``value`` per group (std NaN for a single run), as ``ours, ours_std, runs``."""
     grouped = frame.groupby(list(by), dropna=False)[value]
@@ -94,4 +109,3 @@ def to_percent(frame: pd.DataFrame) -> pd.DataFrame:
         if "accuracy" in str(column) and pd.api.types.is_numeric_dtype(frame[column]):
             frame[column] = frame[column] * 100.0
     return frame
-
