@@ -548,6 +548,20 @@ def test_activity_order_reads_the_shared_table2_records(monkeypatch):
     assert ("the opposite of the paper's order" in text) == (not row["agrees"])
 
 
+def test_sop_findings_say_when_the_alif_row_drives_the_ratios():
+    summary = pd.DataFrame({"task": ["ECG"] * 3 + ["SHD"] * 3, "model": ["BRF", "RF", "ALIF"] * 2,
+                            "test_spikes_per_sample_mean": [90.0, 105.0, 30.0] + [math.nan] * 3,
+                            "paper SOPs": [100.0, 100.0, 100.0, 50.0, 60.0, 70.0],
+                            "paper architecture": ["4,36,6"] * 3 + ["700,128,20"] * 3,
+                            "paper parameters": [1734, 1734, 1776, 1, 1, 1]})
+    text = nb.sop_findings(summary)
+    assert text.startswith("* ECG, SOPs per sample, ours against the paper's: BRF 90 against 100 (-10 %); ")
+    assert "Our ALIF's difference (-70 %) is not the others' (-10 to +5 %)" in text and "1,776 parameters" in text
+    assert "SHD" not in text  # no runs there: nothing to say
+    summary.loc[2, "test_spikes_per_sample_mean"] = 95.0  # ALIF now as close as the others: no ratio remark
+    assert "Our ALIF" not in nb.sop_findings(summary)
+
+
 def test_paired_gap_compares_the_two_variants_over_shared_seeds():
     table = pd.DataFrame({
         "layers": [1, 1, 1, 1, 1, 2, 2, 2, 2],

@@ -41,7 +41,8 @@ from reprolib.notebook.findings import (convergence_epochs, frozen_since, still_
 from reprolib.notebook.nmnist_shift import split_gap, show_nmnist_offsets, shift_probe, shift_probe_summary
 from reprolib.notebook.brf import (BRF_TASKS, brf_neurons, brf_runs, sop_ratio, task_status_table, show_task_notes,
                                    tasks_provenance, BRF_TABLE1_COLUMNS, BRF_TABLE1_KEYS, brf_table1_summary,
-                                   brf_table1_parts, brf_accuracy_table, ALIF_BIAS_VARIANTS, alif_bias_comparison,
+                                   brf_table1_parts, sop_findings, brf_accuracy_table, ALIF_BIAS_VARIANTS,
+                                   alif_bias_comparison,
                                    brf_per_run_table, brf_table1_other_models, CONVERGENCE_FRACTIONS, convergence_table,
                                    brf_table2_other_models, resonator_probe, resonator_runs_table,
                                    resonator_paper_marks, show_resonator_probe, resonator_summary, NON_OSCILLATING)
@@ -65,7 +66,8 @@ __all__ = ["SCALES", "Parameters", "resolve_device", "check_choice", "check_subs
            "accuracy_findings", "table_findings", "paired_gap", "compare_variants", "split_gap", "show_nmnist_offsets",
            "shift_probe", "shift_probe_summary", "BRF_TASKS", "brf_neurons", "brf_runs", "sop_ratio",
            "task_status_table", "show_task_notes", "tasks_provenance", "BRF_TABLE1_COLUMNS", "BRF_TABLE1_KEYS",
-           "brf_table1_summary", "brf_table1_parts", "brf_accuracy_table", "ALIF_BIAS_VARIANTS", "alif_bias_comparison",
+           "brf_table1_summary", "brf_table1_parts", "sop_findings", "brf_accuracy_table", "ALIF_BIAS_VARIANTS",
+           "alif_bias_comparison",
            "brf_per_run_table", "brf_table1_other_models", "CONVERGENCE_FRACTIONS", "convergence_table",
            "brf_table2_other_models", "resonator_probe", "resonator_runs_table", "resonator_paper_marks",
            "show_resonator_probe", "resonator_summary", "NON_OSCILLATING",

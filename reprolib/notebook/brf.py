@@ -122,6 +122,32 @@ def brf_table1_summary(runs: Mapping[str, Runs]) -> pd.DataFrame:
     return summary
 
 
+def sop_findings(summary: pd.DataFrame, tolerance: float = 0.2) -> str:
+    """Markdown bullets from :func:`brf_table1_summary`, one per task with our SOPs beside the paper's: each
+    model's SOPs per sample against the paper's (relative difference). Where our ALIF's difference is more than
+    ``tolerance`` (relative) away from the mean of the other models', the bullet says so: the SOP ratios to ALIF
+    then differ from the paper's through the ALIF row, not through the BRF or RF."""
+    lines = []
+    for task, rows in summary.groupby("task", sort=False):
+        have = rows.dropna(subset=["test_spikes_per_sample_mean", "paper SOPs"])
+        if have.empty:
+            continue
+        relative = dict(zip(have["model"], have["test_spikes_per_sample_mean"] / have["paper SOPs"] - 1))
+        text = f"* {task}, SOPs per sample, ours against the paper's: " + "; ".join(
+            f"{row['model']} {row['test_spikes_per_sample_mean']:,.0f} against {row['paper SOPs']:,.0f} "
+            f"({100 * relative[row['model']]:+.0f} %)" for row in have.to_dict("records")) + "."
+        others = [value for model, value in relative.items() if model != "ALIF"]
+        if "ALIF" in relative and others and abs(relative["ALIF"] - sum(others) / len(others)) > tolerance:
+            alif = have[have["model"] == "ALIF"].iloc[0]
+            text += (f" Our ALIF's difference ({100 * relative['ALIF']:+.0f} %) is not the others' "
+                     f"({100 * min(others):+.0f} to {100 * max(others):+.0f} %), so the SOP ratios to ALIF differ "
+                     f"from the paper's through the ALIF row. The paper's ALIF row ({alif['paper architecture']}, "
+                     f"{alif['paper parameters']:,.0f} parameters) is taken from Yin et al. 2021; the accuracy "
+                     "findings above say how our ALIF runs train.")
+        lines.append(text)
+    return "\n".join(lines)
+
+
 def brf_table1_parts(runs: Mapping[str, Runs]) -> dict[str, pd.DataFrame]:
     """Table 1 beside ours, one paper-vs-ours table per quantity (narrow enough to read beside the text), rows
     named by :data:`BRF_TABLE1_KEYS`. The accuracy table also shows the authors' released logs (ECG, SHD) under the
