@@ -562,6 +562,39 @@ def test_sop_findings_say_when_the_alif_row_drives_the_ratios():
     assert "Our ALIF" not in nb.sop_findings(summary)
 
 
+def test_initial_activity_rebuilds_each_runs_starting_network(data_root):
+    from reprolib.notebook import check_parameters, gather_runs
+
+    runs = gather_runs("src-activity", check_parameters("paper", [0, 1], "cpu", False), input="mnist-rate",
+                       layers=1)  # the committed records: SRC and LIF, seeds 0 and 1
+    with pytest.raises(ValueError, match="samples = 0; expected a positive int"):
+        nb.initial_activity(runs, samples=0)
+    table = nb.initial_activity(runs, samples=16)
+    assert len(table) == 6 and sorted(table["reset"]) == ["", "", "subtract", "subtract", "zero", "zero"]
+    assert table["at initialisation"].between(0, 1).all() and (table["at initialisation"] > 0).all()
+    assert table.equals(nb.initial_activity(runs, samples=16))  # the seeds fix weights and input spikes
+    # the trained columns come from the records, and only for the runs' own reset
+    untrained = table[table["reset"] == "subtract"]
+    assert untrained[["after epoch 1", "as recorded"]].isna().all().all()
+    own = table[table["reset"] != "subtract"].set_index(["model", "seed"])
+    recorded = runs.table.set_index(["model", "seed"])["test_activity"]
+    assert own["as recorded"].to_dict() == pytest.approx(recorded.to_dict())
+    text = nb.initial_activity_findings(table)
+    assert text.startswith("* mnist-rate, 1 layer: at initialisation: SRC ") and "Before training the two are" in text
+    assert "subtracting reset the untrained LIF's activity changes by" in text
+
+
+@pytest.mark.parametrize("start, recorded, verdict", [
+    ((0.02, 0.02), (0.05, 0.03), "about equally active, so training makes the order"),
+    ((0.01, 0.02), (0.01, 0.03), "already in the recorded order"),
+    ((0.01, 0.02), (0.05, 0.03), "in the opposite order to the recorded one: training reverses it"),
+])
+def test_initial_activity_findings_tell_who_set_the_order(start, recorded, verdict):
+    table = pd.DataFrame({"input": "x", "layers": 1, "model": ["src", "lif"], "seed": 0, "reset": ["", "zero"],
+                          "at initialisation": start, "after epoch 1": [0.1, 0.1], "as recorded": recorded})
+    assert verdict in nb.initial_activity_findings(table)
+
+
 def test_paired_gap_compares_the_two_variants_over_shared_seeds():
     table = pd.DataFrame({
         "layers": [1, 1, 1, 1, 1, 2, 2, 2, 2],

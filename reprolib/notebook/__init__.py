@@ -46,8 +46,8 @@ from reprolib.notebook.brf import (BRF_TASKS, brf_neurons, brf_runs, sop_ratio, 
                                    brf_per_run_table, brf_table1_other_models, CONVERGENCE_FRACTIONS, convergence_table,
                                    brf_table2_other_models, resonator_probe, resonator_runs_table,
                                    resonator_paper_marks, show_resonator_probe, resonator_summary, NON_OSCILLATING)
-from reprolib.notebook.src import (SRC_TABLE2_COLUMNS, activity_order, activity_order_findings, network_label,
-                                   src_table2_number, src_table2_summary)
+from reprolib.notebook.src import (SRC_TABLE2_COLUMNS, activity_order, activity_order_findings, initial_activity,
+                                   initial_activity_findings, network_label, src_table2_number, src_table2_summary)
 from reprolib.notebook.spikingjelly import SJ_RECURRENT_METRICS, sj_clock_table, sj_recurrent_table
 from reprolib.notebook.status import reproduction_status, spot_check_record, show_spot_check, show_published_reruns
 from reprolib.notebook.benchmarks import (BENCH_COLUMNS, ITERATION_COLUMNS, bench_code_version, bench_heading,
@@ -71,7 +71,8 @@ __all__ = ["SCALES", "Parameters", "resolve_device", "check_choice", "check_subs
            "brf_per_run_table", "brf_table1_other_models", "CONVERGENCE_FRACTIONS", "convergence_table",
            "brf_table2_other_models", "resonator_probe", "resonator_runs_table", "resonator_paper_marks",
            "show_resonator_probe", "resonator_summary", "NON_OSCILLATING",
-           "SRC_TABLE2_COLUMNS", "activity_order", "activity_order_findings", "network_label", "src_table2_number",
+           "SRC_TABLE2_COLUMNS", "activity_order", "activity_order_findings", "initial_activity",
+           "initial_activity_findings", "network_label", "src_table2_number",
            "src_table2_summary",
            "SJ_RECURRENT_METRICS", "sj_clock_table", "sj_recurrent_table", "reproduction_status", "spot_check_record",
            "show_spot_check", "show_published_reruns", "BENCH_COLUMNS", "ITERATION_COLUMNS", "bench_code_version",
