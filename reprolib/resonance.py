@@ -94,17 +94,18 @@ def frequency_response(frequencies: Tensor, pairs: Sequence, duration_s: float, 
     return {(w, b): simulate_resonator(x, w, b, balanced=True, dt=dt)["u"].abs().mean(0) for w, b in pairs}
 
 
-def response_peaks(frequencies: Tensor, responses: dict[tuple[float, float], Tensor],
-                   subharmonics: Sequence[int] = (2, 3)) -> pd.DataFrame:
-    """One row per neuron of :func:`frequency_response`: its ``ω``, ``b'``, the input frequency of its largest
-    response, and its response at the sub-harmonics ``ω/k`` (the input frequency nearest to it) as a fraction of
-    that largest response: a spike train at ``ω/k`` arrives in phase once every ``k`` cycles of the neuron, so
-    the resonator also answers there (the BRF paper notes this sensitivity to sub-harmonics)."""
+def response_peaks(frequencies: Tensor, responses: dict[tuple[float, float], Tensor], duration_s: float,
+                   dt: float, subharmonics: Sequence[int] = (2, 3), kick: float = 0.05) -> pd.DataFrame:
+    """One row per neuron of :func:`frequency_response` (run with the same ``duration_s``, ``dt`` and ``kick``):
+    its ``ω``, ``b'``, the input frequency of its largest response, and its response at the sub-harmonics
+    ``ω/k``, simulated at exactly ``ω/k`` (not read off the grid of ``frequencies``), as a fraction of that
+    largest response. A spike train at ``ω/k`` arrives in phase once every ``k`` cycles of the neuron, so the
+    resonator also answers there (the BRF paper notes this sensitivity to sub-harmonics)."""
     rows = []
     for (w, b), response in responses.items():
         row = {"ω": w, "b'": b, "peak response at (rad/s)": float(frequencies[response.argmax()])}
-        for k in subharmonics:
-            nearest = int((frequencies - w / k).abs().argmin())
-            row[f"at ω/{k} (of the peak)"] = float(response[nearest] / response.max())
+        at = frequency_response(torch.tensor([w / k for k in subharmonics]), [(w, b)], duration_s, dt, kick)[(w, b)]
+        for k, value in zip(subharmonics, at):
+            row[f"at ω/{k} (of the peak)"] = float(value / response.max())
         rows.append(row)
     return pd.DataFrame(rows)

@@ -237,16 +237,19 @@ def test_frequency_response_peaks_at_each_neurons_eigenfrequency():
     frequencies = torch.linspace(1.0, 40.0, 40)
     responses = resonance.frequency_response(frequencies, [[10.0, 1.0], [25.0, 1.0]], duration_s=3.0, dt=0.001)
     assert list(responses) == [(10.0, 1.0), (25.0, 1.0)]
-    peaks = resonance.response_peaks(frequencies, responses)
+    peaks = resonance.response_peaks(frequencies, responses, duration_s=3.0, dt=0.001)
     assert list(peaks.columns) == ["ω", "b'", "peak response at (rad/s)",
                                    "at ω/2 (of the peak)", "at ω/3 (of the peak)"]
     assert peaks["peak response at (rad/s)"].tolist() == [10.0, 25.0]
     # a sub-harmonic drives the resonator once every k cycles: a clear but smaller response, above the valley
     # between it and the peak (for omega = 10: 5 rad/s against 7 rad/s)
-    half = peaks["at ω/2 (of the peak)"]
-    assert ((half > 0.2) & (half < 0.9)).all()
+    half, third = peaks["at ω/2 (of the peak)"], peaks["at ω/3 (of the peak)"]
+    assert ((half > 0.3) & (half < 0.8)).all() and ((third > 0.15) & (third < half)).all()
     response = responses[(10.0, 1.0)]
     assert response[4] > response[6]
+    # simulated at exactly omega/3 = 3.33 rad/s, not read at the grid's 3 rad/s
+    exact = resonance.frequency_response(torch.tensor([10.0 / 3]), [(10.0, 1.0)], 3.0, 0.001)[(10.0, 1.0)]
+    assert third.iloc[0] == pytest.approx(float(exact[0] / response.max()))
     with pytest.raises(ValueError, match="response_pairs item"):
         resonance.check_response_pairs([[2000.0, 1.0]], dt=0.001)
     with pytest.raises(ValueError, match="response_pairs item"):

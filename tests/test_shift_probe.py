@@ -94,18 +94,20 @@ def test_probe_refuses_runs_without_kept_weights(data_root, results_tmp):
 def test_probe_refuses_stale_or_unreadable_weights_before_evaluating(data_root, results_tmp, monkeypatch):
     from reprolib.training import shift_probe
 
-    config = get_configs("src-table2", "ci", seeds=[0], input="nmnist", layers=1, model="lif")[0]
-    record = train(config, results_dir=results_tmp, progress=False)
+    good, record = (train(get_configs("src-table2", "ci", seeds=[seed], input="nmnist", layers=1, model="lif")[0],
+                          results_dir=results_tmp, progress=False) for seed in (0, 1))
     kept = results_tmp / "src-table2" / ".ckpt" / record.hash / "selected.pt"
-    monkeypatch.setattr(shift_probe, "shifted_accuracy", lambda *a, **k: pytest.fail("evaluated bad weights"))
+    # the good run comes first: a check made only when its turn comes would evaluate it before failing
+    monkeypatch.setattr(shift_probe, "shifted_accuracy", lambda *a, **k: pytest.fail("evaluated before checking"))
     state = torch.load(kept, weights_only=True)
     torch.save({**state, "epoch": state["epoch"] + 3}, kept)  # a checkpoint of another run of the same config
     with pytest.raises(ValueError, match=f"holds the weights of epoch {state['epoch'] + 3}, but .* selected epoch"):
-        probe_records([record.path], [(0, 0)], results_tmp / "probe.json", results_dir=results_tmp, progress=False)
+        probe_records([good.path, record.path], [(0, 0)], results_tmp / "probe.json", results_dir=results_tmp,
+                      progress=False)
     kept.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="is not a readable checkpoint of selected weights"):
-        probe_records([record.path], [(0, 0)], results_tmp / "probe.json", results_dir=results_tmp, progress=False,
-                      skip_missing=True)  # an unreadable file is an error, not a missing one to skip
+        probe_records([good.path, record.path], [(0, 0)], results_tmp / "probe.json", results_dir=results_tmp,
+                      progress=False, skip_missing=True)  # an unreadable file is an error, not a missing one
     assert not (results_tmp / "probe.json").exists()
 
 

@@ -44,9 +44,11 @@ def no_gpu_bench_note(records: Mapping[str, Mapping]) -> str:
     timings and their GPU parity checks are then not in this book, whatever the CPU records show."""
     if any(record.get("device_type") == "cuda" for record in records.values()):
         return ""
+    engines = sorted({str(record.get("kernel_engine")) for record in records.values() if record.get("kernel_engine")})
+    made_with = f" (fused implementation: {', '.join(f'`{e}`' for e in engines)})" if engines else ""
     return ("**No benchmark record from a GPU is committed yet**, so this book has no timing of the CuPy kernels "
             "and no record of their GPU checks (`tests/test_kernels_gpu.py`, `reprolib bench --check`); the "
-            "records below are CPU records (the `cpp` backend). On a machine with a CUDA GPU, `reprolib bench` "
+            f"records below were made without a GPU{made_with}. On a machine with a CUDA GPU, `reprolib bench` "
             "writes one.")
 
 

@@ -69,14 +69,23 @@ def shift_probe(runs: Runs, results_dir=None) -> tuple[pd.DataFrame, str] | None
     axes = runs.table[["config_hash", *runs.axes]].rename(columns={"config_hash": "record"})
     frame = frame.merge(axes, on="record", how="inner")
     frame["accuracy"] = 100 * frame["accuracy"]
-    # runs of this page that the probe left out because their weights were not kept where it ran
+    # the page's runs of the probed data set(s) that the probe has no rows for: their weights were not kept where
+    # it ran (the file lists them), or they were recorded after it
     skipped = set(payload.get("skipped_without_weights", []))
-    columns = ["config_hash", "seed", *runs.axes] if "seed" in runs.table.columns else ["config_hash", *runs.axes]
-    frame.attrs["not_probed"] = runs.table.loc[runs.table["config_hash"].isin(skipped), columns].reset_index(drop=True)
+    probed = set(frame["record"])
+    scope = runs.table
+    covered = scope["config_hash"].isin(probed | skipped)
+    # the probe's data set(s) where the table says which; else only the runs the probe file names
+    scope = scope[scope["dataset"].isin(set(scope.loc[covered, "dataset"]))] if "dataset" in scope else scope[covered]
+    columns = [c for c in ("config_hash", "seed", *runs.axes) if c in scope.columns]
+    missing = scope.loc[~scope["config_hash"].isin(probed), columns]
+    frame.attrs["not_probed"] = [  # plain records: pandas compares attrs when it concatenates frames
+        {**row, "reason": "no kept weights where the probe ran" if row["config_hash"] in skipped
+         else "recorded after the probe"} for row in missing.to_dict("records")]
     info = record_info({"provenance": payload["provenance"], "scale": payload["provenance"].get("scale")})
     left_out = len(frame.attrs["not_probed"])
-    line = (f"probe of {frame['record'].nunique()} of {len(runs.table)} runs' kept weights"
-            + (f" ({left_out} not probed: no kept weights where the probe ran)" if left_out else "")
+    line = (f"probe of {len(probed)} of {len(scope)} runs' kept weights"
+            + (f" ({left_out} not probed)" if left_out else "")
             + f" · code {info['code']} · {info['device']} · {info['date']}")
     return frame, line
 
@@ -85,7 +94,8 @@ def shift_probe_summary(frame: pd.DataFrame, by: Sequence[str], name: Callable[[
     """Markdown bullets from :func:`shift_probe`: per group of ``by``, the mean validation and test accuracy
     with the inputs unmoved and with the shift that helps the test set most, and what that shift does to
     the validation set (which shares the training set's recordings). Rows only (``dx = 0``). A last bullet
-    names the page's runs the probe left out (``frame.attrs["not_probed"]``), so no group goes missing silently."""
+    names the page's runs of the probed data that the probe has no rows for (``frame.attrs["not_probed"]``: their
+    weights were not kept where it ran, or they were recorded after it)."""
     rows = frame[frame["dx"] == 0]
     lines = []
     for values, group in rows.groupby(list(by), sort=False):
@@ -105,12 +115,12 @@ def shift_probe_summary(frame: pd.DataFrame, by: Sequence[str], name: Callable[[
                      f"({mean['test', best] - mean['test', 0]:+.1f} pp); the same move takes validation from "
                      f"{mean['val', 0]:.1f} % to {mean['val', best]:.1f} % ({mean['val', best] - mean['val', 0]:+.1f} pp).")
     lines = lines or [f"*{NOT_RUN}*"]
-    not_probed = frame.attrs.get("not_probed")
-    if not_probed is not None and len(not_probed) and set(by) <= set(not_probed.columns):
-        groups = not_probed.groupby(list(by), sort=False)
-        lines.append("* Not probed (their weights were not kept where the probe ran): " + "; ".join(
-            f"{name(dict(zip(by, v if isinstance(v, tuple) else (v,))))}"
-            + (f" (seed{'s' if len(g) > 1 else ''} {', '.join(map(str, sorted(g['seed'])))})" if "seed" in g
-               else f" ({len(g)} runs)")
-            for v, g in groups) + ".")
+    not_probed = pd.DataFrame(frame.attrs.get("not_probed") or [])
+    if len(not_probed) and set(by) <= set(not_probed.columns):
+        for reason, left_out in not_probed.groupby("reason", sort=False):
+            lines.append(f"* Not probed ({reason}): " + "; ".join(
+                f"{name(dict(zip(by, v if isinstance(v, tuple) else (v,))))}"
+                + (f" (seed{'s' if len(g) > 1 else ''} {', '.join(map(str, sorted(g['seed'])))})" if "seed" in g
+                   else f" ({len(g)} runs)")
+                for v, g in left_out.groupby(list(by), sort=False)) + ".")
     return "\n".join(lines)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import pandas as pd
 
 from reprolib.notebook.runs import Runs
+from reprolib.notebook.tables import is_missing
 
 #: our ``input`` labels of the ``src-table2`` grid -> the (dataset, encoding) of Table 2's column
 SRC_TABLE2_COLUMNS = {"mnist-rate": ("MNIST", "rate"), "mnist-latency": ("MNIST", "latency"),
@@ -42,22 +43,28 @@ def activity_order(runs: Runs) -> pd.DataFrame:
     (SRC more active than LIF without hidden layers, i.e. at 1 layer; less active with hidden layers). ``ours``
     is SRC minus LIF mean test activity over the seeds both have (:func:`reprolib.notebook.paired_gap`),
     ``after epoch 1`` the same gap after the first epoch (whether training made the order or the initial
-    weights did), ``agrees`` whether our order is the paper's. Groups without both models are left out."""
+    weights did), ``agrees`` whether our order is the paper's (None where our gap is zero). Groups without both
+    models are left out."""
     from reprolib.notebook.findings import paired_gap  # noqa: PLC0415
 
     table = runs.table
     if table.empty:
         return pd.DataFrame(columns=["input", "layers", "paper", "ours", "wins", "after epoch 1", "agrees"])
-    gaps = paired_gap(table, ["input", "layers"], "model", "src", "lif", reported=lambda cell: None,
-                      metric="test_activity")
+
+    # the paper's order as a sign (1 for the more active model), so that paired_gap's "same order" compares it
+    # with ours (None where our gap is zero)
+    def paper_sign(cell) -> float:
+        return 1.0 if (int(cell["layers"]) == 1) == (cell["model"] == "src") else 0.0
+
+    gaps = paired_gap(table, ["input", "layers"], "model", "src", "lif", reported=paper_sign, metric="test_activity")
     history = runs.history()
-    first = history[history["epoch"] == history["epoch"].min()]
+    first = history[history["epoch"] == 1]  # after one epoch of training (epoch 0, where there is one, is untrained)
     early = paired_gap(first, ["input", "layers"], "model", "src", "lif", reported=lambda cell: None,
                        metric="test_activity").set_index(["input", "layers"])["ours"]
     gaps["paper"] = ["SRC > LIF" if int(layers) == 1 else "SRC < LIF" for layers in gaps["layers"]]
     gaps["wins"] = [f"SRC higher in {w} seeds" for w in gaps["wins"]]
     gaps["after epoch 1"] = [early.get((i, l), float("nan")) for i, l in zip(gaps["input"], gaps["layers"])]
-    gaps["agrees"] = [(gap > 0) == (int(layers) == 1) for gap, layers in zip(gaps["ours"], gaps["layers"])]
+    gaps["agrees"] = gaps["same order"]
     return gaps.drop(columns="same order")[["input", "layers", "paper", "ours", "wins", "after epoch 1", "agrees"]]
 
 
@@ -67,24 +74,31 @@ def activity_order_findings(order: pd.DataFrame) -> str:
     lines = []
     for row in order.to_dict("records"):
         where = f"{row['input']}, {int(row['layers'])} layer{'s' if int(row['layers']) != 1 else ''}"
-        verdict = "as in the paper" if row["agrees"] else "**the opposite of the paper's order**"
+        verdict = ("no order (equal activities)" if row["agrees"] is None or is_missing(row["agrees"])
+                   else "as in the paper" if row["agrees"] else "**the opposite of the paper's order**")
+        early = ("" if is_missing(row["after epoch 1"])
+                 else f"; {row['after epoch 1']:+.4f} after the first epoch")
         lines.append(f"* {where}: {verdict} ({row['paper']}): SRC minus LIF activity {row['ours']:+.4f}, "
-                     f"{row['wins']}; {row['after epoch 1']:+.4f} after the first epoch.")
+                     f"{row['wins']}{early}.")
     return "\n".join(lines)
 
 
-def initial_activity(runs: Runs, samples: int = 256, encoding_seed: int = 0) -> pd.DataFrame:
+def initial_activity(runs: Runs, samples: int = 128, seeds: Sequence[int] | None = (0, 1)) -> pd.DataFrame:
     """The activity (SRC Eq. 4, the records' ``test_activity``) of each recorded run's network *before training*:
     the model rebuilt from the run's seed (:func:`reprolib.training.build.initial_model`, the run's own initial
-    weights) on the first ``samples`` test images, encoded as the run encodes them (generator seeded with
-    ``encoding_seed``). LIF runs are also measured with snnTorch's subtracting reset (the reference's ambiguity
-    A3; ours resets to zero), to see whether that choice moves the starting point. Beside it, the run's activity
-    after the first epoch and as recorded (the record's test activity), from the record. Reads the test images:
-    call it only where the data is found."""
+    weights) evaluated as the run evaluates its test set (:func:`reprolib.training.loop.evaluation_pass`, the same
+    encoder draws) on its first ``samples`` test samples. LIF runs are also measured with snnTorch's subtracting
+    reset (the reference's ambiguity A3; ours resets to zero), to see whether that choice moves the starting point.
+    Beside it, the run's activity after the first epoch and as recorded, from the record. ``seeds``: the runs'
+    seeds to measure (None: all; each run costs a forward pass over ``samples``, seconds for a 5-layer network on
+    one core). Reads the test set: call it only where the data is found."""
     import torch  # noqa: PLC0415
+    from torch.utils.data import Subset  # noqa: PLC0415
 
     from reprolib.config import with_overrides  # noqa: PLC0415
-    from reprolib.training.build import build_encoder, dataset_loader, initial_model  # noqa: PLC0415
+    from reprolib.training.build import build_encoder, evaluation_set, initial_model  # noqa: PLC0415
+    from reprolib.training.losses import get_loss  # noqa: PLC0415
+    from reprolib.training.loop import evaluation_pass  # noqa: PLC0415
 
     if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
         raise ValueError(f"samples = {samples!r}; expected a positive int")
@@ -93,37 +107,64 @@ def initial_activity(runs: Runs, samples: int = 256, encoding_seed: int = 0) -> 
         return pd.DataFrame(columns=columns)
     recorded = runs.table.set_index("config_hash")
     history = runs.history()
-    rows, images = [], {}
+    rows, test_sets = [], {}
     for config in runs.configs:
-        if config.hash not in recorded.index:
+        if config.hash not in recorded.index or (seeds is not None and config.seed not in seeds):
             continue
         run = recorded.loc[config.hash]
-        if config.dataset not in images:
-            test = dataset_loader(config)("test")
-            images[config.dataset] = torch.stack([test[i][0] for i in range(min(samples, len(test)))])
-        first = history[(history["config_hash"] == config.hash)].sort_values("epoch")["test_activity"]
-        variants = [(config.model_options.get("reset", ""), config, True)]  # the SRC has no reset option
+        key = (config.dataset, config.test_subset, config.split_seed)
+        if key not in test_sets:
+            test = evaluation_set(config, "test")
+            test_sets[key] = Subset(test, range(min(samples, len(test))))
+        own_history = history[history["config_hash"] == config.hash]
+        first = own_history.loc[own_history["epoch"] == 1, "test_activity"]  # epoch 0, where there is one, is
+        variants = [(config.model_options.get("reset", ""), config, True)]  # untrained; the SRC has no reset
         if run["model"] == "lif":
             variants.append(("subtract", with_overrides(config, {"model_options.reset": "subtract"}), False))
         for reset, variant, own in variants:
-            model = initial_model(variant).eval()
-            spikes = build_encoder(variant)(images[config.dataset], generator=torch.Generator().manual_seed(
-                encoding_seed))
             with torch.no_grad():
-                model(spikes)
+                meter = evaluation_pass(initial_model(variant), build_encoder(variant),
+                                        get_loss(variant.loss, **variant.loss_options), test_sets[key], variant,
+                                        "test", torch.device("cpu"))
             rows.append({"input": run["input"], "layers": int(run["layers"]), "model": run["model"],
                          "seed": int(run["seed"]), "reset": reset,
-                         "at initialisation": float(model.last_activity),
+                         "at initialisation": meter.metrics("test")["test_activity"],
                          "after epoch 1": float(first.iloc[0]) if own and len(first) else float("nan"),
                          "as recorded": float(run["test_activity"]) if own else float("nan")})
     return pd.DataFrame(rows, columns=columns)
 
 
-def initial_activity_findings(table: pd.DataFrame) -> str:
+def _starting_order(by_model: Mapping[str, pd.DataFrame], tolerance: float) -> str:
+    """One sentence: how SRC and LIF activity compare before training and whether that says what made the
+    recorded order. A cause is named only where both models have two or more paired seeds and every seed shows
+    the same order, before training (where they are apart) and as recorded."""
+    paired = pd.concat({model: part.set_index("seed")[["at initialisation", "as recorded"]]
+                        for model, part in by_model.items()}, axis=1).dropna()
+    start_src, start_lif = paired[("src", "at initialisation")], paired[("lif", "at initialisation")]
+    end_higher = paired[("src", "as recorded")] > paired[("lif", "as recorded")]
+    ratio = start_src.mean() / start_lif.mean() if start_lif.mean() > 0 else float("inf")
+    level = (f"about equally active (SRC / LIF {ratio:.2f}, {len(paired)} paired seeds)" if abs(ratio - 1) <= tolerance
+             else f"{'SRC' if ratio > 1 else 'LIF'} more active (SRC / LIF {ratio:.2f}, {len(paired)} paired seeds)")
+    if len(paired) < 2:
+        return f"Before training: {level}; too few paired seeds ({len(paired)}) to say what makes the recorded order."
+    if end_higher.nunique() != 1:
+        return f"Before training: {level}; the recorded order differs between seeds."
+    if abs(ratio - 1) <= tolerance:
+        return f"Before training: {level}, and every seed ends in the same order: training makes it."
+    start_higher = start_src > start_lif
+    if start_higher.nunique() != 1:
+        return f"Before training: {level} on average, but not in every seed."
+    same = bool(start_higher.iloc[0] == end_higher.iloc[0])
+    return (f"Before training: {level} in every seed, "
+            + ("already the recorded order: training keeps it." if same else "the opposite of the recorded order: "
+               "training reverses it."))
+
+
+def initial_activity_findings(table: pd.DataFrame, tolerance: float = 0.1) -> str:
     """Markdown from :func:`initial_activity`: per input and depth, the range of SRC and LIF activity before
-    training, after the first epoch and as recorded; whether the two start about equally active (their ranges
-    overlap: training makes the order), already in the recorded order, or in the opposite one; and how far the
-    subtracting reset moves the LIF's starting activity."""
+    training, after the first epoch and as recorded; how the two start (:func:`_starting_order`, ``tolerance``:
+    the relative gap of their means below which they count as equally active); and how far the subtracting
+    reset moves the LIF's starting activity."""
     def span(values: pd.Series) -> str:
         low, high = f"{values.min():.3f}", f"{values.max():.3f}"
         return low if low == high else f"{low}-{high}"
@@ -138,17 +179,7 @@ def initial_activity_findings(table: pd.DataFrame) -> str:
                                           for model, part in by_model.items() if part[stage].notna().any())
                  for stage in ("at initialisation", "after epoch 1", "as recorded")]
         text = f"* {name}, {layers} layer{'s' if layers != 1 else ''}: " + "; ".join(parts) + "."
-        start = {model: part["at initialisation"] for model, part in by_model.items()}
-        end = {model: part["as recorded"].mean() for model, part in by_model.items()}
-        overlap = start["src"].max() >= start["lif"].min() and start["lif"].max() >= start["src"].min()
-        ratio = start["src"].mean() / start["lif"].mean() if start["lif"].mean() > 0 else float("inf")
-        if overlap:
-            verdict = "about equally active, so training makes the order of the recorded activities"
-        elif (start["src"].mean() > start["lif"].mean()) == (end["src"] > end["lif"]):
-            verdict = "already in the recorded order: the initial weights and dynamics set it and training keeps it"
-        else:
-            verdict = "in the opposite order to the recorded one: training reverses it"
-        text += f" Before training the two are {verdict} (SRC / LIF at initialisation {ratio:.2f})."
+        text += " " + _starting_order(by_model, tolerance)
         lif = table[(table["input"] == name) & (table["layers"] == layers) & (table["model"] == "lif")]
         paired = lif.pivot_table(index="seed", columns="reset", values="at initialisation")
         if "subtract" in paired and len(paired.columns) == 2:

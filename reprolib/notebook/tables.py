@@ -86,6 +86,8 @@ def ours_table(summary: pd.DataFrame, metrics: Mapping[str, str], index: Sequenc
     column per metric (``metrics`` maps a metric to its column title), each cell ``mean ± std (n=runs)`` or *not
     run yet at this scale* (:func:`paper_vs_summary`'s formatting, without a paper column). ``decimals``: one
     precision, or one per metric (default 2)."""
+    if not set(index) <= set(summary.columns) and set(index) <= set(summary.index.names):
+        summary = summary.reset_index()  # a summary indexed by its groups, as paper_vs_summary accepts
     table = summary.assign(**{"__no_paper": math.nan})
     out = table[list(index)].reset_index(drop=True).copy()
     for metric, title in metrics.items():

@@ -122,7 +122,8 @@ def probe_records(paths: Sequence[str | Path], shifts: Sequence[tuple[int, int]]
     the rows with their provenance to ``output``. Every record, and its weights, are checked before the first
     one is evaluated; a record whose weights are missing is an error (a partial table would not say which runs
     it left out) unless ``skip_missing``, which probes the others and lists the skipped records in the file.
-    The weights file of each run is read once: its sha256 and the evaluated weights agree."""
+    Each weights file is read when checked and again when evaluated, and its sha256 must not change in between:
+    the hash in the file is that of the evaluated weights."""
     from reprolib.results import provenance  # noqa: PLC0415
     from reprolib.results.records import atomic_write_text, read_records_of_one_kind  # noqa: PLC0415
     from reprolib.training import checkpoint as ckpt  # noqa: PLC0415
@@ -131,9 +132,9 @@ def probe_records(paths: Sequence[str | Path], shifts: Sequence[tuple[int, int]]
 
     records, experiment, scale = read_records_of_one_kind(paths, "probe-shift")
     kept, missing = [], []
-    for record in records:  # every file is read and checked (readable, the record's epoch) before any evaluation
-        try:
-            kept.append((record, *ckpt.read_selected_weights(record, results_dir)))
+    for record in records:  # every file is read and checked (readable, the record's epoch) before any evaluation;
+        try:                # only its hash is kept, so that many runs' weights are not held in memory at once
+            kept.append((record, hashlib.sha256(ckpt.read_selected_weights(record, results_dir)[0]).hexdigest()))
         except FileNotFoundError:
             missing.append(record)
     skipped = sorted(r.hash for r in missing) if skip_missing else []
@@ -148,15 +149,19 @@ def probe_records(paths: Sequence[str | Path], shifts: Sequence[tuple[int, int]]
     _check_frames(records[0].config, shifts)
     rows = []
     started = provenance.utc_now()
-    for i, (record, blob, weights) in enumerate(kept, 1):
+    for i, (record, checked) in enumerate(kept, 1):
         if progress:
             print(f"[{i}/{len(kept)}] {experiment}/{record.hash} seed {record.config.seed}", file=sys.stderr,
                   flush=True)
+        blob, weights = ckpt.read_selected_weights(record, results_dir)
+        if hashlib.sha256(blob).hexdigest() != checked:
+            raise RuntimeError(f"the kept weights of {record.path} changed while the probe ran (another run of "
+                               "the same config writing them?); nothing was written")
         config = rerun_config(record, device=str(torch_device))  # a backend that runs on this device
         for row in shifted_accuracy(config, shifts, weights, device=str(torch_device)):
             rows.append({"record": record.hash, "seed": record.config.seed,
                          "selected_epoch": record.final["selected_epoch"],
-                         "weights_sha256": hashlib.sha256(blob).hexdigest(), "backend": config.backend, **row})
+                         "weights_sha256": checked, "backend": config.backend, **row})
     payload = {"kind": "shift-probe", "experiment": experiment, "scale": scale, "shifts": [list(s) for s in shifts],
                "rows": rows, "skipped_without_weights": skipped,
                "provenance": {**provenance.collect(torch_device, scale), "start_time": started,
