@@ -84,6 +84,15 @@ def test_record_contents_and_existing_record_is_reused(tmp_path):
     # the selected epoch's weights can be loaded back for analysis
     model = load_selected_model(config, tmp_path)
     assert model.selected_epoch == record.final["selected_epoch"] and not model.training
+    with pytest.raises(FileNotFoundError, match="no run record of toy/"):  # a config never trained here
+        load_selected_model(with_overrides(config, {"seed": 99}), tmp_path)
+    kept = tmp_path / config.experiment / ".ckpt" / record.hash / "selected.pt"
+    original = kept.read_bytes()
+    state = torch.load(kept, weights_only=True)
+    torch.save({**state, "epoch": state["epoch"] + 1}, kept)  # weights of another epoch than the record's
+    with pytest.raises(ValueError, match="the checkpoint is not this record's"):
+        load_selected_model(config, tmp_path)
+    kept.write_bytes(original)
     torch.manual_seed(config.seed)
     untrained = toy.build_toy_snn(**config.model_options)
     assert not torch.equal(model.fc_in.weight, untrained.fc_in.weight)

@@ -65,7 +65,7 @@ def read_selected_weights(record, results_dir: str | os.PathLike | None = None) 
     file or for the weights of another epoch than the record selected (a stale checkpoint, not this record's)."""
     weight_file = checkpoint_dir(record.config, results_dir, create=False) / SELECTED_FILE
     if not weight_file.is_file():
-        raise FileNotFoundError(f"no kept weights for {record.path} at {weight_file}: probes run where the "
+        raise FileNotFoundError(f"no kept weights for {record.path} at {weight_file}: they exist only where the "
                                 "run was trained (checkpoint folders are not committed)")
     blob = weight_file.read_bytes()
     try:

@@ -483,13 +483,15 @@ def train(config: ExperimentConfig, results_dir=None, resume: bool = True, progr
 def load_selected_model(config: ExperimentConfig, results_dir=None, device: str = "cpu") -> torch.nn.Module:
     """The model of a finished run with the weights of its selected epoch (kept in the local checkpoint
     folder, which is not committed: available where the run was trained). Its ``selected_epoch`` attribute
-    says which epoch that is."""
-    path = ckpt.checkpoint_dir(config, results_dir) / ckpt.SELECTED_FILE
-    state = ckpt.load(path)
-    if state is None:
-        raise FileNotFoundError(f"no selected weights at {str(path)!r}: train the config here first "
-                                f"(reprolib run {config.experiment} ...)")
+    says which epoch that is. The weights are checked as the probes check them
+    (:func:`reprolib.training.checkpoint.read_selected_weights`): FileNotFoundError without a record or kept
+    weights, ValueError for an unreadable file or one of another epoch than the record selected."""
+    record = find_record(config, results_dir)
+    if record is None:
+        raise FileNotFoundError(f"no run record of {config.experiment}/{config_hash(config)}: train the config here "
+                                f"first (reprolib run {config.experiment} ...)")
+    _, weights = ckpt.read_selected_weights(record, results_dir)
     model = build_model(config)
-    model.load_state_dict(state["model"])
-    model.selected_epoch = state["epoch"]
+    model.load_state_dict(weights)
+    model.selected_epoch = int(record.final["selected_epoch"])
     return model.to(device).eval()
