@@ -103,6 +103,20 @@ def test_decompressed_cache_is_complete_and_leaves_no_staging(data_root):
     assert not any(p.is_symlink() for p in (cache / "MNIST" / "raw").iterdir())
 
 
+def test_status_finds_the_decompressed_cache_the_loader_reads(data_root, private_cache, monkeypatch):
+    from reprolib.data.catalog import check_availability
+
+    assert check_availability("mnist", None, private_cache).status == "missing"
+    load_dataset("mnist", "test", root=data_root)  # leaves the verified, decompressed copy in the cache
+    monkeypatch.delenv("REPROLIB_DATA")
+    assert len(load_dataset("mnist", "test")) == 10_000  # which loads without a data root ...
+    found = check_availability("mnist", None, private_cache)  # ... so the status must find it too
+    assert found.status == "found" and "decompressed copy in the reprolib cache" in found.detail
+    labels = private_cache / "torchvision" / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    labels.write_bytes(labels.read_bytes()[:-1])
+    assert check_availability("mnist", None, private_cache).status == "corrupt"
+
+
 def test_data_root_is_never_written(data_root):
     load_dataset("mnist", "train", root=data_root)
     # torchvision decompresses next to the .gz it is given: that must be the cache, not the data root.

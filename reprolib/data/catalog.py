@@ -217,4 +217,24 @@ def _check_shd(info: DatasetInfo, root: Path) -> tuple[int, str]:
     return 0, "files present; " + info.checksum_note
 
 
-_CHECKERS = {"nmnist-subset": _check_nmnist_subset, "nmnist": _check_nmnist, "shd": _check_shd}
+def _check_torchvision_files(info: DatasetInfo, root: Path) -> tuple[int, str]:
+    """The ``.gz`` files (a data root, a download), or else the decompressed copy that loading them leaves in the
+    reprolib cache (:func:`reprolib.data.vision.prepare_torchvision_root`): the loader reads that copy without
+    the data root, so the status must find it too."""
+    from .checksums import UNCOMPRESSED_SHA256  # noqa: PLC0415
+    from .vision import VERIFIED_MARKER  # noqa: PLC0415
+
+    try:
+        return _check_sha256_files(info, root)
+    except DatasetNotFoundError:
+        decompressed = [rel[: -len(".gz")] for rel in info.files]
+        if not (all((root / rel).is_file() for rel in decompressed)
+                and (root / Path(decompressed[0]).parent / VERIFIED_MARKER).is_file()):
+            raise
+    for rel in decompressed:
+        verify_file(root / rel, UNCOMPRESSED_SHA256[rel])
+    return len(decompressed), "decompressed copy in the reprolib cache, sha256 match"
+
+
+_CHECKERS = {"nmnist-subset": _check_nmnist_subset, "nmnist": _check_nmnist, "shd": _check_shd,
+             "mnist": _check_torchvision_files, "fashion-mnist": _check_torchvision_files}

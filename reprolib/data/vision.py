@@ -26,7 +26,7 @@ from .catalog import CATALOG
 from .checksums import EXPECTED_SHA256, UNCOMPRESSED_SHA256, DatasetNotFoundError, verify_file
 
 _STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-_MARKER = ".reprolib-verified"
+VERIFIED_MARKER = ".reprolib-verified"  # written once the decompressed files match their sha256
 
 
 def torchvision_cache() -> Path:
@@ -39,7 +39,7 @@ def prepare_torchvision_root(name: str, torchvision_class, folder: str, root=Non
     data_root = resolve_root(root)  # first: a root that is set but is not a folder is an error, cache or not
     base = torchvision_cache()
     final = base / folder
-    if (final / "raw" / _MARKER).is_file():
+    if (final / "raw" / VERIFIED_MARKER).is_file():
         return base
     sources = [data_root / folder / "raw" / f"{stem}.gz" for stem in _STEMS] if data_root else []
     have_sources = bool(sources) and all(path.is_file() for path in sources)
@@ -69,13 +69,13 @@ def prepare_torchvision_root(name: str, torchvision_class, folder: str, root=Non
                 verify_file(raw / f"{stem}.gz", EXPECTED_SHA256[f"{folder}/raw/{stem}.gz"])
             elif (raw / f"{stem}.gz").is_symlink():
                 (raw / f"{stem}.gz").unlink()  # the cache must not depend on where the data root is
-        (raw / _MARKER).write_text("uncompressed sha256 verified\n")
-        if final.exists() and not (final / "raw" / _MARKER).is_file():
+        (raw / VERIFIED_MARKER).write_text("uncompressed sha256 verified\n")
+        if final.exists() and not (final / "raw" / VERIFIED_MARKER).is_file():
             shutil.rmtree(final, ignore_errors=True)  # a stale, unverified leftover
         try:
             os.rename(staging / folder, final)
         except OSError:
-            if not (final / "raw" / _MARKER).is_file():  # lost a race only if the winner finished
+            if not (final / "raw" / VERIFIED_MARKER).is_file():  # lost a race only if the winner finished
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
