@@ -112,13 +112,14 @@ def initial_activity(runs: Runs, samples: int = 128, seeds: Sequence[int] | None
         if config.hash not in recorded.index or (seeds is not None and config.seed not in seeds):
             continue
         run = recorded.loc[config.hash]
-        key = (config.dataset, config.test_subset, config.split_seed)
+        key = (config.dataset, repr(sorted(config.dataset_options.items())), config.test_subset, config.split_seed)
         if key not in test_sets:
             test = evaluation_set(config, "test")
             test_sets[key] = Subset(test, range(min(samples, len(test))))
         own_history = history[history["config_hash"] == config.hash]
-        first = own_history.loc[own_history["epoch"] == 1, "test_activity"]  # epoch 0, where there is one, is
-        variants = [(config.model_options.get("reset", ""), config, True)]  # untrained; the SRC has no reset
+        # after one epoch of training (an epoch 0, where a run evaluates before training, is the untrained model)
+        first = own_history.loc[own_history["epoch"] == 1, "test_activity"]
+        variants = [(config.model_options.get("reset", ""), config, True)]  # the SRC has no reset option
         if run["model"] == "lif":
             variants.append(("subtract", with_overrides(config, {"model_options.reset": "subtract"}), False))
         for reset, variant, own in variants:
