@@ -22,6 +22,8 @@ COMMANDS = {
                     "evaluate trained runs on inputs moved by a few pixels (their kept weights; nothing is trained)"),
     "probe-resonators": ("reprolib.training.resonator_probe",
                          "initial and learned frequency / damping of trained RF / BRF networks (BRF paper Fig. 5)"),
+    "probe-parameters": ("reprolib.training.parameter_probe",
+                         "every parameter of trained runs before and after training (their kept weights)"),
 }
 
 

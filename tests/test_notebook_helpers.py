@@ -570,6 +570,16 @@ def test_sop_findings_say_when_the_alif_row_drives_the_ratios():
     assert remark not in nb.sop_findings(summary)
 
 
+def test_value_range_reads_one_value_or_low_to_high():
+    assert nb.value_range([0.0261, 0.0279, float("nan")]) == "0.026 to 0.028"
+    assert nb.value_range(pd.Series([0.0261, 0.02612])) == "0.026"  # equal to the digits shown: one number
+    assert nb.value_range([-8.4, 6.0], "{:+.0f} %") == "-8 % to +6 %"
+    with pytest.raises(ValueError, match="at least one number; got none"):
+        nb.value_range([float("nan")])
+    assert [nb.layers_label(n) for n in (1, 2, 5.0)] == ["1 layer", "2 layers", "5 layers"]
+    assert nb.network_label("src", 3) == "SRC, 3 layers"
+
+
 def test_activity_order_reads_the_papers_order_per_depth():
     from types import SimpleNamespace
 
@@ -672,7 +682,7 @@ def test_shift_probe_summary_and_empty_probe(results_tmp):
     runs = SimpleNamespace(experiment="exp", table=table, axes=["model"], params=paper)
     frame, line = nb.shift_probe(runs)
     assert set(frame["record"]) == {"aa", "bb"} and frame["accuracy"].max() == 95.0
-    assert line.startswith("probe of 2 of 3 runs' kept weights (1 not probed) · ") and "01234567" in line
+    assert line.startswith("probe of 2 of 3 runs' kept weights (the selected epoch; 1 not probed) · ") and "01234567" in line
     text = nb.shift_probe_summary(frame, ["model"], name=lambda c: c["model"].upper())
     # the page's run the probe skipped is named, not left out silently (a skipped run of another page is not)
     assert text.endswith("* Not probed (no kept weights where the probe ran): SRC (seed 4).")
@@ -683,7 +693,7 @@ def test_shift_probe_summary_and_empty_probe(results_tmp):
                        pd.DataFrame({"config_hash": ["dd", "ee"], "seed": [0, 2], "model": ["src", "lif"],
                                      "dataset": ["mnist", "nmnist"]})], ignore_index=True)
     frame2, line2 = nb.shift_probe(SimpleNamespace(experiment="exp", table=mixed, axes=["model"], params=paper))
-    assert line2.startswith("probe of 2 of 4 runs' kept weights (2 not probed) · ")
+    assert line2.startswith("probe of 2 of 4 runs' kept weights (the selected epoch; 2 not probed) · ")
     text2 = nb.shift_probe_summary(frame2, ["model"], name=lambda c: c["model"].upper())
     assert "* Not probed (recorded after the probe): LIF (seed 2)." in text2 and "dd" not in text2
     assert "LIF (2 runs): test 85.0 % as recorded, 90.0 % with the test inputs moved 1 row down (+5.0 pp)" in text

@@ -127,18 +127,6 @@ def test_probe_refuses_other_models_missing_or_stale_weights_before_writing(data
     assert not out.exists()
 
 
-def test_probe_resonators_command_line(data_root, results_tmp, tmp_path, capsys):
-    from reprolib.cli import main
-
-    record = train(_ecg("rf"), results_dir=results_tmp, progress=False)
-    out = tmp_path / "probe.json"
-    assert main(["probe-resonators", str(record.path), "--output", str(out), "--no-progress"]) == 0
-    assert f"wrote {out}" in capsys.readouterr().out
-    assert json.loads(out.read_text())["payload"]["runs"][0]["neuron"] == "rf"
-    assert main(["probe-resonators", str(tmp_path / "missing.json"), "--output", str(tmp_path / "x.json")]) == 2
-    assert "reprolib probe-resonators: error:" in capsys.readouterr().err
-
-
 def test_the_book_page_shows_a_committed_probe_beside_the_paper(data_root, results_tmp, monkeypatch):
     import matplotlib
 

@@ -14,6 +14,8 @@ A notebook of the book states its parameters (papermill ``parameters`` cell), ca
   command that completes a page, and :func:`dataset_note` for a data set that is missing or only a subset;
 * :mod:`~reprolib.notebook.runs`: :func:`gather_runs`, the records of one page as :class:`Runs`;
 * :mod:`~reprolib.notebook.findings`: what the records say where a number misses the paper's;
+* :mod:`~reprolib.notebook.probes`: the committed probe files of trained runs (their kept weights), joined with a
+  page's runs;
 * :mod:`~reprolib.notebook.nmnist_shift`: the N-MNIST subset's train-vs-test position offset;
 * :mod:`~reprolib.notebook.spikingjelly`: the SpikingJelly tutorials' published numbers beside ours;
 * :mod:`~reprolib.notebook.src`: the SRC paper's Table 2 beside ours;
@@ -32,12 +34,13 @@ from reprolib.notebook.run_provenance import (record_info, provenance, provenanc
                                               simulation_provenance, device_text, record_rows, earlier_sessions,
                                               session_cpus)
 from reprolib.notebook.tables import (NOT_AVAILABLE, NOT_RUN, paper_vs_ours, paper_vs_summary, ours_table, mean_std,
-                                      to_percent, is_missing)
+                                      to_percent, is_missing, value_range)
 from reprolib.notebook.notes import (sweep_command, missing_runs_note, dataset_note, dataset_status, show_markdown,
                                      settings_dropdown, show_tables)
 from reprolib.notebook.runs import Runs, root_preset, axis_labels, axis_choices, gather_runs
 from reprolib.notebook.findings import (convergence_epochs, frozen_since, still_improving, accuracy_findings,
                                         table_findings, paired_gap, compare_variants)
+from reprolib.notebook.probes import committed_probe, probe_line
 from reprolib.notebook.nmnist_shift import split_gap, show_nmnist_offsets, shift_probe, shift_probe_summary
 from reprolib.notebook.brf import (BRF_TASKS, brf_neurons, brf_runs, sop_ratio, task_status_table, show_task_notes,
                                    tasks_provenance, BRF_TABLE1_COLUMNS, BRF_TABLE1_KEYS, brf_table1_summary,
@@ -47,7 +50,9 @@ from reprolib.notebook.brf import (BRF_TASKS, brf_neurons, brf_runs, sop_ratio, 
                                    brf_table2_other_models, resonator_probe, resonator_runs_table,
                                    resonator_paper_marks, show_resonator_probe, resonator_summary, NON_OSCILLATING)
 from reprolib.notebook.src import (SRC_TABLE2_COLUMNS, activity_order, activity_order_findings, initial_activity,
-                                   initial_activity_findings, network_label, src_table2_number, src_table2_summary)
+                                   initial_activity_findings, layers_label, network_label, src_table2_number,
+                                   src_table2_summary, AT_BOUND, BOUND_TOLERANCE, learned_parameters,
+                                   learned_parameter_findings)
 from reprolib.notebook.spikingjelly import SJ_RECURRENT_METRICS, sj_clock_table, sj_recurrent_table
 from reprolib.notebook.status import reproduction_status, spot_check_record, show_spot_check, show_published_reruns
 from reprolib.notebook.benchmarks import (BENCH_COLUMNS, ITERATION_COLUMNS, bench_code_version, bench_heading,
@@ -59,11 +64,11 @@ __all__ = ["SCALES", "Parameters", "resolve_device", "check_choice", "check_subs
            "preset_seeds", "record_info", "provenance", "provenance_line", "code_version", "format_code_version",
            "simulation_provenance", "device_text", "record_rows", "earlier_sessions", "session_cpus", "NOT_AVAILABLE",
            "NOT_RUN", "paper_vs_ours",
-           "paper_vs_summary", "ours_table", "mean_std", "to_percent", "is_missing", "sweep_command",
+           "paper_vs_summary", "ours_table", "mean_std", "to_percent", "is_missing", "value_range", "sweep_command",
            "missing_runs_note",
            "dataset_note", "dataset_status", "show_markdown", "settings_dropdown", "show_tables", "Runs", "root_preset",
            "axis_labels", "axis_choices", "gather_runs", "convergence_epochs", "frozen_since", "still_improving",
-           "accuracy_findings", "table_findings", "paired_gap", "compare_variants", "split_gap", "show_nmnist_offsets",
+           "accuracy_findings", "table_findings", "paired_gap", "compare_variants", "committed_probe", "probe_line", "split_gap", "show_nmnist_offsets",
            "shift_probe", "shift_probe_summary", "BRF_TASKS", "brf_neurons", "brf_runs", "sop_ratio",
            "task_status_table", "show_task_notes", "tasks_provenance", "BRF_TABLE1_COLUMNS", "BRF_TABLE1_KEYS",
            "brf_table1_summary", "brf_table1_parts", "sop_findings", "brf_accuracy_table", "ALIF_BIAS_VARIANTS",
@@ -72,8 +77,8 @@ __all__ = ["SCALES", "Parameters", "resolve_device", "check_choice", "check_subs
            "brf_table2_other_models", "resonator_probe", "resonator_runs_table", "resonator_paper_marks",
            "show_resonator_probe", "resonator_summary", "NON_OSCILLATING",
            "SRC_TABLE2_COLUMNS", "activity_order", "activity_order_findings", "initial_activity",
-           "initial_activity_findings", "network_label", "src_table2_number",
-           "src_table2_summary",
+           "initial_activity_findings", "layers_label", "network_label", "src_table2_number",
+           "src_table2_summary", "AT_BOUND", "BOUND_TOLERANCE", "learned_parameters", "learned_parameter_findings",
            "SJ_RECURRENT_METRICS", "sj_clock_table", "sj_recurrent_table", "reproduction_status", "spot_check_record",
            "show_spot_check", "show_published_reruns", "BENCH_COLUMNS", "ITERATION_COLUMNS", "bench_code_version",
            "bench_heading", "bench_records", "no_bench_note", "no_gpu_bench_note", "show_bench_record"]

@@ -11,8 +11,9 @@ import pandas as pd
 from reprolib.notebook.findings import compare_variants, convergence_epochs
 from reprolib.notebook.notes import dataset_note, settings_dropdown, show_markdown
 from reprolib.notebook.parameters import Parameters, check_subset
+from reprolib.notebook.probes import committed_probe, probe_line
 from reprolib.notebook.runs import Runs, root_preset, axis_choices, gather_runs
-from reprolib.notebook.tables import NOT_AVAILABLE, NOT_RUN, is_missing, paper_vs_ours, paper_vs_summary
+from reprolib.notebook.tables import NOT_AVAILABLE, NOT_RUN, is_missing, paper_vs_ours, paper_vs_summary, value_range
 
 
 #: The BRF paper's tasks, named as its tables (and :mod:`reprolib.reference`) name them, and their presets.
@@ -146,10 +147,10 @@ def sop_findings(summary: pd.DataFrame, tolerance: float = 0.2) -> str:
             # how far each of our ratios to ALIF is from the paper's, as a factor
             ratio_off = [(1 + value) / (1 + relative["ALIF"]) for value in others.values()]
             if close and abs(relative["ALIF"]) > tolerance and all(abs(r - 1) > tolerance for r in ratio_off):
-                low, high = (f"{100 * v:+.0f} %" for v in (min(others.values()), max(others.values())))
+                spread = value_range([100 * v for v in others.values()], "{:+.0f} %")
                 note = notes.get((task, "ALIF"))
                 text += (f" Our {' and '.join(others)} are within {100 * tolerance:.0f} % of the paper's counts "
-                         f"({low if low == high else low + ' to ' + high}) and our ALIF is not, so our SOP ratios "
+                         f"({spread}) and our ALIF is not, so our SOP ratios "
                          f"to ALIF differ from the paper's through the ALIF row alone"
                          + (f" (the paper's ALIF row: {note})" if isinstance(note, str) and note else "") + ".")
         lines.append(text)
@@ -306,16 +307,10 @@ def resonator_probe(runs: Runs, results_dir=None, model: str = "brf") -> tuple[p
     ``omega`` (rad/s), ``damping``, ``dt``, ``model`` and the page's axis columns; ``per_run`` one row per probed run
     (:func:`resonator_runs_table`). Only runs of ``model`` (``brf`` or ``rf``: the paper's figure shows BRF) are
     kept. ``None`` when no probe file is committed or none of its runs of ``model`` is on the page."""
-    import json  # noqa: PLC0415
-
-    from reprolib.notebook.run_provenance import record_info  # noqa: PLC0415
-    from reprolib.paths import results_dir as default_results  # noqa: PLC0415
-
-    path = default_results(results_dir) / "analysis" / f"{runs.experiment}-{runs.params.scale}-resonators.json"
-    if not path.is_file() or runs.table.empty or not {"config_hash", *runs.axes} <= set(runs.table.columns):
+    found = committed_probe(runs, "resonators", results_dir)
+    if found is None:
         return None
-    payload = json.loads(path.read_text())["payload"]
-    axes = runs.table[["config_hash", *runs.axes]].rename(columns={"config_hash": "record"})
+    payload, axes = found
     probed = pd.DataFrame([{key: value for key, value in run.items() if key not in ("initial", "learned")}
                            for run in payload["runs"]]).rename(columns={"neuron": "model"})
     probed = probed[probed["model"] == model].merge(axes, on="record", how="inner")
@@ -326,10 +321,8 @@ def resonator_probe(runs: Runs, results_dir=None, model: str = "brf") -> tuple[p
         for run in payload["runs"] for stage in ("initial", "learned")
         for i, (omega, damping) in enumerate(zip(run[stage]["omega"], run[stage]["damping"]))])
     neurons = neurons.merge(probed[["record", "model", *runs.axes]], on="record", how="inner")
-    info = record_info({"provenance": payload["provenance"], "scale": payload["scale"]})
     of_model = runs.table[runs.table["neuron"] == model] if "neuron" in runs.table.columns else runs.table
-    line = (f"probe of {len(probed)} of {len(of_model)} {model.upper()} runs' kept weights (the selected epoch) · "
-            f"code {info['code']} · {info['device']} · {info['date']}")
+    line = probe_line(payload, len(probed), len(of_model), f"{model.upper()} runs'")
     return neurons, resonator_runs_table(probed, neurons), line
 
 

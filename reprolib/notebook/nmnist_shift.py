@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from typing import Callable, Sequence
 
 import pandas as pd
 
 from reprolib.notebook.notes import dataset_note, show_markdown
-from reprolib.notebook.run_provenance import code_version, record_info
+from reprolib.notebook.probes import committed_probe, probe_line
+from reprolib.notebook.run_provenance import code_version
 from reprolib.notebook.runs import Runs
 from reprolib.notebook.tables import NOT_RUN
 
@@ -57,16 +57,11 @@ def shift_probe(runs: Runs, results_dir=None) -> tuple[pd.DataFrame, str] | None
     ``(frame, provenance line)`` with one row per probed run, split and shift (accuracy in percent) and the
     page's axis columns joined by record hash (rows of runs not on this page are dropped); ``None`` when
     there is no probe file for the experiment."""
-    from reprolib.paths import results_dir as default_results  # noqa: PLC0415
-
-    path = default_results(results_dir) / "analysis" / f"{runs.experiment}-{runs.params.scale}-shift-probe.json"
-    if not path.is_file():
+    found = committed_probe(runs, "shift-probe", results_dir)
+    if found is None:
         return None
-    if runs.table.empty or not {"config_hash", *runs.axes} <= set(runs.table.columns):
-        return None  # no records on this page to join the probe with
-    payload = json.loads(path.read_text())["payload"]
+    payload, axes = found
     frame = pd.DataFrame(payload["rows"])
-    axes = runs.table[["config_hash", *runs.axes]].rename(columns={"config_hash": "record"})
     frame = frame.merge(axes, on="record", how="inner")
     frame["accuracy"] = 100 * frame["accuracy"]
     # the page's runs of the probed data set(s) that the probe has no rows for: their weights were not kept where
@@ -82,12 +77,7 @@ def shift_probe(runs: Runs, results_dir=None) -> tuple[pd.DataFrame, str] | None
     frame.attrs["not_probed"] = [  # plain records: pandas compares attrs when it concatenates frames
         {**row, "reason": "no kept weights where the probe ran" if row["config_hash"] in skipped
          else "recorded after the probe"} for row in missing.to_dict("records")]
-    info = record_info({"provenance": payload["provenance"], "scale": payload["provenance"].get("scale")})
-    left_out = len(frame.attrs["not_probed"])
-    line = (f"probe of {len(probed)} of {len(scope)} runs' kept weights"
-            + (f" ({left_out} not probed)" if left_out else "")
-            + f" · code {info['code']} · {info['device']} · {info['date']}")
-    return frame, line
+    return frame, probe_line(payload, len(probed), len(scope), left_out=len(frame.attrs["not_probed"]))
 
 
 def shift_probe_summary(frame: pd.DataFrame, by: Sequence[str], name: Callable[[dict], str]) -> str:

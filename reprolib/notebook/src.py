@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 import pandas as pd
 
 from reprolib.notebook.runs import Runs
-from reprolib.notebook.tables import is_missing
+from reprolib.notebook.tables import is_missing, value_range
 
 #: our ``input`` labels of the ``src-table2`` grid -> the (dataset, encoding) of Table 2's column
 SRC_TABLE2_COLUMNS = {"mnist-rate": ("MNIST", "rate"), "mnist-latency": ("MNIST", "latency"),
@@ -33,9 +33,15 @@ def src_table2_summary(runs: Runs) -> pd.DataFrame:
     return summary
 
 
+def layers_label(layers: int) -> str:
+    """``1 layer`` / ``5 layers``: a network's depth as the pages write it."""
+    layers = int(layers)
+    return f"{layers} layer{'s' if layers != 1 else ''}"
+
+
 def network_label(model: str, layers: int) -> str:
     """``SRC, 1 layer`` / ``LIF, 5 layers``: how the pages name one network of the grid."""
-    return f"{model.upper()}, {layers} layer{'s' if layers != 1 else ''}"
+    return f"{model.upper()}, {layers_label(layers)}"
 
 
 def activity_order(runs: Runs) -> pd.DataFrame:
@@ -73,7 +79,7 @@ def activity_order_findings(order: pd.DataFrame) -> str:
     paper's and where it is the opposite, with the gap, the seeds and the gap after the first epoch."""
     lines = []
     for row in order.to_dict("records"):
-        where = f"{row['input']}, {int(row['layers'])} layer{'s' if int(row['layers']) != 1 else ''}"
+        where = f"{row['input']}, {layers_label(row['layers'])}"
         verdict = ("no order (equal activities)" if row["agrees"] is None or is_missing(row["agrees"])
                    else "as in the paper" if row["agrees"] else "**the opposite of the paper's order**")
         early = ("" if is_missing(row["after epoch 1"])
@@ -166,30 +172,136 @@ def initial_activity_findings(table: pd.DataFrame, tolerance: float = 0.1) -> st
     training, after the first epoch and as recorded; how the two start (:func:`_starting_order`, ``tolerance``:
     the relative gap of their means below which they count as equally active); and how far the subtracting
     reset moves the LIF's starting activity."""
-    def span(values: pd.Series) -> str:
-        low, high = f"{values.min():.3f}", f"{values.max():.3f}"
-        return low if low == high else f"{low}-{high}"
-
     lines = []
     own = table[table["reset"] != "subtract"]
     for (name, layers), group in own.groupby(["input", "layers"], sort=False):
         by_model = {model: group[group["model"] == model] for model in ("src", "lif")}
         if any(part.empty for part in by_model.values()):
             continue
-        parts = [f"{stage}: " + ", ".join(f"{model.upper()} {span(part[stage].dropna())}"
+        parts = [f"{stage}: " + ", ".join(f"{model.upper()} {value_range(part[stage])}"
                                           for model, part in by_model.items() if part[stage].notna().any())
                  for stage in ("at initialisation", "after epoch 1", "as recorded")]
-        text = f"* {name}, {layers} layer{'s' if layers != 1 else ''}: " + "; ".join(parts) + "."
+        text = f"* {name}, {layers_label(layers)}: " + "; ".join(parts) + "."
         text += " " + _starting_order(by_model, tolerance)
         lif = table[(table["input"] == name) & (table["layers"] == layers) & (table["model"] == "lif")]
         paired = lif.pivot_table(index="seed", columns="reset", values="at initialisation")
         if "subtract" in paired and len(paired.columns) == 2:
             change = 100 * (paired["subtract"] / paired.drop(columns="subtract").iloc[:, 0] - 1)
-            low, high = f"{change.min():+.0f}", f"{change.max():+.0f}"
             small = change.abs().max() < 10
             text += (f" With snnTorch's subtracting reset the untrained LIF's activity changes by "
-                     f"{low if low == high else low + ' to ' + high} %: the reset choice "
+                     f"{value_range(change, '{:+.0f}')} %: the reset choice "
                      f"{'barely moves' if small else 'moves'} the starting point (what it does to training is not "
                      "measured here).")
         lines.append(text)
+    return "\n".join(lines)
+
+
+#: state-dict entries of a layer (``blocks.<i>.<name>``) that :func:`learned_parameters` reads, and their labels
+_LAYER_PARAMETERS = {"weight": "input weights, norm", "linear.weight": "input weights, norm",
+                     "lif.beta": "leak beta", "lif.threshold": "threshold", "b_h": "bias b_h, mean"}
+#: how close (absolute) an SRC bias must be to its bound to count as at it: training leaves biases a hair below
+#: the bound (-4.000005) where the projection has pushed them back, so an exact comparison would miss them
+BOUND_TOLERANCE = 0.01
+AT_BOUND = f"b_h within {BOUND_TOLERANCE} of its bound (%)"
+
+
+def _src_bias_bound(config) -> float:
+    """The upper bound on an SRC layer's ``b_h`` in ``config`` (its ``bias_max``, else the builder's default)."""
+    import inspect  # noqa: PLC0415
+
+    from reprolib.models.src import build_src_network  # noqa: PLC0415
+
+    default = inspect.signature(build_src_network).parameters["bias_max"].default
+    return float(config.model_options.get("bias_max", default))
+
+
+def learned_parameters(runs: Runs, results_dir=None) -> tuple[pd.DataFrame, str] | None:
+    """What training moved in the page's runs, from the committed parameter probe (``reprolib probe-parameters``,
+    :mod:`reprolib.training.parameter_probe`): one row per probed run, layer and quantity, with the page's axis
+    columns, ``seed``, ``initial``, ``learned`` and ``ratio`` (learned / initial). Quantities: the layer's input
+    weights (Frobenius norm), and what each neuron learns besides them: the LIF's leak ``beta`` (the neuron uses it
+    clamped to [0, 1]) and ``threshold``, the SRC's bias ``b_h`` (mean over neurons) and the share of its neurons
+    within :data:`BOUND_TOLERANCE` of the bound on ``b_h`` (no ratio). With the caption line (how many of the
+    page's runs were probed). ``None`` where no probe is committed at this scale or none of its runs is on the
+    page."""
+    import re  # noqa: PLC0415
+
+    from reprolib.notebook.probes import committed_probe, probe_line  # noqa: PLC0415
+
+    found = committed_probe(runs, "parameters", results_dir)
+    if found is None:
+        return None
+    payload, axes = found
+    configs = {config.hash: config for config in runs.configs}
+    on_page = set(axes["record"])
+    rows = []
+    for run in payload["runs"]:
+        if run["record"] not in on_page:
+            continue
+        for name, initial in run["initial"].items():
+            match = re.fullmatch(r"blocks\.(\d+)\.(.+)", name)
+            if not match or match.group(2) not in _LAYER_PARAMETERS:
+                continue
+            learned = run["learned"][name]
+            stat = "norm" if match.group(2).endswith("weight") else "mean"
+            base = {"record": run["record"], "seed": run["seed"], "layer": int(match.group(1)) + 1}
+            rows.append({**base, "quantity": _LAYER_PARAMETERS[match.group(2)], "initial": initial[stat],
+                         "learned": learned[stat]})
+            if match.group(2) == "b_h":
+                bound = _src_bias_bound(configs[run["record"]])
+                share = [100 * sum(v >= bound - BOUND_TOLERANCE for v in part["values"]) / len(part["values"])
+                         for part in (initial, learned)]
+                rows.append({**base, "quantity": AT_BOUND, "initial": share[0], "learned": share[1]})
+    if not rows:
+        return None
+    table = pd.DataFrame(rows).merge(axes, on="record", how="inner")
+    table["ratio"] = [float("nan") if quantity == AT_BOUND or initial == 0 else learned / initial
+                      for quantity, initial, learned in zip(table["quantity"], table["initial"], table["learned"])]
+    order = [c for c in ("input", "layers", "model") if c in table.columns]
+    # quantities in a fixed order (the probe file's names are sorted): weights first, then the neuron's own
+    rank = {label: i for i, label in enumerate([*dict.fromkeys(_LAYER_PARAMETERS.values()), AT_BOUND])}
+    table = (table.assign(_rank=table["quantity"].map(rank))
+             .sort_values([*order, "seed", "layer", "_rank"], kind="stable").reset_index(drop=True))
+    probed = table["record"].nunique()
+    line = probe_line(payload, probed, len(on_page), left_out=len(on_page) - probed)
+    return table[[*order, "seed", "layer", "quantity", "initial", "learned", "ratio"]], line
+
+
+def learned_parameter_findings(table: pd.DataFrame) -> str:
+    """Markdown from :func:`learned_parameters`, one line per input and depth: per model and layer, how far
+    training moved each quantity (the range over the probed seeds), and for LIF layers how the input weights grew
+    relative to the threshold (the drive a spike needs scales with the threshold) and whether the leak is gone
+    (``beta`` at or above 1, which the neuron clamps to 1)."""
+    lines = []
+    for (name, layers), group in table.groupby(["input", "layers"], sort=False):
+        parts = []
+        for model, rows in group.groupby("model", sort=False):
+            seeds = sorted(int(s) for s in rows["seed"].unique())
+            said = []
+            for layer, own in rows.groupby("layer"):
+                values = own.set_index(["quantity", "seed"])
+                quantities = list(dict.fromkeys(own["quantity"]))
+                text = []
+                for quantity in quantities:
+                    at = values.loc[quantity]
+                    if quantity == AT_BOUND:
+                        text.append(f"{value_range(at['learned'], '{:.0f}')} % of b_h within {BOUND_TOLERANCE} "
+                                    "of its bound")
+                    elif quantity.startswith("input weights"):
+                        text.append(f"input weights ×{value_range(at['ratio'], '{:.1f}')}")
+                    else:
+                        label = quantity.split(",")[0]
+                        text.append(f"{label} {value_range(at['initial'], '{:.2f}')} → "
+                                    f"{value_range(at['learned'], '{:.2f}')}")
+                if {"input weights, norm", "threshold"} <= set(quantities):
+                    per_threshold = (values.loc["input weights, norm", "ratio"]
+                                     / values.loc["threshold", "ratio"])
+                    text.append(f"input weights per unit threshold ×{value_range(per_threshold, '{:.1f}')}")
+                if "leak beta" in quantities:
+                    no_leak = int((values.loc["leak beta", "learned"] >= 1).sum())
+                    text.append(f"no leak left (beta clamped to 1) in {no_leak} of {len(seeds)} seeds")
+                said.append((f"layer {layer}: " if int(layers) > 1 else "") + ", ".join(text))
+            parts.append(f"{model.upper()} (seed{'s' if len(seeds) > 1 else ''} "
+                         f"{', '.join(map(str, seeds))}): " + "; ".join(said))
+        lines.append(f"* {name}, {layers_label(layers)}: " + ". ".join(parts) + ".")
     return "\n".join(lines)

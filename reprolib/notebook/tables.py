@@ -17,6 +17,16 @@ def _fmt(value: float, decimals: int) -> str:
     return f"{value:.{decimals}f}"
 
 
+def value_range(values, fmt: str = "{:.3f}") -> str:
+    """``low to high`` of ``values``, each formatted with ``fmt``; one number where both ends read the same (one
+    run, or runs that agree to the digits shown). Findings text uses it for a spread over seeds."""
+    values = pd.Series(values, dtype="float64").dropna()
+    if values.empty:
+        raise ValueError("value_range needs at least one number; got none (all missing)")
+    low, high = fmt.format(values.min()), fmt.format(values.max())
+    return low if low == high else f"{low} to {high}"
+
+
 def is_missing(value) -> bool:
     """Whether a table cell holds no number: ``None`` or NaN."""
     return value is None or (isinstance(value, float) and math.isnan(value))

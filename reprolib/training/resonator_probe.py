@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +27,6 @@ from pathlib import Path
 import torch
 
 from reprolib.config import ConfigError
-from reprolib.paths import check_output_file
 
 __all__ = ["resonator_parameters", "probe_resonators", "default_output"]
 
@@ -56,28 +54,6 @@ def default_output(experiment: str, scale: str) -> Path:
     return results_dir() / "analysis" / f"{experiment}-{scale}-resonators.json"
 
 
-def _record_root(record) -> Path:
-    """The results folder a record sits in (``<root>/<experiment>/<hash>.json``): its checkpoints are there too."""
-    return Path(record.path).resolve().parents[1]
-
-
-def _against_committed(record, compare_with) -> dict | None:
-    """Whether ``record``'s history is that of the record of the same config under ``compare_with`` (None where
-    there is none); ``same_record`` when that is the probed record's own file (trained where it is probed)."""
-    from reprolib.results.records import read_record, record_path  # noqa: PLC0415
-    from reprolib.training.rerun import compare_runs  # noqa: PLC0415
-
-    path = record_path(record.config, compare_with)
-    if not path.is_file():
-        return None
-    shown = f"{record.config.experiment}/{path.name}"
-    if path.resolve() == Path(record.path).resolve():
-        return {"record": shown, "same_record": True}
-    _, summary = compare_runs(read_record(path), record)
-    return {"record": shown, "same_record": False, "epochs": summary["epochs"], "identical": summary["identical"],
-            "max_abs_accuracy_diff_pp": summary["max_abs_accuracy_diff_pp"]}
-
-
 def probe_resonators(paths: Sequence[str | Path], output: str | Path | None = None, results_dir=None,
                      compare_with=None, progress: bool = True, skip_other_models: bool = False) -> Path:
     """Write the initial and learned ``omega`` / damping of every run in ``paths`` (records of one experiment and
@@ -85,23 +61,14 @@ def probe_resonators(paths: Sequence[str | Path], output: str | Path | None = No
     record sits in). Every record, its model and its kept weights are checked before anything is written; weights
     kept for another epoch than the record selected (a stale checkpoint) are an error. A record of another model
     (an ALIF network) is an error too, unless ``skip_other_models``: it is then listed in the file, not probed."""
-    from reprolib.results import provenance  # noqa: PLC0415
-    from reprolib.results.records import atomic_write_text, read_records_of_one_kind  # noqa: PLC0415
     from reprolib.training import checkpoint as ckpt  # noqa: PLC0415
-    from reprolib.training.build import initial_model  # noqa: PLC0415
-    from reprolib.training.rerun import rerun_config  # noqa: PLC0415
+    from reprolib.training import probe_files  # noqa: PLC0415
 
-    records, experiment, scale = read_records_of_one_kind(paths, "probe-resonators")
-    output = check_output_file(output if output is not None else default_output(experiment, scale))
-    if compare_with is not None and not Path(compare_with).is_dir():
-        raise ValueError(f"--compare-with {str(compare_with)!r} is not a folder; expected a results folder")
-    started = provenance.utc_now()
+    records, experiment, scale, output, started = probe_files.start_probe(
+        paths, "probe-resonators", output, default_output, compare_with)
     runs, skipped = [], []
     for record in records:  # every check first: nothing is written for a set that has a bad record
-        try:
-            model = initial_model(rerun_config(record, device="cpu"))  # a backend that runs here
-        except RuntimeError as error:  # e.g. the cpp backend without a compiler
-            raise ValueError(f"{record.path}: its model cannot be built here ({error})") from error
+        model = probe_files.starting_model(record)
         try:
             initial = resonator_parameters(model)
         except ValueError as error:
@@ -109,8 +76,8 @@ def probe_resonators(paths: Sequence[str | Path], output: str | Path | None = No
                 skipped.append(record.hash)
                 continue
             raise ConfigError(f"{record.path}: {error} (--skip-other-models leaves such records out)") from None
-        root = Path(results_dir) if results_dir is not None else _record_root(record)
-        runs.append((record, model, initial, *ckpt.read_selected_weights(record, root)))
+        runs.append((record, model, initial, *ckpt.read_selected_weights(
+            record, probe_files.weights_root(record, results_dir))))
     if not runs:
         raise ConfigError(f"none of the {len(records)} records is of an RF or BRF network")
     rows = []
@@ -126,38 +93,23 @@ def probe_resonators(paths: Sequence[str | Path], output: str | Path | None = No
                      "test_accuracy": record.final.get("test_accuracy"),
                      "initial": {k: initial[k] for k in ("omega", "damping")},
                      "learned": {k: learned[k] for k in ("omega", "damping")},
-                     "committed": _against_committed(record, compare_with) if compare_with is not None else None})
-    payload = {"kind": "resonator-probe", "experiment": experiment, "scale": scale, "runs": rows,
-               "skipped_other_models": sorted(skipped),
-               "provenance": {**provenance.collect(torch.device("cpu"), scale), "start_time": started,
-                              "end_time": provenance.utc_now()}}
-    atomic_write_text(output, json.dumps({"payload": payload}, indent=1, sort_keys=True) + "\n")
-    return output
+                     "committed": (probe_files.against_committed(record, compare_with) if compare_with is not None
+                                   else None)})
+    return probe_files.write_probe(output, "resonator-probe", experiment, scale, started, torch.device("cpu"),
+                                   runs=rows, skipped_other_models=sorted(skipped))
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("records", nargs="+", metavar="RECORD", help="run record JSON files of one experiment")
-    parser.add_argument("--output", default=None,
-                        help="JSON path (default results/analysis/<experiment>-<scale>-resonators.json)")
-    parser.add_argument("--results", default=None, metavar="DIR",
-                        help="results folder holding the checkpoints (default: the folder each record sits in)")
-    parser.add_argument("--compare-with", default=None, metavar="DIR",
-                        help="results folder with records of the same configs (e.g. results/ for re-runs of its "
-                             "records): say per run whether its history is identical to that record's")
+    from reprolib.training.probe_files import add_probe_arguments  # noqa: PLC0415
+
+    add_probe_arguments(parser, "resonators", compare_with=True)
     parser.add_argument("--skip-other-models", action="store_true",
                         help="leave out records of networks without RF / BRF neurons (ALIF) and list them in the file "
                              "(default: such a record is an error)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress lines")
 
 
 def main(args: argparse.Namespace) -> int:
-    from reprolib.results.records import CorruptRecordError  # noqa: PLC0415
+    from reprolib.training.probe_files import run_probe_command  # noqa: PLC0415
 
-    try:
-        out = probe_resonators(args.records, args.output, args.results, args.compare_with, not args.no_progress,
-                               args.skip_other_models)
-    except (ConfigError, CorruptRecordError, FileNotFoundError, ValueError) as error:
-        print(f"reprolib probe-resonators: error: {error}", file=sys.stderr)
-        return 2
-    print(f"reprolib probe-resonators: wrote {out}")
-    return 0
+    return run_probe_command("probe-resonators", lambda: probe_resonators(
+        args.records, args.output, args.results, args.compare_with, not args.no_progress, args.skip_other_models))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -125,8 +124,9 @@ def probe_records(paths: Sequence[str | Path], shifts: Sequence[tuple[int, int]]
     Each weights file is read when checked and again when evaluated, and its sha256 must not change in between:
     the hash in the file is that of the evaluated weights."""
     from reprolib.results import provenance  # noqa: PLC0415
-    from reprolib.results.records import atomic_write_text, read_records_of_one_kind  # noqa: PLC0415
+    from reprolib.results.records import read_records_of_one_kind  # noqa: PLC0415
     from reprolib.training import checkpoint as ckpt  # noqa: PLC0415
+    from reprolib.training.probe_files import write_probe  # noqa: PLC0415
     from reprolib.training.build import resolve_device  # noqa: PLC0415
     from reprolib.training.rerun import rerun_config  # noqa: PLC0415
 
@@ -162,12 +162,8 @@ def probe_records(paths: Sequence[str | Path], shifts: Sequence[tuple[int, int]]
             rows.append({"record": record.hash, "seed": record.config.seed,
                          "selected_epoch": record.final["selected_epoch"],
                          "weights_sha256": checked, "backend": config.backend, **row})
-    payload = {"kind": "shift-probe", "experiment": experiment, "scale": scale, "shifts": [list(s) for s in shifts],
-               "rows": rows, "skipped_without_weights": skipped,
-               "provenance": {**provenance.collect(torch_device, scale), "start_time": started,
-                              "end_time": provenance.utc_now()}}
-    atomic_write_text(output, json.dumps({"payload": payload}, indent=1, sort_keys=True) + "\n")
-    return output
+    return write_probe(output, "shift-probe", experiment, scale, started, torch_device,
+                       shifts=[list(s) for s in shifts], rows=rows, skipped_without_weights=skipped)
 
 
 def _parse_shifts(text: str) -> list[tuple[int, int]]:
@@ -184,27 +180,19 @@ def _parse_shifts(text: str) -> list[tuple[int, int]]:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("records", nargs="+", metavar="RECORD", help="run record JSON files of one experiment")
+    from reprolib.training.probe_files import add_probe_arguments  # noqa: PLC0415
+
+    add_probe_arguments(parser, "shift-probe", results_default="the results folder", skip_missing=True)
     parser.add_argument("--shifts", default="0,-1,1",
                         help="dy or dy:dx pixel shifts, comma-separated (default 0,-1,1: rows only; positive dy "
                              "moves down; a list that starts negative needs '=': --shifts=-1,0,1)")
-    parser.add_argument("--output", default=None,
-                        help="JSON path (default results/analysis/<experiment>-<scale>-shift-probe.json)")
-    parser.add_argument("--results", default=None, metavar="DIR", help="results folder holding the checkpoints")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
-    parser.add_argument("--skip-missing", action="store_true",
-                        help="probe the records whose weights are kept here and list the others in the file "
-                             "(default: a record without weights is an error)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress lines")
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        shifts = _parse_shifts(args.shifts)
-        out = probe_records(args.records, shifts, args.output, args.results, args.device, not args.no_progress,
-                            args.skip_missing)
-    except (ConfigError, FileNotFoundError, ValueError, RuntimeError) as error:  # RuntimeError: a missing backend
-        print(f"reprolib probe-shift: error: {error}", file=sys.stderr)
-        return 2
-    print(f"reprolib probe-shift: wrote {out}")
-    return 0
+    from reprolib.training.probe_files import run_probe_command  # noqa: PLC0415
+
+    # RuntimeError: a backend that is missing on this machine
+    return run_probe_command("probe-shift", lambda: probe_records(
+        args.records, _parse_shifts(args.shifts), args.output, args.results, args.device, not args.no_progress,
+        args.skip_missing), also=(RuntimeError,))

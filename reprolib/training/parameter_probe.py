@@ -1,0 +1,121 @@
+"""``reprolib probe-parameters RECORD...``: what training did to every parameter of trained runs.
+
+A run record keeps accuracies and activities, not weights; when a result needs explaining (the SRC paper's Fig. 4
+order of SRC and LIF activity is reversed in our runs) the first question is what training moved: a LIF layer's
+learnable leak ``beta`` and threshold, an SRC layer's bias ``b_h`` (bounded at -4), the scale of the weights. This
+probe answers it for any model: per run, each parameter of the network it started from (rebuilt from the config's
+seed: :func:`~reprolib.training.build.initial_model`) beside the same parameter in the selected epoch's weights
+the run kept in its local checkpoint folder (not committed: the probe runs where the runs were trained). Nothing
+is trained or evaluated.
+
+Each parameter is summarised by its shape, mean, standard deviation, minimum, maximum and Frobenius norm; small
+ones (a bias vector, a learnable threshold: at most :data:`FULL_VALUES` numbers) are stored whole. Buffers and
+frozen parameters are included and marked (``trainable``), so that a frozen readout shows as unchanged.
+
+``--skip-missing`` probes the records whose weights are kept here and lists the others in the file (a results
+folder that holds runs trained on several machines); ``--compare-with DIR`` says, per run, whether its history is
+that of the record of the same config in ``DIR`` (for re-runs of committed records).
+
+The result is one JSON file (``--output``, default ``results/analysis/<experiment>-<scale>-parameters.json``),
+written atomically, with the provenance of the probe; the book renders it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+
+__all__ = ["FULL_VALUES", "parameter_summary", "probe_parameters", "default_output"]
+
+#: parameters with at most this many numbers are stored whole (biases, thresholds), larger ones summarised
+FULL_VALUES = 4096
+
+
+def parameter_summary(model: torch.nn.Module, full_values: int = FULL_VALUES) -> dict[str, dict]:
+    """``name -> {shape, numel, trainable, mean, std, min, max, norm[, values]}`` for every entry of ``model``'s
+    state dict (parameters and buffers), in its order; ``values`` (the flattened numbers) where ``numel <=
+    full_values``. ``std`` is 0 for a single number."""
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    summary = {}
+    for name, tensor in model.state_dict().items():
+        if not torch.is_floating_point(tensor):  # e.g. a step counter: nothing training moves by gradient
+            continue
+        values = tensor.detach().to(torch.float64).flatten().cpu()
+        entry = {"shape": list(tensor.shape), "numel": values.numel(), "trainable": name in trainable}
+        if values.numel():
+            entry.update(mean=values.mean().item(), std=values.std(correction=0).item(), min=values.min().item(),
+                         max=values.max().item(), norm=values.norm().item())
+        if values.numel() <= full_values:
+            entry["values"] = values.tolist()
+        summary[name] = entry
+    return summary
+
+
+def default_output(experiment: str, scale: str) -> Path:
+    from reprolib.paths import results_dir  # noqa: PLC0415
+
+    return results_dir() / "analysis" / f"{experiment}-{scale}-parameters.json"
+
+
+def probe_parameters(paths: Sequence[str | Path], output: str | Path | None = None, results_dir=None,
+                     compare_with=None, progress: bool = True, skip_missing: bool = False) -> Path:
+    """Write the initial and learned :func:`parameter_summary` of every run in ``paths`` (records of one
+    experiment and scale) to ``output``. Weights are read from ``results_dir`` (default: the folder each record
+    sits in). Every record, its model and its kept weights are checked before anything is written: weights kept
+    for another epoch than the record selected (a stale checkpoint), or unreadable, are an error; missing weights
+    are an error too, unless ``skip_missing`` (the record is then listed in the file, not probed)."""
+    from reprolib.training import checkpoint as ckpt  # noqa: PLC0415
+    from reprolib.training import probe_files  # noqa: PLC0415
+
+    records, experiment, scale, output, started = probe_files.start_probe(
+        paths, "probe-parameters", output, default_output, compare_with)
+    kept, missing = [], []
+    for record in records:  # every check first: nothing is written for a set that has a bad record
+        try:
+            blob, weights = ckpt.read_selected_weights(record, probe_files.weights_root(record, results_dir))
+        except FileNotFoundError:
+            missing.append(record)
+            continue
+        kept.append((record, probe_files.starting_model(record), blob, weights))
+    if missing and not skip_missing:
+        examples = [str(r.path) for r in missing[:3]]
+        raise FileNotFoundError(f"no kept weights for {len(missing)} of {len(records)} record(s), e.g. {examples}: "
+                                "the probe runs where the runs were trained (their checkpoint folders are not "
+                                "committed); --skip-missing probes the others")
+    if not kept:
+        raise FileNotFoundError(f"none of the {len(records)} records has kept weights here")
+    rows = []
+    for i, (record, model, blob, weights) in enumerate(kept, 1):
+        if progress:
+            print(f"[{i}/{len(kept)}] {experiment}/{record.hash} seed {record.config.seed}", file=sys.stderr,
+                  flush=True)
+        initial = parameter_summary(model)
+        model.load_state_dict(weights)
+        rows.append({"record": record.hash, "seed": record.config.seed, "model": record.config.model,
+                     "selected_epoch": record.final.get("selected_epoch"),
+                     "weights_sha256": hashlib.sha256(blob).hexdigest(),
+                     "test_accuracy": record.final.get("test_accuracy"),
+                     "initial": initial, "learned": parameter_summary(model),
+                     "committed": (probe_files.against_committed(record, compare_with) if compare_with is not None
+                                   else None)})
+    return probe_files.write_probe(output, "parameter-probe", experiment, scale, started, torch.device("cpu"),
+                                   runs=rows, skipped_without_weights=sorted(r.hash for r in missing))
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from reprolib.training.probe_files import add_probe_arguments  # noqa: PLC0415
+
+    add_probe_arguments(parser, "parameters", compare_with=True, skip_missing=True)
+
+
+def main(args: argparse.Namespace) -> int:
+    from reprolib.training.probe_files import run_probe_command  # noqa: PLC0415
+
+    return run_probe_command("probe-parameters", lambda: probe_parameters(
+        args.records, args.output, args.results, args.compare_with, not args.no_progress, args.skip_missing))

@@ -1,0 +1,121 @@
+"""What the probes of trained runs share (``probe-shift``, ``probe-resonators``, ``probe-parameters``): the model a
+record's run started from, the folder its kept weights are in, whether a re-run repeated the committed record,
+and the analysis file they write, with the probe's provenance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+__all__ = ["start_probe", "starting_model", "weights_root", "check_compare_with", "against_committed", "write_probe",
+           "add_probe_arguments", "run_probe_command"]
+
+
+def start_probe(paths, command: str, output, default_output, compare_with=None):
+    """What every probe checks before it reads any weights: the records at ``paths`` (one experiment and scale;
+    ``command`` names the probe in the errors), the output file (``output``, else ``default_output(experiment,
+    scale)``) and ``--compare-with``. Returns ``(records, experiment, scale, output, start time)``."""
+    from reprolib.paths import check_output_file  # noqa: PLC0415
+    from reprolib.results import provenance  # noqa: PLC0415
+    from reprolib.results.records import read_records_of_one_kind  # noqa: PLC0415
+
+    records, experiment, scale = read_records_of_one_kind(paths, command)
+    output = check_output_file(output if output is not None else default_output(experiment, scale))
+    check_compare_with(compare_with)
+    return records, experiment, scale, output, provenance.utc_now()
+
+
+def starting_model(record):
+    """The model ``record``'s run started from (its seed's initial weights), built on the CPU with a backend
+    that runs here: ``ValueError`` naming the record where it cannot be built (e.g. the cpp backend without a
+    compiler)."""
+    from reprolib.training.build import initial_model  # noqa: PLC0415
+    from reprolib.training.rerun import rerun_config  # noqa: PLC0415
+
+    try:
+        return initial_model(rerun_config(record, device="cpu"))
+    except RuntimeError as error:
+        raise ValueError(f"{record.path}: its model cannot be built here ({error})") from error
+
+
+def weights_root(record, results_dir=None) -> Path:
+    """Where ``record``'s kept weights are looked for: ``results_dir`` where given, else the results folder the
+    record sits in (``<root>/<experiment>/<hash>.json``; its checkpoints are there too)."""
+    return Path(results_dir) if results_dir is not None else Path(record.path).resolve().parents[1]
+
+
+def check_compare_with(compare_with) -> None:
+    """``--compare-with`` must name a folder (checked before anything is probed)."""
+    if compare_with is not None and not Path(compare_with).is_dir():
+        raise ValueError(f"--compare-with {str(compare_with)!r} is not a folder; expected a results folder")
+
+
+def against_committed(record, compare_with) -> dict | None:
+    """Whether ``record``'s history is that of the record of the same config under ``compare_with`` (None where
+    there is none); ``same_record`` when that is the probed record's own file (trained where it is probed)."""
+    from reprolib.results.records import read_record, record_path  # noqa: PLC0415
+    from reprolib.training.rerun import compare_runs  # noqa: PLC0415
+
+    path = record_path(record.config, compare_with)
+    if not path.is_file():
+        return None
+    shown = f"{record.config.experiment}/{path.name}"
+    if path.resolve() == Path(record.path).resolve():
+        return {"record": shown, "same_record": True}
+    _, summary = compare_runs(read_record(path), record)
+    return {"record": shown, "same_record": False, "epochs": summary["epochs"], "identical": summary["identical"],
+            "max_abs_accuracy_diff_pp": summary["max_abs_accuracy_diff_pp"]}
+
+
+def write_probe(output: Path, kind: str, experiment: str, scale: str, started: str, device, **content) -> Path:
+    """Write one probe's ``{"payload": {kind, experiment, scale, **content, provenance}}`` to ``output``
+    atomically (a reader never sees half a file); ``started``: when the probe began (UTC, ISO), ``device``: the
+    torch device it ran on (the provenance names it)."""
+    from reprolib.results import provenance  # noqa: PLC0415
+    from reprolib.results.records import atomic_write_text  # noqa: PLC0415
+
+    payload = {"kind": kind, "experiment": experiment, "scale": scale, **content,
+               "provenance": {**provenance.collect(device, scale), "start_time": started,
+                              "end_time": provenance.utc_now()}}
+    atomic_write_text(output, json.dumps({"payload": payload}, indent=1, sort_keys=True) + "\n")
+    return output
+
+
+def add_probe_arguments(parser, probe: str, results_default: str = "the folder each record sits in",
+                        compare_with: bool = False, skip_missing: bool = False) -> None:
+    """The arguments the probe commands share: ``RECORD...``, ``--output`` (default
+    ``results/analysis/<experiment>-<scale>-<probe>.json``), ``--results`` (where the kept weights are;
+    ``results_default`` says where without it), ``--compare-with`` and ``--skip-missing`` where the command takes
+    them, and ``--no-progress``."""
+    parser.add_argument("records", nargs="+", metavar="RECORD", help="run record JSON files of one experiment")
+    parser.add_argument("--output", default=None,
+                        help=f"JSON path (default results/analysis/<experiment>-<scale>-{probe}.json)")
+    parser.add_argument("--results", default=None, metavar="DIR",
+                        help=f"results folder holding the checkpoints (default: {results_default})")
+    if compare_with:
+        parser.add_argument("--compare-with", default=None, metavar="DIR",
+                            help="results folder with records of the same configs (e.g. results/ for re-runs of "
+                                 "its records): say per run whether its history is identical to that record's")
+    if skip_missing:
+        parser.add_argument("--skip-missing", action="store_true",
+                            help="probe the records whose weights are kept here and list the others in the file "
+                                 "(default: a record without weights is an error)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress lines")
+
+
+def run_probe_command(command: str, probe, also: tuple = ()) -> int:
+    """Run ``probe()`` (a probe with the command's arguments) for ``reprolib COMMAND``: ``wrote PATH`` and exit 0,
+    or ``error: ...`` on stderr and exit 2 for what bad input raises (a bad config or record, missing or stale
+    weights, a bad value; ``also``: more exception types, e.g. RuntimeError for a backend missing here)."""
+    import sys  # noqa: PLC0415
+
+    from reprolib.config import ConfigError  # noqa: PLC0415
+    from reprolib.results.records import CorruptRecordError  # noqa: PLC0415
+
+    try:
+        out = probe()
+    except (ConfigError, CorruptRecordError, FileNotFoundError, ValueError, *also) as error:
+        print(f"reprolib {command}: error: {error}", file=sys.stderr)
+        return 2
+    print(f"reprolib {command}: wrote {out}")
+    return 0
