@@ -881,3 +881,13 @@ def test_spikingjelly_tables_and_figures_put_the_committed_runs_beside_the_tutor
     fig = plotting.sj_recurrent_figure(history, reference.sj_recurrent_curves(), ["plain"], "provenance", "source")
     assert [ax.get_title() for ax in fig.axes] == ["train loss", "train accuracy (%)",
                                                    "\"test\" (%) = train set, eval mode"]
+
+
+def test_source_iteration_times_are_read_from_the_records_rows():
+    from reprolib.notebook.benchmarks import _source_times
+
+    rows = pd.DataFrame({"task": ["smnist", "ecg", "smnist"], "source_ms": [1056.0, None, 1056.0]})
+    assert _source_times(rows) == "S-MNIST 1056 ms per iteration"
+    assert _source_times(rows.assign(source_ms=[900.0, None, 900.0])) == "S-MNIST 900 ms per iteration"
+    assert _source_times(rows.drop(columns="source_ms")) == "none in this record"
+    assert _source_times(rows.assign(source_ms=None)) == "none in this record"
