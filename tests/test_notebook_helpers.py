@@ -574,8 +574,7 @@ def test_value_range_reads_one_value_or_low_to_high():
     assert nb.value_range([0.0261, 0.0279, float("nan")]) == "0.026 to 0.028"
     assert nb.value_range(pd.Series([0.0261, 0.02612])) == "0.026"  # equal to the digits shown: one number
     assert nb.value_range([-8.4, 6.0], "{:+.0f} %") == "-8 % to +6 %"
-    with pytest.raises(ValueError, match="at least one number; got none"):
-        nb.value_range([float("nan")])
+    assert nb.value_range([float("nan")]) == nb.value_range([]) == "n/a"
     assert [nb.layers_label(n) for n in (1, 2, 5.0)] == ["1 layer", "2 layers", "5 layers"]
     assert nb.network_label("src", 3) == "SRC, 3 layers"
 

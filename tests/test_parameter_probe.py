@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from reprolib.config import ConfigError, with_overrides
 from reprolib.experiments import get_configs
 from reprolib.training import train
 from reprolib.training.build import initial_model
-from reprolib.training.parameter_probe import parameter_summary, probe_parameters
+from reprolib.training.parameter_probe import parameter_summary, probe_parameters, silent_input_activity
 
 
 def _activity_run(model: str, seed: int = 0):
@@ -36,6 +37,15 @@ def test_parameter_summary_describes_every_entry_and_keeps_small_ones_whole():
     assert "values" not in weight  # 6 numbers > full_values
     assert summary["0.bias"]["values"] == model[0].bias.detach().double().tolist()
     assert summary["1.weight"]["trainable"] is False and summary["1.running_mean"]["trainable"] is False
+    # a diverged parameter: statistics over the finite numbers, None in place of the others (standard JSON)
+    with torch.no_grad():
+        model[0].bias.copy_(torch.tensor([float("nan"), 2.0]))
+        model[1].bias.fill_(float("inf"))
+    summary = parameter_summary(model, full_values=4)
+    assert summary["0.bias"]["nonfinite"] == 1 and summary["0.bias"]["mean"] == 2.0
+    assert summary["0.bias"]["values"] == [None, 2.0]
+    assert summary["1.bias"]["nonfinite"] == 2 and summary["1.bias"]["mean"] is None
+    json.dumps(summary, allow_nan=False)  # raises where a NaN or an infinity is left
 
 
 def test_probe_reads_the_initial_and_the_selected_parameters(data_root, results_tmp, tmp_path):
@@ -62,6 +72,9 @@ def test_probe_reads_the_initial_and_the_selected_parameters(data_root, results_
         assert run["initial"] == json.loads(json.dumps(parameter_summary(start)))
         start.load_state_dict(state["model"])
         assert run["learned"] == json.loads(json.dumps(parameter_summary(start)))
+        # the network run once on an input without spikes: untrained, nothing reaches a threshold
+        assert run["silent_input_activity"]["initial"] == 0.0
+        assert 0.0 <= run["silent_input_activity"]["learned"] <= 1.0
     lif = runs[records["lif"].hash]
     assert lif["initial"]["blocks.0.lif.threshold"]["values"] == [1.0]
     assert lif["initial"]["blocks.0.lif.beta"]["values"] == [pytest.approx(0.9)]
@@ -101,17 +114,38 @@ def test_probe_refuses_missing_or_stale_weights_before_writing(data_root, result
     assert not out.exists()
 
 
+def test_silent_input_activity_is_what_the_networks_own_parameters_produce():
+    from reprolib.models.src import build_lif_network
+
+    config = SimpleNamespace(encoding_options={"num_steps": 40})
+    lif = build_lif_network(6, layers=1, hidden=8, classes=2, group_size=5)  # 1 layer: 6 inputs -> 10 neurons
+    with torch.no_grad():
+        lif.blocks[0].linear.bias.fill_(0.05)
+    # leak 0.9: the membrane settles at 0.05 / (1 - 0.9) = 0.5, below the threshold 1
+    assert silent_input_activity(lif, config) == 0.0
+    with torch.no_grad():
+        lif.blocks[0].lif.beta.fill_(1.0)  # no leak: a positive bias is integrated step after step
+        lif.blocks[0].linear.bias.copy_(torch.tensor([0.5] * 5 + [-1.0] * 5))
+    # half the neurons gain 0.5 per step and reset to zero after crossing 1: a spike every third step
+    assert silent_input_activity(lif, config) == pytest.approx(0.5 * 13 / 40)
+    assert silent_input_activity(lif, SimpleNamespace(encoding_options={})) is None  # no T to run for
+    assert silent_input_activity(torch.nn.Linear(2, 2), config) is None  # no activity to read
+
+
+def _page_runs(nb, results_tmp, seeds=(0,)):
+    params = nb.check_parameters("ci", list(seeds), "cpu", False)
+    return nb.gather_runs("src-activity", params, input=["mnist-rate"], layers=[1])
+
+
 def test_the_activity_page_shows_what_training_moved(data_root, results_tmp):
     from reprolib import notebook as nb
 
-    params = nb.check_parameters("ci", [0], "cpu", False)
     records = {model: train(_activity_run(model), results_dir=results_tmp, progress=False) for model in ("src", "lif")}
-    runs = nb.gather_runs("src-activity", params, input=["mnist-rate"], layers=[1])
+    runs = _page_runs(nb, results_tmp)
     assert nb.learned_parameters(runs) is None  # no probe committed yet
-    probe_parameters([r.path for r in records.values()], results_tmp / "analysis" / "src-table2-ci-parameters.json",
-                     progress=False)
-    # the LIF's threshold and leak as if training had moved them to seed 1's values at paper scale
     path = results_tmp / "analysis" / "src-table2-ci-parameters.json"
+    probe_parameters([r.path for r in records.values()], path, progress=False)
+    # the LIF's threshold and leak as if training had moved them to seed 1's values at paper scale
     data = json.loads(path.read_text())
     for run in data["payload"]["runs"]:
         learned = run["learned"]
@@ -119,28 +153,63 @@ def test_the_activity_page_shows_what_training_moved(data_root, results_tmp):
             learned["blocks.0.lif.beta"].update(mean=1.0105, values=[1.0105])
             learned["blocks.0.lif.threshold"].update(mean=6.3657, values=[6.3657])
             learned["blocks.0.linear.weight"]["norm"] = 20 * run["initial"]["blocks.0.linear.weight"]["norm"]
+            bias = [0.5, -0.5, 0.25, None] * (len(learned["blocks.0.linear.bias"]["values"]) // 4)
+            learned["blocks.0.linear.bias"].update(values=bias, mean=0.25 / 3)
         else:
             values = [-4.0, -4.000005, -4.5, -6.0] * (len(learned["blocks.0.b_h"]["values"]) // 4)
             learned["blocks.0.b_h"].update(values=values, mean=sum(values) / len(values))
+            run["silent_input_activity"]["learned"] = 0.0438
     path.write_text(json.dumps(data))
     table, line = nb.learned_parameters(runs)
     assert line.startswith("probe of 2 of 2 runs' kept weights (the selected epoch) · code ")
+    assert "not probed" not in line
     rows = table.set_index(["model", "quantity"])
     assert rows.loc[("lif", "threshold"), "learned"] == pytest.approx(6.3657)
     assert rows.loc[("lif", "threshold"), "ratio"] == pytest.approx(6.3657)
     assert rows.loc[("lif", "input weights, norm"), "ratio"] == pytest.approx(20)
-    assert rows.loc[("src", "bias b_h, mean"), "initial"] == -6.0
+    assert rows.loc[("lif", nb.POSITIVE_BIAS), "learned"] == pytest.approx(200 / 3)  # 2 of the 3 finite biases
+    bias = rows.loc[("src", "bias b_h, mean")]
+    assert bias["initial"] == -6.0 and bias["ratio"] != bias["ratio"]  # no ratio of signed means
     # -4 and -4.000005 count as at the bound (half the neurons); none started there
     at_bound = rows.loc[("src", nb.AT_BOUND)]
     assert at_bound["initial"] == 0 and at_bound["learned"] == 50 and at_bound["ratio"] != at_bound["ratio"]
-    assert list(table.loc[table["model"] == "lif", "quantity"]) == ["input weights, norm", "leak beta", "threshold"]
+    recorded = runs.table.set_index("model")["test_activity"]
+    assert rows.loc[("src", nb.RECORDED), "learned"] == recorded["src"]
+    assert rows.loc[("src", nb.SILENT), "learned"] == 0.0438 and rows.loc[("src", nb.SILENT), "initial"] == 0.0
+    assert list(table.loc[table["model"] == "lif", "quantity"]) == [
+        "input weights, norm", "input bias, mean", "leak beta", "threshold", nb.POSITIVE_BIAS, nb.SILENT, nb.RECORDED]
+    assert table.loc[table["quantity"] == nb.SILENT, "layer"].isna().all()
+    assert (table.loc[table["quantity"] == "threshold", "layer"] == 1).all()
     text = nb.learned_parameter_findings(table)
     assert text.startswith("* mnist-rate, 1 layer: ")
-    assert "LIF (seed 0): input weights ×20.0, leak beta 0.90 → 1.01, threshold 1.00 → 6.37" in text
-    assert "input weights per unit threshold ×3.1" in text
-    assert "no leak left (beta clamped to 1) in 1 of 1 seeds" in text
-    assert "SRC (seed 0): " in text and "bias b_h -6.00 → -4.63" in text
-    assert "50 % of b_h within 0.01 of its bound" in text
-    # a probe of other runs than the page's: nothing to show
-    other = nb.gather_runs("src-activity", params, input=["mnist-latency"], layers=[1])
-    assert nb.learned_parameters(other) is None
+    start = rows.loc[("lif", "input bias, mean"), "initial"]  # PyTorch's default bias init, near 0
+    assert (f"LIF (seed 0): input weights ×20.0, input bias {start:.2f} → 0.08, leak beta 0.90 → 1.01, threshold "
+            "1.00 → 6.37, 67 % with input bias > 0, input weights per unit threshold ×3.1, no leak left (beta clamped "
+            "to 1) in 1 of 1 seed; trained, without input spikes: activity ") in text
+    assert "SRC (seed 0): " in text and "bias b_h -6.00 → -4.63, 50 % with b_h within 0.01 of its bound" in text
+    assert f"without input spikes: activity 0.044 (as recorded with its test inputs: {recorded['src']:.3f})" in text
+
+
+def test_the_page_leaves_out_probes_of_other_or_retrained_runs(data_root, results_tmp, tmp_path):
+    from reprolib import notebook as nb
+
+    records = [train(_activity_run("lif", seed), results_dir=results_tmp, progress=False) for seed in (0, 1)]
+    path = results_tmp / "analysis" / "src-table2-ci-parameters.json"
+    probe_parameters([records[1].path], path, progress=False)  # seed 1 only
+    assert nb.learned_parameters(_page_runs(nb, results_tmp, seeds=[0])) is None  # the page shows seed 0 only
+    table, line = nb.learned_parameters(_page_runs(nb, results_tmp, seeds=[0, 1]))
+    assert set(table["seed"]) == {1} and line.endswith(" · not probed: 1 recorded after the probe")
+    # the probe says seed 1 selected another epoch than its record does now: trained again after the probe
+    data = json.loads(path.read_text())
+    data["payload"]["runs"][0]["selected_epoch"] += 1
+    data["payload"]["skipped_without_weights"] = [records[0].hash]
+    path.write_text(json.dumps(data))
+    assert nb.learned_parameters(_page_runs(nb, results_tmp, seeds=[0, 1])) is None
+    data["payload"]["runs"][0]["selected_epoch"] -= 1
+    data["payload"]["runs"][0]["test_accuracy"] += 0.001
+    path.write_text(json.dumps(data))
+    assert nb.learned_parameters(_page_runs(nb, results_tmp, seeds=[0, 1])) is None
+    data["payload"]["runs"][0]["test_accuracy"] -= 0.001
+    path.write_text(json.dumps(data))
+    _, line = nb.learned_parameters(_page_runs(nb, results_tmp, seeds=[0, 1]))
+    assert line.endswith(" · not probed: 1 no kept weights where the probe ran")

@@ -51,7 +51,8 @@ from reprolib.notebook.brf import (BRF_TASKS, brf_neurons, brf_runs, sop_ratio, 
                                    resonator_paper_marks, show_resonator_probe, resonator_summary, NON_OSCILLATING)
 from reprolib.notebook.src import (SRC_TABLE2_COLUMNS, activity_order, activity_order_findings, initial_activity,
                                    initial_activity_findings, layers_label, network_label, src_table2_number,
-                                   src_table2_summary, AT_BOUND, BOUND_TOLERANCE, learned_parameters,
+                                   src_table2_summary, AT_BOUND, BOUND_TOLERANCE, POSITIVE_BIAS, SILENT, RECORDED,
+                                   learned_parameters,
                                    learned_parameter_findings)
 from reprolib.notebook.spikingjelly import SJ_RECURRENT_METRICS, sj_clock_table, sj_recurrent_table
 from reprolib.notebook.status import reproduction_status, spot_check_record, show_spot_check, show_published_reruns
@@ -68,7 +69,8 @@ __all__ = ["SCALES", "Parameters", "resolve_device", "check_choice", "check_subs
            "missing_runs_note",
            "dataset_note", "dataset_status", "show_markdown", "settings_dropdown", "show_tables", "Runs", "root_preset",
            "axis_labels", "axis_choices", "gather_runs", "convergence_epochs", "frozen_since", "still_improving",
-           "accuracy_findings", "table_findings", "paired_gap", "compare_variants", "committed_probe", "probe_line", "split_gap", "show_nmnist_offsets",
+           "accuracy_findings", "table_findings", "paired_gap", "compare_variants", "committed_probe", "probe_line",
+           "split_gap", "show_nmnist_offsets",
            "shift_probe", "shift_probe_summary", "BRF_TASKS", "brf_neurons", "brf_runs", "sop_ratio",
            "task_status_table", "show_task_notes", "tasks_provenance", "BRF_TABLE1_COLUMNS", "BRF_TABLE1_KEYS",
            "brf_table1_summary", "brf_table1_parts", "sop_findings", "brf_accuracy_table", "ALIF_BIAS_VARIANTS",
@@ -78,7 +80,8 @@ __all__ = ["SCALES", "Parameters", "resolve_device", "check_choice", "check_subs
            "show_resonator_probe", "resonator_summary", "NON_OSCILLATING",
            "SRC_TABLE2_COLUMNS", "activity_order", "activity_order_findings", "initial_activity",
            "initial_activity_findings", "layers_label", "network_label", "src_table2_number",
-           "src_table2_summary", "AT_BOUND", "BOUND_TOLERANCE", "learned_parameters", "learned_parameter_findings",
+           "src_table2_summary", "AT_BOUND", "BOUND_TOLERANCE", "POSITIVE_BIAS", "SILENT", "RECORDED",
+           "learned_parameters", "learned_parameter_findings",
            "SJ_RECURRENT_METRICS", "sj_clock_table", "sj_recurrent_table", "reproduction_status", "spot_check_record",
            "show_spot_check", "show_published_reruns", "BENCH_COLUMNS", "ITERATION_COLUMNS", "bench_code_version",
            "bench_heading", "bench_records", "no_bench_note", "no_gpu_bench_note", "show_bench_record"]

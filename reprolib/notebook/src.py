@@ -198,34 +198,84 @@ def initial_activity_findings(table: pd.DataFrame, tolerance: float = 0.1) -> st
 
 #: state-dict entries of a layer (``blocks.<i>.<name>``) that :func:`learned_parameters` reads, and their labels
 _LAYER_PARAMETERS = {"weight": "input weights, norm", "linear.weight": "input weights, norm",
-                     "lif.beta": "leak beta", "lif.threshold": "threshold", "b_h": "bias b_h, mean"}
+                     "linear.bias": "input bias, mean", "lif.beta": "leak beta", "lif.threshold": "threshold",
+                     "b_h": "bias b_h, mean"}
 #: how close (absolute) an SRC bias must be to its bound to count as at it: training leaves biases a hair below
 #: the bound (-4.000005) where the projection has pushed them back, so an exact comparison would miss them
 BOUND_TOLERANCE = 0.01
 AT_BOUND = f"b_h within {BOUND_TOLERANCE} of its bound (%)"
+POSITIVE_BIAS = "input bias > 0 (%)"
+SILENT = "activity without input spikes"
+RECORDED = "test activity, as recorded"
+#: quantities whose learned / initial ratio reads as a scale factor (positive magnitudes); a ratio of signed
+#: means (a bias from -6 to -5.26: 0.88) or of shares would not
+_SCALES = ("input weights, norm", "threshold")
 
 
-def _src_bias_bound(config) -> float:
-    """The upper bound on an SRC layer's ``b_h`` in ``config`` (its ``bias_max``, else the builder's default)."""
+def _src_bias_bound(config) -> float | None:
+    """The upper bound on an SRC layer's ``b_h`` in ``config`` (its ``bias_max``, else the builder's default); None
+    where the config keeps no bound (``bias_bound="none"``)."""
     import inspect  # noqa: PLC0415
 
     from reprolib.models.src import build_src_network  # noqa: PLC0415
 
-    default = inspect.signature(build_src_network).parameters["bias_max"].default
-    return float(config.model_options.get("bias_max", default))
+    defaults = inspect.signature(build_src_network).parameters
+    if config.model_options.get("bias_bound", defaults["bias_bound"].default) == "none":
+        return None
+    return float(config.model_options.get("bias_max", defaults["bias_max"].default))
+
+
+def _share(entry: Mapping, counts) -> float:
+    """The percentage of the finite numbers of a probe entry (its ``values``) for which ``counts(value)`` holds;
+    NaN where none is finite."""
+    values = [v for v in entry["values"] if v is not None]
+    return 100 * sum(map(counts, values)) / len(values) if values else float("nan")
+
+
+def _probe_rows(run: Mapping, config) -> list[dict]:
+    """One parameter-probe run (:mod:`reprolib.training.parameter_probe`) as rows ``layer, quantity, initial,
+    learned``: the layer quantities of :data:`_LAYER_PARAMETERS`, the shares beside the biases (where the probe
+    stored their values), and the network's activity without input spikes (layer None)."""
+    import re  # noqa: PLC0415
+
+    rows = []
+    for name, initial in run["initial"].items():
+        match = re.fullmatch(r"blocks\.(\d+)\.(.+)", name)
+        if not match or match.group(2) not in _LAYER_PARAMETERS:
+            continue
+        learned, layer = run["learned"][name], int(match.group(1)) + 1
+        stat = "norm" if match.group(2).endswith("weight") else "mean"
+        rows.append({"layer": layer, "quantity": _LAYER_PARAMETERS[match.group(2)], "initial": initial[stat],
+                     "learned": learned[stat]})
+        if "values" not in initial or "values" not in learned:
+            continue  # too large to be stored whole: no share
+        if match.group(2) == "linear.bias":
+            rows.append({"layer": layer, "quantity": POSITIVE_BIAS,
+                         **{stage: _share(entry, lambda v: v > 0)
+                            for stage, entry in (("initial", initial), ("learned", learned))}})
+        elif match.group(2) == "b_h" and (bound := _src_bias_bound(config)) is not None:
+            rows.append({"layer": layer, "quantity": AT_BOUND,
+                         **{stage: _share(entry, lambda v: v >= bound - BOUND_TOLERANCE)
+                            for stage, entry in (("initial", initial), ("learned", learned))}})
+    silent = run.get("silent_input_activity") or {}
+    if silent.get("learned") is not None:
+        rows.append({"layer": None, "quantity": SILENT, "initial": silent.get("initial"),
+                     "learned": silent["learned"]})
+    return rows
 
 
 def learned_parameters(runs: Runs, results_dir=None) -> tuple[pd.DataFrame, str] | None:
     """What training moved in the page's runs, from the committed parameter probe (``reprolib probe-parameters``,
     :mod:`reprolib.training.parameter_probe`): one row per probed run, layer and quantity, with the page's axis
-    columns, ``seed``, ``initial``, ``learned`` and ``ratio`` (learned / initial). Quantities: the layer's input
-    weights (Frobenius norm), and what each neuron learns besides them: the LIF's leak ``beta`` (the neuron uses it
-    clamped to [0, 1]) and ``threshold``, the SRC's bias ``b_h`` (mean over neurons) and the share of its neurons
-    within :data:`BOUND_TOLERANCE` of the bound on ``b_h`` (no ratio). With the caption line (how many of the
-    page's runs were probed). ``None`` where no probe is committed at this scale or none of its runs is on the
-    page."""
-    import re  # noqa: PLC0415
-
+    columns, ``seed``, ``initial``, ``learned`` and ``ratio`` (learned / initial, for the magnitudes in
+    :data:`_SCALES` only). Per layer: the input weights (Frobenius norm), and what each neuron learns besides them:
+    the LIF's leak ``beta`` (the neuron uses it clamped to [0, 1]), ``threshold`` and input bias (mean, and the
+    share of neurons whose bias is positive), the SRC's bias ``b_h`` (mean, and the share of neurons within
+    :data:`BOUND_TOLERANCE` of its bound). Per network (layer None): its activity over the run's steps without
+    any input spike, and the test activity the record states. A probe row whose selected epoch or test accuracy
+    is not its record's (the run was trained again after the probe) is left out. With the caption line: how many
+    of the page's runs the probe read, and why the others are missing. ``None`` where no probe is committed at
+    this scale or none of its runs is on the page."""
     from reprolib.notebook.probes import committed_probe, probe_line  # noqa: PLC0415
 
     found = committed_probe(runs, "parameters", results_dir)
@@ -233,75 +283,92 @@ def learned_parameters(runs: Runs, results_dir=None) -> tuple[pd.DataFrame, str]
         return None
     payload, axes = found
     configs = {config.hash: config for config in runs.configs}
-    on_page = set(axes["record"])
-    rows = []
+    recorded = runs.table.set_index("config_hash")
+    rows, outdated = [], 0
     for run in payload["runs"]:
-        if run["record"] not in on_page:
+        if run["record"] not in recorded.index:
             continue
-        for name, initial in run["initial"].items():
-            match = re.fullmatch(r"blocks\.(\d+)\.(.+)", name)
-            if not match or match.group(2) not in _LAYER_PARAMETERS:
-                continue
-            learned = run["learned"][name]
-            stat = "norm" if match.group(2).endswith("weight") else "mean"
-            base = {"record": run["record"], "seed": run["seed"], "layer": int(match.group(1)) + 1}
-            rows.append({**base, "quantity": _LAYER_PARAMETERS[match.group(2)], "initial": initial[stat],
-                         "learned": learned[stat]})
-            if match.group(2) == "b_h":
-                bound = _src_bias_bound(configs[run["record"]])
-                share = [100 * sum(v >= bound - BOUND_TOLERANCE for v in part["values"]) / len(part["values"])
-                         for part in (initial, learned)]
-                rows.append({**base, "quantity": AT_BOUND, "initial": share[0], "learned": share[1]})
+        record = recorded.loc[run["record"]]
+        same = (run.get("selected_epoch") == record.get("selected_epoch")
+                and run.get("test_accuracy") is not None
+                and abs(100 * run["test_accuracy"] - float(record["test_accuracy"])) < 1e-9)  # the page: percent
+        if not same:
+            outdated += 1
+            continue
+        base = {"record": run["record"], "seed": run["seed"]}
+        rows += [{**base, **row} for row in _probe_rows(run, configs[run["record"]])]
+        rows.append({**base, "layer": None, "quantity": RECORDED, "initial": float("nan"),
+                     "learned": float(record["test_activity"])})
     if not rows:
         return None
     table = pd.DataFrame(rows).merge(axes, on="record", how="inner")
-    table["ratio"] = [float("nan") if quantity == AT_BOUND or initial == 0 else learned / initial
+    table["initial"] = pd.to_numeric(table["initial"], errors="coerce")
+    table["layer"] = table["layer"].astype("Int64")  # 1, 2 ...; missing for the network's own rows
+    table["ratio"] = [learned / initial if quantity in _SCALES and initial else float("nan")
                       for quantity, initial, learned in zip(table["quantity"], table["initial"], table["learned"])]
     order = [c for c in ("input", "layers", "model") if c in table.columns]
-    # quantities in a fixed order (the probe file's names are sorted): weights first, then the neuron's own
-    rank = {label: i for i, label in enumerate([*dict.fromkeys(_LAYER_PARAMETERS.values()), AT_BOUND])}
-    table = (table.assign(_rank=table["quantity"].map(rank))
-             .sort_values([*order, "seed", "layer", "_rank"], kind="stable").reset_index(drop=True))
+    # quantities in a fixed order (the probe file's names are sorted): weights first, then the neuron's own, then
+    # the network's activity
+    labels = [*dict.fromkeys(_LAYER_PARAMETERS.values()), POSITIVE_BIAS, AT_BOUND, SILENT, RECORDED]
+    table = (table.assign(_rank=table["quantity"].map({label: i for i, label in enumerate(labels)}),
+                          _layer=table["layer"].astype(float).fillna(float("inf")))
+             .sort_values([*order, "seed", "_layer", "_rank"], kind="stable").reset_index(drop=True))
     probed = table["record"].nunique()
-    line = probe_line(payload, probed, len(on_page), left_out=len(on_page) - probed)
+    skipped = set(payload.get("skipped_without_weights", []))
+    not_probed = [h for h in recorded.index if h not in set(table["record"])]
+    reasons = {"no kept weights where the probe ran": sum(h in skipped for h in not_probed),
+               "trained again after the probe": outdated}
+    reasons["recorded after the probe"] = len(not_probed) - sum(reasons.values())
+    why = "; ".join(f"{n} {reason}" for reason, n in reasons.items() if n > 0)
+    line = probe_line(payload, probed, len(recorded)) + (f" · not probed: {why}" if why else "")
     return table[[*order, "seed", "layer", "quantity", "initial", "learned", "ratio"]], line
 
 
 def learned_parameter_findings(table: pd.DataFrame) -> str:
     """Markdown from :func:`learned_parameters`, one line per input and depth: per model and layer, how far
-    training moved each quantity (the range over the probed seeds), and for LIF layers how the input weights grew
+    training moved each quantity (the range over the probed seeds); for LIF layers how the input weights grew
     relative to the threshold (the drive a spike needs scales with the threshold) and whether the leak is gone
-    (``beta`` at or above 1, which the neuron clamps to 1)."""
+    (``beta`` at or above 1, which the neuron clamps to 1); per model, the activity without input spikes beside
+    the recorded test activity."""
     lines = []
     for (name, layers), group in table.groupby(["input", "layers"], sort=False):
         parts = []
         for model, rows in group.groupby("model", sort=False):
             seeds = sorted(int(s) for s in rows["seed"].unique())
-            said = []
-            for layer, own in rows.groupby("layer"):
-                values = own.set_index(["quantity", "seed"])
-                quantities = list(dict.fromkeys(own["quantity"]))
-                text = []
-                for quantity in quantities:
-                    at = values.loc[quantity]
-                    if quantity == AT_BOUND:
-                        text.append(f"{value_range(at['learned'], '{:.0f}')} % of b_h within {BOUND_TOLERANCE} "
-                                    "of its bound")
-                    elif quantity.startswith("input weights"):
-                        text.append(f"input weights ×{value_range(at['ratio'], '{:.1f}')}")
-                    else:
-                        label = quantity.split(",")[0]
-                        text.append(f"{label} {value_range(at['initial'], '{:.2f}')} → "
-                                    f"{value_range(at['learned'], '{:.2f}')}")
-                if {"input weights, norm", "threshold"} <= set(quantities):
-                    per_threshold = (values.loc["input weights, norm", "ratio"]
-                                     / values.loc["threshold", "ratio"])
-                    text.append(f"input weights per unit threshold ×{value_range(per_threshold, '{:.1f}')}")
-                if "leak beta" in quantities:
-                    no_leak = int((values.loc["leak beta", "learned"] >= 1).sum())
-                    text.append(f"no leak left (beta clamped to 1) in {no_leak} of {len(seeds)} seeds")
-                said.append((f"layer {layer}: " if int(layers) > 1 else "") + ", ".join(text))
+            said = [_layer_finding(own, int(layer), int(layers), len(seeds))
+                    for layer, own in rows.dropna(subset=["layer"]).groupby("layer")]
+            network = rows[rows["layer"].isna()].set_index("quantity")
+            if SILENT in network.index and RECORDED in network.index:
+                said.append(f"trained, without input spikes: activity "
+                            f"{value_range(network.loc[[SILENT], 'learned'])} (as recorded with its test inputs: "
+                            f"{value_range(network.loc[[RECORDED], 'learned'])})")
             parts.append(f"{model.upper()} (seed{'s' if len(seeds) > 1 else ''} "
                          f"{', '.join(map(str, seeds))}): " + "; ".join(said))
         lines.append(f"* {name}, {layers_label(layers)}: " + ". ".join(parts) + ".")
     return "\n".join(lines)
+
+
+def _layer_finding(own: pd.DataFrame, layer: int, layers: int, seeds: int) -> str:
+    """One layer's part of :func:`learned_parameter_findings`."""
+    values = own.set_index(["quantity", "seed"])
+    quantities = list(dict.fromkeys(own["quantity"]))
+    text = []
+    for quantity in quantities:
+        at = values.loc[quantity]
+        if quantity in (AT_BOUND, POSITIVE_BIAS):
+            what = f"b_h within {BOUND_TOLERANCE} of its bound" if quantity == AT_BOUND else "input bias > 0"
+            text.append(f"{value_range(at['learned'], '{:.0f}')} % with {what}")
+        elif quantity.startswith("input weights"):
+            text.append(f"input weights ×{value_range(at['ratio'], '{:.1f}')}")
+        else:
+            text.append(f"{quantity.split(',')[0]} {value_range(at['initial'], '{:.2f}')} → "
+                        f"{value_range(at['learned'], '{:.2f}')}")
+    if {"input weights, norm", "threshold"} <= set(quantities):
+        threshold = values.loc["threshold", "ratio"]
+        if (threshold > 0).all():  # a threshold at or below zero has no 'per unit'
+            per_threshold = values.loc["input weights, norm", "ratio"] / threshold
+            text.append(f"input weights per unit threshold ×{value_range(per_threshold, '{:.1f}')}")
+    if "leak beta" in quantities:
+        no_leak = int((values.loc["leak beta", "learned"] >= 1).sum())
+        text.append(f"no leak left (beta clamped to 1) in {no_leak} of {seeds} seed{'s' if seeds > 1 else ''}")
+    return (f"layer {layer}: " if layers > 1 else "") + ", ".join(text)

@@ -19,10 +19,11 @@ def _fmt(value: float, decimals: int) -> str:
 
 def value_range(values, fmt: str = "{:.3f}") -> str:
     """``low to high`` of ``values``, each formatted with ``fmt``; one number where both ends read the same (one
-    run, or runs that agree to the digits shown). Findings text uses it for a spread over seeds."""
+    run, or runs that agree to the digits shown); ``n/a`` where none is a number. Findings text uses it for a
+    spread over seeds."""
     values = pd.Series(values, dtype="float64").dropna()
     if values.empty:
-        raise ValueError("value_range needs at least one number; got none (all missing)")
+        return "n/a"
     low, high = fmt.format(values.min()), fmt.format(values.max())
     return low if low == high else f"{low} to {high}"
 

@@ -2,11 +2,12 @@
 
 A run record keeps accuracies and activities, not weights; when a result needs explaining (the SRC paper's Fig. 4
 order of SRC and LIF activity is reversed in our runs) the first question is what training moved: a LIF layer's
-learnable leak ``beta`` and threshold, an SRC layer's bias ``b_h`` (bounded at -4), the scale of the weights. This
-probe answers it for any model: per run, each parameter of the network it started from (rebuilt from the config's
-seed: :func:`~reprolib.training.build.initial_model`) beside the same parameter in the selected epoch's weights
-the run kept in its local checkpoint folder (not committed: the probe runs where the runs were trained). Nothing
-is trained or evaluated.
+learnable leak ``beta``, threshold and input bias, an SRC layer's bias ``b_h`` (bounded at -4), the scale of the
+weights. This probe answers it for any model: per run, each parameter of the network it started from (rebuilt
+from the config's seed: :func:`~reprolib.training.build.initial_model`) beside the same parameter in the selected
+epoch's weights the run kept in its local checkpoint folder (not committed: the probe runs where the runs were
+trained). Nothing is trained and no data is read; where the model allows it (:func:`silent_input_activity`), both
+networks are run once on an input without spikes, to measure the activity their own parameters produce.
 
 Each parameter is summarised by its shape, mean, standard deviation, minimum, maximum and Frobenius norm; small
 ones (a bias vector, a learnable threshold: at most :data:`FULL_VALUES` numbers) are stored whole. Buffers and
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,30 +33,51 @@ from pathlib import Path
 import torch
 
 
-__all__ = ["FULL_VALUES", "parameter_summary", "probe_parameters", "default_output"]
+__all__ = ["FULL_VALUES", "parameter_summary", "silent_input_activity", "probe_parameters", "default_output"]
 
 #: parameters with at most this many numbers are stored whole (biases, thresholds), larger ones summarised
 FULL_VALUES = 4096
 
 
 def parameter_summary(model: torch.nn.Module, full_values: int = FULL_VALUES) -> dict[str, dict]:
-    """``name -> {shape, numel, trainable, mean, std, min, max, norm[, values]}`` for every entry of ``model``'s
-    state dict (parameters and buffers), in its order; ``values`` (the flattened numbers) where ``numel <=
-    full_values``. ``std`` is 0 for a single number."""
+    """``name -> {shape, numel, trainable, nonfinite, mean, std, min, max, norm[, values]}`` for every floating
+    entry of ``model``'s state dict (parameters and buffers), in its order. The statistics are over the finite
+    numbers (``nonfinite`` counts the others; None where none is finite, so the file stays standard JSON);
+    ``values`` (the flattened numbers, None for a non-finite one) where ``numel <= full_values``. ``std`` is 0 for
+    a single number."""
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     summary = {}
     for name, tensor in model.state_dict().items():
         if not torch.is_floating_point(tensor):  # e.g. a step counter: nothing training moves by gradient
             continue
         values = tensor.detach().to(torch.float64).flatten().cpu()
-        entry = {"shape": list(tensor.shape), "numel": values.numel(), "trainable": name in trainable}
-        if values.numel():
-            entry.update(mean=values.mean().item(), std=values.std(correction=0).item(), min=values.min().item(),
-                         max=values.max().item(), norm=values.norm().item())
+        finite = values[torch.isfinite(values)]
+        entry = {"shape": list(tensor.shape), "numel": values.numel(), "trainable": name in trainable,
+                 "nonfinite": values.numel() - finite.numel()}
+        stats = ("mean", "std", "min", "max", "norm")
+        entry.update(dict.fromkeys(stats) if not finite.numel() else dict(zip(stats, (
+            finite.mean().item(), finite.std(correction=0).item(), finite.min().item(), finite.max().item(),
+            finite.norm().item()))))
         if values.numel() <= full_values:
-            entry["values"] = values.tolist()
+            entry["values"] = [v if math.isfinite(v) else None for v in values.tolist()]
         summary[name] = entry
     return summary
+
+
+def silent_input_activity(model: torch.nn.Module, config) -> float | None:
+    """The model's activity (its ``last_activity``: SRC Eq. 4 over its spiking layers) over the run's ``T`` steps
+    when no input spike arrives at all: what the network's own biases, thresholds and dynamics produce. Beside the
+    recorded activity it says how much of that activity the input drives. None for a model without a flat
+    ``[T, B, in_features]`` input and ``last_activity`` (:class:`~reprolib.models.src.SpikingStackNetwork` has
+    both), or a config whose encoder names no ``num_steps``."""
+    steps = config.encoding_options.get("num_steps")
+    if not hasattr(model, "last_activity") or not isinstance(getattr(model, "in_features", None), int) or not steps:
+        return None
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.no_grad(), torch.random.fork_rng(devices=devices):
+        torch.manual_seed(0)  # a model with noise draws it: the same noise every time the probe runs
+        model(torch.zeros(int(steps), 1, model.in_features))
+    return None if model.last_activity is None else float(model.last_activity)
 
 
 def default_output(experiment: str, scale: str) -> Path:
@@ -75,35 +98,39 @@ def probe_parameters(paths: Sequence[str | Path], output: str | Path | None = No
 
     records, experiment, scale, output, started = probe_files.start_probe(
         paths, "probe-parameters", output, default_output, compare_with)
-    kept, missing = [], []
-    for record in records:  # every check first: nothing is written for a set that has a bad record
+    rows, missing = [], []
+    for i, record in enumerate(records, 1):  # everything is checked and measured before the file is written
         try:
             blob, weights = ckpt.read_selected_weights(record, probe_files.weights_root(record, results_dir))
         except FileNotFoundError:
             missing.append(record)
             continue
-        kept.append((record, probe_files.starting_model(record), blob, weights))
+        if progress:
+            print(f"[{i}/{len(records)}] {experiment}/{record.hash} seed {record.config.seed}", file=sys.stderr,
+                  flush=True)
+        model = probe_files.starting_model(record)
+        initial = (parameter_summary(model), silent_input_activity(model, record.config))
+        try:
+            model.load_state_dict(weights)
+        except RuntimeError as error:  # names that do not match the model its config builds
+            raise ValueError(f"{record.path}: its kept weights do not fit the model its config builds "
+                             f"({error})") from error
+        rows.append({"record": record.hash, "seed": record.config.seed, "model": record.config.model,
+                     "selected_epoch": record.final.get("selected_epoch"),
+                     "weights_sha256": hashlib.sha256(blob).hexdigest(),
+                     "test_accuracy": record.final.get("test_accuracy"),
+                     "initial": initial[0], "learned": parameter_summary(model),
+                     "silent_input_activity": {"initial": initial[1],
+                                               "learned": silent_input_activity(model, record.config)},
+                     "committed": (probe_files.against_committed(record, compare_with) if compare_with is not None
+                                   else None)})
     if missing and not skip_missing:
         examples = [str(r.path) for r in missing[:3]]
         raise FileNotFoundError(f"no kept weights for {len(missing)} of {len(records)} record(s), e.g. {examples}: "
                                 "the probe runs where the runs were trained (their checkpoint folders are not "
                                 "committed); --skip-missing probes the others")
-    if not kept:
+    if not rows:
         raise FileNotFoundError(f"none of the {len(records)} records has kept weights here")
-    rows = []
-    for i, (record, model, blob, weights) in enumerate(kept, 1):
-        if progress:
-            print(f"[{i}/{len(kept)}] {experiment}/{record.hash} seed {record.config.seed}", file=sys.stderr,
-                  flush=True)
-        initial = parameter_summary(model)
-        model.load_state_dict(weights)
-        rows.append({"record": record.hash, "seed": record.config.seed, "model": record.config.model,
-                     "selected_epoch": record.final.get("selected_epoch"),
-                     "weights_sha256": hashlib.sha256(blob).hexdigest(),
-                     "test_accuracy": record.final.get("test_accuracy"),
-                     "initial": initial, "learned": parameter_summary(model),
-                     "committed": (probe_files.against_committed(record, compare_with) if compare_with is not None
-                                   else None)})
     return probe_files.write_probe(output, "parameter-probe", experiment, scale, started, torch.device("cpu"),
                                    runs=rows, skipped_without_weights=sorted(r.hash for r in missing))
 

@@ -182,7 +182,8 @@ def _parse_shifts(text: str) -> list[tuple[int, int]]:
 def configure(parser: argparse.ArgumentParser) -> None:
     from reprolib.training.probe_files import add_probe_arguments  # noqa: PLC0415
 
-    add_probe_arguments(parser, "shift-probe", results_default="the results folder", skip_missing=True)
+    add_probe_arguments(parser, "shift-probe", skip_missing=True,
+                        results_default="$REPROLIB_RESULTS or results/, not the folder a record sits in")
     parser.add_argument("--shifts", default="0,-1,1",
                         help="dy or dy:dx pixel shifts, comma-separated (default 0,-1,1: rows only; positive dy "
                              "moves down; a list that starts negative needs '=': --shifts=-1,0,1)")
