@@ -186,8 +186,11 @@ def test_the_activity_page_shows_what_training_moved(data_root, results_tmp):
     assert (f"LIF (seed 0): input weights ×20.0, input bias {start:.2f} → 0.08, leak beta 0.90 → 1.01, threshold "
             "1.00 → 6.37, 67 % with input bias > 0, input weights per unit threshold ×3.1, no leak left (beta clamped "
             "to 1) in 1 of 1 seed; trained, without input spikes: activity ") in text
+    assert "SRC (seed 0): input weights ×" in text
     assert "SRC (seed 0): " in text and "bias b_h -6.00 → -4.63, 50 % with b_h within 0.01 of its bound" in text
-    assert f"without input spikes: activity 0.044 (as recorded with its test inputs: {recorded['src']:.3f})" in text
+    share = 100 * 0.0438 / recorded["src"]
+    assert (f"without input spikes: activity 0.044, {share:.0f} % of the {recorded['src']:.3f} recorded with its test "
+            "inputs") in text
 
 
 def test_the_page_leaves_out_probes_of_other_or_retrained_runs(data_root, results_tmp, tmp_path):
