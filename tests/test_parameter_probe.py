@@ -13,7 +13,7 @@ from reprolib.config import ConfigError, with_overrides
 from reprolib.experiments import get_configs
 from reprolib.training import train
 from reprolib.training.build import initial_model
-from reprolib.training.parameter_probe import parameter_summary, probe_parameters, silent_input_activity
+from reprolib.training.parameter_probe import parameter_summary, probe_parameters, silent_input_response
 
 
 def _activity_run(model: str, seed: int = 0):
@@ -72,9 +72,11 @@ def test_probe_reads_the_initial_and_the_selected_parameters(data_root, results_
         assert run["initial"] == json.loads(json.dumps(parameter_summary(start)))
         start.load_state_dict(state["model"])
         assert run["learned"] == json.loads(json.dumps(parameter_summary(start)))
+        assert run["record_end_time"] == record.provenance["end_time"]
+        assert run["test_loss"] == record.final["test_loss"] and run["test_activity"] == record.final["test_activity"]
         # the network run once on an input without spikes: untrained, nothing reaches a threshold
-        assert run["silent_input_activity"]["initial"] == 0.0
-        assert 0.0 <= run["silent_input_activity"]["learned"] <= 1.0
+        assert run["silent_input"]["initial"] == {"activity": 0.0, "firing_neurons": 0.0}
+        assert run["silent_input"]["learned"] == silent_input_response(start, record.config)  # the kept weights
     lif = runs[records["lif"].hash]
     assert lif["initial"]["blocks.0.lif.threshold"]["values"] == [1.0]
     assert lif["initial"]["blocks.0.lif.beta"]["values"] == [pytest.approx(0.9)]
@@ -114,22 +116,33 @@ def test_probe_refuses_missing_or_stale_weights_before_writing(data_root, result
     assert not out.exists()
 
 
-def test_silent_input_activity_is_what_the_networks_own_parameters_produce():
-    from reprolib.models.src import build_lif_network
+def test_silent_input_response_is_what_the_networks_own_parameters_produce():
+    from reprolib.models.src import build_lif_network, build_src_network
 
     config = SimpleNamespace(encoding_options={"num_steps": 40})
     lif = build_lif_network(6, layers=1, hidden=8, classes=2, group_size=5)  # 1 layer: 6 inputs -> 10 neurons
     with torch.no_grad():
         lif.blocks[0].linear.bias.fill_(0.05)
     # leak 0.9: the membrane settles at 0.05 / (1 - 0.9) = 0.5, below the threshold 1
-    assert silent_input_activity(lif, config) == 0.0
+    assert silent_input_response(lif, config) == {"activity": 0.0, "firing_neurons": 0.0}
     with torch.no_grad():
         lif.blocks[0].lif.beta.fill_(1.0)  # no leak: a positive bias is integrated step after step
         lif.blocks[0].linear.bias.copy_(torch.tensor([0.5] * 5 + [-1.0] * 5))
     # half the neurons gain 0.5 per step and reset to zero after crossing 1: a spike every third step
-    assert silent_input_activity(lif, config) == pytest.approx(0.5 * 13 / 40)
-    assert silent_input_activity(lif, SimpleNamespace(encoding_options={})) is None  # no T to run for
-    assert silent_input_activity(torch.nn.Linear(2, 2), config) is None  # no activity to read
+    assert silent_input_response(lif, config) == {"activity": pytest.approx(0.5 * 13 / 40), "firing_neurons": 50.0}
+    # the SRC without input: silent at its initial bias -6; at the bound -4 it fires on its own, 3-step spikes
+    # every 24 steps after the first at step 15 (the reference's single-neuron simulation): 8 of 200 steps x 3
+    src = build_src_network(6, layers=1, hidden=8, classes=2, group_size=5)
+    assert silent_input_response(src, SimpleNamespace(encoding_options={"num_steps": 200}))["activity"] == 0.0
+    with torch.no_grad():
+        src.blocks[0].b_h.copy_(torch.tensor([-4.0] * 5 + [-6.0] * 5))
+    response = silent_input_response(src, SimpleNamespace(encoding_options={"num_steps": 200}))
+    assert response == {"activity": pytest.approx(0.5 * 0.12), "firing_neurons": 50.0}
+    # T from the data set where the encoder has none (N-MNIST frames); none at all: nothing to run
+    frames = SimpleNamespace(encoding_options={}, dataset_options={"n_time_bins": 200})
+    assert silent_input_response(src, frames) == response
+    assert silent_input_response(lif, SimpleNamespace(encoding_options={}, dataset_options={})) is None
+    assert silent_input_response(torch.nn.Linear(2, 2), config) is None  # no activity to read
 
 
 def _page_runs(nb, results_tmp, seeds=(0,)):
@@ -158,7 +171,7 @@ def test_the_activity_page_shows_what_training_moved(data_root, results_tmp):
         else:
             values = [-4.0, -4.000005, -4.5, -6.0] * (len(learned["blocks.0.b_h"]["values"]) // 4)
             learned["blocks.0.b_h"].update(values=values, mean=sum(values) / len(values))
-            run["silent_input_activity"]["learned"] = 0.0438
+            run["silent_input"]["learned"] = {"activity": 0.0438, "firing_neurons": 36.0}
     path.write_text(json.dumps(data))
     table, line = nb.learned_parameters(runs)
     assert line.startswith("probe of 2 of 2 runs' kept weights (the selected epoch) · code ")
@@ -176,8 +189,10 @@ def test_the_activity_page_shows_what_training_moved(data_root, results_tmp):
     recorded = runs.table.set_index("model")["test_activity"]
     assert rows.loc[("src", nb.RECORDED), "learned"] == recorded["src"]
     assert rows.loc[("src", nb.SILENT), "learned"] == 0.0438 and rows.loc[("src", nb.SILENT), "initial"] == 0.0
+    assert rows.loc[("src", nb.FIRING), "learned"] == 36.0
     assert list(table.loc[table["model"] == "lif", "quantity"]) == [
-        "input weights, norm", "input bias, mean", "leak beta", "threshold", nb.POSITIVE_BIAS, nb.SILENT, nb.RECORDED]
+        "input weights, norm", "input bias, mean", "leak beta", "threshold", nb.POSITIVE_BIAS, nb.SILENT, nb.FIRING,
+        nb.RECORDED]
     assert table.loc[table["quantity"] == nb.SILENT, "layer"].isna().all()
     assert (table.loc[table["quantity"] == "threshold", "layer"] == 1).all()
     text = nb.learned_parameter_findings(table)
@@ -189,8 +204,8 @@ def test_the_activity_page_shows_what_training_moved(data_root, results_tmp):
     assert "SRC (seed 0): input weights ×" in text
     assert "SRC (seed 0): " in text and "bias b_h -6.00 → -4.63, 50 % with b_h within 0.01 of its bound" in text
     share = 100 * 0.0438 / recorded["src"]
-    assert (f"without input spikes: activity 0.044, {share:.0f} % of the {recorded['src']:.3f} recorded with its test "
-            "inputs") in text
+    assert (f"without input spikes: activity 0.044 from 36 % of its neurons, against {recorded['src']:.3f} recorded "
+            f"with its test inputs ({share:.0f} % of it)") in text
 
 
 def test_the_page_leaves_out_probes_of_other_or_retrained_runs(data_root, results_tmp, tmp_path):
@@ -201,18 +216,38 @@ def test_the_page_leaves_out_probes_of_other_or_retrained_runs(data_root, result
     probe_parameters([records[1].path], path, progress=False)  # seed 1 only
     assert nb.learned_parameters(_page_runs(nb, results_tmp, seeds=[0])) is None  # the page shows seed 0 only
     table, line = nb.learned_parameters(_page_runs(nb, results_tmp, seeds=[0, 1]))
-    assert set(table["seed"]) == {1} and line.endswith(" · not probed: 1 recorded after the probe")
-    # the probe says seed 1 selected another epoch than its record does now: trained again after the probe
-    data = json.loads(path.read_text())
-    data["payload"]["runs"][0]["selected_epoch"] += 1
-    data["payload"]["skipped_without_weights"] = [records[0].hash]
-    path.write_text(json.dumps(data))
-    assert nb.learned_parameters(_page_runs(nb, results_tmp, seeds=[0, 1])) is None
-    data["payload"]["runs"][0]["selected_epoch"] -= 1
-    data["payload"]["runs"][0]["test_accuracy"] += 0.001
-    path.write_text(json.dumps(data))
-    assert nb.learned_parameters(_page_runs(nb, results_tmp, seeds=[0, 1])) is None
-    data["payload"]["runs"][0]["test_accuracy"] -= 0.001
-    path.write_text(json.dumps(data))
+    assert set(table["seed"]) == {1} and line.endswith(" · not probed: 1 not given to the probe")  # seed 0: older
+    later = train(_activity_run("lif", 2), results_dir=results_tmp, progress=False)
+    _, line = nb.learned_parameters(_page_runs(nb, results_tmp, seeds=[0, 1, 2]))
+    assert line.endswith(" · not probed: 1 not given to the probe; 1 recorded after the probe")
+    probe_parameters([records[0].path, records[1].path], path, progress=False)
+    original = path.read_text()
     _, line = nb.learned_parameters(_page_runs(nb, results_tmp, seeds=[0, 1]))
-    assert line.endswith(" · not probed: 1 no kept weights where the probe ran")
+    assert line.startswith("probe of 2 of 2 runs'") and "not probed" not in line
+
+    def altered(change) -> tuple:
+        data = json.loads(original)
+        change(data["payload"]["runs"][0])  # seed 0's row
+        path.write_text(json.dumps(data))
+        return nb.learned_parameters(_page_runs(nb, results_tmp, seeds=[0, 1]))
+
+    # a re-run of seed 0's config after the probe: another end time, or other test numbers; the row is left out
+    for change in (lambda run: run.update(record_end_time="2099-01-01T00:00:00+00:00"),
+                   lambda run: run.update(selected_epoch=run["selected_epoch"] + 1),
+                   lambda run: run.update(test_accuracy=run["test_accuracy"] + 0.0001),
+                   lambda run: run.update(test_loss=run["test_loss"] * 1.001)):
+        table, line = altered(change)
+        assert set(table["seed"]) == {1} and line.endswith(" · not probed: 1 trained again after the probe")
+    # an older probe file without end times or losses is compared on what it has
+    table, _ = altered(lambda run: [run.pop(key) for key in ("record_end_time", "test_loss", "test_activity")])
+    assert set(table["seed"]) == {0, 1}
+    # every probed run trained again: the caption says so over an empty table
+    data = json.loads(original)
+    for run in data["payload"]["runs"]:
+        run["record_end_time"] = "2099-01-01T00:00:00+00:00"
+    path.write_text(json.dumps(data))
+    table, line = nb.learned_parameters(_page_runs(nb, results_tmp, seeds=[0, 1]))
+    assert table.empty and line.startswith("probe of 0 of 2 runs'")
+    assert line.endswith(" · not probed: 2 trained again after the probe")
+    assert nb.learned_parameter_findings(table) == ""
+    assert later.hash not in path.read_text()

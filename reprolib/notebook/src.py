@@ -206,6 +206,7 @@ BOUND_TOLERANCE = 0.01
 AT_BOUND = f"b_h within {BOUND_TOLERANCE} of its bound (%)"
 POSITIVE_BIAS = "input bias > 0 (%)"
 SILENT = "activity without input spikes"
+FIRING = "neurons firing without input (%)"
 RECORDED = "test activity, as recorded"
 #: quantities whose learned / initial ratio reads as a scale factor (positive magnitudes); a ratio of signed
 #: means (a bias from -6 to -5.26: 0.88) or of shares would not
@@ -257,11 +258,26 @@ def _probe_rows(run: Mapping, config) -> list[dict]:
             rows.append({"layer": layer, "quantity": AT_BOUND,
                          **{stage: _share(entry, lambda v: v >= bound - BOUND_TOLERANCE)
                             for stage, entry in (("initial", initial), ("learned", learned))}})
-    silent = run.get("silent_input_activity") or {}
+    silent = run.get("silent_input") or {}
     if silent.get("learned") is not None:
-        rows.append({"layer": None, "quantity": SILENT, "initial": silent.get("initial"),
-                     "learned": silent["learned"]})
+        for key, quantity in (("activity", SILENT), ("firing_neurons", FIRING)):
+            rows.append({"layer": None, "quantity": quantity, "initial": (silent.get("initial") or {}).get(key),
+                         "learned": silent["learned"].get(key)})
     return rows
+
+
+def _probed_same_run(run: Mapping, record: Mapping) -> bool:
+    """Whether a parameter-probe row read the weights of the run the page's record describes: the record's end
+    time where the probe kept it (a re-run of the config ends at another time), and its selected epoch and test
+    metrics (accuracy in percent on the page, a fraction in the probe), each where both have it."""
+    if run.get("record_end_time") and not is_missing(record.get("provenance.end_time")):
+        if run["record_end_time"] != record["provenance.end_time"]:
+            return False
+    pairs = [(run.get("selected_epoch"), record.get("selected_epoch"), 1.0),
+             *((run.get(key), record.get(key), scale) for key, scale in
+               (("test_accuracy", 100.0), ("test_loss", 1.0), ("test_activity", 1.0)))]
+    return all(abs(scale * float(probed) - float(recorded)) <= 1e-9 * max(1.0, abs(float(recorded)))
+               for probed, recorded, scale in pairs if probed is not None and not is_missing(recorded))
 
 
 def learned_parameters(runs: Runs, results_dir=None) -> tuple[pd.DataFrame, str] | None:
@@ -272,11 +288,12 @@ def learned_parameters(runs: Runs, results_dir=None) -> tuple[pd.DataFrame, str]
     the LIF's leak ``beta`` (the neuron uses it clamped to [0, 1]), ``threshold`` and input bias (mean, and the
     share of neurons whose bias is positive), the SRC's bias ``b_h`` (mean, and the share of neurons within
     :data:`BOUND_TOLERANCE` of its bound). Per network (layer None): its activity over the run's steps without
-    any input spike, and the test activity the record states. A probe row whose selected epoch or test accuracy
-    is not its record's (the run was trained again after the probe) is left out. With the caption line: how many
-    of the page's runs the probe read, and why the others are missing. ``None`` where no probe is committed at
+    any input spike and the share of its neurons that fire then, and the test activity the record states. A
+    probe row that did not read the record's run (:func:`_probed_same_run`: trained again after the probe) is
+    left out. With the caption line: how many of the page's runs the probe read, and why the others are not
+    shown (the table is empty where every probed run was trained again). ``None`` where no probe is committed at
     this scale or none of its runs is on the page."""
-    from reprolib.notebook.probes import committed_probe, probe_line  # noqa: PLC0415
+    from reprolib.notebook.probes import committed_probe  # noqa: PLC0415
 
     found = committed_probe(runs, "parameters", results_dir)
     if found is None:
@@ -284,53 +301,68 @@ def learned_parameters(runs: Runs, results_dir=None) -> tuple[pd.DataFrame, str]
     payload, axes = found
     configs = {config.hash: config for config in runs.configs}
     recorded = runs.table.set_index("config_hash")
-    rows, outdated = [], 0
+    rows, outdated = [], set()
     for run in payload["runs"]:
         if run["record"] not in recorded.index:
             continue
         record = recorded.loc[run["record"]]
-        same = (run.get("selected_epoch") == record.get("selected_epoch")
-                and run.get("test_accuracy") is not None
-                and abs(100 * run["test_accuracy"] - float(record["test_accuracy"])) < 1e-9)  # the page: percent
-        if not same:
-            outdated += 1
+        if not _probed_same_run(run, record):
+            outdated.add(run["record"])
             continue
         base = {"record": run["record"], "seed": run["seed"]}
         rows += [{**base, **row} for row in _probe_rows(run, configs[run["record"]])]
         rows.append({**base, "layer": None, "quantity": RECORDED, "initial": float("nan"),
                      "learned": float(record["test_activity"])})
-    if not rows:
-        return None
-    table = pd.DataFrame(rows).merge(axes, on="record", how="inner")
-    table["initial"] = pd.to_numeric(table["initial"], errors="coerce")
+    columns = ["record", "seed", "layer", "quantity", "initial", "learned"]
+    if not rows and not outdated:
+        return None  # none of the probe's runs is on this page
+    table = pd.DataFrame(rows, columns=columns).merge(axes, on="record", how="inner")
+    for column in ("initial", "learned"):
+        table[column] = pd.to_numeric(table[column], errors="coerce")
     table["layer"] = table["layer"].astype("Int64")  # 1, 2 ...; missing for the network's own rows
     table["ratio"] = [learned / initial if quantity in _SCALES and initial else float("nan")
                       for quantity, initial, learned in zip(table["quantity"], table["initial"], table["learned"])]
     order = [c for c in ("input", "layers", "model") if c in table.columns]
     # quantities in a fixed order (the probe file's names are sorted): weights first, then the neuron's own, then
     # the network's activity
-    labels = [*dict.fromkeys(_LAYER_PARAMETERS.values()), POSITIVE_BIAS, AT_BOUND, SILENT, RECORDED]
+    labels = [*dict.fromkeys(_LAYER_PARAMETERS.values()), POSITIVE_BIAS, AT_BOUND, SILENT, FIRING, RECORDED]
     table = (table.assign(_rank=table["quantity"].map({label: i for i, label in enumerate(labels)}),
                           _layer=table["layer"].astype(float).fillna(float("inf")))
              .sort_values([*order, "seed", "_layer", "_rank"], kind="stable").reset_index(drop=True))
-    probed = table["record"].nunique()
+    return table[[*order, "seed", "layer", "quantity", "initial", "learned", "ratio"]], _probe_caption(
+        payload, recorded, set(table["record"]), outdated)
+
+
+def _probe_caption(payload: Mapping, recorded: pd.DataFrame, shown: set, outdated: set) -> str:
+    """:func:`~reprolib.notebook.probes.probe_line` for :func:`learned_parameters`, with why each of the page's
+    other runs is not shown: no kept weights where the probe ran, trained again after it, recorded after it, or
+    (a record older than the probe) not given to it."""
+    from reprolib.notebook.probes import probe_line  # noqa: PLC0415
+
     skipped = set(payload.get("skipped_without_weights", []))
-    not_probed = [h for h in recorded.index if h not in set(table["record"])]
-    reasons = {"no kept weights where the probe ran": sum(h in skipped for h in not_probed),
-               "trained again after the probe": outdated}
-    reasons["recorded after the probe"] = len(not_probed) - sum(reasons.values())
-    why = "; ".join(f"{n} {reason}" for reason, n in reasons.items() if n > 0)
-    line = probe_line(payload, probed, len(recorded)) + (f" · not probed: {why}" if why else "")
-    return table[[*order, "seed", "layer", "quantity", "initial", "learned", "ratio"]], line
+    started = str(payload["provenance"].get("start_time") or "")
+    reasons: dict[str, int] = {}
+    for record, row in recorded.iterrows():
+        if record in shown:
+            continue
+        ended = str(row.get("provenance.end_time") or "")
+        reason = ("no kept weights where the probe ran" if record in skipped
+                  else "trained again after the probe" if record in outdated
+                  else "recorded after the probe" if started and ended > started
+                  else "not given to the probe")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    why = "; ".join(f"{n} {reason}" for reason, n in reasons.items())
+    return probe_line(payload, len(shown), len(recorded)) + (f" · not probed: {why}" if why else "")
 
 
 def learned_parameter_findings(table: pd.DataFrame) -> str:
     """Markdown from :func:`learned_parameters`, one line per input and depth: per model and layer, how far
     training moved each quantity (the range over the probed seeds); for LIF layers how the input weights grew
     relative to the threshold (the drive a spike needs scales with the threshold) and whether the leak is gone
-    (``beta`` at or above 1, which the neuron clamps to 1); per model, the activity without input spikes beside
-    the recorded test activity and as a share of it, seed by seed (near 100 %: the network's activity is its own,
-    whatever the input; small: the input drives it)."""
+    (``beta`` at or above 1, which the neuron clamps to 1); per model, the activity without input spikes (and
+    the share of neurons that fire then) beside the recorded test activity, and the first as a percentage of the
+    second, seed by seed: two levels compared (above 100 %, the input lowers the activity overall), not which
+    neurons fire."""
     lines = []
     for (name, layers), group in table.groupby(["input", "layers"], sort=False):
         parts = []
@@ -340,10 +372,14 @@ def learned_parameter_findings(table: pd.DataFrame) -> str:
                     for layer, own in rows.dropna(subset=["layer"]).groupby("layer")]
             network = rows[rows["layer"].isna()].pivot_table(index="seed", columns="quantity", values="learned")
             if {SILENT, RECORDED} <= set(network.columns):
-                share = 100 * network[SILENT] / network[RECORDED]  # per seed: how much the input is needed
-                said.append(f"trained, without input spikes: activity {value_range(network[SILENT])}, "
-                            f"{value_range(share, '{:.0f}')} % of the {value_range(network[RECORDED])} recorded "
-                            "with its test inputs")
+                # per seed, the two levels compared: above 100 % the input lowers the activity overall. Levels
+                # only: the input also changes which neurons fire, which this does not see
+                share = 100 * network[SILENT] / network[RECORDED].where(network[RECORDED] > 0)
+                firing = (f" from {value_range(network[FIRING], '{:.0f}')} % of its neurons"
+                          if FIRING in network.columns else "")
+                said.append(f"trained, without input spikes: activity {value_range(network[SILENT])}{firing}, "
+                            f"against {value_range(network[RECORDED])} recorded with its test inputs "
+                            f"({value_range(share, '{:.0f}')} % of it)")
             parts.append(f"{model.upper()} (seed{'s' if len(seeds) > 1 else ''} "
                          f"{', '.join(map(str, seeds))}): " + "; ".join(said))
         lines.append(f"* {name}, {layers_label(layers)}: " + ". ".join(parts) + ".")

@@ -6,7 +6,7 @@ learnable leak ``beta``, threshold and input bias, an SRC layer's bias ``b_h`` (
 weights. This probe answers it for any model: per run, each parameter of the network it started from (rebuilt
 from the config's seed: :func:`~reprolib.training.build.initial_model`) beside the same parameter in the selected
 epoch's weights the run kept in its local checkpoint folder (not committed: the probe runs where the runs were
-trained). Nothing is trained and no data is read; where the model allows it (:func:`silent_input_activity`), both
+trained). Nothing is trained and no data is read; where the model allows it (:func:`silent_input_response`), both
 networks are run once on an input without spikes, to measure the activity their own parameters produce.
 
 Each parameter is summarised by its shape, mean, standard deviation, minimum, maximum and Frobenius norm; small
@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 
-__all__ = ["FULL_VALUES", "parameter_summary", "silent_input_activity", "probe_parameters", "default_output"]
+__all__ = ["FULL_VALUES", "parameter_summary", "silent_input_response", "probe_parameters", "default_output"]
 
 #: parameters with at most this many numbers are stored whole (biases, thresholds), larger ones summarised
 FULL_VALUES = 4096
@@ -64,20 +64,27 @@ def parameter_summary(model: torch.nn.Module, full_values: int = FULL_VALUES) ->
     return summary
 
 
-def silent_input_activity(model: torch.nn.Module, config) -> float | None:
-    """The model's activity (its ``last_activity``: SRC Eq. 4 over its spiking layers) over the run's ``T`` steps
-    when no input spike arrives at all: what the network's own biases, thresholds and dynamics produce. Beside the
-    recorded activity it says how much of that activity the input drives. None for a model without a flat
-    ``[T, B, in_features]`` input and ``last_activity`` (:class:`~reprolib.models.src.SpikingStackNetwork` has
-    both), or a config whose encoder names no ``num_steps``."""
-    steps = config.encoding_options.get("num_steps")
+def silent_input_response(model: torch.nn.Module, config) -> dict | None:
+    """What the model does over the run's ``T`` steps when no input spike arrives at all, i.e. what its own
+    biases, thresholds and dynamics produce: ``{"activity": ..., "firing_neurons": ...}``, its activity (its
+    ``last_activity``: SRC Eq. 4 over its spiking layers, the measure the records' ``*_activity`` hold) and the
+    percentage of its spiking neurons that emit at least one spike (None where the model keeps no
+    ``last_spikes``). ``T`` is the encoder's ``num_steps``, else the data set's ``n_time_bins`` (N-MNIST frames).
+    None for a model without a flat ``[T, B, in_features]`` input and ``last_activity``
+    (:class:`~reprolib.models.src.SpikingStackNetwork` has both), or a config that gives no ``T``."""
+    steps = config.encoding_options.get("num_steps") or getattr(config, "dataset_options", {}).get("n_time_bins")
     if not hasattr(model, "last_activity") or not isinstance(getattr(model, "in_features", None), int) or not steps:
         return None
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     with torch.no_grad(), torch.random.fork_rng(devices=devices):
         torch.manual_seed(0)  # a model with noise draws it: the same noise every time the probe runs
         model(torch.zeros(int(steps), 1, model.in_features))
-    return None if model.last_activity is None else float(model.last_activity)
+    if model.last_activity is None:
+        return None
+    spikes = getattr(model, "last_spikes", None)
+    firing = (100 * float(torch.cat([(layer > 0).any(dim=0).flatten() for layer in spikes]).float().mean())
+              if spikes else None)
+    return {"activity": float(model.last_activity), "firing_neurons": firing}
 
 
 def default_output(experiment: str, scale: str) -> Path:
@@ -98,39 +105,41 @@ def probe_parameters(paths: Sequence[str | Path], output: str | Path | None = No
 
     records, experiment, scale, output, started = probe_files.start_probe(
         paths, "probe-parameters", output, default_output, compare_with)
-    rows, missing = [], []
-    for i, record in enumerate(records, 1):  # everything is checked and measured before the file is written
+    kept, missing = [], []
+    for record in records:  # every weights file is found and checked before any model is built
         try:
-            blob, weights = ckpt.read_selected_weights(record, probe_files.weights_root(record, results_dir))
+            kept.append((record, *ckpt.read_selected_weights(record, probe_files.weights_root(record, results_dir))))
         except FileNotFoundError:
             missing.append(record)
-            continue
+    if missing and not skip_missing:
+        examples = [str(r.path) for r in missing[:3]]
+        raise FileNotFoundError(f"no kept weights for {len(missing)} of {len(records)} record(s), e.g. {examples}: "
+                                "the probe runs where the runs were trained (their checkpoint folders are not "
+                                "committed); --skip-missing probes the others")
+    if not kept:
+        raise FileNotFoundError(f"none of the {len(records)} records has kept weights here")
+    rows = []
+    for i, (record, blob, weights) in enumerate(kept, 1):  # the file is written only once every run is measured
         if progress:
-            print(f"[{i}/{len(records)}] {experiment}/{record.hash} seed {record.config.seed}", file=sys.stderr,
+            print(f"[{i}/{len(kept)}] {experiment}/{record.hash} seed {record.config.seed}", file=sys.stderr,
                   flush=True)
         model = probe_files.starting_model(record)
-        initial = (parameter_summary(model), silent_input_activity(model, record.config))
+        initial = (parameter_summary(model), silent_input_response(model, record.config))
         try:
             model.load_state_dict(weights)
         except RuntimeError as error:  # names that do not match the model its config builds
             raise ValueError(f"{record.path}: its kept weights do not fit the model its config builds "
                              f"({error})") from error
         rows.append({"record": record.hash, "seed": record.config.seed, "model": record.config.model,
+                     # what identifies the record's run: a later re-run of the config ends at another time
+                     "record_end_time": record.provenance.get("end_time"),
                      "selected_epoch": record.final.get("selected_epoch"),
+                     **{key: record.final.get(key) for key in ("test_accuracy", "test_loss", "test_activity")},
                      "weights_sha256": hashlib.sha256(blob).hexdigest(),
-                     "test_accuracy": record.final.get("test_accuracy"),
                      "initial": initial[0], "learned": parameter_summary(model),
-                     "silent_input_activity": {"initial": initial[1],
-                                               "learned": silent_input_activity(model, record.config)},
+                     "silent_input": {"initial": initial[1], "learned": silent_input_response(model, record.config)},
                      "committed": (probe_files.against_committed(record, compare_with) if compare_with is not None
                                    else None)})
-    if missing and not skip_missing:
-        examples = [str(r.path) for r in missing[:3]]
-        raise FileNotFoundError(f"no kept weights for {len(missing)} of {len(records)} record(s), e.g. {examples}: "
-                                "the probe runs where the runs were trained (their checkpoint folders are not "
-                                "committed); --skip-missing probes the others")
-    if not rows:
-        raise FileNotFoundError(f"none of the {len(records)} records has kept weights here")
     return probe_files.write_probe(output, "parameter-probe", experiment, scale, started, torch.device("cpu"),
                                    runs=rows, skipped_without_weights=sorted(r.hash for r in missing))
 

@@ -122,11 +122,12 @@ def probe_records(paths: Sequence[str | Path], shifts: Sequence[tuple[int, int]]
     one is evaluated; a record whose weights are missing is an error (a partial table would not say which runs
     it left out) unless ``skip_missing``, which probes the others and lists the skipped records in the file.
     Each weights file is read when checked and again when evaluated, and its sha256 must not change in between:
-    the hash in the file is that of the evaluated weights."""
+    the hash in the file is that of the evaluated weights. Weights are read from ``results_dir`` (default: the
+    folder each record sits in, as the other probes do)."""
     from reprolib.results import provenance  # noqa: PLC0415
     from reprolib.results.records import read_records_of_one_kind  # noqa: PLC0415
     from reprolib.training import checkpoint as ckpt  # noqa: PLC0415
-    from reprolib.training.probe_files import write_probe  # noqa: PLC0415
+    from reprolib.training.probe_files import weights_root, write_probe  # noqa: PLC0415
     from reprolib.training.build import resolve_device  # noqa: PLC0415
     from reprolib.training.rerun import rerun_config  # noqa: PLC0415
 
@@ -134,7 +135,8 @@ def probe_records(paths: Sequence[str | Path], shifts: Sequence[tuple[int, int]]
     kept, missing = [], []
     for record in records:  # every file is read and checked (readable, the record's epoch) before any evaluation;
         try:                # only its hash is kept, so that many runs' weights are not held in memory at once
-            kept.append((record, hashlib.sha256(ckpt.read_selected_weights(record, results_dir)[0]).hexdigest()))
+            blob = ckpt.read_selected_weights(record, weights_root(record, results_dir))[0]
+            kept.append((record, hashlib.sha256(blob).hexdigest()))
         except FileNotFoundError:
             missing.append(record)
     skipped = sorted(r.hash for r in missing) if skip_missing else []
@@ -153,7 +155,7 @@ def probe_records(paths: Sequence[str | Path], shifts: Sequence[tuple[int, int]]
         if progress:
             print(f"[{i}/{len(kept)}] {experiment}/{record.hash} seed {record.config.seed}", file=sys.stderr,
                   flush=True)
-        blob, weights = ckpt.read_selected_weights(record, results_dir)
+        blob, weights = ckpt.read_selected_weights(record, weights_root(record, results_dir))
         if hashlib.sha256(blob).hexdigest() != checked:
             raise RuntimeError(f"the kept weights of {record.path} changed while the probe ran (another run of "
                                "the same config writing them?); nothing was written")
@@ -182,8 +184,7 @@ def _parse_shifts(text: str) -> list[tuple[int, int]]:
 def configure(parser: argparse.ArgumentParser) -> None:
     from reprolib.training.probe_files import add_probe_arguments  # noqa: PLC0415
 
-    add_probe_arguments(parser, "shift-probe", skip_missing=True,
-                        results_default="$REPROLIB_RESULTS or results/, not the folder a record sits in")
+    add_probe_arguments(parser, "shift-probe", skip_missing=True)
     parser.add_argument("--shifts", default="0,-1,1",
                         help="dy or dy:dx pixel shifts, comma-separated (default 0,-1,1: rows only; positive dy "
                              "moves down; a list that starts negative needs '=': --shifts=-1,0,1)")
