@@ -82,7 +82,7 @@ def silent_input_response(model: torch.nn.Module, config) -> dict | None:
     if model.last_activity is None:
         return None
     spikes = getattr(model, "last_spikes", None)
-    firing = (100 * float(torch.cat([(layer > 0).any(dim=0).flatten() for layer in spikes]).float().mean())
+    firing = (100 * float(torch.cat([(layer > 0).any(dim=0).flatten() for layer in spikes]).double().mean())
               if spikes else None)
     return {"activity": float(model.last_activity), "firing_neurons": firing}
 
