@@ -100,26 +100,13 @@ def probe_parameters(paths: Sequence[str | Path], output: str | Path | None = No
     sits in). Every record, its model and its kept weights are checked before anything is written: weights kept
     for another epoch than the record selected (a stale checkpoint), or unreadable, are an error; missing weights
     are an error too, unless ``skip_missing`` (the record is then listed in the file, not probed)."""
-    from reprolib.training import checkpoint as ckpt  # noqa: PLC0415
     from reprolib.training import probe_files  # noqa: PLC0415
 
     records, experiment, scale, output, started = probe_files.start_probe(
         paths, "probe-parameters", output, default_output, compare_with)
-    kept, missing = [], []
-    for record in records:  # every weights file is found and checked before any model is built
-        try:
-            kept.append((record, *ckpt.read_selected_weights(record, probe_files.weights_root(record, results_dir))))
-        except FileNotFoundError:
-            missing.append(record)
-    if missing and not skip_missing:
-        examples = [str(r.path) for r in missing[:3]]
-        raise FileNotFoundError(f"no kept weights for {len(missing)} of {len(records)} record(s), e.g. {examples}: "
-                                "the probe runs where the runs were trained (their checkpoint folders are not "
-                                "committed); --skip-missing probes the others")
-    if not kept:
-        raise FileNotFoundError(f"none of the {len(records)} records has kept weights here")
+    kept, missing = probe_files.read_kept_weights(records, results_dir, skip_missing)  # before any model is built
     rows = []
-    for i, (record, blob, weights) in enumerate(kept, 1):  # the file is written only once every run is measured
+    for i, (record, (blob, weights)) in enumerate(kept, 1):  # the file is written only once every run is measured
         if progress:
             print(f"[{i}/{len(kept)}] {experiment}/{record.hash} seed {record.config.seed}", file=sys.stderr,
                   flush=True)

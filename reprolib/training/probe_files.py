@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["start_probe", "starting_model", "weights_root", "check_compare_with", "against_committed", "write_probe",
+__all__ = ["start_probe", "starting_model", "weights_root", "read_kept_weights", "check_compare_with",
+           "against_committed", "write_probe",
            "add_probe_arguments", "run_probe_command"]
 
 
@@ -42,6 +43,31 @@ def weights_root(record, results_dir=None) -> Path:
     """Where ``record``'s kept weights are looked for: ``results_dir`` where given, else the results folder the
     record sits in (``<root>/<experiment>/<hash>.json``; its checkpoints are there too)."""
     return Path(results_dir) if results_dir is not None else Path(record.path).resolve().parents[1]
+
+
+def read_kept_weights(records, results_dir=None, skip_missing: bool = False,
+                      keep=lambda blob, weights: (blob, weights)):
+    """Every record's kept selected-epoch weights (:func:`reprolib.training.checkpoint.read_selected_weights`,
+    looked for under :func:`weights_root`), each read and checked before a probe uses any: ``(kept, missing)``,
+    ``kept`` as ``(record, keep(blob, weights))`` (a probe that re-reads the weights later keeps only their hash,
+    so that many runs' weights are not held at once), ``missing`` the records without weights here.
+    FileNotFoundError where a record has none, unless ``skip_missing``, and where none has any."""
+    from reprolib.training.checkpoint import read_selected_weights  # noqa: PLC0415
+
+    kept, missing = [], []
+    for record in records:
+        try:
+            kept.append((record, keep(*read_selected_weights(record, weights_root(record, results_dir)))))
+        except FileNotFoundError:
+            missing.append(record)
+    if missing and not skip_missing:
+        counted = f"{len(missing)}" if len(missing) == len(records) else f"{len(missing)} of {len(records)}"
+        raise FileNotFoundError(f"no kept weights for {counted} record(s), e.g. {[str(r.path) for r in missing[:3]]}: "
+                                "the probe runs where the runs were trained (their checkpoint folders are not "
+                                "committed); --skip-missing probes the others")
+    if not kept:
+        raise FileNotFoundError(f"none of the {len(records)} records has kept weights here")
+    return kept, missing
 
 
 def check_compare_with(compare_with) -> None:

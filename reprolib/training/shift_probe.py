@@ -127,25 +127,15 @@ def probe_records(paths: Sequence[str | Path], shifts: Sequence[tuple[int, int]]
     from reprolib.results import provenance  # noqa: PLC0415
     from reprolib.results.records import read_records_of_one_kind  # noqa: PLC0415
     from reprolib.training import checkpoint as ckpt  # noqa: PLC0415
-    from reprolib.training.probe_files import weights_root, write_probe  # noqa: PLC0415
+    from reprolib.training.probe_files import read_kept_weights, weights_root, write_probe  # noqa: PLC0415
     from reprolib.training.build import resolve_device  # noqa: PLC0415
     from reprolib.training.rerun import rerun_config  # noqa: PLC0415
 
     records, experiment, scale = read_records_of_one_kind(paths, "probe-shift")
-    kept, missing = [], []
-    for record in records:  # every file is read and checked (readable, the record's epoch) before any evaluation;
-        try:                # only its hash is kept, so that many runs' weights are not held in memory at once
-            blob = ckpt.read_selected_weights(record, weights_root(record, results_dir))[0]
-            kept.append((record, hashlib.sha256(blob).hexdigest()))
-        except FileNotFoundError:
-            missing.append(record)
-    skipped = sorted(r.hash for r in missing) if skip_missing else []
-    if skip_missing and not kept:
-        raise FileNotFoundError(f"none of the {len(missing)} records has kept weights here")
-    if missing and not skip_missing:
-        examples = [str(r.path) for r in missing[:3]]
-        raise FileNotFoundError(f"no kept weights for {len(missing)} record(s), e.g. {examples}: the probe runs "
-                                "where the runs were trained (their checkpoint folders are not committed)")
+    # every file is read and checked (readable, the record's epoch) before any evaluation; only its hash is kept
+    kept, missing = read_kept_weights(records, results_dir, skip_missing,
+                                      keep=lambda blob, weights: hashlib.sha256(blob).hexdigest())
+    skipped = sorted(r.hash for r in missing)
     torch_device = resolve_device(device)
     output = check_output_file(output if output is not None else default_output(experiment, scale))
     _check_frames(records[0].config, shifts)
