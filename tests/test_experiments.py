@@ -9,7 +9,7 @@ from reprolib.experiments import PRESETS, describe, get_configs, get_preset, lis
 
 GRID_PER_SEED = {  # configs per seed of each figure / table
     "sj-clock-lif-mnist": 1, "sj-seq-fmnist": 3, "bpsa-simlen": 16, "src-table2": 40, "src-bypass": 2,
-    "src-overfit": 3, "src-activity": 16, "src-depth": 6, "src-noise": 4,
+    "src-overfit": 3, "src-activity": 16, "src-activity-lif-fixed": 2, "src-depth": 6, "src-noise": 4,
     "brf-smnist": 3, "brf-psmnist": 3, "brf-ecg": 6, "brf-ecg-alif-bias": 2, "brf-shd": 3, "toy": 2,
 }
 

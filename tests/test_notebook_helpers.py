@@ -890,3 +890,35 @@ def test_source_iteration_times_are_read_from_the_records_rows():
     assert _source_times(rows.assign(source_ms=[900.0, None, 900.0])) == "S-MNIST 900 ms per iteration"
     assert _source_times(rows.drop(columns="source_ms")) == "none in this record"
     assert _source_times(rows.assign(source_ms=None)) == "none in this record"
+
+
+def test_fixed_lif_activity_pairs_each_variant_with_table2_runs_of_the_same_seed():
+    from types import SimpleNamespace
+
+    table2 = pd.DataFrame({"input": ["mnist-rate"] * 5 + ["mnist-latency"], "layers": [1, 1, 1, 1, 1, 1],
+                           "model": ["src", "src", "lif", "lif", "src", "lif"], "seed": [0, 1, 0, 1, 2, 0],
+                           "test_activity": [0.03125, 0.0625, 0.15, 0.07, 0.05, 0.9], "test_accuracy": 97.0})
+    fixed = pd.DataFrame({"lif_parameters": ["fixed", "fixed", "fixed-no-bias"], "seed": [0, 1, 5],
+                          "test_activity": [0.015625, 0.078125, 0.01], "test_accuracy": [96.0, 96.5, 95.0]})
+    table = nb.fixed_lif_activity(SimpleNamespace(table=table2), SimpleNamespace(table=fixed)).set_index("network")
+    src, learned, frozen, no_bias = nb.FIXED_LIF_NETWORKS.values()
+    assert list(table.index) == [src, learned, frozen, no_bias]  # the latency run is not one of them
+    assert table.loc[src, "seeds"] == "0, 1, 2" and table.loc[learned, "test activity"] == pytest.approx(0.11)
+    # seeds 0 and 1 pair: SRC and fixed LIF at 0.046875 on average (exact in binary), the SRC higher in one seed
+    assert table.loc[frozen, "SRC minus this"] == pytest.approx(0.0) and table.loc[frozen, "SRC higher"] == "1 of 2 seeds"
+    assert table.loc[frozen, nb.CHANGE_FROM_LEARNED] == pytest.approx(0.046875 - 0.11)
+    assert table.loc[learned, "SRC minus this"] == pytest.approx(0.046875 - 0.11)
+    assert nb.is_missing(table.loc[no_bias, "SRC minus this"]) and nb.is_missing(table.loc[no_bias, "SRC higher"])
+    text = nb.fixed_lif_findings(table.reset_index())
+    assert text.count("\n") == 1 and src not in text  # one line per variant, none for Table 2's networks
+    assert f"* {frozen}: activity 0.0469 over seeds 0, 1, test accuracy 96.25 %; -0.0631 from Table 2's LIF" in text
+    assert "SRC minus it +0.0000, SRC higher in 1 of 2 seeds: no order (equal activities)" in text
+    assert f"* {no_bias}: activity 0.0100 over seed 5, test accuracy 95.00 %; no SRC run of the same seed" in text
+    fixed.loc[:1, "test_activity"] = [0.01, 0.02]  # below the SRC in both seeds: the paper's order
+    table = nb.fixed_lif_activity(SimpleNamespace(table=table2), SimpleNamespace(table=fixed))
+    assert "SRC higher in 2 of 2 seeds: the paper's order (SRC more active)" in nb.fixed_lif_findings(table)
+    fixed.loc[:1, "test_activity"] = [0.2, 0.2]
+    table = nb.fixed_lif_activity(SimpleNamespace(table=table2), SimpleNamespace(table=fixed))
+    assert "still **the opposite of the paper's order**" in nb.fixed_lif_findings(table)
+    empty = SimpleNamespace(table=pd.DataFrame())
+    assert nb.fixed_lif_activity(empty, empty).empty and nb.fixed_lif_findings(nb.fixed_lif_activity(empty, empty)) == ""

@@ -410,3 +410,82 @@ def _layer_finding(own: pd.DataFrame, layer: int, layers: int, seeds: int) -> st
         no_leak = int((values.loc["leak beta", "learned"] >= 1).sum())
         text.append(f"no leak left (beta clamped to 1) in {no_leak} of {seeds} seed{'s' if seeds > 1 else ''}")
     return (f"layer {layer}: " if layers > 1 else "") + ", ".join(text)
+
+
+#: the SRC paper's Fig. 4 test networks, as the page names them: Table 2's two 1-layer networks and the variants
+#: of the ``src-activity-lif-fixed`` preset (its ``lif_parameters`` labels)
+FIXED_LIF_NETWORKS = {"src": "SRC (Table 2)", "lif": "LIF (Table 2: leak, threshold learned)",
+                      "fixed": "LIF, leak and threshold fixed",
+                      "fixed-no-bias": "LIF, leak and threshold fixed, no bias"}
+#: the column of :func:`fixed_lif_activity` with the change of activity from Table 2's LIF of the same seeds
+CHANGE_FROM_LEARNED = "change from Table 2's LIF"
+
+
+def fixed_lif_activity(runs: Runs, fixed: Runs) -> pd.DataFrame:
+    """The 1-layer rate-coded MNIST networks of Fig. 4, one row each: the SRC and LIF of Table 2 (``runs``, the
+    ``src-activity`` records) and the LIF trained with its leak and threshold fixed (``fixed``, the
+    ``src-activity-lif-fixed`` records). Per network: runs, seeds, mean test activity and its std, mean test
+    accuracy (percent), and two gaps in test activity over the seeds both networks have
+    (:func:`reprolib.notebook.paired_gap`, a seed pairs the data split): ``change from Table 2's LIF`` and ``SRC
+    minus this`` with ``SRC higher`` (in how many of those seeds). A gap is NaN where no seed pairs up; networks
+    without a run are left out."""
+    from reprolib.notebook.findings import paired_gap  # noqa: PLC0415
+
+    columns = ["network", "runs", "seeds", "test activity", "std", "test accuracy", CHANGE_FROM_LEARNED,
+               "SRC minus this", "SRC higher"]
+    parts = []
+    if not runs.table.empty:
+        table = runs.table
+        table = table[(table["input"] == "mnist-rate") & (table["layers"].astype(int) == 1)]
+        parts.append(table.assign(network=table["model"].map(FIXED_LIF_NETWORKS)))
+    if not fixed.table.empty:
+        parts.append(fixed.table.assign(network=fixed.table["lif_parameters"].map(FIXED_LIF_NETWORKS)))
+    if not parts or all(part.empty for part in parts):
+        return pd.DataFrame(columns=columns)
+    both = pd.concat(parts, ignore_index=True)[["network", "seed", "test_activity", "test_accuracy"]]
+    both["cell"] = "mnist-rate, 1 layer"  # paired_gap groups; one group here
+    src, learned = FIXED_LIF_NETWORKS["src"], FIXED_LIF_NETWORKS["lif"]
+
+    def gap(first: str, second: str) -> dict:
+        pair = paired_gap(both[both["network"].isin([first, second])], ["cell"], "network", first, second,
+                          reported=lambda cell: None, metric="test_activity")
+        return pair.iloc[0].to_dict() if len(pair) else {"ours": float("nan"), "wins": None}
+
+    rows = []
+    for network in FIXED_LIF_NETWORKS.values():
+        own = both[both["network"] == network]
+        if own.empty:
+            continue
+        to_src = gap(src, network) if network != src else {"ours": float("nan"), "wins": None}
+        rows.append({"network": network, "runs": len(own), "seeds": ", ".join(map(str, sorted(own["seed"]))),
+                     "test activity": own["test_activity"].mean(), "std": own["test_activity"].std(),
+                     "test accuracy": own["test_accuracy"].mean(),
+                     CHANGE_FROM_LEARNED: (gap(network, learned)["ours"] if network not in (src, learned)
+                                           else float("nan")),
+                     "SRC minus this": to_src["ours"],
+                     "SRC higher": f"{to_src['wins']} seeds" if to_src["wins"] else None})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def fixed_lif_findings(table: pd.DataFrame) -> str:
+    """Markdown from :func:`fixed_lif_activity`, one line per LIF trained with fixed parameters: how its activity
+    moved from Table 2's LIF (same seeds) and whether the SRC is now the more active network, the paper's order at
+    one layer; or that no run of it has a partner yet."""
+    lines = []
+    for row in table.to_dict("records"):
+        if row["network"] in (FIXED_LIF_NETWORKS["src"], FIXED_LIF_NETWORKS["lif"]):
+            continue
+        said = [f"activity {row['test activity']:.4f} over seed{'s' if row['runs'] > 1 else ''} {row['seeds']}, "
+                f"test accuracy {row['test accuracy']:.2f} %"]
+        change = row[CHANGE_FROM_LEARNED]
+        if not is_missing(change):
+            said.append(f"{change:+.4f} from Table 2's LIF of the same seeds")
+        if is_missing(row["SRC minus this"]):
+            said.append("no SRC run of the same seed to compare with yet")
+        else:
+            gap = row["SRC minus this"]
+            order = ("the paper's order (SRC more active)" if gap > 0 else "no order (equal activities)" if gap == 0
+                     else "still **the opposite of the paper's order**")
+            said.append(f"SRC minus it {gap:+.4f}, SRC higher in {row['SRC higher']}: {order}")
+        lines.append(f"* {row['network']}: " + "; ".join(said) + ".")
+    return "\n".join(lines)
