@@ -209,9 +209,11 @@ SRC_ACTIVITY_LIF_FIXED = Preset(
            "opposite of Fig. 4's order. It is src-table2's LIF (mnist-rate, 1 layer) trained with its leak beta fixed at "
            "0.9 and its threshold at 1.0 ('fixed'), and in a second variant also without the input layer's bias "
            "('fixed-no-bias'): the parameters besides the weights that the Table 2 runs moved (reprolib "
-           "probe-parameters). Three seeds, paired with Table 2's: a seed gives the same data split, and 'fixed' "
-           "also the same initial weights (without the bias PyTorch draws the weights from another point of the "
-           "seeded stream). "
+           "probe-parameters). Seeds 0-2 of Table 2's five, paired with Table 2's runs: every seed has the same data "
+           "split (split_seed 0); a seed fixes the batch order and the input spikes, and in 'fixed' also the initial "
+           "weights ('fixed-no-bias' draws its weights from another point of the seeded stream, as there is no bias "
+           "to draw first). The gradient-norm clip at 1.0 now covers fewer parameters, so the weight updates differ "
+           "from Table 2's LIF's beyond the fixed parameters. "
            + SRC_NOTES),
     base=SRC_BASE, ci=SRC_CI,
     axes=(_single(SRC_INPUTS, "mnist-rate"), axis("layers", "model_options.layers", [1]), _single(SRC_MODELS, "lif"),

@@ -137,3 +137,25 @@ def test_grid_overrides():
 def test_describe_mentions_grid_and_notes():
     text = describe("src-noise")
     assert "4 configs per seed" in text and "not given in the paper" in text and "noise_sigma" in text
+
+
+def test_the_fixed_lif_preset_is_table2s_lif_with_only_its_leak_threshold_and_bias_changed():
+    import torch
+
+    from reprolib.training.build import initial_model
+
+    table2 = get_configs("src-table2", "ci", seeds=[0], input="mnist-rate", layers=[1], model="lif")[0]
+    fixed, no_bias = get_configs("src-activity-lif-fixed", "ci", seeds=[0])
+    assert get_preset("src-activity-lif-fixed").seeds["paper"] == [0, 1, 2]
+    for config, changed in ((fixed, {}), (no_bias, {"bias": False})):
+        assert config.to_dict() == {**table2.to_dict(), "experiment": "src-activity-lif-fixed", "model_options": {
+            **table2.model_options, "learn_beta": False, "learn_threshold": False, **changed}}
+    learned, frozen, unbiased = (initial_model(c) for c in (table2, fixed, no_bias))
+    assert {"blocks.0.lif.beta", "blocks.0.lif.threshold"} <= {name for name, _ in learned.named_parameters()}
+    assert [name for name, _ in frozen.named_parameters()] == ["blocks.0.linear.weight", "blocks.0.linear.bias"]
+    assert [name for name, _ in unbiased.named_parameters()] == ["blocks.0.linear.weight"]
+    assert float(frozen.blocks[0].lif.beta) == pytest.approx(0.9) and float(frozen.blocks[0].lif.threshold) == 1.0
+    # the same seed: 'fixed' starts from Table 2's weights, 'fixed-no-bias' (no bias drawn) from others
+    start, same = learned.state_dict(), frozen.state_dict()
+    assert all(torch.equal(start[name], same[name]) for name in same)
+    assert not torch.equal(start["blocks.0.linear.weight"], unbiased.state_dict()["blocks.0.linear.weight"])

@@ -895,30 +895,43 @@ def test_source_iteration_times_are_read_from_the_records_rows():
 def test_fixed_lif_activity_pairs_each_variant_with_table2_runs_of_the_same_seed():
     from types import SimpleNamespace
 
-    table2 = pd.DataFrame({"input": ["mnist-rate"] * 5 + ["mnist-latency"], "layers": [1, 1, 1, 1, 1, 1],
-                           "model": ["src", "src", "lif", "lif", "src", "lif"], "seed": [0, 1, 0, 1, 2, 0],
-                           "test_activity": [0.03125, 0.0625, 0.15, 0.07, 0.05, 0.9], "test_accuracy": 97.0})
-    fixed = pd.DataFrame({"lif_parameters": ["fixed", "fixed", "fixed-no-bias"], "seed": [0, 1, 5],
-                          "test_activity": [0.015625, 0.078125, 0.01], "test_accuracy": [96.0, 96.5, 95.0]})
-    table = nb.fixed_lif_activity(SimpleNamespace(table=table2), SimpleNamespace(table=fixed)).set_index("network")
+    # Table 2: the 1-layer rate-coded MNIST networks, plus a latency run and a 2-layer run that do not take part
+    table2 = pd.DataFrame({"input": ["mnist-rate"] * 6 + ["mnist-latency"], "layers": [1, 1, 1, 1, 1, 2, 1],
+                           "model": ["src", "src", "lif", "lif", "src", "lif", "lif"], "seed": [0, 1, 0, 1, 2, 2, 0],
+                           "test_activity": [0.03, 0.06, 0.15, 0.07, 0.05, 0.9, 0.9], "test_accuracy": 97.0})
+    fixed = pd.DataFrame({"lif_parameters": ["fixed", "fixed", "fixed-no-bias", "fixed-no-bias"],
+                          "seed": [0, 1, 5, 2], "test_activity": [0.02, 0.07, 0.01, float("nan")],
+                          "test_accuracy": [96.0, 96.5, 95.0, 90.0]})
+
+    def compare(fixed_table):
+        return nb.fixed_lif_activity(SimpleNamespace(table=table2), SimpleNamespace(table=fixed_table))
+
+    table = compare(fixed).set_index("network")
     src, learned, frozen, no_bias = nb.FIXED_LIF_NETWORKS.values()
-    assert list(table.index) == [src, learned, frozen, no_bias]  # the latency run is not one of them
+    assert list(table.index) == [src, learned, frozen, no_bias]
     assert table.loc[src, "seeds"] == "0, 1, 2" and table.loc[learned, "test activity"] == pytest.approx(0.11)
-    # seeds 0 and 1 pair: SRC and fixed LIF at 0.046875 on average (exact in binary), the SRC higher in one seed
-    assert table.loc[frozen, "SRC minus this"] == pytest.approx(0.0) and table.loc[frozen, "SRC higher"] == "1 of 2 seeds"
-    assert table.loc[frozen, nb.CHANGE_FROM_LEARNED] == pytest.approx(0.046875 - 0.11)
-    assert table.loc[learned, "SRC minus this"] == pytest.approx(0.046875 - 0.11)
-    assert nb.is_missing(table.loc[no_bias, "SRC minus this"]) and nb.is_missing(table.loc[no_bias, "SRC higher"])
+    assert table.loc[learned, "seeds"] == "0, 1"  # neither the 2-layer nor the latency LIF
+    # seeds 0 and 1 pair: the SRC above the fixed LIF in seed 0 (0.03 > 0.02), below it in seed 1 (0.06 < 0.07)
+    assert table.loc[frozen, "SRC minus this"] == pytest.approx(0.0, abs=1e-12)
+    assert table.loc[frozen, ["paired seeds", "SRC higher", "SRC lower"]].tolist() == ["0, 1", 1, 1]
+    assert table.loc[frozen, nb.CHANGE_FROM_LEARNED] == pytest.approx(0.045 - 0.11)
+    assert table.loc[learned, "SRC minus this"] == pytest.approx(0.045 - 0.11)
+    # the run without an activity (seed 2) pairs with nothing, although the SRC has seed 2
+    assert table.loc[no_bias, "test activity"] == pytest.approx(0.01) and table.loc[no_bias, "runs"] == 2
+    assert nb.is_missing(table.loc[no_bias, "SRC minus this"]) and nb.is_missing(table.loc[no_bias, "paired seeds"])
     text = nb.fixed_lif_findings(table.reset_index())
     assert text.count("\n") == 1 and src not in text  # one line per variant, none for Table 2's networks
-    assert f"* {frozen}: activity 0.0469 over seeds 0, 1, test accuracy 96.25 %; -0.0631 from Table 2's LIF" in text
-    assert "SRC minus it +0.0000, SRC higher in 1 of 2 seeds: no order (equal activities)" in text
-    assert f"* {no_bias}: activity 0.0100 over seed 5, test accuracy 95.00 %; no SRC run of the same seed" in text
+    assert (f"* {frozen}: activity 0.0450 over seeds 0, 1, test accuracy 96.25 %; -0.0650 against Table 2's LIF "
+            "of the same seeds; SRC minus it +0.0000 on average; no consistent order (SRC higher in 1, lower in 1) "
+            "of 2 paired seeds.") in text
+    assert (f"* {no_bias}: activity 0.0100 over seed 5 (no activity: seed 2), test accuracy 92.50 %; no SRC run of "
+            "the same seed") in text
     fixed.loc[:1, "test_activity"] = [0.01, 0.02]  # below the SRC in both seeds: the paper's order
-    table = nb.fixed_lif_activity(SimpleNamespace(table=table2), SimpleNamespace(table=fixed))
-    assert "SRC higher in 2 of 2 seeds: the paper's order (SRC more active)" in nb.fixed_lif_findings(table)
+    assert "the paper's order (SRC more active) in every one of 2 paired seeds" in nb.fixed_lif_findings(compare(fixed))
     fixed.loc[:1, "test_activity"] = [0.2, 0.2]
-    table = nb.fixed_lif_activity(SimpleNamespace(table=table2), SimpleNamespace(table=fixed))
-    assert "still **the opposite of the paper's order**" in nb.fixed_lif_findings(table)
+    assert "**the opposite of the paper's order** in every one of 2" in nb.fixed_lif_findings(compare(fixed))
+    assert "in the one paired seed" in nb.fixed_lif_findings(compare(fixed[fixed["seed"] != 1]))
     empty = SimpleNamespace(table=pd.DataFrame())
     assert nb.fixed_lif_activity(empty, empty).empty and nb.fixed_lif_findings(nb.fixed_lif_activity(empty, empty)) == ""
+    with pytest.raises(ValueError, match=r"has no column \['lif_parameters'\]"):
+        compare(fixed.drop(columns="lif_parameters"))

@@ -417,75 +417,104 @@ def _layer_finding(own: pd.DataFrame, layer: int, layers: int, seeds: int) -> st
 FIXED_LIF_NETWORKS = {"src": "SRC (Table 2)", "lif": "LIF (Table 2: leak, threshold learned)",
                       "fixed": "LIF, leak and threshold fixed",
                       "fixed-no-bias": "LIF, leak and threshold fixed, no bias"}
-#: the column of :func:`fixed_lif_activity` with the change of activity from Table 2's LIF of the same seeds
-CHANGE_FROM_LEARNED = "change from Table 2's LIF"
+#: the column of :func:`fixed_lif_activity` with a network's activity minus Table 2's LIF's, same seeds
+CHANGE_FROM_LEARNED = "this minus Table 2's LIF"
+
+
+def _activity_by_seed(table: pd.DataFrame, network: str) -> pd.Series:
+    """One network's test activity per seed (the mean, should a seed repeat), seeds without a number left out."""
+    own = table[table["network"] == network].dropna(subset=["test_activity"])
+    return own.groupby("seed")["test_activity"].mean().astype(float)
 
 
 def fixed_lif_activity(runs: Runs, fixed: Runs) -> pd.DataFrame:
     """The 1-layer rate-coded MNIST networks of Fig. 4, one row each: the SRC and LIF of Table 2 (``runs``, the
     ``src-activity`` records) and the LIF trained with its leak and threshold fixed (``fixed``, the
     ``src-activity-lif-fixed`` records). Per network: runs, seeds, mean test activity and its std, mean test
-    accuracy (percent), and two gaps in test activity over the seeds both networks have
-    (:func:`reprolib.notebook.paired_gap`, a seed pairs the data split): ``change from Table 2's LIF`` and ``SRC
-    minus this`` with ``SRC higher`` (in how many of those seeds). A gap is NaN where no seed pairs up; networks
-    without a run are left out."""
-    from reprolib.notebook.findings import paired_gap  # noqa: PLC0415
-
-    columns = ["network", "runs", "seeds", "test activity", "std", "test accuracy", CHANGE_FROM_LEARNED,
-               "SRC minus this", "SRC higher"]
+    accuracy (percent); then, over the seeds both networks have (a seed fixes the initial weights, the batch
+    order and the input spikes; every seed has the same data split), its activity minus Table 2's LIF's
+    (:data:`CHANGE_FROM_LEARNED`) and the SRC's minus its (``SRC minus this``), with ``paired seeds`` and in how many
+    of them the SRC is more active (``SRC higher``) or less (``SRC lower``). Runs without an activity are left
+    out; so are networks without a run. Raises ``ValueError`` naming a column a table lacks."""
+    columns = ["network", "runs", "seeds", "test activity", "std", "test accuracy (%)", CHANGE_FROM_LEARNED,
+               "SRC minus this", "paired seeds", "SRC higher", "SRC lower"]
     parts = []
-    if not runs.table.empty:
-        table = runs.table
-        table = table[(table["input"] == "mnist-rate") & (table["layers"].astype(int) == 1)]
-        parts.append(table.assign(network=table["model"].map(FIXED_LIF_NETWORKS)))
-    if not fixed.table.empty:
-        parts.append(fixed.table.assign(network=fixed.table["lif_parameters"].map(FIXED_LIF_NETWORKS)))
-    if not parts or all(part.empty for part in parts):
+    for table, needed, label in ((runs.table, ["input", "layers", "model"], "model"),
+                                 (fixed.table, ["lif_parameters"], "lif_parameters")):
+        if table.empty:
+            continue
+        lacking = [c for c in [*needed, "seed", "test_activity", "test_accuracy"] if c not in table.columns]
+        if lacking:
+            raise ValueError(f"fixed_lif_activity: a runs table has no column {lacking}; columns: "
+                             f"{list(map(str, table.columns))}")
+        if label == "model":  # Table 2's runs: only the 1-layer rate-coded MNIST networks take part
+            table = table[(table["input"] == "mnist-rate") & (pd.to_numeric(table["layers"], errors="coerce") == 1)]
+        parts.append(table.assign(network=table[label].map(FIXED_LIF_NETWORKS)))
+    parts = [part for part in parts if not part.empty]
+    if not parts:
         return pd.DataFrame(columns=columns)
-    both = pd.concat(parts, ignore_index=True)[["network", "seed", "test_activity", "test_accuracy"]]
-    both["cell"] = "mnist-rate, 1 layer"  # paired_gap groups; one group here
+    both = pd.concat(parts, ignore_index=True)
     src, learned = FIXED_LIF_NETWORKS["src"], FIXED_LIF_NETWORKS["lif"]
-
-    def gap(first: str, second: str) -> dict:
-        pair = paired_gap(both[both["network"].isin([first, second])], ["cell"], "network", first, second,
-                          reported=lambda cell: None, metric="test_activity")
-        return pair.iloc[0].to_dict() if len(pair) else {"ours": float("nan"), "wins": None}
-
+    activity = {network: _activity_by_seed(both, network) for network in FIXED_LIF_NETWORKS.values()}
     rows = []
     for network in FIXED_LIF_NETWORKS.values():
         own = both[both["network"] == network]
         if own.empty:
             continue
-        to_src = gap(src, network) if network != src else {"ours": float("nan"), "wins": None}
-        rows.append({"network": network, "runs": len(own), "seeds": ", ".join(map(str, sorted(own["seed"]))),
-                     "test activity": own["test_activity"].mean(), "std": own["test_activity"].std(),
-                     "test accuracy": own["test_accuracy"].mean(),
-                     CHANGE_FROM_LEARNED: (gap(network, learned)["ours"] if network not in (src, learned)
-                                           else float("nan")),
-                     "SRC minus this": to_src["ours"],
-                     "SRC higher": f"{to_src['wins']} seeds" if to_src["wins"] else None})
-    return pd.DataFrame(rows, columns=columns)
+        mine = activity[network]
+        seeds = ", ".join(map(str, mine.index))
+        without = sorted(set(own["seed"]) - set(mine.index))
+        if without:  # a run whose record has no activity (e.g. one that stopped on a NaN loss)
+            seeds += f" (no activity: seed {', '.join(map(str, without))})"
+        row = {"network": network, "runs": len(own), "seeds": seeds,
+               "test activity": mine.mean(), "std": mine.std(), "test accuracy (%)": own["test_accuracy"].mean()}
+        if network not in (src, learned):
+            shared = sorted(set(mine.index) & set(activity[learned].index))
+            row[CHANGE_FROM_LEARNED] = (mine[shared].mean() - activity[learned][shared].mean() if shared
+                                        else float("nan"))
+        if network != src:
+            shared = sorted(set(mine.index) & set(activity[src].index))
+            gap = activity[src][shared] - mine[shared]
+            row.update({"SRC minus this": gap.mean() if shared else float("nan"),
+                        "paired seeds": ", ".join(map(str, shared)) if shared else None,
+                        "SRC higher": int((gap > 0).sum()), "SRC lower": int((gap < 0).sum())})
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=columns)
+    out[["SRC higher", "SRC lower"]] = out[["SRC higher", "SRC lower"]].astype("Int64")  # counts, none for the SRC
+    return out
+
+
+def _signed(value: float) -> str:
+    """A signed difference to 4 decimals; one that rounds to zero reads +0.0000, never -0.0000."""
+    return f"{round(float(value), 4) or 0.0:+.4f}"
 
 
 def fixed_lif_findings(table: pd.DataFrame) -> str:
-    """Markdown from :func:`fixed_lif_activity`, one line per LIF trained with fixed parameters: how its activity
-    moved from Table 2's LIF (same seeds) and whether the SRC is now the more active network, the paper's order at
-    one layer; or that no run of it has a partner yet."""
+    """Markdown from :func:`fixed_lif_activity`, one line per LIF trained with fixed parameters: its activity, how
+    it moved from Table 2's LIF of the same seeds, and the order of SRC and LIF seed by seed: the paper's (SRC more
+    active at one layer) only where every paired seed shows it, the opposite likewise, else no consistent order;
+    a single paired seed is said to be one."""
     lines = []
     for row in table.to_dict("records"):
         if row["network"] in (FIXED_LIF_NETWORKS["src"], FIXED_LIF_NETWORKS["lif"]):
             continue
-        said = [f"activity {row['test activity']:.4f} over seed{'s' if row['runs'] > 1 else ''} {row['seeds']}, "
-                f"test accuracy {row['test accuracy']:.2f} %"]
+        plural = "s" if "," in str(row["seeds"]).split(" (")[0] else ""
+        said = [f"activity {row['test activity']:.4f} over seed{plural} {row['seeds']}, "
+                f"test accuracy {row['test accuracy (%)']:.2f} %"]
         change = row[CHANGE_FROM_LEARNED]
         if not is_missing(change):
-            said.append(f"{change:+.4f} from Table 2's LIF of the same seeds")
-        if is_missing(row["SRC minus this"]):
+            said.append(f"{_signed(change)} against Table 2's LIF of the same seeds")
+        if is_missing(row["paired seeds"]):
             said.append("no SRC run of the same seed to compare with yet")
         else:
-            gap = row["SRC minus this"]
-            order = ("the paper's order (SRC more active)" if gap > 0 else "no order (equal activities)" if gap == 0
-                     else "still **the opposite of the paper's order**")
-            said.append(f"SRC minus it {gap:+.4f}, SRC higher in {row['SRC higher']}: {order}")
+            paired = len(str(row["paired seeds"]).split(", "))
+            higher, lower = int(row["SRC higher"]), int(row["SRC lower"])
+            order = ("the paper's order (SRC more active)" if higher == paired
+                     else "**the opposite of the paper's order**" if lower == paired
+                     else f"no consistent order (SRC higher in {higher}, lower in {lower})")
+            seeds = "in the one paired seed" if paired == 1 else f"in every one of {paired} paired seeds"
+            said.append(f"SRC minus it {_signed(row['SRC minus this'])} on average; "
+                        + (f"{order} {seeds}" if higher == paired or lower == paired
+                           else f"{order} of {paired} paired seeds"))
         lines.append(f"* {row['network']}: " + "; ".join(said) + ".")
     return "\n".join(lines)
