@@ -49,8 +49,8 @@ def activity_order(runs: Runs) -> pd.DataFrame:
     (SRC more active than LIF without hidden layers, i.e. at 1 layer; less active with hidden layers). ``ours``
     is SRC minus LIF mean test activity over the seeds both have (:func:`reprolib.notebook.paired_gap`),
     ``after epoch 1`` the same gap after the first epoch (whether training made the order or the initial
-    weights did), ``agrees`` whether our order is the paper's (None where our gap is zero). Groups without both
-    models are left out."""
+    weights did), ``agrees`` whether our order is the paper's in every paired seed (None where the seeds
+    disagree or our gap is zero). Groups without both models are left out."""
     from reprolib.notebook.findings import paired_gap  # noqa: PLC0415
 
     table = runs.table
@@ -68,20 +68,28 @@ def activity_order(runs: Runs) -> pd.DataFrame:
     early = paired_gap(first, ["input", "layers"], "model", "src", "lif", reported=lambda cell: None,
                        metric="test_activity").set_index(["input", "layers"])["ours"]
     gaps["paper"] = ["SRC > LIF" if int(layers) == 1 else "SRC < LIF" for layers in gaps["layers"]]
+    # an order holds only where every paired seed shows it: with the SRC higher in some seeds and lower in others
+    # the mean gap's sign says nothing, and ``agrees`` is None as for equal activities
+    counts = [tuple(int(n) for n in str(w).split(" of ")) for w in gaps["wins"]]
     gaps["wins"] = [f"SRC higher in {w} seeds" for w in gaps["wins"]]
     gaps["after epoch 1"] = [early.get((i, l), float("nan")) for i, l in zip(gaps["input"], gaps["layers"])]
-    gaps["agrees"] = gaps["same order"]
+    gaps["agrees"] = [same if wins in (0, paired) else None for same, (wins, paired) in zip(gaps["same order"], counts)]
     return gaps.drop(columns="same order")[["input", "layers", "paper", "ours", "wins", "after epoch 1", "agrees"]]
 
 
 def activity_order_findings(order: pd.DataFrame) -> str:
     """Markdown, one line per row of :func:`activity_order`: where our order of SRC and LIF activity is the
-    paper's and where it is the opposite, with the gap, the seeds and the gap after the first epoch."""
+    paper's in every paired seed, where it is the opposite in every one, and where the seeds disagree, with the
+    mean gap, the seeds and the gap after the first epoch."""
     lines = []
     for row in order.to_dict("records"):
         where = f"{row['input']}, {layers_label(row['layers'])}"
-        verdict = ("no order (equal activities)" if row["agrees"] is None or is_missing(row["agrees"])
-                   else "as in the paper" if row["agrees"] else "**the opposite of the paper's order**")
+        wins, paired = (int(n) for n in str(row["wins"]).split()[3::2])  # "SRC higher in K of N seeds"
+        verdict = ("no order (equal activities)" if row["ours"] == 0
+                   else "no consistent order across seeds" if 0 < wins < paired
+                   else "no order" if row["agrees"] is None or is_missing(row["agrees"])
+                   else "as in the paper in every seed" if row["agrees"]
+                   else "**the opposite of the paper's order** in every seed")
         early = ("" if is_missing(row["after epoch 1"])
                  else f"; {row['after epoch 1']:+.4f} after the first epoch")
         lines.append(f"* {where}: {verdict} ({row['paper']}): SRC minus LIF activity {row['ours']:+.4f}, "
