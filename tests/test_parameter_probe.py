@@ -208,9 +208,18 @@ def test_the_activity_page_shows_what_training_moved(data_root, results_tmp):
             f"with its test inputs ({share:.0f} % of it)") in text
 
 
-def test_the_page_leaves_out_probes_of_other_or_retrained_runs(data_root, results_tmp, tmp_path):
-    from reprolib import notebook as nb
+def test_the_page_leaves_out_probes_of_other_or_retrained_runs(data_root, results_tmp, tmp_path, monkeypatch):
+    import datetime
+    import itertools
 
+    from reprolib import notebook as nb
+    from reprolib.results import provenance
+
+    # times have whole seconds and a ci run trains in under one: a clock a second further at every reading keeps
+    # 'recorded after the probe' from depending on whether a run and the probe fell in the same second
+    start, ticks = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc), itertools.count()
+    monkeypatch.setattr(provenance, "utc_now", lambda: (start + datetime.timedelta(seconds=next(ticks))).isoformat(
+        timespec="seconds"))
     records = [train(_activity_run("lif", seed), results_dir=results_tmp, progress=False) for seed in (0, 1)]
     path = results_tmp / "analysis" / "src-table2-ci-parameters.json"
     probe_parameters([records[1].path], path, progress=False)  # seed 1 only
