@@ -545,12 +545,14 @@ def test_activity_order_reads_the_shared_table2_records(monkeypatch):
     (row,) = nb.activity_order(runs).to_dict("records")
     per_model = runs.table.groupby("model")["test_activity"].mean()
     assert row["paper"] == "SRC > LIF" and row["ours"] == pytest.approx(per_model["src"] - per_model["lif"])
-    wins, paired = (int(n) for n in row["wins"].split()[3::2])
-    assert row["wins"] == f"SRC higher in {wins} of {paired} seeds" and paired == 2
+    wins, paired = row["SRC higher"], row["paired seeds"]
+    per_seed = runs.table.pivot_table(index="seed", columns="model", values="test_activity")
+    assert paired == 2 and wins == int((per_seed["src"] > per_seed["lif"]).sum())
     assert row["agrees"] == ((row["ours"] > 0) if wins in (0, paired) else None)
     assert not math.isnan(row["after epoch 1"])
     text = nb.activity_order_findings(nb.activity_order(runs))
     assert text.startswith("* mnist-rate, 1 layer: ") and f"{row['ours']:+.4f}" in text
+    assert f"SRC higher in {wins} of 2 seeds" in text
     assert ("the opposite of the paper's order" in text) == (row["agrees"] is False)
     assert ("no consistent order across seeds" in text) == (0 < wins < paired)
 
@@ -571,6 +573,14 @@ def test_sop_findings_say_when_the_alif_row_drives_the_ratios():
     assert remark not in nb.sop_findings(summary)
     summary.loc[:2, "test_spikes_per_sample_mean"] = [160.0, 150.0, 190.0]  # every row far off: not ALIF's doing
     assert remark not in nb.sop_findings(summary)
+
+
+def test_is_missing_reads_none_nan_and_pandas_na_but_not_zero():
+    import numpy as np
+
+    assert all(nb.is_missing(v) for v in (None, float("nan"), np.float64("nan"), pd.NA,
+                                          pd.Series([None], dtype="Int64").iloc[0]))
+    assert not any(nb.is_missing(v) for v in (0, 0.0, np.int64(0), "", "n/a"))
 
 
 def test_value_range_reads_one_value_or_low_to_high():
@@ -594,16 +604,21 @@ def test_activity_order_reads_the_papers_order_per_depth():
     assert order.loc[2, "paper"] == "SRC < LIF" and order.loc[2, "agrees"] is False
     assert order.loc[3, "agrees"] is None and order.loc[2, "after epoch 1"] == pytest.approx(0.02)
     text = nb.activity_order_findings(order.reset_index())
-    assert "* mnist-rate, 1 layer: as in the paper in every seed (SRC > LIF)" in text
-    assert "* mnist-rate, 2 layers: **the opposite of the paper's order** in every seed (SRC < LIF)" in text
+    assert "* mnist-rate, 1 layer: as in the paper in the one paired seed (SRC > LIF)" in text
+    assert "* mnist-rate, 2 layers: **the opposite of the paper's order** in the one paired seed (SRC < LIF)" in text
     assert "* mnist-rate, 3 layers: no order (equal activities)" in text
     # two seeds at 1 layer: the SRC higher in one, lower in the other; the mean gap's sign decides nothing
     mixed = pd.DataFrame({"input": "mnist-rate", "layers": 1, "model": ["src", "lif", "src", "lif"],
                           "seed": [0, 0, 1, 1], "test_activity": [0.05, 0.03, 0.02, 0.09]})
     row = nb.activity_order(SimpleNamespace(table=mixed, history=lambda: mixed.assign(epoch=1))).iloc[0]
-    assert row["agrees"] is None and row["wins"] == "SRC higher in 1 of 2 seeds" and row["ours"] < 0
+    assert row["agrees"] is None and (row["SRC higher"], row["paired seeds"]) == (1, 2) and row["ours"] < 0
     assert ("* mnist-rate, 1 layer: no consistent order across seeds (SRC > LIF): SRC minus LIF activity -0.0250, "
             "SRC higher in 1 of 2 seeds") in nb.activity_order_findings(pd.DataFrame([row]))
+    both = mixed.assign(test_activity=[0.05, 0.03, 0.06, 0.02])  # the SRC higher in both seeds
+    order = nb.activity_order(SimpleNamespace(table=both, history=lambda: both.assign(epoch=1)))
+    text = nb.activity_order_findings(order)
+    assert text.startswith("* mnist-rate, 1 layer: as in the paper in every one of 2 paired seeds (SRC > LIF): "
+                           "SRC minus LIF activity +0.0300, SRC higher in 2 of 2 seeds; +0.0300 after the first epoch.")
 
 
 def test_initial_activity_rebuilds_each_runs_starting_network(data_root):
@@ -663,11 +678,11 @@ def test_paired_gap_compares_the_two_variants_over_shared_seeds():
     gap = nb.paired_gap(table, ["layers"], "model", "src", "lif", lambda c: paper.get((c["layers"], c["model"])))
     one, two = gap.set_index("layers").loc[1], gap.set_index("layers").loc[2]
     assert one["ours"] == pytest.approx((80 + 86) / 2 - (84 + 85) / 2)   # the unpaired seed is left out
-    assert one["wins"] == "1 of 2" and one["paper"] == pytest.approx(-1.0)
+    assert (one["paired seeds"], one["src higher"]) == (2, 1) and one["paper"] == pytest.approx(-1.0)
     assert one["same order"] is True
     assert two["ours"] == pytest.approx(2.0) and math.isnan(two["paper"]) and two["same order"] is None
     flipped = nb.paired_gap(table, ["layers"], "model", "lif", "src", lambda c: paper.get((c["layers"], c["model"])))
-    assert flipped.set_index("layers").loc[1, "ours"] == pytest.approx(-one["ours"])
+    assert flipped.set_index("layers").loc[1, ["ours", "lif higher"]].tolist() == [pytest.approx(-one["ours"]), 1]
     with pytest.raises(ValueError, match="no column"):
         nb.paired_gap(table.drop(columns="seed"), ["layers"], "model", "src", "lif", lambda c: None)
 
@@ -730,7 +745,8 @@ def test_paired_gap_averages_a_repeated_seed_and_split_gap_needs_both_splits():
     table = pd.DataFrame({"layers": [1] * 4, "noise": [0, 1, 0, 0], "model": ["src", "src", "lif", "lif"],
                           "seed": [0, 0, 0, 1], "test_accuracy": [80.0, 90.0, 84.0, 70.0]})
     gap = nb.paired_gap(table, ["layers"], "model", "src", "lif", lambda c: None)
-    assert gap.loc[0, "ours"] == pytest.approx(85.0 - 84.0) and gap.loc[0, "wins"] == "1 of 1"
+    assert gap.loc[0, "ours"] == pytest.approx(85.0 - 84.0)
+    assert gap.loc[0, ["paired seeds", "src higher"]].tolist() == [1, 1]
     assert nb.split_gap(table.assign(dataset="x"), "x") == ""  # no val_accuracy: nothing to say
     both = table.assign(dataset="x", val_accuracy=[90.0, 90.0, 95.0, 95.0])
     assert nb.split_gap(both, "x").startswith("Over the 4 runs on x on this page, the final validation accuracy "
@@ -923,12 +939,13 @@ def test_fixed_lif_activity_pairs_each_variant_with_table2_runs_of_the_same_seed
     assert table.loc[learned, "seeds"] == "0, 1"  # neither the 2-layer nor the latency LIF
     # seeds 0 and 1 pair: the SRC above the fixed LIF in seed 0 (0.03 > 0.02), below it in seed 1 (0.06 < 0.07)
     assert table.loc[frozen, "SRC minus this"] == pytest.approx(0.0, abs=1e-12)
-    assert table.loc[frozen, ["paired seeds", "SRC higher", "SRC lower"]].tolist() == ["0, 1", 1, 1]
+    assert table.loc[frozen, ["paired seeds", "SRC higher", "SRC lower"]].tolist() == [2, 1, 1]
     assert table.loc[frozen, nb.CHANGE_FROM_LEARNED] == pytest.approx(0.045 - 0.11)
     assert table.loc[learned, "SRC minus this"] == pytest.approx(0.045 - 0.11)
     # the run without an activity (seed 2) pairs with nothing, although the SRC has seed 2
     assert table.loc[no_bias, "test activity"] == pytest.approx(0.01) and table.loc[no_bias, "runs"] == 2
-    assert nb.is_missing(table.loc[no_bias, "SRC minus this"]) and nb.is_missing(table.loc[no_bias, "paired seeds"])
+    assert nb.is_missing(table.loc[no_bias, "SRC minus this"]) and table.loc[no_bias, "paired seeds"] == 0
+    assert nb.is_missing(table.loc[src, "paired seeds"])  # the SRC does not pair with itself
     text = nb.fixed_lif_findings(table.reset_index())
     assert text.count("\n") == 1 and src not in text  # one line per variant, none for Table 2's networks
     assert (f"* {frozen}: activity 0.0450 over seeds 0, 1, test accuracy 96.25 %; -0.0650 against Table 2's LIF "
@@ -942,6 +959,7 @@ def test_fixed_lif_activity_pairs_each_variant_with_table2_runs_of_the_same_seed
     assert "**the opposite of the paper's order** in every one of 2" in nb.fixed_lif_findings(compare(fixed))
     assert "in the one paired seed" in nb.fixed_lif_findings(compare(fixed[fixed["seed"] != 1]))
     empty = SimpleNamespace(table=pd.DataFrame())
-    assert nb.fixed_lif_activity(empty, empty).empty and nb.fixed_lif_findings(nb.fixed_lif_activity(empty, empty)) == ""
+    assert nb.fixed_lif_activity(empty, empty).empty
+    assert nb.fixed_lif_findings(nb.fixed_lif_activity(empty, empty)) == ""
     with pytest.raises(ValueError, match=r"has no column \['lif_parameters'\]"):
         compare(fixed.drop(columns="lif_parameters"))

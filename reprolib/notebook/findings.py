@@ -242,15 +242,17 @@ def paired_gap(table: pd.DataFrame, by: Sequence[str], pair: str, first: str, se
     minus ``second`` on the ``pair`` axis (e.g. SRC minus LIF per input and depth), in the paper and in our runs.
 
     Our gap is the difference of the two means over the seeds that both variants have (the same seed gives
-    both the same data split, so the runs pair up); ``wins`` counts those seeds where ``first`` scored higher.
+    both the same data split, so the runs pair up): ``paired seeds`` counts them, ``<first> higher`` (e.g.
+    ``src higher``) counts those where ``first`` scored higher, both as numbers for the pages that reason on them.
     ``reported(cell)`` is the paper's number for ``cell`` = the ``by`` values plus ``{pair: variant}``, ``None``
     where it gives none. ``same order`` says whether both gaps have the same sign (``None`` while either is
     missing). Groups where a variant has no record are left out. Raises ``ValueError`` naming a missing column.
     """
     needed = [*by, pair, "seed", metric]
     lacking = [c for c in needed if c not in table.columns]
+    columns = [*by, "paper", "ours", "paired seeds", f"{first} higher", "same order"]
     if table.empty:
-        return pd.DataFrame(columns=[*by, "paper", "ours", "wins", "same order"])
+        return pd.DataFrame(columns=columns)
     if lacking:
         raise ValueError(f"paired_gap: the table has no column {lacking}; columns: {list(map(str, table.columns))}")
     rows = []
@@ -268,8 +270,9 @@ def paired_gap(table: pd.DataFrame, by: Sequence[str], pair: str, first: str, se
         paper = (float("nan") if p_first is None or p_second is None or is_missing(p_first) or is_missing(p_second)
                  else float(p_first) - float(p_second))
         same = None if is_missing(paper) or ours == 0 or paper == 0 else bool((ours > 0) == (paper > 0))
-        rows.append({**cell, "paper": paper, "ours": ours, "wins": f"{wins} of {len(seeds)}", "same order": same})
-    return pd.DataFrame(rows, columns=[*by, "paper", "ours", "wins", "same order"])
+        rows.append({**cell, "paper": paper, "ours": ours, "paired seeds": len(seeds), f"{first} higher": wins,
+                     "same order": same})
+    return pd.DataFrame(rows, columns=columns)
 
 
 def compare_variants(variants: Mapping[str, pd.DataFrame], metric: str = "test_accuracy") -> pd.DataFrame:

@@ -49,13 +49,15 @@ def activity_order(runs: Runs) -> pd.DataFrame:
     (SRC more active than LIF without hidden layers, i.e. at 1 layer; less active with hidden layers). ``ours``
     is SRC minus LIF mean test activity over the seeds both have (:func:`reprolib.notebook.paired_gap`),
     ``after epoch 1`` the same gap after the first epoch (whether training made the order or the initial
-    weights did), ``agrees`` whether our order is the paper's in every paired seed (None where the seeds
+    weights did), ``paired seeds`` and ``SRC higher`` how many seeds both models have and in how many of them the
+    SRC is more active, ``agrees`` whether our order is the paper's in every paired seed (None where the seeds
     disagree or our gap is zero). Groups without both models are left out."""
     from reprolib.notebook.findings import paired_gap  # noqa: PLC0415
 
     table = runs.table
+    columns = ["input", "layers", "paper", "ours", "paired seeds", "SRC higher", "after epoch 1", "agrees"]
     if table.empty:
-        return pd.DataFrame(columns=["input", "layers", "paper", "ours", "wins", "after epoch 1", "agrees"])
+        return pd.DataFrame(columns=columns)
 
     # the paper's order as a sign (1 for the more active model), so that paired_gap's "same order" compares it
     # with ours (None where our gap is zero)
@@ -67,33 +69,34 @@ def activity_order(runs: Runs) -> pd.DataFrame:
     first = history[history["epoch"] == 1]  # after one epoch of training (epoch 0, where there is one, is untrained)
     early = paired_gap(first, ["input", "layers"], "model", "src", "lif", reported=lambda cell: None,
                        metric="test_activity").set_index(["input", "layers"])["ours"]
+    gaps = gaps.rename(columns={"src higher": "SRC higher"})
     gaps["paper"] = ["SRC > LIF" if int(layers) == 1 else "SRC < LIF" for layers in gaps["layers"]]
+    gaps["after epoch 1"] = [early.get((i, l), float("nan")) for i, l in zip(gaps["input"], gaps["layers"])]
     # an order holds only where every paired seed shows it: with the SRC higher in some seeds and lower in others
     # the mean gap's sign says nothing, and ``agrees`` is None as for equal activities
-    counts = [tuple(int(n) for n in str(w).split(" of ")) for w in gaps["wins"]]
-    gaps["wins"] = [f"SRC higher in {w} seeds" for w in gaps["wins"]]
-    gaps["after epoch 1"] = [early.get((i, l), float("nan")) for i, l in zip(gaps["input"], gaps["layers"])]
-    gaps["agrees"] = [same if wins in (0, paired) else None for same, (wins, paired) in zip(gaps["same order"], counts)]
-    return gaps.drop(columns="same order")[["input", "layers", "paper", "ours", "wins", "after epoch 1", "agrees"]]
+    gaps["agrees"] = [same if higher in (0, paired) else None
+                      for same, higher, paired in zip(gaps["same order"], gaps["SRC higher"], gaps["paired seeds"])]
+    return gaps[columns]
 
 
 def activity_order_findings(order: pd.DataFrame) -> str:
     """Markdown, one line per row of :func:`activity_order`: where our order of SRC and LIF activity is the
     paper's in every paired seed, where it is the opposite in every one, and where the seeds disagree, with the
-    mean gap, the seeds and the gap after the first epoch."""
+    mean gap, the seeds and the gap after the first epoch; a single paired seed is said to be one."""
     lines = []
     for row in order.to_dict("records"):
         where = f"{row['input']}, {layers_label(row['layers'])}"
-        wins, paired = (int(n) for n in str(row["wins"]).split()[3::2])  # "SRC higher in K of N seeds"
+        higher, paired = int(row["SRC higher"]), int(row["paired seeds"])
+        every = "in the one paired seed" if paired == 1 else f"in every one of {paired} paired seeds"
         verdict = ("no order (equal activities)" if row["ours"] == 0
-                   else "no consistent order across seeds" if 0 < wins < paired
-                   else "no order" if row["agrees"] is None or is_missing(row["agrees"])
-                   else "as in the paper in every seed" if row["agrees"]
-                   else "**the opposite of the paper's order** in every seed")
+                   else "no consistent order across seeds" if 0 < higher < paired
+                   else "no order" if is_missing(row["agrees"])
+                   else f"as in the paper {every}" if row["agrees"]
+                   else f"**the opposite of the paper's order** {every}")
         early = ("" if is_missing(row["after epoch 1"])
                  else f"; {row['after epoch 1']:+.4f} after the first epoch")
         lines.append(f"* {where}: {verdict} ({row['paper']}): SRC minus LIF activity {row['ours']:+.4f}, "
-                     f"{row['wins']}{early}.")
+                     f"SRC higher in {higher} of {paired} seed{'s' if paired != 1 else ''}{early}.")
     return "\n".join(lines)
 
 
@@ -441,9 +444,10 @@ def fixed_lif_activity(runs: Runs, fixed: Runs) -> pd.DataFrame:
     ``src-activity-lif-fixed`` records). Per network: runs, seeds, mean test activity and its std, mean test
     accuracy (percent); then, over the seeds both networks have (a seed fixes the initial weights, the batch
     order and the input spikes; every seed has the same data split), its activity minus Table 2's LIF's
-    (:data:`CHANGE_FROM_LEARNED`) and the SRC's minus its (``SRC minus this``), with ``paired seeds`` and in how many
-    of them the SRC is more active (``SRC higher``) or less (``SRC lower``). Runs without an activity are left
-    out; so are networks without a run. Raises ``ValueError`` naming a column a table lacks."""
+    (:data:`CHANGE_FROM_LEARNED`) and the SRC's minus its (``SRC minus this``), with how many seeds pair with the
+    SRC (``paired seeds``) and in how many of them the SRC is more active (``SRC higher``) or less (``SRC lower``),
+    as in :func:`reprolib.notebook.paired_gap`. Runs without an activity are left out; so are networks without
+    a run. Raises ``ValueError`` naming a column a table lacks."""
     columns = ["network", "runs", "seeds", "test activity", "std", "test accuracy (%)", CHANGE_FROM_LEARNED,
                "SRC minus this", "paired seeds", "SRC higher", "SRC lower"]
     parts = []
@@ -483,12 +487,12 @@ def fixed_lif_activity(runs: Runs, fixed: Runs) -> pd.DataFrame:
         if network != src:
             shared = sorted(set(mine.index) & set(activity[src].index))
             gap = activity[src][shared] - mine[shared]
-            row.update({"SRC minus this": gap.mean() if shared else float("nan"),
-                        "paired seeds": ", ".join(map(str, shared)) if shared else None,
+            row.update({"SRC minus this": gap.mean() if shared else float("nan"), "paired seeds": len(shared),
                         "SRC higher": int((gap > 0).sum()), "SRC lower": int((gap < 0).sum())})
         rows.append(row)
     out = pd.DataFrame(rows, columns=columns)
-    out[["SRC higher", "SRC lower"]] = out[["SRC higher", "SRC lower"]].astype("Int64")  # counts, none for the SRC
+    counts = ["paired seeds", "SRC higher", "SRC lower"]
+    out[counts] = out[counts].astype("Int64")  # counts, none for the SRC itself
     return out
 
 
@@ -512,10 +516,10 @@ def fixed_lif_findings(table: pd.DataFrame) -> str:
         change = row[CHANGE_FROM_LEARNED]
         if not is_missing(change):
             said.append(f"{_signed(change)} against Table 2's LIF of the same seeds")
-        if is_missing(row["paired seeds"]):
+        paired = 0 if is_missing(row["paired seeds"]) else int(row["paired seeds"])
+        if paired == 0:
             said.append("no SRC run of the same seed to compare with yet")
         else:
-            paired = len(str(row["paired seeds"]).split(", "))
             higher, lower = int(row["SRC higher"]), int(row["SRC lower"])
             order = ("the paper's order (SRC more active)" if higher == paired
                      else "**the opposite of the paper's order**" if lower == paired

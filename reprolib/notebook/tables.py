@@ -29,8 +29,9 @@ def value_range(values, fmt: str = "{:.3f}") -> str:
 
 
 def is_missing(value) -> bool:
-    """Whether a table cell holds no number: ``None`` or NaN."""
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    """Whether a table cell holds no number: ``None``, NaN, or pandas' ``NA`` (the gap in a nullable integer
+    column such as a count of seeds)."""
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
 def paper_vs_ours(frame: pd.DataFrame, index: Sequence[str], paper: str = "paper", ours: str = "ours",
