@@ -136,7 +136,7 @@ def threads_per_worker(workers: int) -> int:
 
 
 def run_one(config_data: dict, results_dir: str, workers_per_gpu: int = 1, threads: int | None = None,
-            stop_at: float | None = None) -> dict:
+            stop_at: float | None = None, log_epochs: bool = False) -> dict:
     """One sweep task (also usable on its own): train a config given as a dict; never raises, reports
     ``ok``, ``failed`` or ``paused`` (the time limit ``stop_at`` came first; see :func:`reprolib.training.train`)."""
     config_id = "?"
@@ -151,7 +151,7 @@ def run_one(config_data: dict, results_dir: str, workers_per_gpu: int = 1, threa
 
         try:
             record = train(_place_on_gpu(config, workers_per_gpu), results_dir=results_dir, resume=True,
-                           progress=False, stop_at=stop_at)
+                           progress=False, stop_at=stop_at, log_epochs=log_epochs)
         except TimeLimitReached as stopped:
             return {"status": "paused", "hash": config_id, "epochs_done": stopped.epochs_done}
         return {"status": "ok", "hash": config_id, "path": str(record.path)}
@@ -222,14 +222,15 @@ def _died(error: Exception) -> dict:
 
 
 def _run_in_process_pool(todo, folder: str, workers: int, workers_per_gpu: int, report: SweepReport, bar,
-                         stop_at: float | None = None) -> None:
+                         stop_at: float | None = None, log_epochs: bool = False) -> None:
     import multiprocessing  # noqa: PLC0415
     from concurrent.futures import ProcessPoolExecutor, as_completed  # noqa: PLC0415
 
     threads = threads_per_worker(workers)
     # spawn, not fork: CUDA cannot be used in a forked child of a process that touched it
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(run_one, c.to_dict(), folder, workers_per_gpu, threads, stop_at): c for c in todo}
+        futures = {pool.submit(run_one, c.to_dict(), folder, workers_per_gpu, threads, stop_at, log_epochs): c
+                   for c in todo}
         for future in as_completed(futures):
             try:
                 outcome = future.result()
@@ -239,7 +240,7 @@ def _run_in_process_pool(todo, folder: str, workers: int, workers_per_gpu: int, 
 
 
 def _run_on_dask(todo, folder: str, client, scheduler_address, workers: int, workers_per_gpu: int,
-                 report: SweepReport, bar, stop_at: float | None = None) -> None:
+                 report: SweepReport, bar, stop_at: float | None = None, log_epochs: bool = False) -> None:
     cluster = own_client = None
     if client is None:
         from distributed import Client, LocalCluster  # noqa: PLC0415
@@ -269,8 +270,8 @@ def _run_on_dask(todo, folder: str, client, scheduler_address, workers: int, wor
         for config in todo:
             key = f"reprolib-run-{config_hash(config)}-{uuid.uuid4().hex[:8]}"
             by_key[key] = config
-            futures.append(client.submit(run_one, config.to_dict(), folder, workers_per_gpu, threads, stop_at, key=key,
-                                         pure=False))
+            futures.append(client.submit(run_one, config.to_dict(), folder, workers_per_gpu, threads, stop_at,
+                                         log_epochs, key=key, pure=False))
         for future in as_completed(futures):
             try:
                 outcome = future.result()
@@ -286,7 +287,8 @@ def _run_on_dask(todo, folder: str, client, scheduler_address, workers: int, wor
 
 def run_sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLike | None = None, client=None,
               scheduler_address: str | None = None, n_workers: int | None = None, workers_per_gpu: int = 1,
-              train_missing: bool = True, progress: bool = True, stop_at: float | None = None) -> SweepReport:
+              train_missing: bool = True, progress: bool = True, stop_at: float | None = None,
+              log_epochs: bool = False) -> SweepReport:
     """Train every config without a record on Dask; returns a :class:`SweepReport`.
 
     ``client``: an existing ``distributed.Client``; ``scheduler_address``: connect to a running scheduler;
@@ -294,6 +296,8 @@ def run_sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLik
     the CPU cores), closed at the end -- or, where Dask is not installed, a pool of as many spawned processes.
     ``train_missing=False`` only reports what is missing. ``stop_at``: a ``time.time()`` deadline; runs stop
     between epochs rather than end after it, keep their checkpoints and are reported as ``paused``.
+    ``log_epochs``: each run prints a line per finished epoch (:func:`reprolib.training.loop.epoch_line`),
+    named by experiment and config hash; on a Dask cluster elsewhere the lines go to the workers' logs.
     """
     if isinstance(workers_per_gpu, bool) or not isinstance(workers_per_gpu, int) or workers_per_gpu < 1:
         raise ValueError(f"workers_per_gpu = {workers_per_gpu!r} is not allowed; expected an integer >= 1")
@@ -302,6 +306,8 @@ def run_sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLik
     from reprolib.training.loop import check_deadline  # noqa: PLC0415 - the loop (and torch) load when a sweep runs
 
     check_deadline(stop_at)
+    if not isinstance(log_epochs, bool):
+        raise ValueError(f"log_epochs = {log_epochs!r} is not allowed; expected True or False")
     configs = _unique(configs)
     folder = str(default_results_dir(results_dir))  # absolute: workers may run elsewhere
     report = SweepReport()
@@ -332,9 +338,10 @@ def run_sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLik
     bar = _progress_bar(len(todo)) if progress else None
     if client is None and scheduler_address is None and not _has_distributed():
         # no Dask here (the lent GPU machine has none): the same tasks in a pool of spawned processes
-        _run_in_process_pool(todo, folder, workers, workers_per_gpu, report, bar, stop_at)
+        _run_in_process_pool(todo, folder, workers, workers_per_gpu, report, bar, stop_at, log_epochs)
     else:
-        _run_on_dask(todo, folder, client, scheduler_address, workers, workers_per_gpu, report, bar, stop_at)
+        _run_on_dask(todo, folder, client, scheduler_address, workers, workers_per_gpu, report, bar, stop_at,
+                     log_epochs)
     if bar is not None:
         bar.close()
     return report

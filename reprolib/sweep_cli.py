@@ -52,7 +52,8 @@ def main(args: argparse.Namespace) -> int:
         return exit_code
     try:
         report = run_sweep(configs, results_dir=args.results, scheduler_address=args.scheduler, n_workers=args.workers,
-                           workers_per_gpu=args.workers_per_gpu, progress=not args.no_progress, stop_at=stop_at(args))
+                           workers_per_gpu=args.workers_per_gpu, progress=not args.no_progress, stop_at=stop_at(args),
+                           log_epochs=args.log_epochs)
     except ConfigError as error:  # the scheduler cannot be reached
         print(f"reprolib sweep: error: {error}", file=sys.stderr)
         return 2

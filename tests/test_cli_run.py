@@ -528,3 +528,41 @@ def test_a_published_rerun_is_placed_among_the_committed_seeds_of_its_config(tmp
     monkeypatch.setattr(nb.status, "show_markdown", shown.append)
     nb.show_published_reruns("paper", tmp_path)
     assert "No whole re-run is committed at scale `paper`" in shown[-1]
+
+
+def test_epoch_line_names_the_run_and_reads_the_history_entry():
+    from reprolib.training.loop import epoch_line
+
+    entry = {"epoch": 7, "lr": 1e-3, "train_loss": 0.051361, "train_accuracy": 0.98943, "val_accuracy": 0.9657,
+             "test_accuracy": 0.9669, "test_activity": 0.34066, "epoch_time_s": 87.9, "eval_time_s": 16.8}
+    assert epoch_line("exp/abc", entry, 100) == ("exp/abc epoch 7/100, train loss 0.05136, train 98.94 %, "
+                                                 "val 96.57 %, test 96.69 %, test activity 0.3407 (88 s + 17 s eval)")
+    short = {"epoch": 1, "epoch_time_s": 0.26, "eval_time_s": 9.96}
+    assert epoch_line("r", short, 1) == "r epoch 1/1 (0.3 s + 10 s eval)"
+    # a history without a validation split, activity or timings (e.g. an epoch-0 evaluation)
+    assert epoch_line("exp/abc", {"epoch": 0, "test_accuracy": 0.1}, 5) == "exp/abc epoch 0/5, test 10.00 %"
+
+
+def test_log_epochs_prints_a_line_per_epoch_and_on_resuming(tmp_path, capfd):
+    from reprolib.sweep import run_sweep
+    from reprolib.training import train
+    from reprolib.config import config_hash
+
+    args = ["toy", "--scale", "ci", "--select", "hidden=16", "--set", "epochs=2", "--results", str(tmp_path),
+            "--no-progress", "--device", "cpu"]
+    (config,) = get_configs("toy", "ci", hidden=16, epochs=2, device="cpu")
+    name = f"toy/{config_hash(config)}"
+    train(config, results_dir=tmp_path, progress=False, until_epoch=1)  # the first epoch, checkpoint kept
+    assert capfd.readouterr().out == ""  # without log_epochs a run prints nothing
+    assert main(["run", *args, "--log-epochs"]) == 0
+    lines = [line for line in capfd.readouterr().out.splitlines() if line.startswith(name)]
+    assert lines[0] == f"{name} resumed from its checkpoint after epoch 1/2"
+    assert len(lines) == 2 and re.fullmatch(rf"{name} epoch 2/2, train loss \S+, train \S+ %, val \S+ %, test \S+ %, "
+                                            r"test activity \S+ \(\d+\.\d s \+ \d+\.\d s eval\)", lines[1])
+    # a sweep's workers print theirs too (spawned processes: read from the file descriptor)
+    assert main(["sweep", *args, "--set", "epochs=1", "--log-epochs", "--workers", "1"]) == 0
+    assert re.search(r"^toy/[0-9a-f]{16} epoch 1/1, ", capfd.readouterr().out, re.MULTILINE)
+    with pytest.raises(ValueError, match="log_epochs = 'yes' is not allowed"):
+        train(config, results_dir=tmp_path, log_epochs="yes")
+    with pytest.raises(ValueError, match="log_epochs = 1 is not allowed"):
+        run_sweep([config], results_dir=tmp_path, log_epochs=1)

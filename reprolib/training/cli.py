@@ -46,6 +46,9 @@ def add_grid_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", default=None, metavar="DIR", help="records folder (default $REPROLIB_RESULTS or results/)")
     parser.add_argument("--list", action="store_true", help="list the selected configs (hash, record status) and exit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--log-epochs", action="store_true",
+                        help="print a line per finished epoch (losses, accuracies, seconds) and one on resuming: "
+                             "a readable log of a long run, where progress bars suit a terminal")
     parser.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
                         help="stop between epochs rather than run past MINUTES from now (a lent machine's command "
                              "limit); unfinished runs keep their checkpoints and the same command resumes them "
@@ -209,7 +212,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"[{index}/{len(configs)}] {config.experiment}/{config_hash(config)} seed {config.seed}", flush=True)
         try:
             record = train(config, results_dir=args.results, resume=not args.no_resume, progress=not args.no_progress,
-                           stop_at=deadline)
+                           stop_at=deadline, log_epochs=args.log_epochs)
         except TimeLimitReached as stopped:
             paused += 1
             print(f"  PAUSED: {stopped}", flush=True)

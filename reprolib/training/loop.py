@@ -146,14 +146,32 @@ def evaluation_pass(model, encoder, loss_fn, dataset, config: ExperimentConfig, 
     return meter
 
 
+def epoch_line(run: str, entry: dict, epochs: int) -> str:
+    """One finished epoch of a history (``entry``) as a line of a run's log: the run's name, the epoch, the
+    training loss, every accuracy (percent) and test activity it has, and its training and evaluation seconds."""
+    parts = [f"{run} epoch {entry['epoch']}/{epochs}"]
+    if entry.get("train_loss") is not None:
+        parts.append(f"train loss {entry['train_loss']:.4g}")
+    for split in ("train", "val", "test"):
+        if entry.get(f"{split}_accuracy") is not None:
+            parts.append(f"{split} {100 * entry[f'{split}_accuracy']:.2f} %")
+    if entry.get("test_activity") is not None:
+        parts.append(f"test activity {entry['test_activity']:.4f}")
+    # whole seconds, or tenths below ten (a ci epoch takes well under one)
+    times = [f"{entry[key]:.{0 if entry[key] >= 9.95 else 1}f} s{label}"
+             for key, label in (("epoch_time_s", ""), ("eval_time_s", " eval")) if entry.get(key) is not None]
+    return ", ".join(parts) + (f" ({' + '.join(times)})" if times else "")
+
+
 class _Run:
     """State of one training run (kept together so checkpointing sees all of it)."""
 
-    def __init__(self, config: ExperimentConfig, results_dir, progress: bool):
+    def __init__(self, config: ExperimentConfig, results_dir, progress: bool, log_epochs: bool = False):
         self.config = config
         self.hash = config_hash(config)
         self.results_dir = results_dir
         self.progress = progress
+        self.log_epochs = log_epochs
         self.device = resolve_device(config.device)
         if config.backend == "cpp" and self.device.type == "cuda":
             raise ConfigError(f"config key 'backend' = 'cpp' runs on CPU tensors only, but the run's device is "
@@ -309,6 +327,20 @@ class _Run:
         # so wrapping the loader shuffled the batches differently with bars than without them.
         return tqdm(iter(iterable), total=len(iterable), desc=desc, leave=False, dynamic_ncols=True)
 
+    @property
+    def name(self) -> str:
+        """How the run's log lines name it: experiment and config hash, as its record's path does."""
+        return f"{self.config.experiment}/{self.hash}"
+
+    def _log(self, line: str, bar=None) -> None:
+        """A line of the run's log (``log_epochs``), written above a progress bar where one is shown."""
+        if not self.log_epochs:
+            return
+        if bar is not None:
+            bar.write(line)
+        else:
+            print(line, flush=True)
+
     def _note_selection(self, entry: dict) -> None:
         if self.config.selection == "last":
             self.best_epoch = entry["epoch"]
@@ -336,6 +368,7 @@ class _Run:
             state = ckpt.load(self.ckpt_dir / ckpt.STATE_FILE)
             if state is not None:
                 start_epoch = self.restore(state)
+                self._log(f"{self.name} resumed from its checkpoint after epoch {start_epoch}/{config.epochs}")
         if start_epoch == 0 and not self.history and config.eval_before_training:
             session_start = time.perf_counter()
             entry = {"epoch": 0, "lr": self.optimizer.param_groups[0]["lr"], **self.evaluate_all()}
@@ -380,6 +413,7 @@ class _Run:
             self.elapsed_s += time.perf_counter() - session_start
             ckpt.save(self.ckpt_dir / ckpt.STATE_FILE, self.state())
             session_epoch_s.append(time.perf_counter() - session_start)
+            self._log(epoch_line(self.name, entry, config.epochs), bar)
             if bar is not None:
                 shown = {k: f"{v:.4g}" for k, v in entry.items() if k.endswith(("_loss", "_accuracy")) and v is not None}
                 bar.set_postfix(shown)
@@ -429,7 +463,7 @@ def check_deadline(stop_at: float | None) -> None:
 
 
 def train(config: ExperimentConfig, results_dir=None, resume: bool = True, progress: bool = True,
-          stop_at: float | None = None, until_epoch: int | None = None) -> Record:
+          stop_at: float | None = None, until_epoch: int | None = None, log_epochs: bool = False) -> Record:
     """Train ``config`` and write its run record; returns the :class:`~reprolib.results.Record`.
 
     ``resume=True``: an existing valid record is returned as is, and an interrupted run continues from its
@@ -443,9 +477,13 @@ def train(config: ExperimentConfig, results_dir=None, resume: bool = True, progr
     the config's ``nonfinite_loss`` is ``"stop"``: training then ends there and the record of the epochs evaluated
     before is written, with ``final["stopped_early"]`` (also under ``until_epoch``: the run has ended). The two
     rules share a hash, so an ``"error"`` config whose record was kept under ``"stop"`` raises too.
+    ``log_epochs``: print a line per finished epoch (:func:`epoch_line`) and one on resuming, for the log of a
+    long run (a progress bar suits a terminal).
     """
     if not isinstance(config, ExperimentConfig):
         raise TypeError(f"train() takes an ExperimentConfig, got {type(config).__name__}")
+    if not isinstance(log_epochs, bool):
+        raise ValueError(f"log_epochs = {log_epochs!r} is not allowed; expected True or False")
     check_deadline(stop_at)
     if until_epoch is not None and (isinstance(until_epoch, bool) or not isinstance(until_epoch, int)
                                     or not 1 <= until_epoch <= config.epochs):
@@ -469,7 +507,7 @@ def train(config: ExperimentConfig, results_dir=None, resume: bool = True, progr
     # per run, and switched off again afterwards: the setting is the calling thread's, for everything it runs
     torch.set_flush_denormal(config.flush_denormal)
     try:
-        return _Run(config, results_dir, progress).run(resume, stop_at, until_epoch)
+        return _Run(config, results_dir, progress, log_epochs).run(resume, stop_at, until_epoch)
     except BaseException:
         # a run that failed before its first checkpoint leaves no empty checkpoint folder behind
         folder = ckpt.checkpoint_dir(config, results_dir, create=False)
