@@ -138,7 +138,8 @@ def threads_per_worker(workers: int) -> int:
 def run_one(config_data: dict, results_dir: str, workers_per_gpu: int = 1, threads: int | None = None,
             stop_at: float | None = None, log_epochs: bool = False) -> dict:
     """One sweep task (also usable on its own): train a config given as a dict; never raises, reports
-    ``ok``, ``failed`` or ``paused`` (the time limit ``stop_at`` came first; see :func:`reprolib.training.train`)."""
+    ``ok``, ``failed`` or ``paused`` (the time limit ``stop_at`` came first; see :func:`reprolib.training.train`).
+    ``log_epochs``: the run prints a line per epoch (:func:`reprolib.training.loop.epoch_line`)."""
     config_id = "?"
     try:
         config = ExperimentConfig.from_dict(config_data)
@@ -335,7 +336,8 @@ def run_sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLik
         return report
 
     workers = min(n_workers or default_workers(workers_per_gpu), len(todo))
-    bar = _progress_bar(len(todo)) if progress else None
+    # the workers' epoch lines come from other processes and would break the bar's line: one or the other
+    bar = _progress_bar(len(todo)) if progress and not log_epochs else None
     if client is None and scheduler_address is None and not _has_distributed():
         # no Dask here (the lent GPU machine has none): the same tasks in a pool of spawned processes
         _run_in_process_pool(todo, folder, workers, workers_per_gpu, report, bar, stop_at, log_epochs)

@@ -533,17 +533,20 @@ def test_a_published_rerun_is_placed_among_the_committed_seeds_of_its_config(tmp
 def test_epoch_line_names_the_run_and_reads_the_history_entry():
     from reprolib.training.loop import epoch_line
 
-    entry = {"epoch": 7, "lr": 1e-3, "train_loss": 0.051361, "train_accuracy": 0.98943, "val_accuracy": 0.9657,
-             "test_accuracy": 0.9669, "test_activity": 0.34066, "epoch_time_s": 87.9, "eval_time_s": 16.8}
-    assert epoch_line("exp/abc", entry, 100) == ("exp/abc epoch 7/100, train loss 0.05136, train 98.94 %, "
-                                                 "val 96.57 %, test 96.69 %, test activity 0.3407 (88 s + 17 s eval)")
+    entry = {"epoch": 7, "lr": 1e-3, "train_loss": 0.051361, "train_accuracy": 0.98943, "val_loss": 0.57652,
+             "val_accuracy": 0.9657, "test_accuracy": 0.9669, "test_activity": 0.34066, "epoch_time_s": 87.9,
+             "eval_time_s": 16.8}
+    assert epoch_line("exp/abc", entry, 100) == (
+        "exp/abc epoch 7/100, train loss 0.05136, val loss 0.5765, train 98.94 %, val 96.57 %, test 96.69 %, "
+        "test activity 0.3407 (88 s + 17 s eval)")
     short = {"epoch": 1, "epoch_time_s": 0.26, "eval_time_s": 9.96}
     assert epoch_line("r", short, 1) == "r epoch 1/1 (0.3 s + 10 s eval)"
     # a history without a validation split, activity or timings (e.g. an epoch-0 evaluation)
     assert epoch_line("exp/abc", {"epoch": 0, "test_accuracy": 0.1}, 5) == "exp/abc epoch 0/5, test 10.00 %"
 
 
-def test_log_epochs_prints_a_line_per_epoch_and_on_resuming(tmp_path, capfd):
+def test_log_epochs_prints_a_line_per_epoch_and_on_resuming(tmp_path, capfd, monkeypatch):
+    import reprolib.sweep as sweep
     from reprolib.sweep import run_sweep
     from reprolib.training import train
     from reprolib.config import config_hash
@@ -557,11 +560,18 @@ def test_log_epochs_prints_a_line_per_epoch_and_on_resuming(tmp_path, capfd):
     assert main(["run", *args, "--log-epochs"]) == 0
     lines = [line for line in capfd.readouterr().out.splitlines() if line.startswith(name)]
     assert lines[0] == f"{name} resumed from its checkpoint after epoch 1/2"
-    assert len(lines) == 2 and re.fullmatch(rf"{name} epoch 2/2, train loss \S+, train \S+ %, val \S+ %, test \S+ %, "
-                                            r"test activity \S+ \(\d+\.\d s \+ \d+\.\d s eval\)", lines[1])
-    # a sweep's workers print theirs too (spawned processes: read from the file descriptor)
+    assert len(lines) == 2 and re.fullmatch(rf"{name} epoch 2/2, train loss \S+, val loss \S+, train \S+ %, val \S+ %, "
+                                            r"test \S+ %, test activity \S+ \(\d+\.\d s \+ \d+\.\d s eval\)",
+                                            lines[1])
+    # a sweep's workers print theirs too (spawned processes: read from the file descriptor), on Dask where it is
+    # installed and in the process pool that runs where it is not (the lent GPU machine)
     assert main(["sweep", *args, "--set", "epochs=1", "--log-epochs", "--workers", "1"]) == 0
     assert re.search(r"^toy/[0-9a-f]{16} epoch 1/1, ", capfd.readouterr().out, re.MULTILINE)
+    monkeypatch.setattr(sweep, "_has_distributed", lambda: False)
+    (pooled,) = get_configs("toy", "ci", seeds=[1], hidden=16, epochs=1, device="cpu")
+    assert run_sweep([pooled], results_dir=tmp_path, n_workers=1, progress=True, log_epochs=True).ok
+    out = capfd.readouterr()
+    assert f"toy/{config_hash(pooled)} epoch 1/1, " in out.out and "sweep:" not in out.err  # no bar beside the lines
     with pytest.raises(ValueError, match="log_epochs = 'yes' is not allowed"):
         train(config, results_dir=tmp_path, log_epochs="yes")
     with pytest.raises(ValueError, match="log_epochs = 1 is not allowed"):

@@ -578,9 +578,9 @@ def test_sop_findings_say_when_the_alif_row_drives_the_ratios():
 def test_is_missing_reads_none_nan_and_pandas_na_but_not_zero():
     import numpy as np
 
-    assert all(nb.is_missing(v) for v in (None, float("nan"), np.float64("nan"), pd.NA,
+    assert all(nb.is_missing(v) for v in (None, float("nan"), np.float64("nan"), np.float32("nan"), pd.NA, pd.NaT,
                                           pd.Series([None], dtype="Int64").iloc[0]))
-    assert not any(nb.is_missing(v) for v in (0, 0.0, np.int64(0), "", "n/a"))
+    assert not any(nb.is_missing(v) for v in (0, 0.0, np.int64(0), "", "n/a", [None], (float("nan"),)))
 
 
 def test_value_range_reads_one_value_or_low_to_high():
@@ -614,6 +614,14 @@ def test_activity_order_reads_the_papers_order_per_depth():
     assert row["agrees"] is None and (row["SRC higher"], row["paired seeds"]) == (1, 2) and row["ours"] < 0
     assert ("* mnist-rate, 1 layer: no consistent order across seeds (SRC > LIF): SRC minus LIF activity -0.0250, "
             "SRC higher in 1 of 2 seeds") in nb.activity_order_findings(pd.DataFrame([row]))
+    tied = mixed.assign(test_activity=[0.05, 0.03, 0.04, 0.04])  # higher in one seed, equal in the other
+    row = nb.activity_order(SimpleNamespace(table=tied, history=lambda: tied.assign(epoch=1))).iloc[0]
+    assert row["agrees"] is None and (row["SRC higher"], row["LIF higher"]) == (1, 0)
+    assert ("no consistent order across seeds (SRC > LIF): SRC minus LIF activity +0.0100, SRC higher in 1 of 2 "
+            "seeds (equal in 1)") in nb.activity_order_findings(pd.DataFrame([row]))
+    offset = mixed.assign(test_activity=[0.05, 0.03, 0.02, 0.04])  # +0.02 and -0.02: a mean gap of zero
+    row = nb.activity_order(SimpleNamespace(table=offset, history=lambda: offset.assign(epoch=1))).iloc[0]
+    assert "no consistent order across seeds" in nb.activity_order_findings(pd.DataFrame([row]))
     both = mixed.assign(test_activity=[0.05, 0.03, 0.06, 0.02])  # the SRC higher in both seeds
     order = nb.activity_order(SimpleNamespace(table=both, history=lambda: both.assign(epoch=1)))
     text = nb.activity_order_findings(order)
@@ -678,13 +686,19 @@ def test_paired_gap_compares_the_two_variants_over_shared_seeds():
     gap = nb.paired_gap(table, ["layers"], "model", "src", "lif", lambda c: paper.get((c["layers"], c["model"])))
     one, two = gap.set_index("layers").loc[1], gap.set_index("layers").loc[2]
     assert one["ours"] == pytest.approx((80 + 86) / 2 - (84 + 85) / 2)   # the unpaired seed is left out
-    assert (one["paired seeds"], one["src higher"]) == (2, 1) and one["paper"] == pytest.approx(-1.0)
+    assert (one["paired seeds"], one["src higher"], one["lif higher"]) == (2, 1, 1)
+    assert one["paper"] == pytest.approx(-1.0)
     assert one["same order"] is True
     assert two["ours"] == pytest.approx(2.0) and math.isnan(two["paper"]) and two["same order"] is None
     flipped = nb.paired_gap(table, ["layers"], "model", "lif", "src", lambda c: paper.get((c["layers"], c["model"])))
     assert flipped.set_index("layers").loc[1, ["ours", "lif higher"]].tolist() == [pytest.approx(-one["ours"]), 1]
     with pytest.raises(ValueError, match="no column"):
         nb.paired_gap(table.drop(columns="seed"), ["layers"], "model", "src", "lif", lambda c: None)
+    # a seed without a number pairs with nothing (the means are over the same seeds); a tie counts for neither
+    gaps = table.assign(test_accuracy=[80.0, float("nan"), 99.0, 84.0, 85.0, 90.0, 91.0, 90.0, 88.0])
+    gaps = nb.paired_gap(gaps, ["layers"], "model", "src", "lif", lambda c: None).set_index("layers")
+    assert gaps.loc[1, ["ours", "paired seeds", "src higher", "lif higher"]].tolist() == [-4.0, 1, 0, 1]
+    assert gaps.loc[2, ["ours", "paired seeds", "src higher", "lif higher"]].tolist() == [1.5, 2, 1, 0]
 
 
 def test_shift_probe_summary_and_empty_probe(results_tmp):

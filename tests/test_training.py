@@ -311,3 +311,27 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_empty_folder(tmp
         train(config, results_dir=tmp_path, progress=False)
     assert not ckpt.checkpoint_dir(config, tmp_path, create=False).exists()
     assert not list((tmp_path / config.experiment).glob("*.json"))
+
+
+def test_log_epochs_says_when_a_run_pauses_or_stops_early(tmp_path, capsys, monkeypatch):
+    from reprolib.training import TimeLimitReached
+    from reprolib.training.loop import _Run
+
+    config = toy_config(epochs=2, eval_before_training=True)
+    name = f"toy/{config.hash}"
+    train(config, results_dir=tmp_path, progress=False, until_epoch=1, log_epochs=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{name} epoch 0/2, val loss ") and "train loss" not in lines[0]  # untrained
+    assert lines[1].startswith(f"{name} epoch 1/2, train loss ") and len(lines) == 2
+    # the next epoch would end after the deadline: the log says so before the run pauses
+    monkeypatch.setattr(_Run, "_epoch_estimate_s", lambda self, seconds: 1e9)
+    with pytest.raises(TimeLimitReached):
+        train(config, results_dir=tmp_path, progress=False, stop_at=time.time() + 3600, log_epochs=True)
+    assert capsys.readouterr().out.splitlines() == [
+        f"{name} resumed from its checkpoint after epoch 1/2",
+        f"{name} paused after epoch 1/2: the next would end after the time limit; its checkpoint is kept"]
+    stops = toy_config(**{"model_options.nan_after_steps": 14}, nonfinite_loss="stop")  # NaN at epoch 2, batch 3
+    train(stops, results_dir=tmp_path / "nan", progress=True, log_epochs=True)  # lines above the bar as well
+    out = capsys.readouterr().out
+    assert (f"toy/{stops.hash} stopped in epoch 2/3: non-finite training loss nan at batch 3; the record keeps the "
+            "epochs before") in out and f"toy/{stops.hash} epoch 1/3, " in out

@@ -242,15 +242,16 @@ def paired_gap(table: pd.DataFrame, by: Sequence[str], pair: str, first: str, se
     minus ``second`` on the ``pair`` axis (e.g. SRC minus LIF per input and depth), in the paper and in our runs.
 
     Our gap is the difference of the two means over the seeds that both variants have (the same seed gives
-    both the same data split, so the runs pair up): ``paired seeds`` counts them, ``<first> higher`` (e.g.
-    ``src higher``) counts those where ``first`` scored higher, both as numbers for the pages that reason on them.
+    both the same data split, so the runs pair up; a seed without a number pairs with nothing): ``paired seeds``
+    counts them, ``<first> higher`` and ``<second> higher`` (e.g. ``src higher``, ``lif higher``) those where
+    that variant scored higher (ties in neither), as numbers for the pages that reason on them.
     ``reported(cell)`` is the paper's number for ``cell`` = the ``by`` values plus ``{pair: variant}``, ``None``
     where it gives none. ``same order`` says whether both gaps have the same sign (``None`` while either is
     missing). Groups where a variant has no record are left out. Raises ``ValueError`` naming a missing column.
     """
     needed = [*by, pair, "seed", metric]
     lacking = [c for c in needed if c not in table.columns]
-    columns = [*by, "paper", "ours", "paired seeds", f"{first} higher", "same order"]
+    columns = [*by, "paper", "ours", "paired seeds", f"{first} higher", f"{second} higher", "same order"]
     if table.empty:
         return pd.DataFrame(columns=columns)
     if lacking:
@@ -259,19 +260,19 @@ def paired_gap(table: pd.DataFrame, by: Sequence[str], pair: str, first: str, se
     for values, group in table.groupby(list(by), sort=False):
         cell = dict(zip(by, values if isinstance(values, tuple) else (values,)))
         # one value per seed (the mean, should another axis outside ``by`` repeat a seed)
-        a = group[group[pair] == first].groupby("seed")[metric].mean().astype(float)
-        b = group[group[pair] == second].groupby("seed")[metric].mean().astype(float)
+        a = group[group[pair] == first].groupby("seed")[metric].mean().astype(float).dropna()
+        b = group[group[pair] == second].groupby("seed")[metric].mean().astype(float).dropna()
         seeds = sorted(set(a.index) & set(b.index))
         if not seeds:
             continue
         ours = a[seeds].mean() - b[seeds].mean()
-        wins = int((a[seeds] > b[seeds]).sum())
         p_first, p_second = reported({**cell, pair: first}), reported({**cell, pair: second})
         paper = (float("nan") if p_first is None or p_second is None or is_missing(p_first) or is_missing(p_second)
                  else float(p_first) - float(p_second))
         same = None if is_missing(paper) or ours == 0 or paper == 0 else bool((ours > 0) == (paper > 0))
-        rows.append({**cell, "paper": paper, "ours": ours, "paired seeds": len(seeds), f"{first} higher": wins,
-                     "same order": same})
+        rows.append({**cell, "paper": paper, "ours": ours, "paired seeds": len(seeds),
+                     f"{first} higher": int((a[seeds] > b[seeds]).sum()),
+                     f"{second} higher": int((b[seeds] > a[seeds]).sum()), "same order": same})
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -49,13 +49,14 @@ def activity_order(runs: Runs) -> pd.DataFrame:
     (SRC more active than LIF without hidden layers, i.e. at 1 layer; less active with hidden layers). ``ours``
     is SRC minus LIF mean test activity over the seeds both have (:func:`reprolib.notebook.paired_gap`),
     ``after epoch 1`` the same gap after the first epoch (whether training made the order or the initial
-    weights did), ``paired seeds`` and ``SRC higher`` how many seeds both models have and in how many of them the
-    SRC is more active, ``agrees`` whether our order is the paper's in every paired seed (None where the seeds
-    disagree or our gap is zero). Groups without both models are left out."""
+    weights did), ``paired seeds``, ``SRC higher`` and ``LIF higher`` how many seeds both models have and in how
+    many of them each is the more active, ``agrees`` whether our order is the paper's in every paired seed (None
+    where the seeds disagree or tie). Groups without both models are left out."""
     from reprolib.notebook.findings import paired_gap  # noqa: PLC0415
 
     table = runs.table
-    columns = ["input", "layers", "paper", "ours", "paired seeds", "SRC higher", "after epoch 1", "agrees"]
+    columns = ["input", "layers", "paper", "ours", "paired seeds", "SRC higher", "LIF higher", "after epoch 1",
+               "agrees"]
     if table.empty:
         return pd.DataFrame(columns=columns)
 
@@ -69,13 +70,13 @@ def activity_order(runs: Runs) -> pd.DataFrame:
     first = history[history["epoch"] == 1]  # after one epoch of training (epoch 0, where there is one, is untrained)
     early = paired_gap(first, ["input", "layers"], "model", "src", "lif", reported=lambda cell: None,
                        metric="test_activity").set_index(["input", "layers"])["ours"]
-    gaps = gaps.rename(columns={"src higher": "SRC higher"})
+    gaps = gaps.rename(columns={"src higher": "SRC higher", "lif higher": "LIF higher"})
     gaps["paper"] = ["SRC > LIF" if int(layers) == 1 else "SRC < LIF" for layers in gaps["layers"]]
     gaps["after epoch 1"] = [early.get((i, l), float("nan")) for i, l in zip(gaps["input"], gaps["layers"])]
-    # an order holds only where every paired seed shows it: with the SRC higher in some seeds and lower in others
-    # the mean gap's sign says nothing, and ``agrees`` is None as for equal activities
-    gaps["agrees"] = [same if higher in (0, paired) else None
-                      for same, higher, paired in zip(gaps["same order"], gaps["SRC higher"], gaps["paired seeds"])]
+    # an order holds only where every paired seed shows it: with the SRC higher in some seeds and lower (or equal)
+    # in others the mean gap's sign says nothing, and ``agrees`` is None
+    gaps["agrees"] = [same if paired in (src, lif) else None for same, src, lif, paired
+                      in zip(gaps["same order"], gaps["SRC higher"], gaps["LIF higher"], gaps["paired seeds"])]
     return gaps[columns]
 
 
@@ -86,17 +87,19 @@ def activity_order_findings(order: pd.DataFrame) -> str:
     lines = []
     for row in order.to_dict("records"):
         where = f"{row['input']}, {layers_label(row['layers'])}"
-        higher, paired = int(row["SRC higher"]), int(row["paired seeds"])
+        higher, lower, paired = int(row["SRC higher"]), int(row["LIF higher"]), int(row["paired seeds"])
         every = "in the one paired seed" if paired == 1 else f"in every one of {paired} paired seeds"
-        verdict = ("no order (equal activities)" if row["ours"] == 0
-                   else "no consistent order across seeds" if 0 < higher < paired
+        verdict = ("no order (equal activities)" if higher == lower == 0
+                   else "no consistent order across seeds" if paired not in (higher, lower)
                    else "no order" if is_missing(row["agrees"])
                    else f"as in the paper {every}" if row["agrees"]
                    else f"**the opposite of the paper's order** {every}")
         early = ("" if is_missing(row["after epoch 1"])
                  else f"; {row['after epoch 1']:+.4f} after the first epoch")
+        ties = paired - higher - lower
         lines.append(f"* {where}: {verdict} ({row['paper']}): SRC minus LIF activity {row['ours']:+.4f}, "
-                     f"SRC higher in {higher} of {paired} seed{'s' if paired != 1 else ''}{early}.")
+                     f"SRC higher in {higher} of {paired} seed{'s' if paired != 1 else ''}"
+                     f"{f' (equal in {ties})' if ties else ''}{early}.")
     return "\n".join(lines)
 
 

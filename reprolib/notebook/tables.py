@@ -29,9 +29,9 @@ def value_range(values, fmt: str = "{:.3f}") -> str:
 
 
 def is_missing(value) -> bool:
-    """Whether a table cell holds no number: ``None``, NaN, or pandas' ``NA`` (the gap in a nullable integer
-    column such as a count of seeds)."""
-    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+    """Whether a table cell holds no number: ``None``, a NaN of any float type, or pandas' ``NA`` / ``NaT`` (the
+    gap in a nullable integer column such as a count of seeds, or in a date column)."""
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
 
 
 def paper_vs_ours(frame: pd.DataFrame, index: Sequence[str], paper: str = "paper", ours: str = "ours",

@@ -47,8 +47,9 @@ def add_grid_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list", action="store_true", help="list the selected configs (hash, record status) and exit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--log-epochs", action="store_true",
-                        help="print a line per finished epoch (losses, accuracies, seconds) and one on resuming: "
-                             "a readable log of a long run, where progress bars suit a terminal")
+                        help="print a line per finished epoch (losses, accuracies, seconds), and one on resuming, "
+                             "pausing or stopping early: a readable log of a long run, where progress bars suit a "
+                             "terminal (a sweep then shows no bar of its own)")
     parser.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
                         help="stop between epochs rather than run past MINUTES from now (a lent machine's command "
                              "limit); unfinished runs keep their checkpoints and the same command resumes them "

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from contextlib import nullcontext
 from typing import Any
@@ -148,10 +149,12 @@ def evaluation_pass(model, encoder, loss_fn, dataset, config: ExperimentConfig, 
 
 def epoch_line(run: str, entry: dict, epochs: int) -> str:
     """One finished epoch of a history (``entry``) as a line of a run's log: the run's name, the epoch, the
-    training loss, every accuracy (percent) and test activity it has, and its training and evaluation seconds."""
+    training and validation losses, every accuracy (percent) and the test activity it has, and its training and
+    evaluation seconds."""
     parts = [f"{run} epoch {entry['epoch']}/{epochs}"]
-    if entry.get("train_loss") is not None:
-        parts.append(f"train loss {entry['train_loss']:.4g}")
+    for split in ("train", "val"):  # the validation loss is what selection = "best_val_loss" reads
+        if entry.get(f"{split}_loss") is not None:
+            parts.append(f"{split} loss {entry[f'{split}_loss']:.4g}")
     for split in ("train", "val", "test"):
         if entry.get(f"{split}_accuracy") is not None:
             parts.append(f"{split} {100 * entry[f'{split}_accuracy']:.2f} %")
@@ -338,6 +341,7 @@ class _Run:
             return
         if bar is not None:
             bar.write(line)
+            sys.stdout.flush()  # tqdm.write does not: a log file would get the line late, or not at all if killed
         else:
             print(line, flush=True)
 
@@ -375,6 +379,7 @@ class _Run:
             self.history.append(entry)
             self._note_selection(entry)
             self.elapsed_s += time.perf_counter() - session_start
+            self._log(epoch_line(self.name, entry, config.epochs))  # the untrained network's scores
 
         last = config.epochs if until_epoch is None else min(until_epoch, config.epochs)
         epochs = range(start_epoch + 1, last + 1)
@@ -389,6 +394,8 @@ class _Run:
             if stop_at is not None and time.time() + self._epoch_estimate_s(session_epoch_s) > stop_at:
                 if bar is not None:
                     bar.close()
+                self._log(f"{self.name} paused after epoch {epoch - 1}/{config.epochs}: the next would end after "
+                          "the time limit; its checkpoint is kept")
                 raise TimeLimitReached(self.hash, epoch - 1, config.epochs, self.ckpt_dir)
             session_start = time.perf_counter()
             lr = self.optimizer.param_groups[0]["lr"]
@@ -403,6 +410,8 @@ class _Run:
                                            stop.batches, "it came before any evaluation, so nonfinite_loss = 'stop' "
                                            "has no epoch to record (eval_before_training would give one)") from None
                 self.stopped_early = stop.info
+                self._log(f"{self.name} stopped in epoch {epoch}/{config.epochs}: non-finite training loss "
+                          f"{stop.info['loss']} at batch {stop.info['batch']}; the record keeps the epochs before", bar)
                 self.elapsed_s += time.perf_counter() - session_start  # the part of the epoch it trained
                 break
             entry["epoch_time_s"] = time.perf_counter() - session_start
