@@ -126,6 +126,26 @@ def check_build(out: Path | str, overrides: dict, only: list[str] | None = None,
     return out
 
 
+def kernel_options() -> dict:
+    """papermill keyword arguments for the book's kernels: a kernel manager that gives each kernel CurveZMQ keys
+    where jupyter_client can (``transport_encryption = "auto"``: only for a kernelspec that declares support, as
+    ipykernel's does since 7.3). The kernel and its client talk over local TCP either way; with the keys that
+    traffic is encrypted, and ipykernel stops printing a warning about it at every notebook of a build. Empty
+    where the installed jupyter_client has no such setting."""
+    from jupyter_client.manager import AsyncKernelManager  # noqa: PLC0415 - papermill's own dependency
+
+    if "transport_encryption" not in AsyncKernelManager.class_trait_names():
+        return {}
+    from traitlets import default  # noqa: PLC0415
+
+    class EncryptedKernelManager(AsyncKernelManager):
+        @default("transport_encryption")
+        def _default_transport_encryption(self) -> str:
+            return "auto"
+
+    return {"kernel_manager_class": EncryptedKernelManager}
+
+
 def execute_notebooks(stage: Path, overrides: dict, only: list[str] | None = None, root: Path = REPO_ROOT,
                       log=print) -> list[Path]:
     """Execute the toc's notebooks with papermill into ``stage``; returns the executed paths."""
@@ -146,6 +166,7 @@ def execute_notebooks(stage: Path, overrides: dict, only: list[str] | None = Non
 
 def _execute_all(pm, stage: Path, overrides: dict, only, root: Path, log) -> list[Path]:
     executed = []
+    kernel = kernel_options()
     for rel in notebooks_in_toc(root):
         target = stage / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -158,7 +179,7 @@ def _execute_all(pm, stage: Path, overrides: dict, only, root: Path, log) -> lis
         start = time.perf_counter()
         try:
             pm.execute_notebook(str(root / rel), str(target), parameters=params, cwd=str(root / rel.parent),
-                                kernel_name="python3", progress_bar=False, log_output=False)
+                                kernel_name="python3", progress_bar=False, log_output=False, **kernel)
         except pm.PapermillExecutionError as err:
             raise RuntimeError(f"notebook {rel} failed in cell {err.exec_count}: {err.ename}: {err.evalue} (the "
                                f"executed copy, with the traceback, is {target})") from err

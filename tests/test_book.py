@@ -33,7 +33,8 @@ def _execute(name: str, tmp_path: Path, **parameters) -> nbformat.NotebookNode:
 
     out = tmp_path / f"{name}.ipynb"
     pm.execute_notebook(str(REPO_ROOT / "notebooks" / f"{name}.ipynb"), str(out), parameters=parameters,
-                        cwd=str(REPO_ROOT / "notebooks"), kernel_name="python3", progress_bar=False)
+                        cwd=str(REPO_ROOT / "notebooks"), kernel_name="python3", progress_bar=False,
+                        **book.kernel_options())
     return nbformat.read(out, as_version=4)
 
 
@@ -53,6 +54,25 @@ def _page_text(path: Path) -> str:
 
     text = re.sub(r"<(script|style).*?</\1>", "", path.read_text(), flags=re.S)
     return html_lib.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text)))
+
+
+def test_book_kernels_run_with_transport_encryption_and_without_its_warning(tmp_path, capfd):
+    import papermill as pm
+    from jupyter_client.manager import AsyncKernelManager
+
+    options = book.kernel_options()
+    if "transport_encryption" not in AsyncKernelManager.class_trait_names():
+        assert options == {}  # an older jupyter_client: papermill's defaults
+        return
+    assert options["kernel_manager_class"]().transport_encryption == "auto"
+    source = tmp_path / "two.ipynb"
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("print(1 + 1)")]
+    nbformat.write(notebook, source)
+    pm.execute_notebook(str(source), str(tmp_path / "out.ipynb"), kernel_name="python3", progress_bar=False,
+                        **options)
+    assert nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[0].outputs[0]["text"] == "2\n"
+    assert "without encryption" not in capfd.readouterr().err  # the kernel's own stderr is this process's
 
 
 def test_every_notebook_is_in_the_toc_and_every_toc_entry_exists():
