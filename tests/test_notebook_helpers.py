@@ -275,7 +275,7 @@ def test_reproduction_status_counts_records_per_experiment(results_tmp, monkeypa
     assert status.attrs["distinct_with_record"] == 1
     row = status.set_index("experiment").loc["sj-clock-lif-mnist"]
     assert (row["runs"], row["with record"], row["to complete"]) == (1, 1, "complete")
-    assert row["records"].startswith("scale paper · 1 seed (1 runs)")
+    assert row["records"].startswith("scale paper · 1 seed (1 run) ·")
 
 
 def test_settings_dropdown_folds_each_presets_notes():
@@ -583,11 +583,22 @@ def test_is_missing_reads_none_nan_and_pandas_na_but_not_zero():
     assert not any(nb.is_missing(v) for v in (0, 0.0, np.int64(0), "", "n/a", [None], (float("nan"),)))
 
 
+def test_for_display_spells_out_booleans_and_missing_cells():
+    table = pd.DataFrame({"gap": [0.123456, None], "agrees": [True, None], "same": [False, True],
+                          "count": pd.array([2, None], dtype="Int64"), "accuracy": [97.353333, 96.0]})
+    shown = nb.for_display(table, {"accuracy": 2})
+    assert shown.to_dict("list") == {"gap": [0.1235, "–"], "agrees": ["yes", "–"], "same": ["no", "yes"],
+                                     "count": [2, "–"], "accuracy": [97.35, 96.0]}
+    assert nb.for_display(table, 1, missing="not measured")["gap"].tolist() == [0.1, "not measured"]
+    assert table["agrees"].tolist() == [True, None]  # a copy: the table itself is left as it was
+
+
 def test_value_range_reads_one_value_or_low_to_high():
     assert nb.value_range([0.0261, 0.0279, float("nan")]) == "0.026 to 0.028"
     assert nb.value_range(pd.Series([0.0261, 0.02612])) == "0.026"  # equal to the digits shown: one number
     assert nb.value_range([-8.4, 6.0], "{:+.0f} %") == "-8 % to +6 %"
     assert nb.value_range([float("nan")]) == nb.value_range([]) == "n/a"
+    assert nb.value_range([-0.002, 0.001], "{:.2f}") == "0.00" and nb.value_range([-0.3, 2], "{:+.0f}") == "+0 to +2"
     assert [nb.layers_label(n) for n in (1, 2, 5.0)] == ["1 layer", "2 layers", "5 layers"]
     assert nb.network_label("src", 3) == "SRC, 3 layers"
 
@@ -654,10 +665,10 @@ def test_initial_activity_rebuilds_each_runs_starting_network(data_root):
 
 @pytest.mark.parametrize("src_start, lif_start, src_end, lif_end, verdict", [
     # two seeds each, values as (seed 0, seed 1)
-    ((0.020, 0.021), (0.021, 0.020), (0.05, 0.06), (0.03, 0.03), "about equally active (SRC / LIF 1.00, 2 paired "
-                                                                  "seeds), and every seed ends in the same order"),
-    ((0.010, 0.012), (0.020, 0.024), (0.01, 0.01), (0.03, 0.04), "LIF more active (SRC / LIF 0.50, 2 paired seeds) "
-                                                                  "in every seed, already the recorded order"),
+    ((0.020, 0.021), (0.021, 0.020), (0.05, 0.06), (0.03, 0.03),
+     "about equally active (SRC / LIF 1.00, 2 paired seeds: 0, 1), and every seed ends in the same order"),
+    ((0.010, 0.012), (0.020, 0.024), (0.01, 0.01), (0.03, 0.04),
+     "LIF more active (SRC / LIF 0.50, 2 paired seeds: 0, 1) in every seed, already the recorded order"),
     ((0.010, 0.012), (0.020, 0.024), (0.05, 0.06), (0.03, 0.03), "the opposite of the recorded order: training "
                                                                   "reverses it"),
     # overlapping ranges far apart on average are not 'equally active' (0.03 against 0.12)

@@ -80,8 +80,9 @@ CATALOG: dict[str, DatasetInfo] = {
         subset_note="1,000 train + 100 test of 70,000 recordings (MNIST train 0..999, test 0..99)",
         test_size=100,
         caveat=("Within every digit class the subset's test recordings sit higher on the sensor than its training "
-                "recordings, while the MNIST digits they show do not (reprolib.data.nmnist.centroid_offsets; the "
-                "SRC Table 2 page measures the offset and what it costs the trained networks)."),
+                "recordings, by more than the MNIST digits they were recorded from do "
+                "(reprolib.data.nmnist.centroid_offsets; the SRC Table 2 page measures the offset and what it costs "
+                "the trained networks)."),
     ),
     "shd": DatasetInfo(
         name="shd",

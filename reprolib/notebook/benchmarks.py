@@ -12,7 +12,7 @@ import pandas as pd
 from reprolib.notebook.notes import show_markdown
 from reprolib.notebook.parameters import read_json
 from reprolib.notebook.run_provenance import format_code_version
-from reprolib.notebook.tables import NOT_AVAILABLE
+from reprolib.notebook.tables import NOT_AVAILABLE, for_display
 from reprolib.results.provenance import cpu_text
 
 #: the columns of a record's timing rows the page shows, in this order (those a record lacks are left out)
@@ -76,7 +76,7 @@ def bench_heading(name: str, record: Mapping) -> str:
     timing = record.get("timing", {})
     return (f"### {record.get('device', name)}\n\n*{record.get('date', 'unknown date')} · "
             f"code {bench_code_version(record)} · {host}torch {record.get('torch')} · CUDA {record.get('cuda')} · "
-            f"CuPy {record.get('cupy')} · "
+            f"CuPy {record.get('cupy') or 'not installed'} · "
             f"kernel columns: {record.get('kernel_engine', 'cupy')} · "
             f"timing: {timing.get('method', '?')}, median of {timing.get('repeats', '?')}*"
             + ("\n\n**Incomplete record**: the run stopped before its last row (a time limit); the rows "
@@ -106,7 +106,9 @@ def show_bench_record(name: str, record: Mapping) -> None:
 
     show_markdown(bench_heading(name, record))
     rows = pd.DataFrame(record.get("results", []))
-    display(rows[[c for c in BENCH_COLUMNS if c in rows.columns]].dropna(axis=1, how="all").round(3))
+    # a cell left empty is a time this device did not take (SpikingJelly has only an IF/LIF node, ...)
+    display(for_display(rows[[c for c in BENCH_COLUMNS if c in rows.columns]].dropna(axis=1, how="all"), 3,
+                        missing="not measured"))
     if "speedup_vs_torch" in rows and rows["speedup_vs_torch"].notna().any():
         fig = plotting.speedup_figure(rows.dropna(subset=["speedup_vs_torch"]), str(record.get("device", name)))
         plotting.caption(fig, f"{record.get('device')} · code {bench_code_version(record)} · "
@@ -122,5 +124,5 @@ def show_bench_record(name: str, record: Mapping) -> None:
                       f"kernel work was specified ({_source_times(iterations)}): **not a number of the paper**, and not "
                       f"measured here; the other tasks have none. The paper's own training times are its Table 4, "
                       f"below.")
-        shown = iterations[[c for c in ITERATION_COLUMNS if c in iterations.columns]].round(2)
-        display(shown.astype(object).where(shown.notna(), NOT_AVAILABLE))
+        display(for_display(iterations[[c for c in ITERATION_COLUMNS if c in iterations.columns]], 2,
+                            missing=NOT_AVAILABLE))

@@ -143,7 +143,8 @@ def provenance_line(records, scale: str | None = None) -> str:
     if len(records) == 0:
         return f"scale {scale or '?'} · no run records yet"
     p = provenance(records)
-    return (f"scale {p['scale']} · {p['seeds']} seed{'s' if p['seeds'] != 1 else ''} ({p['runs']} runs) · "
+    return (f"scale {p['scale']} · {p['seeds']} seed{'s' if p['seeds'] != 1 else ''} "
+            f"({p['runs']} run{'s' if p['runs'] != 1 else ''}) · "
             f"code {p['code']} · {p['device']} · {p['date']}")
 
 

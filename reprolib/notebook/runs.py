@@ -158,7 +158,8 @@ class Runs:
         # a preset drawn from another's runs (src-activity from src-table2) finds its records in that one's folder
         folders = " or ".join(f"`results/{name}/<record>.json`"
                               for name in sorted({c.experiment for c in self.configs}))
-        return (f"```{{dropdown}} Run by run: the {len(frame)} records behind this page\n"
+        behind = "the record behind this page" if len(frame) == 1 else f"the {len(frame)} records behind this page"
+        return (f"```{{dropdown}} Run by run: {behind}\n"
                 f"Each record is {folders}; `reprolib rerun` re-trains one from its config.\n\n{body}\n```")
 
     def show_note(self) -> None:

@@ -158,14 +158,17 @@ def initial_activity(runs: Runs, samples: int = 128, seeds: Sequence[int] | None
 def _starting_order(by_model: Mapping[str, pd.DataFrame], tolerance: float) -> str:
     """One sentence: how SRC and LIF activity compare before training and whether that says what made the
     recorded order. A cause is named only where both models have two or more paired seeds and every seed shows
-    the same order, before training (where they are apart) and as recorded."""
+    the same order, before training (where they are apart) and as recorded. The sentence names the seeds: only
+    those measured untrained take part, which may be fewer than the seeds with records."""
     paired = pd.concat({model: part.set_index("seed")[["at initialisation", "as recorded"]]
                         for model, part in by_model.items()}, axis=1).dropna()
     start_src, start_lif = paired[("src", "at initialisation")], paired[("lif", "at initialisation")]
     end_higher = paired[("src", "as recorded")] > paired[("lif", "as recorded")]
     ratio = start_src.mean() / start_lif.mean() if start_lif.mean() > 0 else float("inf")
-    level = (f"about equally active (SRC / LIF {ratio:.2f}, {len(paired)} paired seeds)" if abs(ratio - 1) <= tolerance
-             else f"{'SRC' if ratio > 1 else 'LIF'} more active (SRC / LIF {ratio:.2f}, {len(paired)} paired seeds)")
+    seeds = f"{len(paired)} paired seed{'s' if len(paired) != 1 else ''}" + (
+        f": {', '.join(map(str, paired.index))}" if len(paired) else "")
+    level = (f"about equally active (SRC / LIF {ratio:.2f}, {seeds})" if abs(ratio - 1) <= tolerance
+             else f"{'SRC' if ratio > 1 else 'LIF'} more active (SRC / LIF {ratio:.2f}, {seeds})")
     if len(paired) < 2:
         return f"Before training: {level}; too few paired seeds ({len(paired)}) to say what makes the recorded order."
     if end_higher.nunique() != 1:

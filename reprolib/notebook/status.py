@@ -9,6 +9,7 @@ import pandas as pd
 from reprolib.notebook.notes import dataset_status, show_markdown, sweep_command
 from reprolib.notebook.parameters import check_choice
 from reprolib.notebook.run_provenance import code_version, provenance_line, record_info
+from reprolib.notebook.tables import for_display
 
 
 def reproduction_status(scale: str = "paper", results_dir=None) -> pd.DataFrame:
@@ -150,4 +151,4 @@ def show_published_reruns(scale: str = "paper", results_dir=None) -> None:
              "identical", "largest epoch diff (pp)", "recorded on", "recorded code",
              "rerun on", "rerun code", "rerun date", "note"]  # settings differ: long, and the columns say it
     with pd.option_context("display.max_colwidth", None):
-        display(table[shown].round(2).set_index(["label", "experiment", "config_hash"]))
+        display(for_display(table[shown], 2).set_index(["label", "experiment", "config_hash"]))

@@ -5,12 +5,16 @@ from __future__ import annotations
 import math
 from typing import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 
 NOT_AVAILABLE = "not available"
 
 NOT_RUN = "not run yet at this scale"
+
+#: what :func:`for_display` shows in a cell without a value
+NO_VALUE = "–"
 
 
 def _fmt(value: float, decimals: int) -> str:
@@ -24,7 +28,11 @@ def value_range(values, fmt: str = "{:.3f}") -> str:
     values = pd.Series(values, dtype="float64").dropna()
     if values.empty:
         return "n/a"
-    low, high = fmt.format(values.min()), fmt.format(values.max())
+
+    def shown(value: float) -> str:  # a value that rounds to zero reads as zero, never -0.00
+        return fmt.format(0.0) if fmt.format(abs(value)) == fmt.format(0.0) else fmt.format(value)
+
+    low, high = shown(values.min()), shown(values.max())
     return low if low == high else f"{low} to {high}"
 
 
@@ -32,6 +40,23 @@ def is_missing(value) -> bool:
     """Whether a table cell holds no number: ``None``, a NaN of any float type, or pandas' ``NA`` / ``NaT`` (the
     gap in a nullable integer column such as a count of seeds, or in a date column)."""
     return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
+
+
+def for_display(table: pd.DataFrame, decimals: int | Mapping[str, int] = 2, missing: str = NO_VALUE) -> pd.DataFrame:
+    """A copy of ``table`` as a page shows it: numbers rounded to ``decimals`` (one for all, or per column, the
+    others at 4), True / False as yes / no, and every cell without a value (None, NaN, pandas' NA) as ``missing``
+    instead of a Python or pandas spelling of nothing."""
+    if isinstance(decimals, Mapping):
+        rounded = table.round({column: decimals.get(column, 4) for column in table.columns})
+    else:
+        rounded = table.round(decimals)
+
+    def cell(value):
+        if isinstance(value, (bool, np.bool_)):
+            return "yes" if value else "no"
+        return missing if is_missing(value) else value
+
+    return rounded.astype(object).map(cell)
 
 
 def paper_vs_ours(frame: pd.DataFrame, index: Sequence[str], paper: str = "paper", ours: str = "ours",

@@ -6,7 +6,7 @@ and test splits with every input frame moved by ``dy`` rows (positive: down) and
 right), the vacated border filled with zeros. Nothing is trained.
 
 Why: on the N-MNIST subset the test recordings sit about 0.7 pixel higher on the sensor than the training
-recordings (:func:`reprolib.data.nmnist.centroid_offsets`), while the MNIST digits they show do not. A fully
+recordings (:func:`reprolib.data.nmnist.centroid_offsets`), by more than the MNIST digits they show. A fully
 connected network trained on 900 recordings can be sensitive to that; the probe measures how much.
 
 The result is one JSON file (``--output``, default ``results/analysis/<experiment>-<scale>-shift-probe.json``) with a
