@@ -599,6 +599,7 @@ def test_value_range_reads_one_value_or_low_to_high():
     assert nb.value_range([-8.4, 6.0], "{:+.0f} %") == "-8 % to +6 %"
     assert nb.value_range([float("nan")]) == nb.value_range([]) == "n/a"
     assert nb.value_range([-0.002, 0.001], "{:.2f}") == "0.00" and nb.value_range([-0.3, 2], "{:+.0f}") == "+0 to +2"
+    assert nb.format_number(-0.00003, "{:+.4f}") == "+0.0000" and nb.format_number(-0.00006, "{:+.4f}") == "-0.0001"
     assert [nb.layers_label(n) for n in (1, 2, 5.0)] == ["1 layer", "2 layers", "5 layers"]
     assert nb.network_label("src", 3) == "SRC, 3 layers"
 

@@ -34,7 +34,7 @@ from reprolib.notebook.run_provenance import (record_info, provenance, provenanc
                                               simulation_provenance, device_text, record_rows, earlier_sessions,
                                               session_cpus)
 from reprolib.notebook.tables import (NOT_AVAILABLE, NOT_RUN, NO_VALUE, paper_vs_ours, paper_vs_summary, ours_table,
-                                      mean_std, to_percent, is_missing, value_range, for_display)
+                                      mean_std, to_percent, is_missing, value_range, format_number, for_display)
 from reprolib.notebook.notes import (sweep_command, missing_runs_note, dataset_note, dataset_status, show_markdown,
                                      settings_dropdown, show_tables)
 from reprolib.notebook.runs import Runs, root_preset, axis_labels, axis_choices, gather_runs
@@ -65,7 +65,7 @@ __all__ = ["SCALES", "Parameters", "resolve_device", "check_choice", "check_subs
            "preset_seeds", "record_info", "provenance", "provenance_line", "code_version", "format_code_version",
            "simulation_provenance", "device_text", "record_rows", "earlier_sessions", "session_cpus", "NOT_AVAILABLE",
            "NOT_RUN", "NO_VALUE", "paper_vs_ours", "paper_vs_summary", "ours_table", "mean_std", "to_percent",
-           "is_missing", "value_range", "for_display", "sweep_command", "missing_runs_note",
+           "is_missing", "value_range", "format_number", "for_display", "sweep_command", "missing_runs_note",
            "dataset_note", "dataset_status", "show_markdown", "settings_dropdown", "show_tables", "Runs", "root_preset",
            "axis_labels", "axis_choices", "gather_runs", "convergence_epochs", "frozen_since", "still_improving",
            "accuracy_findings", "table_findings", "paired_gap", "compare_variants", "committed_probe", "probe_line",

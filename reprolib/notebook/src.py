@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 import pandas as pd
 
 from reprolib.notebook.runs import Runs
-from reprolib.notebook.tables import is_missing, value_range
+from reprolib.notebook.tables import format_number, is_missing, value_range
 
 #: our ``input`` labels of the ``src-table2`` grid -> the (dataset, encoding) of Table 2's column
 SRC_TABLE2_COLUMNS = {"mnist-rate": ("MNIST", "rate"), "mnist-latency": ("MNIST", "latency"),
@@ -436,6 +436,8 @@ FIXED_LIF_NETWORKS = {"src": "SRC (Table 2)", "lif": "LIF (Table 2: leak, thresh
                       "fixed-no-bias": "LIF, leak and threshold fixed, no bias"}
 #: the column of :func:`fixed_lif_activity` with a network's activity minus Table 2's LIF's, same seeds
 CHANGE_FROM_LEARNED = "this minus Table 2's LIF"
+#: how :func:`fixed_lif_findings` writes a difference of activities
+_SIGNED = "{:+.4f}"
 
 
 def _activity_by_seed(table: pd.DataFrame, network: str) -> pd.Series:
@@ -502,11 +504,6 @@ def fixed_lif_activity(runs: Runs, fixed: Runs) -> pd.DataFrame:
     return out
 
 
-def _signed(value: float) -> str:
-    """A signed difference to 4 decimals; one that rounds to zero reads +0.0000, never -0.0000."""
-    return f"{round(float(value), 4) or 0.0:+.4f}"
-
-
 def fixed_lif_findings(table: pd.DataFrame) -> str:
     """Markdown from :func:`fixed_lif_activity`, one line per LIF trained with fixed parameters: its activity, how
     it moved from Table 2's LIF of the same seeds, and the order of SRC and LIF seed by seed: the paper's (SRC more
@@ -521,7 +518,7 @@ def fixed_lif_findings(table: pd.DataFrame) -> str:
                 f"test accuracy {row['test accuracy (%)']:.2f} %"]
         change = row[CHANGE_FROM_LEARNED]
         if not is_missing(change):
-            said.append(f"{_signed(change)} against Table 2's LIF of the same seeds")
+            said.append(f"{format_number(change, _SIGNED)} against Table 2's LIF of the same seeds")
         paired = 0 if is_missing(row["paired seeds"]) else int(row["paired seeds"])
         if paired == 0:
             said.append("no SRC run of the same seed to compare with yet")
@@ -531,7 +528,7 @@ def fixed_lif_findings(table: pd.DataFrame) -> str:
                      else "**the opposite of the paper's order**" if lower == paired
                      else f"no consistent order (SRC higher in {higher}, lower in {lower})")
             seeds = "in the one paired seed" if paired == 1 else f"in every one of {paired} paired seeds"
-            said.append(f"SRC minus it {_signed(row['SRC minus this'])} on average; "
+            said.append(f"SRC minus it {format_number(row['SRC minus this'], _SIGNED)} on average; "
                         + (f"{order} {seeds}" if higher == paired or lower == paired
                            else f"{order} of {paired} paired seeds"))
         lines.append(f"* {row['network']}: " + "; ".join(said) + ".")

@@ -21,6 +21,12 @@ def _fmt(value: float, decimals: int) -> str:
     return f"{value:.{decimals}f}"
 
 
+def format_number(value: float, fmt: str = "{:.3f}") -> str:
+    """``value`` formatted with ``fmt``; one that rounds to zero at that precision reads as zero (``0.00``,
+    ``+0.0000``), never ``-0.00``."""
+    return fmt.format(0.0) if fmt.format(abs(value)) == fmt.format(0.0) else fmt.format(value)
+
+
 def value_range(values, fmt: str = "{:.3f}") -> str:
     """``low to high`` of ``values``, each formatted with ``fmt``; one number where both ends read the same (one
     run, or runs that agree to the digits shown); ``n/a`` where none is a number. Findings text uses it for a
@@ -28,11 +34,7 @@ def value_range(values, fmt: str = "{:.3f}") -> str:
     values = pd.Series(values, dtype="float64").dropna()
     if values.empty:
         return "n/a"
-
-    def shown(value: float) -> str:  # a value that rounds to zero reads as zero, never -0.00
-        return fmt.format(0.0) if fmt.format(abs(value)) == fmt.format(0.0) else fmt.format(value)
-
-    low, high = shown(values.min()), shown(values.max())
+    low, high = format_number(values.min(), fmt), format_number(values.max(), fmt)
     return low if low == high else f"{low} to {high}"
 
 
