@@ -713,6 +713,14 @@ def test_paired_gap_compares_the_two_variants_over_shared_seeds():
     assert gaps.loc[2, ["ours", "paired seeds", "src higher", "lif higher"]].tolist() == [1.5, 2, 1, 0]
 
 
+def test_src_minus_lif_is_paired_gap_per_input_and_depth_with_the_pages_names():
+    table = pd.DataFrame({"input": "mnist-rate", "layers": 1, "model": ["src", "lif", "src", "lif"],
+                          "seed": [0, 0, 1, 1], "test_accuracy": [97.0, 96.0, 97.5, 97.5]})
+    (row,) = nb.src_minus_lif(table, lambda cell: {"src": 97.3, "lif": 97.2}[cell["model"]]).to_dict("records")
+    assert row["ours"] == pytest.approx(0.5) and row["paper"] == pytest.approx(0.1) and row["same order"] is True
+    assert (row["paired seeds"], row["SRC higher"], row["LIF higher"]) == (2, 1, 0)
+
+
 def test_shift_probe_summary_and_empty_probe(results_tmp):
     import json as _json
     from types import SimpleNamespace

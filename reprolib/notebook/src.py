@@ -44,6 +44,16 @@ def network_label(model: str, layers: int) -> str:
     return f"{model.upper()}, {layers_label(layers)}"
 
 
+def src_minus_lif(table: pd.DataFrame, reported=lambda cell: None, metric: str = "test_accuracy") -> pd.DataFrame:
+    """SRC minus LIF per input and depth over their paired seeds: :func:`reprolib.notebook.paired_gap` on the
+    ``model`` axis, with its counts named as the pages name the networks (``SRC higher``, ``LIF higher``).
+    ``reported(cell)``: the paper's number for a cell (None where it gives none)."""
+    from reprolib.notebook.findings import paired_gap  # noqa: PLC0415
+
+    return paired_gap(table, ["input", "layers"], "model", "src", "lif", reported=reported,
+                      metric=metric).rename(columns={"src higher": "SRC higher", "lif higher": "LIF higher"})
+
+
 def activity_order(runs: Runs) -> pd.DataFrame:
     """The paper's Fig. 4 claim beside our runs, per input and depth: the paper gives no values, only the order
     (SRC more active than LIF without hidden layers, i.e. at 1 layer; less active with hidden layers). ``ours``
@@ -52,8 +62,6 @@ def activity_order(runs: Runs) -> pd.DataFrame:
     weights did), ``paired seeds``, ``SRC higher`` and ``LIF higher`` how many seeds both models have and in how
     many of them each is the more active, ``agrees`` whether our order is the paper's in every paired seed (None
     where the seeds disagree or tie). Groups without both models are left out."""
-    from reprolib.notebook.findings import paired_gap  # noqa: PLC0415
-
     table = runs.table
     columns = ["input", "layers", "paper", "ours", "paired seeds", "SRC higher", "LIF higher", "after epoch 1",
                "agrees"]
@@ -65,12 +73,10 @@ def activity_order(runs: Runs) -> pd.DataFrame:
     def paper_sign(cell) -> float:
         return 1.0 if (int(cell["layers"]) == 1) == (cell["model"] == "src") else 0.0
 
-    gaps = paired_gap(table, ["input", "layers"], "model", "src", "lif", reported=paper_sign, metric="test_activity")
+    gaps = src_minus_lif(table, paper_sign, metric="test_activity")
     history = runs.history()
     first = history[history["epoch"] == 1]  # after one epoch of training (epoch 0, where there is one, is untrained)
-    early = paired_gap(first, ["input", "layers"], "model", "src", "lif", reported=lambda cell: None,
-                       metric="test_activity").set_index(["input", "layers"])["ours"]
-    gaps = gaps.rename(columns={"src higher": "SRC higher", "lif higher": "LIF higher"})
+    early = src_minus_lif(first, metric="test_activity").set_index(["input", "layers"])["ours"]
     gaps["paper"] = ["SRC > LIF" if int(layers) == 1 else "SRC < LIF" for layers in gaps["layers"]]
     gaps["after epoch 1"] = [early.get((i, l), float("nan")) for i, l in zip(gaps["input"], gaps["layers"])]
     # an order holds only where every paired seed shows it: with the SRC higher in some seeds and lower (or equal)
