@@ -741,6 +741,19 @@ def test_shift_probe_summary_and_empty_probe(results_tmp):
     frame, line = nb.shift_probe(runs)
     assert set(frame["record"]) == {"aa", "bb"} and frame["accuracy"].max() == 95.0
     assert line.startswith("probe of 2 of 3 runs' kept weights (the selected epoch; 1 not probed) · ") and "01234567" in line
+    # run aa's rows kept from an earlier probe (its weights were not where this one ran): each probe is named
+    probe_file = results_tmp / "analysis" / "exp-paper-shift-probe.json"
+    written = probe_file.read_text()
+    carried = _json.loads(written)
+    earlier = "2026-11-01T08:00:00+00:00"
+    carried["payload"].update(carried={"aa": earlier}, earlier_probes={earlier: {
+        "git_commit": "fedcba9876543210", "device_name": "cuda", "end_time": earlier}})
+    probe_file.write_text(_json.dumps(carried))
+    _, carried_line = nb.shift_probe(runs)
+    assert carried_line.startswith("probe of 2 of 3 runs' kept weights (the selected epoch; 1 not probed): 1 probed at "
+                                   "code fedcba98")
+    assert "2026-11-01; 1 at code 01234567" in carried_line and carried_line.endswith("2026-11-30")
+    probe_file.write_text(written)
     text = nb.shift_probe_summary(frame, ["model"], name=lambda c: c["model"].upper())
     # the page's run the probe skipped is named, not left out silently (a skipped run of another page is not)
     assert text.endswith("* Not probed (no kept weights where the probe ran): SRC (seed 4).")

@@ -209,17 +209,9 @@ def test_the_activity_page_shows_what_training_moved(data_root, results_tmp):
 
 
 def test_the_page_leaves_out_probes_of_other_or_retrained_runs(data_root, results_tmp, tmp_path, monkeypatch):
-    import datetime
-    import itertools
-
     from reprolib import notebook as nb
-    from reprolib.results import provenance
 
-    # times have whole seconds and a ci run trains in under one: a clock a second further at every reading keeps
-    # 'recorded after the probe' from depending on whether a run and the probe fell in the same second
-    start, ticks = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc), itertools.count()
-    monkeypatch.setattr(provenance, "utc_now", lambda: (start + datetime.timedelta(seconds=next(ticks))).isoformat(
-        timespec="seconds"))
+    _stepping_clock(monkeypatch)
     records = [train(_activity_run("lif", seed), results_dir=results_tmp, progress=False) for seed in (0, 1)]
     path = results_tmp / "analysis" / "src-table2-ci-parameters.json"
     probe_parameters([records[1].path], path, progress=False)  # seed 1 only
@@ -260,3 +252,89 @@ def test_the_page_leaves_out_probes_of_other_or_retrained_runs(data_root, result
     assert line.endswith(" · not probed: 2 trained again after the probe")
     assert nb.learned_parameter_findings(table) == ""
     assert later.hash not in path.read_text()
+
+
+def _stepping_clock(monkeypatch):
+    # times have whole seconds and a ci run trains in under one: a clock a second further at every reading keeps
+    # 'recorded after the probe' from depending on whether a run and the probe fell in the same second
+    import datetime
+    import itertools
+
+    from reprolib.results import provenance
+
+    start, ticks = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc), itertools.count()
+    monkeypatch.setattr(provenance, "utc_now", lambda: (start + datetime.timedelta(seconds=next(ticks))).isoformat(
+        timespec="seconds"))
+
+
+def test_a_refreshed_probe_keeps_what_an_earlier_one_measured_of_runs_whose_weights_are_gone(
+        data_root, results_tmp, monkeypatch):
+    from reprolib import notebook as nb
+
+    _stepping_clock(monkeypatch)
+    first, second = (train(_activity_run("lif", seed), results_dir=results_tmp, progress=False) for seed in (0, 1))
+    path = results_tmp / "analysis" / "src-table2-ci-parameters.json"
+    probe_parameters([first.path, second.path], path, progress=False)
+    before = json.loads(path.read_text())["payload"]
+    assert before["carried"] == {} and before["earlier_probes"] == {}
+    # the machine that trained seed 0 is gone with its checkpoints; seed 2 lands elsewhere and the probe is refreshed
+    shutil.rmtree(results_tmp / "src-table2" / ".ckpt" / first.hash)
+    third = train(_activity_run("lif", 2), results_dir=results_tmp, progress=False)
+    probe_parameters([first.path, second.path, third.path], path, progress=False, skip_missing=True)
+    after = json.loads(path.read_text())["payload"]
+    assert [run["record"] for run in after["runs"]] == [first.hash, second.hash, third.hash]  # the input's order
+    assert after["runs"][0] == before["runs"][0] and after["skipped_without_weights"] == []
+    first_probe = before["provenance"]["end_time"]
+    assert after["carried"] == {first.hash: first_probe}
+    assert after["earlier_probes"] == {first_probe: before["provenance"]}
+    # the page names each probe with the runs it measured
+    table, line = nb.learned_parameters(_page_runs(nb, results_tmp, seeds=[0, 1, 2]))
+    assert set(table["seed"]) == {0, 1, 2}
+    assert line.startswith("probe of 3 of 3 runs' kept weights (the selected epoch): 1 probed at code ")
+    assert "; 2 at code " in line and "not probed" not in line
+    # refreshed again where seed 1's weights are gone too: seed 0's row keeps the first probe's provenance
+    shutil.rmtree(results_tmp / "src-table2" / ".ckpt" / second.hash)
+    probe_parameters([first.path, second.path, third.path], path, progress=False, skip_missing=True)
+    again = json.loads(path.read_text())["payload"]
+    second_probe = after["provenance"]["end_time"]
+    assert again["carried"] == {first.hash: first_probe, second.hash: second_probe}
+    assert again["earlier_probes"] == {first_probe: before["provenance"], second_probe: after["provenance"]}
+    _, line = nb.learned_parameters(_page_runs(nb, results_tmp, seeds=[0, 1, 2]))
+    assert line.count(" probed at code ") == 2 and "; 1 at code " in line
+    # a row of another run of the config (here: another end time) is not carried; the record is listed instead
+    data = json.loads(path.read_text())
+    data["payload"]["runs"][0]["record_end_time"] = "2099-01-01T00:00:00+00:00"
+    path.write_text(json.dumps(data))
+    probe_parameters([first.path, third.path], path, progress=False, skip_missing=True)
+    last = json.loads(path.read_text())["payload"]
+    assert last["skipped_without_weights"] == [first.hash] and last["carried"] == {}
+    assert [run["record"] for run in last["runs"]] == [third.hash]
+
+
+def test_a_probe_refuses_to_replace_a_file_it_cannot_keep_rows_from(data_root, results_tmp, tmp_path):
+    kept, gone = (train(_activity_run("lif", seed), results_dir=results_tmp, progress=False) for seed in (0, 1))
+    shutil.rmtree(results_tmp / "src-table2" / ".ckpt" / gone.hash)
+    out = tmp_path / "probe.json"
+    for text, match in (("not json", "is there but is not a probe file"),
+                        ('{"payload": {"kind": "shift-probe", "experiment": "src-table2", "scale": "ci", '
+                         '"provenance": {}, "runs": []}}', "holds a shift-probe of src-table2 at scale ci, not a "
+                                                          "parameter-probe of src-table2 at scale ci"),
+                        ('{"payload": {"kind": "parameter-probe", "experiment": "src-table2", "scale": "ci"}}',
+                         "is there but is not a probe file")):
+        out.write_text(text)
+        with pytest.raises(ValueError, match=match):
+            probe_parameters([kept.path, gone.path], out, progress=False, skip_missing=True)
+        assert out.read_text() == text  # nothing written
+
+
+def test_rows_written_before_probes_stated_the_record_end_time_are_matched_on_time_and_epoch():
+    from reprolib.training.probe_files import _same_run
+
+    record = SimpleNamespace(provenance={"end_time": "2026-12-01T10:00:00+00:00"}, final={"selected_epoch": 100})
+    probe = {"start_time": "2026-12-02T08:00:00+00:00"}
+    assert _same_run({"selected_epoch": 100}, record, probe)
+    assert not _same_run({"selected_epoch": 99}, record, probe)  # another epoch's weights
+    assert not _same_run({"selected_epoch": 100}, record, {"start_time": "2026-11-30T08:00:00+00:00"})  # run after
+    assert not _same_run({"selected_epoch": 100}, record, {})
+    assert _same_run({"record_end_time": "2026-12-01T10:00:00+00:00", "selected_epoch": 1}, record, {})
+    assert not _same_run({"record_end_time": "2026-12-03T10:00:00+00:00", "selected_epoch": 100}, record, probe)

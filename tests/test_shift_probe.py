@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -89,6 +90,22 @@ def test_probe_refuses_runs_without_kept_weights(data_root, results_tmp):
     payload = json.loads(out.read_text())["payload"]
     assert {r["record"] for r in payload["rows"]} == {other.hash}
     assert payload["skipped_without_weights"] == [record.hash]
+    assert {r["record_end_time"] for r in payload["rows"]} == {other.provenance["end_time"]}  # which run of it
+    # refreshed where neither run's weights are kept but a third's are: the other's rows stay, at the same shifts only
+    third = train(get_configs("src-table2", "ci", seeds=[2], input="nmnist", layers=1, model="lif")[0],
+                  results_dir=results_tmp, progress=False)
+    shutil.rmtree(results_tmp / "src-table2" / ".ckpt" / other.hash)
+    with pytest.raises(ValueError, match=r"holds a probe at shifts \[\(0, 0\)\], not \[\(0, 0\), \(1, 0\)\]"):
+        probe_records([record.path, other.path, third.path], [(0, 0), (1, 0)], out, results_dir=results_tmp,
+                      progress=False, skip_missing=True)
+    assert json.loads(out.read_text())["payload"] == payload  # nothing written
+    probe_records([record.path, other.path, third.path], [(0, 0)], out, results_dir=results_tmp, progress=False,
+                  skip_missing=True)
+    refreshed = json.loads(out.read_text())["payload"]
+    assert [r for r in refreshed["rows"] if r["record"] == other.hash] == payload["rows"]
+    assert {r["record"] for r in refreshed["rows"]} == {other.hash, third.hash}
+    assert refreshed["carried"] == {other.hash: payload["provenance"]["end_time"]}
+    assert refreshed["skipped_without_weights"] == [record.hash]
 
 
 def test_probe_refuses_stale_or_unreadable_weights_before_evaluating(data_root, results_tmp, monkeypatch):

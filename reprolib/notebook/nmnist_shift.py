@@ -77,7 +77,7 @@ def shift_probe(runs: Runs, results_dir=None) -> tuple[pd.DataFrame, str] | None
     frame.attrs["not_probed"] = [  # plain records: pandas compares attrs when it concatenates frames
         {**row, "reason": "no kept weights where the probe ran" if row["config_hash"] in skipped
          else "recorded after the probe"} for row in missing.to_dict("records")]
-    return frame, probe_line(payload, len(probed), len(scope), left_out=len(frame.attrs["not_probed"]))
+    return frame, probe_line(payload, len(probed), len(scope), left_out=len(frame.attrs["not_probed"]), shown=probed)
 
 
 def shift_probe_summary(frame: pd.DataFrame, by: Sequence[str], name: Callable[[dict], str]) -> str:

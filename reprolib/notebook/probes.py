@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pandas as pd
 
@@ -39,10 +40,26 @@ def committed_probe(runs: Runs, probe: str, results_dir=None) -> tuple[dict, pd.
     return payload, runs.table[["config_hash", *runs.axes]].rename(columns={"config_hash": "record"})
 
 
-def probe_line(payload: dict, probed: int, of: int, what: str = "runs'", left_out: int | None = None) -> str:
+def probe_line(payload: dict, probed: int, of: int, what: str = "runs'", left_out: int | None = None,
+               shown=()) -> str:
     """The caption of a probe's table or figure: how many of the page's runs it read (``probed`` of ``of``
-    ``what`` kept weights, ``left_out`` named where given), and the probe's own code version, device and date."""
-    info = record_info({"provenance": payload["provenance"], "scale": payload.get("scale")})
-    return (f"probe of {probed} of {of} {what} kept weights (the selected epoch"
-            + (f"; {left_out} not probed" if left_out else "") + f") · code {info['code']} · {info['device']} · "
-            f"{info['date']}")
+    ``what`` kept weights, ``left_out`` named where given), and the probe's own code version, device and date.
+    Where some of the ``shown`` records' rows were measured by an earlier probe (the file keeps them when the
+    runs' weights are not where it was refreshed: ``carried``), each probe is named with its count."""
+    head = (f"probe of {probed} of {of} {what} kept weights (the selected epoch"
+            + (f"; {left_out} not probed" if left_out else "") + ")")
+    carried = payload.get("carried") or {}
+    by_probe = Counter(carried[record] for record in set(shown) if record in carried)
+    if not by_probe:
+        return f"{head} · {_made_by(payload['provenance'], payload)}"
+    parts = [f"{count} probed at {_made_by(payload['earlier_probes'][probe], payload)}"
+             for probe, count in sorted(by_probe.items())]
+    now = probed - sum(by_probe.values())
+    if now:
+        parts.append(f"{now} at {_made_by(payload['provenance'], payload)}")
+    return f"{head}: " + "; ".join(parts)
+
+
+def _made_by(provenance: dict, payload: dict) -> str:
+    info = record_info({"provenance": provenance, "scale": payload.get("scale")})
+    return f"code {info['code']} · {info['device']} · {info['date']}"

@@ -375,7 +375,7 @@ def _probe_caption(payload: Mapping, recorded: pd.DataFrame, shown: set, outdate
                   else "not given to the probe")
         reasons[reason] = reasons.get(reason, 0) + 1
     why = "; ".join(f"{n} {reason}" for reason, n in reasons.items())
-    return probe_line(payload, len(shown), len(recorded)) + (f" · not probed: {why}" if why else "")
+    return probe_line(payload, len(shown), len(recorded), shown=shown) + (f" · not probed: {why}" if why else "")
 
 
 def learned_parameter_findings(table: pd.DataFrame) -> str:

@@ -14,7 +14,9 @@ ones (a bias vector, a learnable threshold: at most :data:`FULL_VALUES` numbers)
 frozen parameters are included and marked (``trainable``), so that a frozen readout shows as unchanged.
 
 ``--skip-missing`` probes the records whose weights are kept here and lists the others in the file (a results
-folder that holds runs trained on several machines); ``--compare-with DIR`` says, per run, whether its history is
+folder that holds runs trained on several machines); where the output file is already there, the rows it holds
+of those other runs are kept, with the provenance of the probe that measured them
+(:func:`~reprolib.training.probe_files.earlier_rows`); ``--compare-with DIR`` says, per run, whether its history is
 that of the record of the same config in ``DIR`` (for re-runs of committed records).
 
 The result is one JSON file (``--output``, default ``results/analysis/<experiment>-<scale>-parameters.json``),
@@ -105,6 +107,7 @@ def probe_parameters(paths: Sequence[str | Path], output: str | Path | None = No
     records, experiment, scale, output, started = probe_files.start_probe(
         paths, "probe-parameters", output, default_output, compare_with)
     kept, missing = probe_files.read_kept_weights(records, results_dir, skip_missing)  # before any model is built
+    earlier = probe_files.earlier_rows(output, "parameter-probe", experiment, scale, missing, "runs")
     rows = []
     for i, (record, (blob, weights)) in enumerate(kept, 1):  # the file is written only once every run is measured
         if progress:
@@ -127,8 +130,9 @@ def probe_parameters(paths: Sequence[str | Path], output: str | Path | None = No
                      "silent_input": {"initial": initial[1], "learned": silent_input_response(model, record.config)},
                      "committed": (probe_files.against_committed(record, compare_with) if compare_with is not None
                                    else None)})
+    content = probe_files.with_earlier_rows(rows, earlier, records)
     return probe_files.write_probe(output, "parameter-probe", experiment, scale, started, torch.device("cpu"),
-                                   runs=rows, skipped_without_weights=sorted(r.hash for r in missing))
+                                   runs=content.pop("rows"), **content)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -1,14 +1,17 @@
 """What the probes of trained runs share (``probe-shift``, ``probe-resonators``, ``probe-parameters``): the model a
 record's run started from, the folder its kept weights are in, whether a re-run repeated the committed record,
-and the analysis file they write, with the probe's provenance."""
+the rows an earlier probe wrote for runs whose weights are not here, and the analysis file they write, with the
+probe's provenance."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable, NamedTuple
 
-__all__ = ["start_probe", "starting_model", "weights_root", "read_kept_weights", "check_compare_with",
-           "against_committed", "write_probe",
+__all__ = ["start_probe", "starting_model", "weights_root", "read_kept_weights",
+           "EarlierRows", "earlier_rows", "with_earlier_rows",
+           "check_compare_with", "against_committed", "write_probe",
            "add_probe_arguments", "run_probe_command"]
 
 
@@ -70,6 +73,80 @@ def read_kept_weights(records, results_dir=None, skip_missing: bool = False,
     return kept, missing
 
 
+class EarlierRows(NamedTuple):
+    """What :func:`earlier_rows` keeps of the probe file a probe is about to replace."""
+    rows: list  # the earlier file's rows of the runs kept
+    carried: dict  # record hash -> the id (end time) of the probe that measured it
+    probes: dict  # that id -> the provenance of that probe
+    missing: list  # the records with neither kept weights here nor a row of their run in the earlier file
+
+
+def earlier_rows(output: Path, kind: str, experiment: str, scale: str, missing, rows_key: str,
+                 check: Callable[[dict], None] | None = None) -> EarlierRows:
+    """The rows that the probe file already at ``output`` holds for the runs of ``missing`` (records whose kept
+    weights are not here), so that a probe refreshed on another machine, e.g. after new runs landed, keeps what an
+    earlier probe measured where those runs were trained; their weights are not committed and a machine's
+    checkpoint folders do not outlive it. A row is kept only where it is of the record's own run
+    (:func:`_same_run`), with the provenance of the probe that measured it (``carried``, ``probes``; a row
+    carried before keeps its first probe's). ``check(payload)`` raises ``ValueError`` where the earlier probe
+    measured something else (the shift probe: other shifts). Read and checked before anything is probed: a file
+    that is not a probe of ``kind``, ``experiment`` and ``scale`` is a ``ValueError`` naming it."""
+    output = Path(output)
+    if not missing or not output.is_file():
+        return EarlierRows([], {}, {}, list(missing))
+    try:
+        payload = json.loads(output.read_text())["payload"]
+        found = (payload.get("kind"), payload.get("experiment"), payload.get("scale"))
+        own = payload["provenance"]
+        earlier_probes, carried_before, rows_before = (payload.get("earlier_probes", {}), payload.get("carried", {}),
+                                                       payload[rows_key])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"{output} is there but is not a probe file ({type(error).__name__}: {error}); the probe "
+                         "would replace it and keep its rows of runs whose weights are not here: move it or name "
+                         "another --output") from error
+    if found != (kind, experiment, scale):
+        raise ValueError(f"{output} holds a {found[0]} of {found[1]} at scale {found[2]}, not a {kind} of "
+                         f"{experiment} at scale {scale}: name another --output")
+    if check is not None:
+        check(payload)
+    own_id = str(own.get("end_time"))
+    rows, carried, probes, still_missing = [], {}, {}, []
+    for record in missing:
+        probe_id = carried_before.get(record.hash, own_id)
+        made_by = own if probe_id == own_id else earlier_probes.get(probe_id)
+        of_run = [row for row in rows_before if isinstance(row, dict) and row.get("record") == record.hash
+                  and made_by is not None and _same_run(row, record, made_by)]
+        if of_run:
+            rows += of_run
+            carried[record.hash] = probe_id
+            probes[probe_id] = made_by
+        else:
+            still_missing.append(record)
+    return EarlierRows(rows, carried, probes, still_missing)
+
+
+def with_earlier_rows(rows: list, earlier: EarlierRows, records) -> dict:
+    """The content of a probe file: ``rows`` measured now and ``earlier``'s, in the order of ``records`` (the
+    probe's input; a stable order keeps the committed file's diffs small), the records left without a row, and
+    which rows an earlier probe measured."""
+    position = {record.hash: i for i, record in enumerate(records)}
+    return {"rows": sorted(rows + earlier.rows, key=lambda row: position[row["record"]]),
+            "skipped_without_weights": sorted(record.hash for record in earlier.missing),
+            "carried": earlier.carried, "earlier_probes": earlier.probes}
+
+
+def _same_run(row: dict, record, made_by: dict) -> bool:
+    """Whether a probe row measured ``record``'s run, not an earlier or later run of the same config (each writes
+    the same record file): the record's end time where the row states it; for rows written before probes stated
+    it, a run that had ended before that probe (``made_by``: its provenance) began, with the epoch it selected."""
+    ended = record.provenance.get("end_time")
+    if "record_end_time" in row:
+        return row["record_end_time"] == ended
+    started = made_by.get("start_time")
+    return (bool(ended) and bool(started) and str(ended) <= str(started)
+            and row.get("selected_epoch") == record.final.get("selected_epoch"))
+
+
 def check_compare_with(compare_with) -> None:
     """``--compare-with`` must name a folder (checked before anything is probed)."""
     if compare_with is not None and not Path(compare_with).is_dir():
@@ -124,8 +201,9 @@ def add_probe_arguments(parser, probe: str, results_default: str = "the folder e
                                  "its records): say per run whether its history is identical to that record's")
     if skip_missing:
         parser.add_argument("--skip-missing", action="store_true",
-                            help="probe the records whose weights are kept here and list the others in the file "
-                                 "(default: a record without weights is an error)")
+                            help="probe the records whose weights are kept here; of the others, keep the rows that "
+                                 "the output file already holds (measured where they were trained) and list the "
+                                 "rest in the file (default: a record without weights is an error)")
     parser.add_argument("--no-progress", action="store_true", help="no progress lines")
 
 

@@ -120,14 +120,17 @@ def probe_records(paths: Sequence[str | Path], shifts: Sequence[tuple[int, int]]
     """Run :func:`shifted_accuracy` for every record in ``paths`` (all of one experiment and scale) and write
     the rows with their provenance to ``output``. Every record, and its weights, are checked before the first
     one is evaluated; a record whose weights are missing is an error (a partial table would not say which runs
-    it left out) unless ``skip_missing``, which probes the others and lists the skipped records in the file.
+    it left out) unless ``skip_missing``, which probes the others, keeps the rows that a probe already at
+    ``output`` wrote of the skipped runs (:func:`~reprolib.training.probe_files.earlier_rows`; at the same shifts)
+    and lists the rest in the file.
     Each weights file is read when checked and again when evaluated, and its sha256 must not change in between:
     the hash in the file is that of the evaluated weights. Weights are read from ``results_dir`` (default: the
     folder each record sits in, as the other probes do)."""
     from reprolib.results import provenance  # noqa: PLC0415
     from reprolib.results.records import read_records_of_one_kind  # noqa: PLC0415
     from reprolib.training import checkpoint as ckpt  # noqa: PLC0415
-    from reprolib.training.probe_files import read_kept_weights, weights_root, write_probe  # noqa: PLC0415
+    from reprolib.training.probe_files import (earlier_rows, read_kept_weights, weights_root,  # noqa: PLC0415
+                                               with_earlier_rows, write_probe)
     from reprolib.training.build import resolve_device  # noqa: PLC0415
     from reprolib.training.rerun import rerun_config  # noqa: PLC0415
 
@@ -135,10 +138,11 @@ def probe_records(paths: Sequence[str | Path], shifts: Sequence[tuple[int, int]]
     # every file is read and checked (readable, the record's epoch) before any evaluation; only its hash is kept
     kept, missing = read_kept_weights(records, results_dir, skip_missing,
                                       keep=lambda blob, weights: hashlib.sha256(blob).hexdigest())
-    skipped = sorted(r.hash for r in missing)
     torch_device = resolve_device(device)
     output = check_output_file(output if output is not None else default_output(experiment, scale))
     _check_frames(records[0].config, shifts)
+    earlier = earlier_rows(output, "shift-probe", experiment, scale, missing, "rows",
+                           check=lambda payload: _check_same_shifts(payload, shifts, output))
     rows = []
     started = provenance.utc_now()
     for i, (record, checked) in enumerate(kept, 1):
@@ -152,10 +156,22 @@ def probe_records(paths: Sequence[str | Path], shifts: Sequence[tuple[int, int]]
         config = rerun_config(record, device=str(torch_device))  # a backend that runs on this device
         for row in shifted_accuracy(config, shifts, weights, device=str(torch_device)):
             rows.append({"record": record.hash, "seed": record.config.seed,
+                         # which run of the config was probed: a later run of it writes the same record file
+                         "record_end_time": record.provenance.get("end_time"),
                          "selected_epoch": record.final["selected_epoch"],
                          "weights_sha256": checked, "backend": config.backend, **row})
     return write_probe(output, "shift-probe", experiment, scale, started, torch_device,
-                       shifts=[list(s) for s in shifts], rows=rows, skipped_without_weights=skipped)
+                       shifts=[list(s) for s in shifts], **with_earlier_rows(rows, earlier, records))
+
+
+def _check_same_shifts(payload: dict, shifts, output) -> None:
+    """The rows of an earlier probe at ``output`` are kept only where it measured the same shifts: a table with
+    some runs at other shifts would compare nothing."""
+    earlier = [tuple(s) for s in payload.get("shifts", [])]
+    if earlier != [tuple(s) for s in shifts]:
+        raise ValueError(f"{output} holds a probe at shifts {earlier}, not {[tuple(s) for s in shifts]}: its rows of "
+                         "runs whose weights are not here would be kept beside the new ones; probe the same shifts "
+                         "or name another --output")
 
 
 def _parse_shifts(text: str) -> list[tuple[int, int]]:
