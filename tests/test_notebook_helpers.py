@@ -752,7 +752,12 @@ def test_shift_probe_summary_and_empty_probe(results_tmp):
     _, carried_line = nb.shift_probe(runs)
     assert carried_line.startswith("probe of 2 of 3 runs' kept weights (the selected epoch; 1 not probed): 1 probed at "
                                    "code fedcba98")
-    assert "2026-11-01; 1 at code 01234567" in carried_line and carried_line.endswith("2026-11-30")
+    assert "2026-11-01; 1 at code 01234567" in carried_line and carried_line.endswith("2026-11-30 (the latest probe)")
+    # both shown runs carried: the latest probe is still named, as what was not probed is said of it
+    carried["payload"]["carried"]["bb"] = earlier
+    probe_file.write_text(_json.dumps(carried))
+    assert nb.shift_probe(runs)[1].endswith("2 probed at code fedcba98 · cuda · 2026-11-01; 0 at code 01234567 · cpu · "
+                                            "2026-11-30 (the latest probe)")
     probe_file.write_text(written)
     text = nb.shift_probe_summary(frame, ["model"], name=lambda c: c["model"].upper())
     # the page's run the probe skipped is named, not left out silently (a skipped run of another page is not)

@@ -141,3 +141,17 @@ def test_nmnist_subset_test_recordings_sit_higher_than_training_ones(data_root):
     rows = range(34)
     mean_row = {k: sum(r * f for r, f in zip(rows, p)) for k, p in profiles.items()}
     assert mean_row["test"] - mean_row["train"] == pytest.approx(overall["offset y"], abs=1e-6)
+
+
+def test_rows_without_the_record_end_time_are_its_runs_only_where_the_unmoved_test_accuracy_is_recorded():
+    from types import SimpleNamespace
+
+    from reprolib.training.shift_probe import _unmoved_as_recorded
+
+    record = SimpleNamespace(final={"test_accuracy": 0.9712})
+    rows = [{"split": "test", "dy": 0, "dx": 0, "accuracy": 0.9712},
+            {"split": "test", "dy": 1, "dx": 0, "accuracy": 0.9},
+            {"split": "val", "dy": 0, "dx": 0, "accuracy": 0.95}]
+    assert _unmoved_as_recorded(rows, record)
+    assert not _unmoved_as_recorded(rows, SimpleNamespace(final={"test_accuracy": 0.9713}))  # another run's weights
+    assert not _unmoved_as_recorded(rows[1:], record)  # nothing to compare: not kept

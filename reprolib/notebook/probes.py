@@ -54,9 +54,10 @@ def probe_line(payload: dict, probed: int, of: int, what: str = "runs'", left_ou
         return f"{head} · {_made_by(payload['provenance'], payload)}"
     parts = [f"{count} probed at {_made_by(payload['earlier_probes'][probe], payload)}"
              for probe, count in sorted(by_probe.items())]
+    # the latest probe is named even where it measured none of these runs: what a caption says was not probed
+    # ("recorded after the probe", "no kept weights where the probe ran") is about that one
     now = probed - sum(by_probe.values())
-    if now:
-        parts.append(f"{now} at {_made_by(payload['provenance'], payload)}")
+    parts.append(f"{now} at {_made_by(payload['provenance'], payload)} (the latest probe)")
     return f"{head}: " + "; ".join(parts)
 
 

@@ -15,7 +15,7 @@ frozen parameters are included and marked (``trainable``), so that a frozen read
 
 ``--skip-missing`` probes the records whose weights are kept here and lists the others in the file (a results
 folder that holds runs trained on several machines); where the output file is already there, the rows it holds
-of those other runs are kept, with the provenance of the probe that measured them
+of those other runs are kept where they are of the same run, with the provenance of the probe that measured them
 (:func:`~reprolib.training.probe_files.earlier_rows`); ``--compare-with DIR`` says, per run, whether its history is
 that of the record of the same config in ``DIR`` (for re-runs of committed records).
 
@@ -101,7 +101,9 @@ def probe_parameters(paths: Sequence[str | Path], output: str | Path | None = No
     experiment and scale) to ``output``. Weights are read from ``results_dir`` (default: the folder each record
     sits in). Every record, its model and its kept weights are checked before anything is written: weights kept
     for another epoch than the record selected (a stale checkpoint), or unreadable, are an error; missing weights
-    are an error too, unless ``skip_missing`` (the record is then listed in the file, not probed)."""
+    are an error too, unless ``skip_missing``: the record then keeps the row of its own run that the file already
+    at ``output`` holds (:func:`~reprolib.training.probe_files.earlier_rows`), or without one is listed in the
+    file, not probed."""
     from reprolib.training import probe_files  # noqa: PLC0415
 
     records, experiment, scale, output, started = probe_files.start_probe(

@@ -82,46 +82,52 @@ class EarlierRows(NamedTuple):
 
 
 def earlier_rows(output: Path, kind: str, experiment: str, scale: str, missing, rows_key: str,
-                 check: Callable[[dict], None] | None = None) -> EarlierRows:
+                 check: Callable[[dict], None] | None = None,
+                 agrees: Callable[[list, object], bool] | None = None) -> EarlierRows:
     """The rows that the probe file already at ``output`` holds for the runs of ``missing`` (records whose kept
     weights are not here), so that a probe refreshed on another machine, e.g. after new runs landed, keeps what an
     earlier probe measured where those runs were trained; their weights are not committed and a machine's
     checkpoint folders do not outlive it. A row is kept only where it is of the record's own run
-    (:func:`_same_run`), with the provenance of the probe that measured it (``carried``, ``probes``; a row
-    carried before keeps its first probe's). ``check(payload)`` raises ``ValueError`` where the earlier probe
-    measured something else (the shift probe: other shifts). Read and checked before anything is probed: a file
-    that is not a probe of ``kind``, ``experiment`` and ``scale`` is a ``ValueError`` naming it."""
+    (:func:`_same_run`; for rows written before probes stated the record's end time, also where
+    ``agrees(rows, record)``: what the probe measured matches the record), with the provenance of the probe that
+    measured it (``carried``, ``probes``; a row carried before keeps its first probe's). Where a row is kept,
+    ``check(payload)`` raises ``ValueError`` if the earlier probe measured something else (the shift probe: other
+    shifts). Read and checked before anything is probed: an existing file that is not a probe of ``kind``,
+    ``experiment`` and ``scale`` is a ``ValueError`` naming it, as the probe would replace it."""
     output = Path(output)
-    if not missing or not output.is_file():
+    if not output.is_file():
         return EarlierRows([], {}, {}, list(missing))
+    problem = ("is there but is not a probe file ({}); the probe would replace it, keeping its rows of runs whose "
+               "weights are not here: move it or name another --output")
     try:
         payload = json.loads(output.read_text())["payload"]
         found = (payload.get("kind"), payload.get("experiment"), payload.get("scale"))
         own = payload["provenance"]
         earlier_probes, carried_before, rows_before = (payload.get("earlier_probes", {}), payload.get("carried", {}),
                                                        payload[rows_key])
+        own_id = str(own.get("end_time"))
+        unknown = sorted({probe for probe in carried_before.values() if probe != own_id} - set(earlier_probes))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        raise ValueError(f"{output} is there but is not a probe file ({type(error).__name__}: {error}); the probe "
-                         "would replace it and keep its rows of runs whose weights are not here: move it or name "
-                         "another --output") from error
+        raise ValueError(f"{output} " + problem.format(f"{type(error).__name__}: {error}")) from error
+    if unknown:
+        raise ValueError(f"{output} " + problem.format(f"rows carried from probes it does not describe: {unknown}"))
     if found != (kind, experiment, scale):
         raise ValueError(f"{output} holds a {found[0]} of {found[1]} at scale {found[2]}, not a {kind} of "
                          f"{experiment} at scale {scale}: name another --output")
-    if check is not None:
-        check(payload)
-    own_id = str(own.get("end_time"))
     rows, carried, probes, still_missing = [], {}, {}, []
     for record in missing:
         probe_id = carried_before.get(record.hash, own_id)
-        made_by = own if probe_id == own_id else earlier_probes.get(probe_id)
-        of_run = [row for row in rows_before if isinstance(row, dict) and row.get("record") == record.hash
-                  and made_by is not None and _same_run(row, record, made_by)]
-        if of_run:
+        made_by = own if probe_id == own_id else earlier_probes[probe_id]
+        of_run = [row for row in rows_before if isinstance(row, dict) and row.get("record") == record.hash]
+        if of_run and all(_same_run(row, record, made_by) for row in of_run) and (
+                agrees is None or any("record_end_time" in row for row in of_run) or agrees(of_run, record)):
             rows += of_run
             carried[record.hash] = probe_id
             probes[probe_id] = made_by
         else:
             still_missing.append(record)
+    if rows and check is not None:
+        check(payload)
     return EarlierRows(rows, carried, probes, still_missing)
 
 
@@ -141,7 +147,7 @@ def _same_run(row: dict, record, made_by: dict) -> bool:
     it, a run that had ended before that probe (``made_by``: its provenance) began, with the epoch it selected."""
     ended = record.provenance.get("end_time")
     if "record_end_time" in row:
-        return row["record_end_time"] == ended
+        return bool(ended) and row["record_end_time"] == ended
     started = made_by.get("start_time")
     return (bool(ended) and bool(started) and str(ended) <= str(started)
             and row.get("selected_epoch") == record.final.get("selected_epoch"))

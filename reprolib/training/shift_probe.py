@@ -142,7 +142,8 @@ def probe_records(paths: Sequence[str | Path], shifts: Sequence[tuple[int, int]]
     output = check_output_file(output if output is not None else default_output(experiment, scale))
     _check_frames(records[0].config, shifts)
     earlier = earlier_rows(output, "shift-probe", experiment, scale, missing, "rows",
-                           check=lambda payload: _check_same_shifts(payload, shifts, output))
+                           check=lambda payload: _check_same_shifts(payload, shifts, output),
+                           agrees=_unmoved_as_recorded)
     rows = []
     started = provenance.utc_now()
     for i, (record, checked) in enumerate(kept, 1):
@@ -162,6 +163,15 @@ def probe_records(paths: Sequence[str | Path], shifts: Sequence[tuple[int, int]]
                          "weights_sha256": checked, "backend": config.backend, **row})
     return write_probe(output, "shift-probe", experiment, scale, started, torch_device,
                        shifts=[list(s) for s in shifts], **with_earlier_rows(rows, earlier, records))
+
+
+def _unmoved_as_recorded(rows: list[dict], record) -> bool:
+    """Whether a probe's rows of a run give, with the test inputs unmoved, the test accuracy its record states
+    (the same weights on the same data): how rows written before probes stated the record's end time are told to
+    be of that record's run rather than of another run of its config."""
+    unmoved = [row["accuracy"] for row in rows
+               if row.get("split") == "test" and (row.get("dy"), row.get("dx")) == (0, 0)]
+    return bool(unmoved) and all(accuracy == record.final.get("test_accuracy") for accuracy in unmoved)
 
 
 def _check_same_shifts(payload: dict, shifts, output) -> None:
@@ -193,7 +203,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_probe_arguments(parser, "shift-probe", skip_missing=True)
     parser.add_argument("--shifts", default="0,-1,1",
                         help="dy or dy:dx pixel shifts, comma-separated (default 0,-1,1: rows only; positive dy "
-                             "moves down; a list that starts negative needs '=': --shifts=-1,0,1)")
+                             "moves down; a list that starts negative needs '=': --shifts=-1,0,1); to keep an "
+                             "existing output file's rows of runs whose weights are not here, its own shifts")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
 
 
