@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,3 +138,28 @@ def test_full_nmnist_reads_tonics_layout(data_root, tmp_path, monkeypatch, priva
     assert x.shape == (200, 2, 34, 34)
     source = full.files[0].resolve()
     assert np.array_equal(x.numpy(), hand_count(source)) and y == int(full.files[0].parent.name)
+
+
+# A Jupyter kernel as tqdm.autonotebook tells one (ipykernel's shell imported), without ipywidgets: where it warns
+_KERNEL_WITHOUT_WIDGETS = ("import sys, types, warnings\nimport IPython\n"
+                           "sys.modules['ipykernel.zmqshell'] = types.ModuleType('ipykernel.zmqshell')\n"
+                           "sys.modules['ipywidgets'] = None\n")
+
+
+def _widget_notices(statement: str) -> int:
+    script = (_KERNEL_WITHOUT_WIDGETS + "with warnings.catch_warnings(record=True) as caught:\n"
+              "    warnings.simplefilter('always')\n"
+              f"    {statement}\n"
+              "print(sum('IProgress not found' in str(w.message) for w in caught))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    return int(done.stdout.split()[-1])
+
+
+def test_tonic_is_imported_without_tqdms_widget_notice():
+    # a book page reading N-MNIST in such a kernel showed tqdm's "IProgress not found" (Tonic imports tqdm.auto)
+    assert _widget_notices("import tonic") == 1
+    one_event = "np.zeros(1, dtype=[('x', '<i8'), ('y', '<i8'), ('t', '<i8'), ('p', '<i8')])"
+    assert _widget_notices(f"import numpy as np; from reprolib.data.nmnist import frame_events; "
+                           f"frame_events({one_event}, 2)") == 0
+    assert _widget_notices("from reprolib.data.base import import_tonic; import_tonic()") == 0

@@ -3,9 +3,23 @@
 
 from __future__ import annotations
 
+import warnings
+
 from torch.utils.data import Dataset
 
 from .splits import check_split, check_val_fraction, split_indices
+
+
+def import_tonic():
+    """Import Tonic and return it, where a data set needs it (``import reprolib`` does not). Tonic imports
+    ``tqdm.auto``, which in a Jupyter kernel without ipywidgets warns "IProgress not found" although nothing here
+    draws a Tonic bar; a book page whose first Tonic import happened in a cell showed that notice in its output.
+    The notice is raised once per process, at that first import, so every module here that uses Tonic calls this
+    before its ``from tonic... import``."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import tonic  # noqa: PLC0415  (imports tonic.datasets, .io, .transforms and their tqdm.auto)
+    return tonic
 
 
 def check_positive_int(name: str, value) -> int:

@@ -191,6 +191,9 @@ def _check_nmnist_subset(info: DatasetInfo, root: Path) -> tuple[int, str]:
 
 
 def _check_nmnist(info: DatasetInfo, root: Path) -> tuple[int, str]:
+    from .base import import_tonic  # noqa: PLC0415
+
+    import_tonic()
     from tonic.datasets import NMNIST
     from tonic.download_utils import check_md5
 

@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # pandas is imported where a table is built
     import pandas
 
 from . import resolve_root
-from .base import SplitDataset, check_positive_int
+from .base import SplitDataset, check_positive_int, import_tonic
 from .catalog import CATALOG
 from .checksums import EXPECTED_SHA256, ChecksumMismatchError, DatasetNotFoundError, verify_file
 
@@ -48,6 +48,7 @@ SUBSET_FOLDER = "N-MNIST-subset"
 
 def read_events(data: bytes) -> np.ndarray:
     """Events of one N-MNIST recording (structured x, y, t [µs], p) via Tonic's reader."""
+    import_tonic()
     from tonic.datasets import NMNIST as TonicNMNIST
     from tonic.io import read_mnist_file
 
@@ -56,6 +57,7 @@ def read_events(data: bytes) -> np.ndarray:
 
 def frame_events(events: np.ndarray, n_time_bins: int = 200) -> np.ndarray:
     """Tonic's ``ToFrame(sensor_size=(34, 34, 2), n_time_bins)``: int16 counts ``[n_time_bins, 2, 34, 34]``."""
+    import_tonic()
     from tonic.transforms import ToFrame
 
     if len(events) == 0:
@@ -64,6 +66,7 @@ def frame_events(events: np.ndarray, n_time_bins: int = 200) -> np.ndarray:
 
 
 def _frame_cache_path(digest: str, n_time_bins: int) -> Path:
+    import_tonic()
     import tonic
 
     # The key names everything the frames depend on: the recording's bytes, the bin count and Tonic's framing code.
@@ -204,6 +207,7 @@ def tonic_cache() -> Path:
 
 def _tonic_layout_complete(save_to: Path, train: bool) -> bool:
     """Tonic's own existence check for NMNIST (zip present and >= 10,000 extracted .bin files)."""
+    import_tonic()
     from tonic.datasets import NMNIST as TonicNMNIST
 
     location = save_to / "NMNIST"
@@ -223,6 +227,7 @@ class NMNIST(_FrameDataset):
     """Full N-MNIST (60,000 / 10,000) in Tonic's layout under ``<root>/NMNIST`` (see module doc)."""
 
     def _recordings(self, root, split_seed: int, download: bool):
+        import_tonic()
         from tonic.datasets import NMNIST as TonicNMNIST
 
         train = self.split != "test"

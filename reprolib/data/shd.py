@@ -27,7 +27,7 @@ import torch
 from reprolib.paths import cache_dir
 
 from . import resolve_root
-from .base import SplitDataset, check_positive_int
+from .base import SplitDataset, check_positive_int, import_tonic
 from .catalog import CATALOG
 from .checksums import DatasetNotFoundError
 
@@ -36,6 +36,7 @@ N_CHANNELS = 700
 
 def _tonic_reader(h5_path: Path):
     """A Tonic HSD reader bound to one local file, built without Tonic's download-on-init constructor."""
+    import_tonic()
     from tonic.dataset import Dataset as TonicDataset
     from tonic.datasets.hsd import HSD
 
@@ -93,6 +94,7 @@ class SHD(SplitDataset):
         if self.path is None:
             if not download:
                 raise DatasetNotFoundError(CATALOG["shd"].missing_message(data_root, [f"SHD/{file_name}"]))
+            import_tonic()
             from tonic.datasets import SHD as TonicSHD
 
             TonicSHD(save_to=str(cache_dir("tonic")), train=split != "test")  # explicit opt-in download

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Callable, Sequence
 
 import pandas as pd
@@ -40,9 +39,7 @@ def show_nmnist_offsets(runs: Runs | None = None, root=None) -> None:
     from reprolib import plotting  # noqa: PLC0415
 
     try:
-        with warnings.catch_warnings():  # tqdm's notice about widgets, raised when Tonic imports it in a kernel
-            warnings.filterwarnings("ignore", message="IProgress not found")
-            table = centroid_offsets(root)
+        table = centroid_offsets(root)  # Tonic imported without tqdm's widget notice (reprolib.data.base)
     except DatasetNotFoundError as error:
         show_markdown(dataset_note("nmnist-subset", "missing") + f"\n\n({str(error).splitlines()[0]})")
         return
