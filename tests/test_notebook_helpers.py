@@ -438,6 +438,43 @@ def test_table_findings_say_what_bounds_each_comparison():
     assert "not run" in table_findings(pd.DataFrame(), ["input"], lambda c: 1.0, str)
 
 
+def test_unstable_drops_count_falls_beyond_the_test_sets_sampling():
+    from reprolib.notebook import unstable_drops
+
+    accuracy = {1: 0.86, 2: 0.90, 3: 0.915, 4: 0.90, 5: 0.60, 6: 0.85, 7: 0.93, 8: 0.90}
+    history = [{"epoch": 0, "test_accuracy": 0.95}] + [{"epoch": e, "test_accuracy": a} for e, a in accuracy.items()]
+    drops = unstable_drops(history, 10_000)
+    # 1.5 pp at epoch 4 is under 2 pp; epoch 0 (untrained, when recorded) is not a fall of training
+    assert [e for e, _ in drops] == [5, 8] and abs(drops[0][1] - 0.30) < 1e-9
+    # on 100 samples four standard errors are about 17 pp at epoch 8 and 24.5 pp at epoch 5: only the 30 pp fall counts
+    assert [e for e, _ in unstable_drops(history, 100)] == [5]
+    assert unstable_drops(history, 100, z=0.0) == unstable_drops(history, 10_000, z=0.0)  # min_drop alone
+    assert unstable_drops([{"epoch": 1, "test_accuracy": 0.9}], 10_000) == []
+    with pytest.raises(ValueError, match="test_size = 0 is not allowed"):
+        unstable_drops(history, 0)
+
+
+def test_findings_name_runs_whose_accuracy_fell_between_epochs():
+    from reprolib.notebook import table_findings
+
+    steady = [{"epoch": e, "test_accuracy": 0.90 + 0.001 * e} for e in range(1, 21)]
+    dipping = [dict(h, test_accuracy=0.70 if h["epoch"] in (6, 20) else h["test_accuracy"]) for h in steady]
+    table = pd.DataFrame([{"dataset": "mnist", "input": "mnist", "seed": 0, "test_accuracy": 70.0,
+                           "selected_epoch": 20, "history": dipping},
+                          {"dataset": "mnist", "input": "mnist", "seed": 1, "test_accuracy": 92.0,
+                           "selected_epoch": 20, "history": steady}])
+    text = table_findings(table, ["input"], lambda c: 97.0, lambda c: c["input"])
+    assert ("In 1 of 2 runs the test accuracy fell from one epoch to the next by more than 2 pp and by more than "
+            "four binomial standard errors of the 10,000-sample test set (seed 0: 2 times, first at epoch 6, the "
+            "largest 21.90 pp at epoch 20; its best epoch (19) scored 91.90 %, the epoch it reports (20) 70.00 %)"
+            ) in text
+    # a run that reports its best epoch says no more than the falls
+    table.loc[0, "selected_epoch"] = 19
+    assert "(seed 0: 2 times, first at epoch 6, the largest 21.90 pp at epoch 20)" in table_findings(
+        table, ["input"], lambda c: 97.0, lambda c: c["input"])
+    assert "fell from one epoch" not in table_findings(table.iloc[1:], ["input"], lambda c: 97.0, str)
+
+
 def test_still_improving_measures_the_gain_of_the_last_eighth():
     from reprolib.notebook import still_improving
 

@@ -38,8 +38,8 @@ from reprolib.notebook.tables import (NOT_AVAILABLE, NOT_RUN, NO_VALUE, paper_vs
 from reprolib.notebook.notes import (sweep_command, missing_runs_note, dataset_note, dataset_status, show_markdown,
                                      settings_dropdown, show_tables)
 from reprolib.notebook.runs import Runs, root_preset, axis_labels, axis_choices, gather_runs
-from reprolib.notebook.findings import (convergence_epochs, frozen_since, still_improving, accuracy_findings,
-                                        table_findings, paired_gap, compare_variants)
+from reprolib.notebook.findings import (convergence_epochs, frozen_since, still_improving, unstable_drops,
+                                        accuracy_findings, table_findings, paired_gap, compare_variants)
 from reprolib.notebook.probes import committed_probe, probe_line
 from reprolib.notebook.nmnist_shift import split_gap, show_nmnist_offsets, shift_probe, shift_probe_summary
 from reprolib.notebook.brf import (BRF_TASKS, brf_neurons, brf_runs, sop_ratio, task_status_table, show_task_notes,
@@ -69,7 +69,8 @@ __all__ = ["SCALES", "Parameters", "resolve_device", "check_choice", "check_subs
            "is_missing", "value_range", "format_number", "for_display", "sweep_command", "missing_runs_note",
            "dataset_note", "dataset_status", "show_markdown", "settings_dropdown", "show_tables", "Runs", "root_preset",
            "axis_labels", "axis_choices", "gather_runs", "convergence_epochs", "frozen_since", "still_improving",
-           "accuracy_findings", "table_findings", "paired_gap", "compare_variants", "committed_probe", "probe_line",
+           "unstable_drops", "accuracy_findings", "table_findings", "paired_gap", "compare_variants",
+           "committed_probe", "probe_line",
            "split_gap", "show_nmnist_offsets",
            "shift_probe", "shift_probe_summary", "BRF_TASKS", "brf_neurons", "brf_runs", "sop_ratio",
            "task_status_table", "show_task_notes", "tasks_provenance", "BRF_TABLE1_COLUMNS", "BRF_TABLE1_KEYS",

@@ -88,6 +88,63 @@ def still_improving(history: Sequence[Mapping], key: str = "test_accuracy", wind
     return gain if gain > threshold else None
 
 
+def unstable_drops(history: Sequence[Mapping], test_size: int, key: str = "test_accuracy", z: float = 4.0,
+                   min_drop: float = 0.02) -> list[tuple[int, float]]:
+    """``(epoch, drop)`` for every epoch at which ``key`` (a fraction, measured on a split of ``test_size``
+    samples) fell from the epoch before by more than ``min_drop`` and by more than ``z`` standard errors of the
+    difference of two binomial proportions on that split, ``sqrt(2 p (1 - p) / test_size)``.
+
+    A trained network's accuracy moves a little from epoch to epoch; a fall this large on a split this size is not
+    the sampling of the split but the training knocking the network off what it had learnt (a loss spike). On a
+    small split (100 samples: several pp per standard error) only large falls count."""
+    if not (isinstance(test_size, int) and test_size > 0):
+        raise ValueError(f"test_size = {test_size!r} is not allowed; expected a positive number of samples")
+    values = [(h["epoch"], h[key]) for h in history if h.get("epoch", 0) > 0 and h.get(key) is not None]
+    drops = []
+    for (_, before), (epoch, after) in zip(values, values[1:]):
+        p = min(max((before + after) / 2, 0.0), 1.0)
+        if before - after > max(min_drop, z * math.sqrt(2 * p * (1 - p) / test_size)):
+            drops.append((epoch, before - after))
+    return drops
+
+
+def _unstable_text(group: pd.DataFrame) -> str:
+    """The runs of ``group`` whose test accuracy fell sharply between epochs (:func:`unstable_drops`), each with
+    how often, where first and most, and how far the epoch it reports (``selected_epoch``; the last where not
+    recorded) sits below its best: a run that reports an epoch in a dip reports less than it had reached."""
+    from reprolib.data.catalog import CATALOG  # noqa: PLC0415
+
+    if "dataset" not in group or "history" not in group:
+        return ""
+    selected = group["selected_epoch"] if "selected_epoch" in group else [None] * len(group)
+    parts, sizes = [], set()
+    for seed, dataset, history, reported in zip(group["seed"], group["dataset"], group["history"], selected):
+        info = CATALOG.get(str(dataset))
+        drops = unstable_drops(history, info.test_size) if info is not None and info.test_size else []
+        if not drops:
+            continue
+        sizes.add(info.test_size)
+        worst = max(drops, key=lambda d: d[1])
+        times = f"{len(drops)} time{'s' if len(drops) != 1 else ''}"
+        part = (f"seed {seed}: {times}, first at epoch {drops[0][0]}, the largest {100 * worst[1]:.2f} pp at epoch "
+                f"{worst[0]}")
+        scored = {h["epoch"]: h["test_accuracy"] for h in history
+                  if h.get("epoch", 0) > 0 and h.get("test_accuracy") is not None}
+        best_epoch = max(scored, key=scored.get)
+        reported = max(scored) if is_missing(reported) else int(reported)
+        if reported in scored and scored[best_epoch] > scored[reported]:
+            part += (f"; its best epoch ({best_epoch}) scored {100 * scored[best_epoch]:.2f} %, the epoch it reports "
+                     f"({reported}) {100 * scored[reported]:.2f} %")
+        parts.append(part)
+    if not parts:
+        return ""
+    size_text = " / ".join(f"{size:,}" for size in sorted(sizes))
+    return (f" In {len(parts)} of {len(group)} runs the test accuracy fell from one epoch to the next by more than "
+            f"2 pp and by more than four binomial standard errors of the {size_text}-sample test set "
+            f"({'; '.join(parts)}): more than the test set's sampling can explain, the training knocked the network "
+            "off what it had learnt.")
+
+
 def _miss(name: str, group: pd.DataFrame, reported: float, reported_std: float | None) -> tuple[bool, str]:
     """``(within, text)`` for one cell: ``within`` when the mean test accuracy of ``group`` (percent) is within
     the paper's std (1 pp where it gives none), with ``text`` the short note for the "within" list; else the
@@ -108,8 +165,8 @@ def _miss(name: str, group: pd.DataFrame, reported: float, reported_std: float |
 
 def _run_signs(group: pd.DataFrame) -> str:
     """What the runs' histories say about a miss: training stopped at a non-finite loss (config
-    ``nonfinite_loss = "stop"``), hidden activity frozen (:func:`frozen_since`), or still improving at the last
-    epoch (:func:`still_improving`)."""
+    ``nonfinite_loss = "stop"``), hidden activity frozen (:func:`frozen_since`), sharp falls of the test accuracy
+    between epochs (:func:`unstable_drops`), or still improving at the last epoch (:func:`still_improving`)."""
     text, n = "", len(group)
     if "stopped_early" in group:
         stopped = [(seed, dict(info), selected) for seed, info, selected
@@ -132,6 +189,7 @@ def _run_signs(group: pd.DataFrame) -> str:
         text += (f" In {len(settled)} of {n} runs the hidden activity stops changing only after the run fits its "
                  f"training set ({which}): the loss has no gradient left to give, which says nothing about the "
                  "neurons.")
+    text += _unstable_text(group)
     stuck = {seed for seed, _ in frozen + settled}
     slow = [(seed, gain) for seed, gain in zip(group["seed"], map(still_improving, group["history"]))
             if gain is not None and seed not in stuck]
