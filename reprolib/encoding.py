@@ -196,9 +196,13 @@ class LatencyEncoder(Encoder):
                 "lower tau or set normalize=True."
             )
         spikes = torch.zeros((self.num_steps, *x.shape), dtype=x.dtype, device=x.device)
-        spikes.scatter_(0, times.unsqueeze(0), 1.0)
         if self.clip:
-            spikes = spikes * (x >= self.threshold).to(x.dtype)  # pixels below threshold stay silent
+            # pixels below threshold stay silent: their "spike" is a 0 written at their time. Scattering the mask
+            # gives the same tensor as scattering ones and then multiplying by the mask, without a second pass over
+            # all T steps (on a CPU that product took a fifth of a training step of the 1-layer latency networks)
+            spikes.scatter_(0, times.unsqueeze(0), (x >= self.threshold).to(x.dtype).unsqueeze(0))
+        else:
+            spikes.scatter_(0, times.unsqueeze(0), 1.0)
         return self._finish(spikes)
 
 

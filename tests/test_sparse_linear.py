@@ -63,6 +63,33 @@ def test_the_cpp_csr_builder_recovers_when_the_sampled_density_falls_short():
         assert torch.equal(a.values(), b.values())
 
 
+@pytest.mark.skipif(not cpu.cpp_available(), reason="no C++ compiler: the PyTorch CSR builder is the only one")
+def test_the_cpp_csr_builder_grows_its_buffers_as_often_as_it_must():
+    # dense rows where the density sample does not look (it reads every third row here) and only near the end:
+    # each resumed pass estimates the rest from the rows so far and falls short again, as the burst of spikes
+    # that a latency code puts in a few time steps can make it
+    x = _events(1000, 50, density=0.001, seed=4)
+    late = torch.arange(1000) >= 700
+    x[late & (torch.arange(1000) % 3 != 0)] = _events(200, 50, density=0.95, seed=5)
+    assert sparse.estimated_density(x) < 0.01
+    calls = []
+    lib = sparse._csr_library()
+
+    class Counting:
+        def csr_one_pass(self, *args):
+            calls.append(args[-1])
+            return lib.csr_one_pass(*args)
+
+        def __getattr__(self, name):
+            return getattr(lib, name)
+
+    got, want = sparse._sparse_rows_cpp(Counting(), x, True), sparse._sparse_rows_torch(x, True)
+    assert len(calls) > 2 and calls[0] == 0 and calls == sorted(calls)  # resumed, never from the start again
+    for a, b in zip(got, want):
+        assert torch.equal(a.crow_indices(), b.crow_indices()) and torch.equal(a.col_indices(), b.col_indices())
+        assert torch.equal(a.values(), b.values())
+
+
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("input_grad", [False, True])
 def test_event_linear_matches_dense_linear_and_its_gradients(bias, input_grad):

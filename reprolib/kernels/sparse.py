@@ -4,8 +4,8 @@ An N-MNIST batch binned to 200 steps is a ``[T * B, 2312]`` matrix with under 1 
 hidden spikes of those networks are sparser still. On a CPU, the dense GEMMs of the first layer (forward and
 weight gradient) were about 60 % of a training step (measured once, 3ff493a, 2026-11-30) of the two-layer N-MNIST networks (0.7 s of 1.2 s, batch
 64, one thread). Stored as CSR, the same two products take 0.07 s. Building the CSR of ``x`` and of ``x^T``
-from the dense batch with PyTorch operators (``nonzero``, ``argsort``) cost 0.16 s; a two-pass C++ builder
-(row counts, then the fill, the transpose by counting sort) does it in one read of the batch per pass, and PyTorch's
+from the dense batch with PyTorch operators (``nonzero``, ``argsort``) cost 0.16 s; a C++ builder (one read of the
+batch into buffers sized from a sample of rows, the transpose by counting sort) does it faster, and PyTorch's
 builder remains where no C++ compiler exists (measured on the 2-core development machine; ``reprolib bench``
 does not cover this path).
 
@@ -44,34 +44,22 @@ def sparse_rows(x2d: Tensor, transpose: bool = True) -> tuple[Tensor, Tensor | N
 _CSR_SOURCE = r"""
 #include <stdint.h>
 #include <string.h>
-// CSR of x [M, K] (row-major float32) in one pass into buffers sized from a sampled density (the exact row counts,
-// a vectorisable pass, only when that estimate falls short); the transpose by counting sort over the nnz entries.
-extern "C" long long csr_count(const float* x, long long M, long long K, long long* crow) {
-    long long nnz = 0;
-    crow[0] = 0;
-    for (long long r = 0; r < M; ++r) {
-        const float* row = x + r * K;
-        long long count = 0;
-        for (long long c = 0; c < K; ++c) count += row[c] != 0.0f;
-        nnz += count;
-        crow[r + 1] = nnz;
-    }
-    return nnz;
-}
+// CSR of x [M, K] (row-major float32) in one pass into buffers sized from a sampled density, grown and resumed
+// where that estimate falls short; the transpose by counting sort over the nnz entries.
 
-// One pass: row r's entries go to cols / vals from crow[r]; returns nnz, or -1 as soon as a row would not fit in
-// `capacity` (the caller then counts exactly and calls again). Blocks of 8 zero words (event data is ~97-99 % zeros)
-// are skipped; in the others the non-zero lanes are taken from a bit mask, without a branch per element.
+// One pass from row r0 (rows before it done, crow[0..r0] set): row r's entries go to cols / vals from crow[r].
+// Returns nnz, or -(r + 1) as soon as row r would not fit in `capacity`: rows before r are done, and the caller
+// grows the buffers and calls again from r. Blocks of 8 zero words (event data is ~97-99 % zeros) are skipped; in
+// the others the non-zero lanes are taken from a bit mask, without a branch per element.
 extern "C" long long csr_one_pass(const float* x, long long M, long long K, long long* crow, long long* cols,
-                                  float* vals, long long capacity) {
-    long long p = 0;
-    crow[0] = 0;
-    for (long long r = 0; r < M; ++r) {
+                                  float* vals, long long capacity, long long r0) {
+    long long p = crow[r0];
+    for (long long r = r0; r < M; ++r) {
         const float* row = x + r * K;
         if (p + K > capacity) {  // the row might not fit: count it
             long long need = 0;
             for (long long c = 0; c < K; ++c) need += row[c] != 0.0f;
-            if (p + need > capacity) return -1;
+            if (p + need > capacity) return -(r + 1);
         }
         long long c = 0;
         for (; c + 8 <= K; c += 8) {
@@ -119,8 +107,7 @@ def _csr_library():
         return None
     ptr, i64 = ctypes.c_void_p, ctypes.c_longlong
     return dispatch.load_library(_CSR_SOURCE, "csr_", {
-        "csr_count": (i64, [ptr, i64, i64, ptr]),
-        "csr_one_pass": (i64, [ptr, i64, i64, ptr, ptr, ptr, i64]),
+        "csr_one_pass": (i64, [ptr, i64, i64, ptr, ptr, ptr, i64, i64]),
         "csr_transpose": (None, [ptr, ptr, ptr, i64, i64, ptr, ptr, ptr]),
     })
 
@@ -128,16 +115,27 @@ def _csr_library():
 def _sparse_rows_cpp(lib, x2d: Tensor, transpose: bool) -> tuple[Tensor, Tensor | None]:
     M, K = x2d.shape
     x = x2d.contiguous()
-    crow = torch.empty(M + 1, dtype=torch.int64)
-    # one pass into buffers with room for 30 % more entries than the sampled density predicts (and one full row);
-    # if the sample fell short, count exactly (a second pass) and fill again
+    crow = torch.zeros(M + 1, dtype=torch.int64)
+    # one pass into buffers with room for 30 % more entries than the sampled density predicts (and one full row).
+    # Where the sample fell short (latency codes put most spikes in a few time steps, which evenly spaced rows can
+    # miss), the buffers grow and the pass goes on from the row that did not fit: one read of the batch either way.
+    # Counting first and filling again cost two more reads, the whole builder of a latency-coded MNIST batch.
     capacity = min(M * K, int(estimated_density(x) * M * K * 1.3) + K)
     cols, vals = torch.empty(capacity, dtype=torch.int64), torch.empty(capacity, dtype=torch.float32)
-    nnz = lib.csr_one_pass(x.data_ptr(), M, K, crow.data_ptr(), cols.data_ptr(), vals.data_ptr(), capacity)
-    if nnz < 0:
-        capacity = lib.csr_count(x.data_ptr(), M, K, crow.data_ptr())
-        cols, vals = torch.empty(capacity, dtype=torch.int64), torch.empty(capacity, dtype=torch.float32)
-        nnz = lib.csr_one_pass(x.data_ptr(), M, K, crow.data_ptr(), cols.data_ptr(), vals.data_ptr(), capacity)
+    row = 0
+    while True:
+        nnz = lib.csr_one_pass(x.data_ptr(), M, K, crow.data_ptr(), cols.data_ptr(), vals.data_ptr(), capacity, row)
+        if nnz >= 0:
+            break
+        # rows before `row` are in the buffers: room for the rest at the density so far, at least twice as much
+        # as before (capacity >= K, so the row that did not fit fits now; doubling bounds the copies)
+        row = -nnz - 1
+        done = int(crow[row])
+        rest = int(1.3 * done / max(row * K, 1) * (M - row) * K)
+        capacity = min(M * K, max(done + rest, 2 * capacity))
+        grown_cols, grown_vals = torch.empty(capacity, dtype=torch.int64), torch.empty(capacity, dtype=torch.float32)
+        grown_cols[:done], grown_vals[:done] = cols[:done], vals[:done]
+        cols, vals = grown_cols, grown_vals
     cols, vals = cols[:nnz], vals[:nnz]
     x_csr = torch.sparse_csr_tensor(crow, cols, vals, (M, K), check_invariants=False)
     if not transpose:

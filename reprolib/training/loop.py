@@ -30,6 +30,7 @@ from reprolib.results.records import Record, find_record, write_record
 from reprolib.training import checkpoint as ckpt
 from reprolib.training.build import (build_model, build_parts, derived_seed, evaluation_set, resolve_device,
                                      split_subset)
+from reprolib.training.host_memory import keep_freed_host_memory
 from reprolib.training.schedules import build_optimizer, build_scheduler
 
 CHECKPOINT_FORMAT = 1
@@ -220,7 +221,8 @@ class _Run:
         self.provenance = provenance.collect(self.device, config.scale)
         # how this session computes (a resumed run keeps each earlier session's in earlier_sessions)
         self.provenance.update(start_time=provenance.utc_now(), resumed_from_epoch=0, sessions=1,
-                               backend=config.backend, flush_denormal=config.flush_denormal)
+                               backend=config.backend, flush_denormal=config.flush_denormal,
+                               host_memory=keep_freed_host_memory())
         self.ckpt_dir = ckpt.checkpoint_dir(config, results_dir)
 
     # -- checkpoint ------------------------------------------------------------------------------------
@@ -265,7 +267,7 @@ class _Run:
         earlier = list(previous.get("earlier_sessions", []))
         earlier.append({key: previous.get(key) for key in ("git_commit", "git_dirty", "reprolib_source_sha256",
                                                             "device_name", "cpu", "host", "reprolib_version",
-                                                            "backend", "flush_denormal")}
+                                                            "backend", "flush_denormal", "host_memory")}
                        | {"until_epoch": state["epoch"]})
         self.provenance.update(start_time=previous["start_time"], resumed_from_epoch=state["epoch"],
                                sessions=previous.get("sessions", 1) + 1, earlier_sessions=earlier)
