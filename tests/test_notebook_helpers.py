@@ -1052,3 +1052,43 @@ def test_fixed_lif_activity_pairs_each_variant_with_table2_runs_of_the_same_seed
     assert nb.fixed_lif_findings(nb.fixed_lif_activity(empty, empty)) == ""
     with pytest.raises(ValueError, match=r"has no column \['lif_parameters'\]"):
         compare(fixed.drop(columns="lif_parameters"))
+
+
+def test_leak_clamp_note_names_lif_runs_whose_leak_reached_the_clamp():
+    from reprolib.notebook import leak_clamp_note
+
+    def rows(seed, beta, threshold, model="lif", layers=1):
+        base = {"input": "mnist-latency", "layers": layers, "model": model, "seed": seed, "layer": 1, "ratio": 1.0}
+        return [{**base, "quantity": "leak beta", "initial": 0.99, "learned": beta},
+                {**base, "quantity": "threshold", "initial": 1.0, "learned": threshold}]
+
+    moved = pd.DataFrame(rows(0, 1.007, 0.157) + rows(1, 0.95, 2.0) + rows(0, 1.2, 3.0, model="src"))
+    group = pd.DataFrame({"seed": [0, 1]})
+    note = leak_clamp_note((moved, "caption"))
+    text = note({"input": "mnist-latency", "layers": 1, "model": "lif"}, group)
+    assert text == (" The parameter probe of the runs' kept weights (the activity page's; probed: seeds 0, 1) finds "
+                    "the learned leak beta at or above 1 in 1 of 2 (beta 1.007): the neuron uses it as 1, no leak "
+                    "left, and the clamp passes no gradient back; the threshold of those went from 1.00 to 0.16.")
+    # only the cell's own seeds count, the SRC has no leak to clamp, and no probe (or no clamped run) says nothing
+    assert note({"input": "mnist-latency", "layers": 1, "model": "lif"}, pd.DataFrame({"seed": [1]})) == ""
+    assert note({"input": "mnist-latency", "layers": 1, "model": "src"}, group) == ""
+    assert note({"input": "mnist-rate", "layers": 1, "model": "lif"}, group) == ""
+    assert leak_clamp_note(None)({"input": "mnist-latency", "layers": 1, "model": "lif"}, group) == ""
+
+
+def test_table_findings_append_what_explain_adds_to_a_miss():
+    from reprolib.notebook import table_findings
+
+    history = [{"epoch": e, "test_accuracy": 0.9} for e in range(1, 5)]
+    table = pd.DataFrame([{"dataset": "mnist", "input": "mnist", "seed": 0, "test_accuracy": 90.0,
+                           "history": history}, {"dataset": "mnist", "input": "fmnist", "seed": 0,
+                                                 "test_accuracy": 97.0, "history": history}])
+    seen = []
+
+    def explain(cell, group):
+        seen.append(cell["input"])
+        return f" Seeds: {list(group['seed'])}."
+
+    text = table_findings(table, ["input"], lambda c: 97.0, lambda c: c["input"], explain=explain)
+    assert text.splitlines()[0].endswith("more than 1 pp. Seeds: [0].")
+    assert seen == ["mnist"]  # a cell within 1 pp is not explained

@@ -248,7 +248,7 @@ def accuracy_findings(runs: Mapping[str, Runs], paper: pd.DataFrame, released: p
 
 
 def table_findings(table: pd.DataFrame, by: Sequence[str], reported: Callable[[dict], float | None],
-                   name: Callable[[dict], str]) -> str:
+                   name: Callable[[dict], str], explain: Callable[[dict, pd.DataFrame], str] | None = None) -> str:
     """Markdown bullets, computed from the records, for every cell of a paper's table that gives no std (1 pp is
     the tolerance): the cells whose mean test accuracy misses the paper's, each with what the records say about
     why, and the cells within 1 pp listed together.
@@ -258,7 +258,8 @@ def table_findings(table: pd.DataFrame, by: Sequence[str], reported: Callable[[d
     Beyond the signs of :func:`accuracy_findings` a finding says what bounds the comparison: a data set that is
     a subset of the paper's (:data:`reprolib.data.catalog.CATALOG`), runs that fit their training set exactly
     (the shortfall is then generalisation, not optimisation), and a test set small enough that one sample
-    moves the accuracy by a visible step."""
+    moves the accuracy by a visible step. ``explain(cell, group)``: more text for a missing cell from elsewhere
+    than its records (a probe of the runs' weights), appended as it is ("" for none)."""
     from reprolib.data.catalog import CATALOG  # noqa: PLC0415
 
     bullets, within = [], []
@@ -290,7 +291,7 @@ def table_findings(table: pd.DataFrame, by: Sequence[str], reported: Callable[[d
             if se >= 0.5:
                 text += (f" The test set holds {info.test_size:,} samples: one sample is {100 / info.test_size:.2g} pp, "
                          f"and one run's accuracy has a binomial standard error of {se:.1f} pp.")
-        bullets.append(text + _run_signs(group))
+        bullets.append(text + _run_signs(group) + (explain(cell, group) if explain is not None else ""))
     return _bullets(bullets, within, label="Within 1 pp of the paper")
 
 

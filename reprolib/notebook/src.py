@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import pandas as pd
 
@@ -433,6 +433,36 @@ def _layer_finding(own: pd.DataFrame, layer: int, layers: int, seeds: int) -> st
         no_leak = int((values.loc["leak beta", "learned"] >= 1).sum())
         text.append(f"no leak left (beta clamped to 1) in {no_leak} of {seeds} seed{'s' if seeds > 1 else ''}")
     return (f"layer {layer}: " if layers > 1 else "") + ", ".join(text)
+
+
+def leak_clamp_note(moved: tuple[pd.DataFrame, str] | None) -> Callable[[Mapping, pd.DataFrame], str]:
+    """For :func:`~reprolib.notebook.findings.table_findings`' ``explain``: what the committed parameter probe
+    (:func:`learned_parameters`' result ``moved``, None where there is none) says about a LIF cell's learned
+    leak: in how many of the probed runs ``beta`` ended at or above 1, which the neuron uses as 1 (no leak left;
+    the clamp passes no gradient back, so Adam's steps alone move it then), with the range of its threshold. ""
+    for other cells, and where no run of the cell was probed or none reached the clamp."""
+    table = moved[0] if moved is not None else pd.DataFrame()
+
+    def note(cell: Mapping, group: pd.DataFrame) -> str:
+        if table.empty or cell.get("model") != "lif":
+            return ""
+        own = table[(table["input"] == cell["input"]) & (table["layers"] == cell["layers"])
+                    & (table["model"] == "lif") & table["seed"].isin(group["seed"])]
+        beta = own[own["quantity"] == "leak beta"]
+        clamped = beta[beta["learned"] >= 1]
+        if clamped.empty:
+            return ""
+        seeds = sorted(int(s) for s in beta["seed"].unique())
+        where = "" if cell["layers"] == 1 else f" (in {clamped['layer'].nunique()} of its {cell['layers']} layers)"
+        threshold = own[(own["quantity"] == "threshold") & own["seed"].isin(clamped["seed"])]
+        moved_to = (f"; the threshold of those went from {value_range(threshold['initial'], '{:.2f}')} to "
+                    f"{value_range(threshold['learned'], '{:.2f}')}" if not threshold.empty else "")
+        probed = f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+        return (f" The parameter probe of the runs' kept weights (the activity page's; probed: {probed}) finds the "
+                f"learned leak beta at or above 1 in {clamped['seed'].nunique()} of {len(seeds)}{where} (beta "
+                f"{value_range(clamped['learned'])}): the neuron uses it as 1, no leak left, and the clamp passes "
+                f"no gradient back{moved_to}.")
+    return note
 
 
 #: the SRC paper's Fig. 4 test networks, as the page names them: Table 2's two 1-layer networks and the variants
