@@ -9,7 +9,7 @@ from reprolib.experiments import PRESETS, describe, get_configs, get_preset, lis
 
 GRID_PER_SEED = {  # configs per seed of each figure / table
     "sj-clock-lif-mnist": 1, "sj-seq-fmnist": 3, "bpsa-simlen": 16, "src-table2": 40, "src-bypass": 2,
-    "src-overfit": 3, "src-activity": 16, "src-activity-lif-fixed": 2, "src-depth": 6, "src-noise": 4,
+    "src-overfit": 3, "src-activity": 16, "src-activity-lif-fixed": 2, "src-lif-reset": 2, "src-depth": 6, "src-noise": 4,
     "brf-smnist": 3, "brf-psmnist": 3, "brf-ecg": 6, "brf-ecg-alif-bias": 2, "brf-shd": 3, "toy": 2,
 }
 
@@ -137,6 +137,26 @@ def test_grid_overrides():
 def test_describe_mentions_grid_and_notes():
     text = describe("src-noise")
     assert "4 configs per seed" in text and "not given in the paper" in text and "noise_sigma" in text
+
+
+@pytest.mark.parametrize("scale", ["ci", "paper"])
+def test_the_reset_probe_is_table2s_lif_with_only_its_reset_changed(scale):
+    import torch
+
+    from reprolib.training.build import initial_model
+
+    probes = get_configs("src-lif-reset", scale, seeds=[1])
+    assert get_preset("src-lif-reset").seeds["paper"] == [0, 1, 2]
+    assert [c.encoding for c in probes] == ["rate", "latency"]
+    for probe in probes:
+        table2 = get_configs("src-table2", scale, seeds=[1], input=f"mnist-{probe.encoding}", layers=[1],
+                             model="lif")[0]
+        assert table2.model_options["reset"] == "zero"
+        assert probe.to_dict() == {**table2.to_dict(), "experiment": "src-lif-reset",
+                                   "model_options": {**table2.model_options, "reset": "subtract"}}
+        # the reset has no parameter: the same seed starts from the same weights
+        start, same = initial_model(table2).state_dict(), initial_model(probe).state_dict()
+        assert start.keys() == same.keys() and all(torch.equal(start[k], same[k]) for k in start)
 
 
 def test_the_fixed_lif_preset_is_table2s_lif_with_only_its_leak_threshold_and_bias_changed():
