@@ -30,9 +30,19 @@ def _setting_in_a_fresh_process(env_value: str | None) -> subprocess.CompletedPr
 def test_glibc_keeps_freed_memory_unless_told_not_to():
     kept = _setting_in_a_fresh_process(None)
     assert kept.returncode == 0, kept.stderr
+    if "refused" in kept.stdout:
+        pytest.skip(f"this glibc does not take the setting: {kept.stdout.strip()}")
     assert kept.stdout.strip() == "freed memory kept (glibc mmap threshold 256 MiB, trim threshold 1 GiB)"
     off = _setting_in_a_fresh_process("0")
     assert off.stdout.strip() == "glibc defaults (REPROLIB_KEEP_FREED_MEMORY=0)"
+
+
+def test_the_current_setting_is_read_without_changing_it(monkeypatch):
+    monkeypatch.setattr(host_memory, "_setting", None)
+    assert host_memory.current_setting() == "not set by reprolib (only training on a CPU sets it)"
+    assert host_memory._setting is None
+    monkeypatch.setattr(host_memory, "_setting", "freed memory kept (...)")
+    assert host_memory.current_setting() == "freed memory kept (...)"
 
 
 def test_a_bad_switch_is_refused_by_name(monkeypatch):
@@ -42,8 +52,10 @@ def test_a_bad_switch_is_refused_by_name(monkeypatch):
         host_memory.keep_freed_host_memory()
 
 
-def test_the_setting_is_recorded_and_changes_no_number(tmp_path):
-    # the same run trained in two processes, with and without the setting: identical histories
+def test_the_setting_is_recorded_in_the_provenance_and_the_switch_works(tmp_path):
+    # the same run trained in two processes, with and without the setting (the toy run's tensors are far below
+    # both thresholds, so this checks the plumbing; that MNIST runs keep their numbers was checked by re-running
+    # records, 2026-12-07)
     code = ("import sys, json\n"
             "from reprolib.config import with_overrides\n"
             "from reprolib.experiments import get_configs\n"
@@ -62,4 +74,4 @@ def test_the_setting_is_recorded_and_changes_no_number(tmp_path):
     assert runs["1"]["history"] == runs["0"]["history"]
     assert runs["0"]["memory"] == "glibc defaults (REPROLIB_KEEP_FREED_MEMORY=0)"
     if GLIBC:
-        assert runs["1"]["memory"].startswith("freed memory kept")
+        assert runs["1"]["memory"].startswith(("freed memory kept", "glibc defaults (this glibc refused"))

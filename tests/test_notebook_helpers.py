@@ -4,6 +4,7 @@ import math
 import pathlib
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -450,6 +451,10 @@ def test_unstable_drops_count_falls_beyond_the_test_sets_sampling():
     assert [e for e, _ in unstable_drops(history, 100)] == [5]
     assert unstable_drops(history, 100, z=0.0) == unstable_drops(history, 10_000, z=0.0)  # min_drop alone
     assert unstable_drops([{"epoch": 1, "test_accuracy": 0.9}], 10_000) == []
+    # no fall is read across an epoch without a number (a gap, or NaN), and NumPy integers are sizes too
+    gapped = [h for h in history if h["epoch"] != 4] + [{"epoch": 9, "test_accuracy": float("nan")},
+                                                          {"epoch": 10, "test_accuracy": 0.5}]
+    assert [e for e, _ in unstable_drops(gapped, np.int64(10_000))] == [8]
     with pytest.raises(ValueError, match="test_size = 0 is not allowed"):
         unstable_drops(history, 0)
 
@@ -466,13 +471,18 @@ def test_findings_name_runs_whose_accuracy_fell_between_epochs():
     text = table_findings(table, ["input"], lambda c: 97.0, lambda c: c["input"])
     assert ("In 1 of 2 runs the test accuracy fell from one epoch to the next by more than 2 pp and by more than "
             "four binomial standard errors of the 10,000-sample test set (seed 0: 2 times, first at epoch 6, the "
-            "largest 21.90 pp at epoch 20; its best epoch (19) scored 91.90 %, the epoch it reports (20) 70.00 %)"
+            "largest 21.90 pp at epoch 20; its best epoch (19) scored 91.90 %, the epoch it reports (20) 70.00 %): "
+            "falls far beyond what a test set that size resolves, so the network itself lost ground it had gained."
             ) in text
     # a run that reports its best epoch says no more than the falls
     table.loc[0, "selected_epoch"] = 19
     assert "(seed 0: 2 times, first at epoch 6, the largest 21.90 pp at epoch 20)" in table_findings(
         table, ["input"], lambda c: 97.0, lambda c: c["input"])
     assert "fell from one epoch" not in table_findings(table.iloc[1:], ["input"], lambda c: 97.0, str)
+    # evaluated on a test subset of 64 samples, a 22 pp fall is within what that many samples resolve
+    subset = table.assign(test_subset=64)
+    assert "fell from one epoch" not in table_findings(subset, ["input"], lambda c: 97.0, str)
+    assert "The test set holds 64 samples" in table_findings(subset, ["input"], lambda c: 97.0, str)
 
 
 def test_still_improving_measures_the_gain_of_the_last_eighth():
@@ -1068,12 +1078,19 @@ def test_leak_clamp_note_names_lif_runs_whose_leak_reached_the_clamp():
     text = note({"input": "mnist-latency", "layers": 1, "model": "lif"}, group)
     assert text == (" The parameter probe of the runs' kept weights (the activity page's; probed: seeds 0, 1) finds "
                     "the learned leak beta at or above 1 in 1 of 2 (beta 1.007): the neuron uses it as 1, no leak "
-                    "left, and the clamp passes no gradient back; the threshold of those went from 1.00 to 0.16.")
+                    "left (above 1 the clamp passes no gradient back, so only Adam's momentum moves it); the "
+                    "threshold there went from 1.00 to 0.16.")
     # only the cell's own seeds count, the SRC has no leak to clamp, and no probe (or no clamped run) says nothing
     assert note({"input": "mnist-latency", "layers": 1, "model": "lif"}, pd.DataFrame({"seed": [1]})) == ""
     assert note({"input": "mnist-latency", "layers": 1, "model": "src"}, group) == ""
     assert note({"input": "mnist-rate", "layers": 1, "model": "lif"}, group) == ""
     assert leak_clamp_note(None)({"input": "mnist-latency", "layers": 1, "model": "lif"}, group) == ""
+    # in a deeper network only the clamped layer's threshold is named
+    deep = pd.DataFrame([{**row, "layer": layer} for layer, (beta, threshold) in ((1, (0.95, 5.0)), (2, (1.0, 0.3)))
+                         for row in rows(0, beta, threshold, layers=2)])
+    text = leak_clamp_note((deep, ""))({"input": "mnist-latency", "layers": 2, "model": "lif"}, group)
+    assert "in 1 of 1 (in 1 of its 2 layers) (beta 1.000)" in text and "from 1.00 to 0.30." in text
+    assert "no gradient" not in text  # at exactly 1 the clamp still passes it
 
 
 def test_table_findings_append_what_explain_adds_to_a_miss():

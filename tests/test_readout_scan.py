@@ -64,7 +64,7 @@ def test_other_dtypes_keep_the_loop_and_the_scan_refuses_them():
     drive = spikes @ readout.weight.t()
     assert not readout_scan_available(drive)
     assert torch.equal(readout(spikes), _loop(drive, readout.leak))
-    with pytest.raises(ValueError, match=r"drive \(20, 3, 10\) is not a float32 CPU tensor"):
+    with pytest.raises(ValueError, match=r"drive \(20, 3, 10\) torch.float64 on cpu is not a float32 CPU tensor"):
         leaky_readout_scan(drive, 0.99)
     assert not readout_scan_available(torch.zeros(0, 3))  # no step to scan
 
@@ -73,3 +73,30 @@ def test_other_dtypes_keep_the_loop_and_the_scan_refuses_them():
 def test_a_bad_leak_is_refused():
     with pytest.raises(ValueError, match="leak='0.9' is invalid; expected a number"):
         leaky_readout_scan(torch.zeros(3, 2), "0.9")
+
+
+@needs_cpp
+def test_a_second_derivative_through_the_scan_raises():
+    drive = torch.randn(6, 2, 3, requires_grad=True)
+    (grad,) = torch.autograd.grad(leaky_readout_scan(drive, 0.9)[-1].pow(2).sum(), drive, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|twice"):
+        grad.sum().backward()
+
+
+def test_a_failed_build_falls_back_to_the_loop(monkeypatch):
+    from reprolib.kernels import dispatch, readout
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("kernel build failed: no compiler here")
+
+    monkeypatch.setattr(cpu, "cpp_available", lambda: True)
+    monkeypatch.setattr(dispatch, "load_library", broken)
+    readout._library.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="readout's C\\+\\+ scan could not be built .*no compiler here"):
+            assert readout._library() is None
+        spikes = torch.rand(9, 2, 100)
+        module = FrozenLeakyReadout(10)
+        assert torch.equal(module(spikes), _loop(spikes @ module.weight.t(), module.leak))
+    finally:
+        readout._library.cache_clear()

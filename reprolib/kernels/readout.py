@@ -9,17 +9,20 @@ call per direction does the same arithmetic in microseconds.
 It rounds as the loop does: the leak is the float32 that PyTorch's ``float * tensor`` uses, each step multiplies,
 rounds, then adds (compiled without FMA contraction); backward, ``g[t] = g_out[t] + leak g[t+1]`` is the sum
 autograd forms for ``o[t]`` (the stack's slice plus the multiply's gradient; an addition of two float32 numbers
-rounds the same in either order). So a network trains to the same bits with either, and the loop remains for
-other devices and dtypes, and where no C++ compiler exists.
+rounds the same in either order). So a network trains to the same bits with either (a NaN, should one arise, may
+carry another sign bit), and the loop remains for other devices and dtypes, and where no C++ build exists. The
+scan has no second derivative: asking for one raises.
 """
 
 from __future__ import annotations
 
 import ctypes
 from functools import lru_cache
+import warnings
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 __all__ = ["readout_scan_available", "leaky_readout_scan"]
 
@@ -58,16 +61,23 @@ extern "C" void readout_backward(const float* g_out, float* g, long long T, long
 
 @lru_cache(maxsize=1)
 def _library():
-    """The compiled scan, or None without a C++ compiler."""
+    """The compiled scan, or None without a C++ compiler or where the build fails: the readout is on the path of
+    every CPU run, whatever its backend, so a failed build falls back to the loop (with a warning, once) instead of
+    stopping a run that never asked for C++."""
     from reprolib.kernels import cpu, dispatch  # noqa: PLC0415
 
     if not cpu.cpp_available():
         return None
     ptr, i64, f32 = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_float
-    return dispatch.load_library(_SOURCE, "readout_", {
-        "readout_forward": (None, [ptr, ptr, i64, i64, f32]),
-        "readout_backward": (None, [ptr, ptr, i64, i64, f32]),
-    })
+    try:
+        return dispatch.load_library(_SOURCE, "readout_", {
+            "readout_forward": (None, [ptr, ptr, i64, i64, f32]),
+            "readout_backward": (None, [ptr, ptr, i64, i64, f32]),
+        })
+    except (OSError, RuntimeError) as error:  # a compiler that fails, a cache folder that cannot be written
+        warnings.warn(f"the readout's C++ scan could not be built ({type(error).__name__}: {error}); the readout "
+                      "runs as a PyTorch loop (the same numbers, slower)", RuntimeWarning, stacklevel=2)
+        return None
 
 
 def readout_scan_available(drive: Tensor) -> bool:
@@ -88,6 +98,7 @@ class _ReadoutScan(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable  # a second derivative through the scan raises instead of coming out silently wrong
     def backward(ctx, grad_out: Tensor):
         g_out = grad_out.contiguous()
         T, N = g_out.shape[0], g_out[0].numel()
@@ -100,9 +111,10 @@ def leaky_readout_scan(drive: Tensor, leak: float) -> Tensor:
     """``o[t] = leak o[t-1] + drive[t]`` from ``o[-1] = 0``, for ``drive [T, ...]`` (float32, CPU; see
     :func:`readout_scan_available`), differentiable in ``drive``; bit for bit the PyTorch loop."""
     if not readout_scan_available(drive):
-        raise ValueError(f"leaky_readout_scan: drive {tuple(drive.shape) if isinstance(drive, Tensor) else drive!r} "
-                         "is not a float32 CPU tensor [T, ...] with T >= 1, or no C++ compiler is available; "
-                         "use the PyTorch loop")
+        what = (f"{tuple(drive.shape)} {drive.dtype} on {drive.device}" if isinstance(drive, Tensor)
+                else f"{type(drive).__name__}")
+        raise ValueError(f"leaky_readout_scan: drive {what} is not a float32 CPU tensor [T, ...] with T >= 1, or no "
+                         "C++ build of the scan is available; use the PyTorch loop")
     if isinstance(leak, bool) or not isinstance(leak, (int, float)):
         raise ValueError(f"leaky_readout_scan: leak={leak!r} is invalid; expected a number")
     return _ReadoutScan.apply(drive, float(leak))

@@ -6,6 +6,7 @@ Every finding is computed from the run records when the page is built; none is t
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
@@ -94,18 +95,33 @@ def unstable_drops(history: Sequence[Mapping], test_size: int, key: str = "test_
     samples) fell from the epoch before by more than ``min_drop`` and by more than ``z`` standard errors of the
     difference of two binomial proportions on that split, ``sqrt(2 p (1 - p) / test_size)``.
 
-    A trained network's accuracy moves a little from epoch to epoch; a fall this large on a split this size is not
-    the sampling of the split but the training knocking the network off what it had learnt (a loss spike). On a
-    small split (100 samples: several pp per standard error) only large falls count."""
-    if not (isinstance(test_size, int) and test_size > 0):
-        raise ValueError(f"test_size = {test_size!r} is not allowed; expected a positive number of samples")
-    values = [(h["epoch"], h[key]) for h in history if h.get("epoch", 0) > 0 and h.get(key) is not None]
+    The standard error is a yardstick of how finely a split that size resolves accuracy (both evaluations use the
+    same samples, so it is not the exact noise of the difference): a trained network's accuracy moves a little from
+    epoch to epoch, and a fall far beyond that yardstick is the network's (a loss spike), not the split's. On a
+    small split (100 samples: several pp per standard error) only large falls count. Epochs are compared with the
+    epoch just before; an epoch without a number breaks the chain (no fall is read across it)."""
+    if isinstance(test_size, bool) or not isinstance(test_size, numbers.Integral) or test_size <= 0:
+        raise ValueError(f"test_size = {test_size!r} is not allowed; expected a positive whole number of samples")
+    values = {h["epoch"]: h.get(key) for h in history if h.get("epoch", 0) > 0}
     drops = []
-    for (_, before), (epoch, after) in zip(values, values[1:]):
+    for epoch in sorted(values):
+        before, after = values.get(epoch - 1), values[epoch]
+        if before is None or after is None or is_missing(before) or is_missing(after):
+            continue
         p = min(max((before + after) / 2, 0.0), 1.0)
         if before - after > max(min_drop, z * math.sqrt(2 * p * (1 - p) / test_size)):
             drops.append((epoch, before - after))
     return drops
+
+
+def _test_samples(info, test_subset) -> int | None:
+    """How many test samples a run evaluated: the data set's test split (``info.test_size``), or the run's
+    ``test_subset`` where that is smaller; None where the catalog does not fix the split's size."""
+    if info is None or not info.test_size:
+        return None
+    if test_subset is None or is_missing(test_subset):
+        return int(info.test_size)
+    return min(int(test_subset), int(info.test_size))
 
 
 def _unstable_text(group: pd.DataFrame) -> str:
@@ -117,13 +133,15 @@ def _unstable_text(group: pd.DataFrame) -> str:
     if "dataset" not in group or "history" not in group:
         return ""
     selected = group["selected_epoch"] if "selected_epoch" in group else [None] * len(group)
+    subsets = group["test_subset"] if "test_subset" in group else [None] * len(group)
     parts, sizes = [], set()
-    for seed, dataset, history, reported in zip(group["seed"], group["dataset"], group["history"], selected):
-        info = CATALOG.get(str(dataset))
-        drops = unstable_drops(history, info.test_size) if info is not None and info.test_size else []
+    for seed, dataset, history, reported, subset in zip(group["seed"], group["dataset"], group["history"], selected,
+                                                        subsets):
+        samples = _test_samples(CATALOG.get(str(dataset)), subset)
+        drops = unstable_drops(history, samples) if samples else []
         if not drops:
             continue
-        sizes.add(info.test_size)
+        sizes.add(samples)
         worst = max(drops, key=lambda d: d[1])
         times = f"{len(drops)} time{'s' if len(drops) != 1 else ''}"
         part = (f"seed {seed}: {times}, first at epoch {drops[0][0]}, the largest {100 * worst[1]:.2f} pp at epoch "
@@ -141,8 +159,8 @@ def _unstable_text(group: pd.DataFrame) -> str:
     size_text = " / ".join(f"{size:,}" for size in sorted(sizes))
     return (f" In {len(parts)} of {len(group)} runs the test accuracy fell from one epoch to the next by more than "
             f"2 pp and by more than four binomial standard errors of the {size_text}-sample test set "
-            f"({'; '.join(parts)}): more than the test set's sampling can explain, the training knocked the network "
-            "off what it had learnt.")
+            f"({'; '.join(parts)}): falls far beyond what a test set that size resolves, so the network itself lost "
+            "ground it had gained.")
 
 
 def _miss(name: str, group: pd.DataFrame, reported: float, reported_std: float | None) -> tuple[bool, str]:
@@ -285,11 +303,13 @@ def table_findings(table: pd.DataFrame, by: Sequence[str], reported: Callable[[d
             if train.min() >= 99.5:
                 text += (f" Every run fits its training set (train accuracy {_mean_spread(train)} %), so the shortfall "
                          "is in generalisation, not in optimisation.")
-        if info is not None and info.test_size:
+        subset = group["test_subset"].iloc[0] if "test_subset" in group else None
+        samples = _test_samples(info, subset)
+        if samples:
             p = group["test_accuracy"].astype(float).mean() / 100
-            se = 100 * math.sqrt(p * (1 - p) / info.test_size)
+            se = 100 * math.sqrt(p * (1 - p) / samples)
             if se >= 0.5:
-                text += (f" The test set holds {info.test_size:,} samples: one sample is {100 / info.test_size:.2g} pp, "
+                text += (f" The test set holds {samples:,} samples: one sample is {100 / samples:.2g} pp, "
                          f"and one run's accuracy has a binomial standard error of {se:.1f} pp.")
         bullets.append(text + _run_signs(group) + (explain(cell, group) if explain is not None else ""))
     return _bullets(bullets, within, label="Within 1 pp of the paper")

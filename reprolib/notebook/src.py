@@ -439,7 +439,7 @@ def leak_clamp_note(moved: tuple[pd.DataFrame, str] | None) -> Callable[[Mapping
     """For :func:`~reprolib.notebook.findings.table_findings`' ``explain``: what the committed parameter probe
     (:func:`learned_parameters`' result ``moved``, None where there is none) says about a LIF cell's learned
     leak: in how many of the probed runs ``beta`` ended at or above 1, which the neuron uses as 1 (no leak left;
-    the clamp passes no gradient back, so Adam's steps alone move it then), with the range of its threshold. ""
+    above 1 the clamp passes no gradient back), with the range of the threshold in those layers. ""
     for other cells, and where no run of the cell was probed or none reached the clamp."""
     table = moved[0] if moved is not None else pd.DataFrame()
 
@@ -454,14 +454,16 @@ def leak_clamp_note(moved: tuple[pd.DataFrame, str] | None) -> Callable[[Mapping
             return ""
         seeds = sorted(int(s) for s in beta["seed"].unique())
         where = "" if cell["layers"] == 1 else f" (in {clamped['layer'].nunique()} of its {cell['layers']} layers)"
-        threshold = own[(own["quantity"] == "threshold") & own["seed"].isin(clamped["seed"])]
-        moved_to = (f"; the threshold of those went from {value_range(threshold['initial'], '{:.2f}')} to "
+        # the threshold of the same layers of the same runs
+        threshold = own[own["quantity"] == "threshold"].merge(clamped[["seed", "layer"]], on=["seed", "layer"])
+        moved_to = (f"; the threshold there went from {value_range(threshold['initial'], '{:.2f}')} to "
                     f"{value_range(threshold['learned'], '{:.2f}')}" if not threshold.empty else "")
         probed = f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+        above = " (above 1 the clamp passes no gradient back, so only Adam's momentum moves it)" \
+            if (clamped["learned"] > 1).any() else ""
         return (f" The parameter probe of the runs' kept weights (the activity page's; probed: {probed}) finds the "
                 f"learned leak beta at or above 1 in {clamped['seed'].nunique()} of {len(seeds)}{where} (beta "
-                f"{value_range(clamped['learned'])}): the neuron uses it as 1, no leak left, and the clamp passes "
-                f"no gradient back{moved_to}.")
+                f"{value_range(clamped['learned'])}): the neuron uses it as 1, no leak left{above}{moved_to}.")
     return note
 
 

@@ -10,8 +10,14 @@ went from about 65 to about 46 ms). The two settings below are the ``MALLOC_MMAP
 comes from, not what is computed, so a run's numbers are the same either way (its epoch times are not; the
 setting is written into each record's provenance as ``host_memory``).
 
-The process then holds on to up to :data:`TRIM_THRESHOLD` of freed heap. ``REPROLIB_KEEP_FREED_MEMORY=0`` leaves
-glibc's defaults; other C libraries (musl, macOS) are left as they are.
+Training on a CPU applies it (:func:`reprolib.training.train`; a GPU run leaves the process as it is), once per
+process and for the rest of its life: a Jupyter kernel that trained a CPU run keeps it. The process then keeps
+freed heap instead of returning it: blocks up to 256 MiB come from the heap, up to :data:`TRIM_THRESHOLD` of free
+memory at its top stays mapped, and memory freed below a block still in use is kept in any case, so the resident
+size can stay above what is in use by more than that (for the training loops here it settles at the size of one
+step's tensors). ``REPROLIB_KEEP_FREED_MEMORY=0`` leaves glibc's defaults; other C libraries (musl, macOS) are left
+as they are, and a glibc that refuses the mmap threshold (older releases capped it at 32 MiB) is left with its
+defaults too.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import ctypes.util
 import os
 import platform
 
-__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "keep_freed_host_memory"]
+__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "keep_freed_host_memory", "current_setting"]
 
 #: blocks below this size come from the heap, where freed memory is reused (glibc's default adapts up to 32 MiB)
 MMAP_THRESHOLD = 256 << 20
@@ -49,8 +55,17 @@ def keep_freed_host_memory() -> str:
         _setting = "C library defaults (not glibc)"
     else:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        taken = (libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1,
-                 libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1)
-        _setting = ("freed memory kept (glibc mmap threshold 256 MiB, trim threshold 1 GiB)" if all(taken)
-                    else f"glibc refused the setting (mmap threshold taken: {taken[0]}, trim threshold: {taken[1]})")
+        # the mmap threshold first: without it the trim threshold alone gains nothing, so a refusal leaves both
+        if libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) != 1:
+            _setting = "glibc defaults (this glibc refused an mmap threshold of 256 MiB)"
+        elif libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) != 1:
+            _setting = "glibc mmap threshold 256 MiB, default trim threshold (the trim threshold was refused)"
+        else:
+            _setting = "freed memory kept (glibc mmap threshold 256 MiB, trim threshold 1 GiB)"
     return _setting
+
+
+def current_setting() -> str:
+    """What holds in this process without changing it: :func:`keep_freed_host_memory`'s text where a CPU run has
+    applied it, else that nothing was set (a GPU run's provenance)."""
+    return _setting if _setting is not None else "not set by reprolib (only training on a CPU sets it)"

@@ -27,10 +27,9 @@ from torch.utils.data import DataLoader, Dataset
 from reprolib.config import ConfigError, ExperimentConfig, config_hash
 from reprolib.results import provenance
 from reprolib.results.records import Record, find_record, write_record
-from reprolib.training import checkpoint as ckpt
+from reprolib.training import checkpoint as ckpt, host_memory
 from reprolib.training.build import (build_model, build_parts, derived_seed, evaluation_set, resolve_device,
                                      split_subset)
-from reprolib.training.host_memory import keep_freed_host_memory
 from reprolib.training.schedules import build_optimizer, build_scheduler
 
 CHECKPOINT_FORMAT = 1
@@ -222,7 +221,8 @@ class _Run:
         # how this session computes (a resumed run keeps each earlier session's in earlier_sessions)
         self.provenance.update(start_time=provenance.utc_now(), resumed_from_epoch=0, sessions=1,
                                backend=config.backend, flush_denormal=config.flush_denormal,
-                               host_memory=keep_freed_host_memory())
+                               host_memory=host_memory.keep_freed_host_memory() if self.device.type == "cpu"
+                               else host_memory.current_setting())
         self.ckpt_dir = ckpt.checkpoint_dir(config, results_dir)
 
     # -- checkpoint ------------------------------------------------------------------------------------
