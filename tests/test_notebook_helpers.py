@@ -1109,3 +1109,37 @@ def test_table_findings_append_what_explain_adds_to_a_miss():
     text = table_findings(table, ["input"], lambda c: 97.0, lambda c: c["input"], explain=explain)
     assert text.splitlines()[0].endswith("more than 1 pp. Seeds: [0].")
     assert seen == ["mnist"]  # a cell within 1 pp is not explained
+
+
+def test_lif_reset_table_pairs_the_two_resets_seed_by_seed():
+    from types import SimpleNamespace
+
+    from reprolib.notebook import SUBTRACT_MINUS_ZERO, lif_reset_findings, lif_reset_table
+
+    def run(input, seed, accuracy, activity, model="lif", layers=1, falls=False):
+        history = [{"epoch": e, "test_accuracy": accuracy / 100 - (0.2 if falls and e == 3 else 0.0)}
+                   for e in range(1, 6)]
+        return {"input": input, "layers": layers, "model": model, "seed": seed, "test_accuracy": accuracy,
+                "test_activity": activity, "dataset": "mnist", "history": history}
+
+    table2 = pd.DataFrame([run("mnist-latency", 0, 94.0, 0.43, falls=True), run("mnist-latency", 1, 95.0, 0.40),
+                           run("mnist-latency", 0, 96.6, 0.09, model="src"), run("mnist-rate", 0, 97.3, 0.07),
+                           run("mnist-latency", 0, 98.0, 0.2, layers=2)])
+    probe = pd.DataFrame([run("mnist-latency", 0, 97.0, 0.02), run("mnist-latency", 2, 96.0, 0.02)])
+    table = lif_reset_table(SimpleNamespace(table=table2), SimpleNamespace(table=probe))
+    assert list(table["input"]) == ["mnist-latency", "mnist-latency"]  # no rate run of the probe yet
+    zero, subtract = table.to_dict("records")
+    assert (zero["runs"], zero["seeds"], zero["test accuracy (%)"]) == (2, "0, 1", "94.50 ± 0.71")
+    assert zero["paper (LIF)"] == 96.98 and abs(zero["ours minus paper"] - (94.5 - 96.98)) < 1e-9
+    assert zero["runs with sharp falls"] == 1 and subtract["runs with sharp falls"] == 0
+    assert abs(zero["test activity"] - 0.415) < 1e-9
+    # only seed 0 has both: 97.0 - 94.0
+    assert subtract[SUBTRACT_MINUS_ZERO] == 3.0 and subtract["paired seeds"] == 1 and subtract["subtract higher"] == 1
+    assert lif_reset_findings(table) == (
+        "* mnist-latency: the subtractive reset scored 3.00 pp higher than reset to zero over 1 paired seed (higher "
+        "in 1 of 1). To zero (Table 2's preset): -2.48 pp from Table 2's LIF; subtract the threshold (snnTorch's "
+        "default): -0.48 pp from Table 2's LIF.")
+    empty = lif_reset_table(SimpleNamespace(table=table2), SimpleNamespace(table=pd.DataFrame()))
+    assert empty.empty and "No input has runs of both" in lif_reset_findings(empty)
+    with pytest.raises(ValueError, match="the reset probe runs have no column"):
+        lif_reset_table(SimpleNamespace(table=table2), SimpleNamespace(table=probe.drop(columns="history")))

@@ -571,3 +571,82 @@ def fixed_lif_findings(table: pd.DataFrame) -> str:
                            else f"{order} of {paired} paired seeds"))
         lines.append(f"* {row['network']}: " + "; ".join(said) + ".")
     return "\n".join(lines)
+
+
+#: the two LIF resets compared on the Table 2 page (``src-lif-reset``), as it names them
+LIF_RESETS = {"zero": "to zero (Table 2's preset)", "subtract": "subtract the threshold (snnTorch's default)"}
+#: the column of :func:`lif_reset_table` with the subtractive reset's accuracy minus reset-to-zero's, paired seeds
+SUBTRACT_MINUS_ZERO = "subtract minus zero (pp)"
+
+
+def lif_reset_table(runs: Runs, reset_runs: Runs) -> pd.DataFrame:
+    """Table 2's 1-layer MNIST LIF (``runs``: the ``src-table2`` records, which reset to zero) beside the same
+    networks with snnTorch's subtractive reset (``reset_runs``: the ``src-lif-reset`` records), one row per input
+    and reset: runs, seeds, mean ± std test accuracy (percent), Table 2's number and ours minus it, mean test
+    activity, how many runs fell sharply between epochs (:func:`reprolib.notebook.findings.unstable_drops`); and
+    for the subtractive reset, over the seeds both resets have (a seed gives both the same weights, split, batch
+    order and input spikes), its accuracy minus reset-to-zero's (:data:`SUBTRACT_MINUS_ZERO`), with the number of
+    those seeds and of those where it scored higher. Inputs without a run of the subtractive reset are left out.
+    Raises ``ValueError`` naming a column a table lacks."""
+    from reprolib.data.catalog import CATALOG  # noqa: PLC0415
+    from reprolib.notebook.findings import _mean_spread, _test_samples, unstable_drops  # noqa: PLC0415
+
+    columns = ["input", "reset", "runs", "seeds", "test accuracy (%)", "paper (LIF)", "ours minus paper",
+               "test activity", "runs with sharp falls", SUBTRACT_MINUS_ZERO, "paired seeds", "subtract higher"]
+    probe = reset_runs.table
+    if probe.empty:
+        return pd.DataFrame(columns=columns)
+    needed = ["input", "layers", "model", "seed", "test_accuracy", "test_activity", "dataset", "history"]
+    for name, table in (("Table 2", runs.table), ("reset probe", probe)):
+        lacking = [c for c in needed if c not in table.columns] if not table.empty else []
+        if lacking:
+            raise ValueError(f"lif_reset_table: the {name} runs have no column {lacking}; columns: "
+                             f"{list(map(str, table.columns))}")
+    zero = runs.table
+    if not zero.empty:
+        zero = zero[(zero["model"] == "lif") & (pd.to_numeric(zero["layers"], errors="coerce") == 1)]
+    both = pd.concat([zero.assign(reset="zero"), probe.assign(reset="subtract")], ignore_index=True)
+    rows = []
+    for name in dict.fromkeys(probe["input"]):
+        accuracy = {}
+        for reset in LIF_RESETS:
+            own = both[(both["input"] == name) & (both["reset"] == reset)]
+            if own.empty:
+                continue
+            paper = src_table2_number({"input": name, "layers": 1, "model": "lif"})
+            values = own["test_accuracy"].astype(float)
+            accuracy[reset] = own.groupby("seed")["test_accuracy"].mean().astype(float)
+            subsets = own["test_subset"] if "test_subset" in own else [None] * len(own)
+            falls = sum(bool(unstable_drops(h, n)) for h, n in (
+                (h, _test_samples(CATALOG.get(str(d)), s)) for h, d, s in zip(own["history"], own["dataset"], subsets))
+                if n)
+            rows.append({"input": name, "reset": LIF_RESETS[reset], "runs": len(own),
+                         "seeds": ", ".join(map(str, sorted(own["seed"].unique()))),
+                         "test accuracy (%)": _mean_spread(values), "paper (LIF)": paper,
+                         "ours minus paper": values.mean() - paper if paper is not None else float("nan"),
+                         "test activity": own["test_activity"].astype(float).mean(), "runs with sharp falls": falls})
+        if {"zero", "subtract"} <= set(accuracy):
+            shared = sorted(set(accuracy["zero"].index) & set(accuracy["subtract"].index))
+            if shared:
+                a, b = accuracy["subtract"][shared], accuracy["zero"][shared]
+                rows[-1].update({SUBTRACT_MINUS_ZERO: a.mean() - b.mean(), "paired seeds": len(shared),
+                                 "subtract higher": int((a > b).sum())})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def lif_reset_findings(table: pd.DataFrame) -> str:
+    """Markdown from :func:`lif_reset_table`, one line per input with both resets on paired seeds: which reset
+    scored higher and by how much, in how many of the paired seeds, and each reset's distance from Table 2's LIF."""
+    lines = []
+    for name, group in table.groupby("input", sort=False):
+        paired = group.dropna(subset=[SUBTRACT_MINUS_ZERO])
+        if paired.empty:
+            continue
+        row = paired.iloc[0]
+        gap, n, higher = float(row[SUBTRACT_MINUS_ZERO]), int(row["paired seeds"]), int(row["subtract higher"])
+        distance = "; ".join(f"{reset}: {format_number(r['ours minus paper'], '{:+.2f}')} pp from Table 2's LIF"
+                             for reset, r in zip(group["reset"], group.to_dict("records")))
+        lines.append(f"* {name}: the subtractive reset scored {abs(gap):.2f} pp {'higher' if gap > 0 else 'lower'} "
+                     f"than reset to zero over {n} paired seed{'s' if n != 1 else ''} (higher in {higher} of {n}). "
+                     f"{distance[0].upper()}{distance[1:]}.")
+    return "\n".join(lines) or "*No input has runs of both resets on the same seed yet.*"
