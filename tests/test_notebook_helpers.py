@@ -1143,3 +1143,24 @@ def test_lif_reset_table_pairs_the_two_resets_seed_by_seed():
     assert empty.empty and "No input has runs of both" in lif_reset_findings(empty)
     with pytest.raises(ValueError, match="the reset probe runs have no column"):
         lif_reset_table(SimpleNamespace(table=table2), SimpleNamespace(table=probe.drop(columns="history")))
+
+
+def test_lif_reset_activity_findings_check_fig4s_order_with_each_reset():
+    from types import SimpleNamespace
+
+    from reprolib.notebook import lif_reset_activity_findings
+
+    def run(model, seed, activity, layers=1):
+        return {"input": "mnist-latency", "layers": layers, "model": model, "seed": seed, "test_activity": activity}
+
+    table2 = pd.DataFrame([run("src", 0, 0.09), run("src", 1, 0.08), run("lif", 0, 0.43), run("lif", 1, 0.40),
+                           run("src", 0, 0.5, layers=2)])
+    probe = pd.DataFrame([run("lif", 0, 0.02), run("lif", 2, 0.03)])
+    text = lif_reset_activity_findings(SimpleNamespace(table=table2), SimpleNamespace(table=probe))
+    assert text == ("* mnist-latency, 1 layer, seed 0: SRC 0.0900; LIF with reset to zero 0.4300 (the LIF more "
+                    "active, the opposite of Fig. 4's order); LIF with reset by subtraction 0.0200 (the SRC more "
+                    "active, Fig. 4's order).")
+    assert "No run of the subtractive reset" in lif_reset_activity_findings(SimpleNamespace(table=table2),
+                                                                           SimpleNamespace(table=pd.DataFrame()))
+    assert "No seed has runs" in lif_reset_activity_findings(
+        SimpleNamespace(table=table2), SimpleNamespace(table=pd.DataFrame([run("lif", 3, 0.02)])))

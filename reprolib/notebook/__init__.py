@@ -55,7 +55,8 @@ from reprolib.notebook.src import (SRC_TABLE2_COLUMNS, src_minus_lif, activity_o
                                    src_table2_summary, AT_BOUND, BOUND_TOLERANCE, POSITIVE_BIAS, SILENT, FIRING,
                                    RECORDED, learned_parameters, learned_parameter_findings, leak_clamp_note,
                                    FIXED_LIF_NETWORKS, CHANGE_FROM_LEARNED, fixed_lif_activity, fixed_lif_findings,
-                                   LIF_RESETS, SUBTRACT_MINUS_ZERO, lif_reset_table, lif_reset_findings)
+                                   LIF_RESETS, SUBTRACT_MINUS_ZERO, lif_reset_table, lif_reset_findings,
+                                   lif_reset_activity_findings)
 from reprolib.notebook.spikingjelly import SJ_RECURRENT_METRICS, sj_clock_table, sj_recurrent_table
 from reprolib.notebook.status import reproduction_status, spot_check_record, show_spot_check, show_published_reruns
 from reprolib.notebook.benchmarks import (BENCH_COLUMNS, ITERATION_COLUMNS, bench_code_version, bench_heading,
@@ -86,7 +87,7 @@ __all__ = ["SCALES", "Parameters", "resolve_device", "check_choice", "check_subs
            "learned_parameters", "learned_parameter_findings", "leak_clamp_note", "FIXED_LIF_NETWORKS",
            "CHANGE_FROM_LEARNED",
            "fixed_lif_activity", "fixed_lif_findings", "LIF_RESETS", "SUBTRACT_MINUS_ZERO", "lif_reset_table",
-           "lif_reset_findings",
+           "lif_reset_findings", "lif_reset_activity_findings",
            "SJ_RECURRENT_METRICS", "sj_clock_table", "sj_recurrent_table", "reproduction_status", "spot_check_record",
            "show_spot_check", "show_published_reruns", "BENCH_COLUMNS", "ITERATION_COLUMNS", "bench_code_version",
            "bench_heading", "bench_records", "no_bench_note", "no_gpu_bench_note", "show_bench_record"]

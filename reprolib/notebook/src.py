@@ -650,3 +650,35 @@ def lif_reset_findings(table: pd.DataFrame) -> str:
                      f"than reset to zero over {n} paired seed{'s' if n != 1 else ''} (higher in {higher} of {n}). "
                      f"{distance[0].upper()}{distance[1:]}.")
     return "\n".join(lines) or "*No input has runs of both resets on the same seed yet.*"
+
+
+def lif_reset_activity_findings(runs: Runs, reset_runs: Runs) -> str:
+    """Markdown for the activity page, one line per input of the ``src-lif-reset`` runs (``reset_runs``): Fig. 4's
+    order at 1 layer (the SRC more active than the LIF) checked with each LIF reset, over the seeds that the SRC,
+    Table 2's LIF (reset to zero; both from ``runs``) and the subtractive reset all have: each one's mean test
+    activity over those seeds."""
+    table, probe = runs.table, reset_runs.table
+    if probe.empty or table.empty:
+        return "*No run of the subtractive reset has a record yet.*"
+    one_layer = table[pd.to_numeric(table["layers"], errors="coerce") == 1]
+    lines = []
+    for name in dict.fromkeys(probe["input"]):
+        activity = {
+            "SRC": one_layer[(one_layer["input"] == name) & (one_layer["model"] == "src")],
+            "zero": one_layer[(one_layer["input"] == name) & (one_layer["model"] == "lif")],
+            "subtract": probe[probe["input"] == name]}
+        activity = {key: runs_.groupby("seed")["test_activity"].mean().astype(float).dropna()
+                    for key, runs_ in activity.items()}
+        seeds = sorted(set.intersection(*(set(values.index) for values in activity.values())))
+        if not seeds:
+            continue
+        src = activity["SRC"][seeds].mean()
+        parts = []
+        for reset in ("zero", "subtract"):
+            lif = activity[reset][seeds].mean()
+            order = ("the SRC more active, Fig. 4's order" if src > lif
+                     else "the LIF more active, the opposite of Fig. 4's order")
+            parts.append(f"LIF with reset {'to zero' if reset == 'zero' else 'by subtraction'} {lif:.4f} ({order})")
+        lines.append(f"* {name}, 1 layer, seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}: SRC "
+                     f"{src:.4f}; " + "; ".join(parts) + ".")
+    return "\n".join(lines) or "*No seed has runs of the SRC and of both LIF resets yet.*"
