@@ -1135,6 +1135,7 @@ def test_lif_reset_table_pairs_the_two_resets_seed_by_seed():
     assert abs(zero["test activity"] - 0.415) < 1e-9
     # only seed 0 has both: 97.0 - 94.0
     assert subtract[SUBTRACT_MINUS_ZERO] == 3.0 and subtract["paired seeds"] == 1 and subtract["subtract higher"] == 1
+    assert str(table["paired seeds"].dtype) == "Int64" and pd.isna(zero["paired seeds"])  # shown as 1, not 1.0
     assert lif_reset_findings(table) == (
         "* mnist-latency: the subtractive reset scored 3.00 pp higher than reset to zero over 1 paired seed (higher "
         "in 1 of 1). To zero (Table 2's preset): -2.48 pp from Table 2's LIF; subtract the threshold (snnTorch's "

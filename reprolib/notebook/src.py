@@ -631,7 +631,10 @@ def lif_reset_table(runs: Runs, reset_runs: Runs) -> pd.DataFrame:
                 a, b = accuracy["subtract"][shared], accuracy["zero"][shared]
                 rows[-1].update({SUBTRACT_MINUS_ZERO: a.mean() - b.mean(), "paired seeds": len(shared),
                                  "subtract higher": int((a > b).sum())})
-    return pd.DataFrame(rows, columns=columns)
+    table = pd.DataFrame(rows, columns=columns)
+    for count in ("paired seeds", "subtract higher"):  # counts stay whole numbers beside the rows without them
+        table[count] = table[count].astype("Int64")
+    return table
 
 
 def lif_reset_findings(table: pd.DataFrame) -> str:
