@@ -588,8 +588,7 @@ def lif_reset_table(runs: Runs, reset_runs: Runs) -> pd.DataFrame:
     order and input spikes), its accuracy minus reset-to-zero's (:data:`SUBTRACT_MINUS_ZERO`), with the number of
     those seeds and of those where it scored higher. Inputs without a run of the subtractive reset are left out.
     Raises ``ValueError`` naming a column a table lacks."""
-    from reprolib.data.catalog import CATALOG  # noqa: PLC0415
-    from reprolib.notebook.findings import _mean_spread, _test_samples, unstable_drops  # noqa: PLC0415
+    from reprolib.notebook.findings import _mean_spread, paired_gap, _run_drops  # noqa: PLC0415
 
     columns = ["input", "reset", "runs", "seeds", "test accuracy (%)", "paper (LIF)", "ours minus paper",
                "test activity", "runs with sharp falls", SUBTRACT_MINUS_ZERO, "paired seeds", "subtract higher"]
@@ -606,31 +605,27 @@ def lif_reset_table(runs: Runs, reset_runs: Runs) -> pd.DataFrame:
     if not zero.empty:
         zero = zero[(zero["model"] == "lif") & (pd.to_numeric(zero["layers"], errors="coerce") == 1)]
     both = pd.concat([zero.assign(reset="zero"), probe.assign(reset="subtract")], ignore_index=True)
+    # subtract minus zero over the seeds both resets have, as the page's other paired comparisons count them
+    gaps = paired_gap(both, ["input"], "reset", "subtract", "zero", reported=lambda cell: None).set_index("input")
     rows = []
     for name in dict.fromkeys(probe["input"]):
-        accuracy = {}
         for reset in LIF_RESETS:
             own = both[(both["input"] == name) & (both["reset"] == reset)]
             if own.empty:
                 continue
             paper = src_table2_number({"input": name, "layers": 1, "model": "lif"})
             values = own["test_accuracy"].astype(float)
-            accuracy[reset] = own.groupby("seed")["test_accuracy"].mean().astype(float)
             subsets = own["test_subset"] if "test_subset" in own else [None] * len(own)
-            falls = sum(bool(unstable_drops(h, n)) for h, n in (
-                (h, _test_samples(CATALOG.get(str(d)), s)) for h, d, s in zip(own["history"], own["dataset"], subsets))
-                if n)
+            falls = sum(bool(_run_drops(h, d, s)) for h, d, s in zip(own["history"], own["dataset"], subsets))
             rows.append({"input": name, "reset": LIF_RESETS[reset], "runs": len(own),
                          "seeds": ", ".join(map(str, sorted(own["seed"].unique()))),
                          "test accuracy (%)": _mean_spread(values), "paper (LIF)": paper,
                          "ours minus paper": values.mean() - paper if paper is not None else float("nan"),
                          "test activity": own["test_activity"].astype(float).mean(), "runs with sharp falls": falls})
-        if {"zero", "subtract"} <= set(accuracy):
-            shared = sorted(set(accuracy["zero"].index) & set(accuracy["subtract"].index))
-            if shared:
-                a, b = accuracy["subtract"][shared], accuracy["zero"][shared]
-                rows[-1].update({SUBTRACT_MINUS_ZERO: a.mean() - b.mean(), "paired seeds": len(shared),
-                                 "subtract higher": int((a > b).sum())})
+            if reset == "subtract" and name in gaps.index:
+                gap = gaps.loc[name]
+                rows[-1].update({SUBTRACT_MINUS_ZERO: gap["ours"], "paired seeds": gap["paired seeds"],
+                                 "subtract higher": gap["subtract higher"]})
     table = pd.DataFrame(rows, columns=columns)
     for count in ("paired seeds", "subtract higher"):  # counts stay whole numbers beside the rows without them
         table[count] = table[count].astype("Int64")
