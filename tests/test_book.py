@@ -126,8 +126,14 @@ def test_performance_page_renders_a_benchmark_record(tmp_path):
                "reprolib_ms": 30.5, "speedup": 2.8, "identical_spikes": True}
     (bench / "gpu.json").write_text(json.dumps({"kind": "kernel-benchmark", "device": "Test GPU", "date": "2026-01-01",
                                                 "git_commit": "abcdef0123", "results": [row], "encoders": [encoder]}))
+    step = {"task": "src-mnist-latency", "neuron": "SRC", "B": 64, "T": 200, "input_density": 0.000891,
+            "torch_ms": 175.25, "kernel_ms": 49.75, "speedup_vs_torch": 3.52, "notes": {}}
+    (bench / "gpu.json").write_text(json.dumps({"kind": "kernel-benchmark", "device": "Test GPU", "date": "2026-01-01",
+                                                "git_commit": "abcdef0123", "results": [row], "encoders": [encoder],
+                                                "network_workload": "one training step", "networks": [step]}))
     text = _text_outputs(_execute("kernel-benchmark", tmp_path, bench_dir=str(bench)))
     assert "85.25" in text and "30.5" in text and "No benchmark record has encoder rows" not in text
+    assert "training step of the SRC paper's networks" in text and "0.00089" in text and "175.25" in text
     # a record left by a run stopped at its time limit says so
     (bench / "gpu.json").write_text(json.dumps({"kind": "kernel-benchmark", "device": "Test GPU", "date": "2026-01-01",
                                                 "git_commit": "abcdef0123", "results": [row], "complete": False}))

@@ -371,7 +371,7 @@ def test_bench_cpu_writes_json(tmp_path, no_cupy):
 
     out = tmp_path / "bench.json"
     rc = main(["bench", "--repeats", "1", "--warmup", "0", "--shapes", "6,4,8", "--device", "cpu",
-               "--output", str(out)])
+               "--networks", "src-mnist-latency", "--output", str(out)])
     assert rc == 0
     record = json.loads(out.read_text())
     for key in ("device", "date", "torch", "cupy", "git_commit", "roofline_definition", "timing", "results"):
@@ -396,11 +396,39 @@ def test_bench_cpu_writes_json(tmp_path, no_cupy):
     assert (iteration["task"], iteration["B"], iteration["T"]) == ("ecg", 16, 1300)
     assert iteration["torch_ms"] > 0
     assert (iteration["kernel_ms"] > 0) if HAS_CXX else (iteration["kernel_ms"] is None)
+    # one training step of the SRC paper's latency-coded MNIST network, at its paper-scale batch and length, with
+    # the host-memory setting of a CPU training run; MNIST-like images give MNIST's sparse input (about 0.09 %)
+    (step,) = record["networks"]
+    assert (step["task"], step["neuron"], step["B"], step["T"]) == ("src-mnist-latency", "SRC", 64, 200)
+    assert step["torch_ms"] > 0 and 3e-4 < step["input_density"] < 3e-3
+    assert (step["kernel_ms"] > 0) if HAS_CXX else (step["kernel_ms"] is None)
+    assert "training step" in record["network_workload"] and record["host_memory"]
     # the random encoders at the sizes of their runs, beside their sources' formulations, with the same spikes
     encoders = {row["encoder"]: row for row in record["encoders"]}
     assert set(encoders) == {"rate", "poisson"}
     assert (encoders["rate"]["T"], encoders["rate"]["B"]) == (200, 64)
     assert all(row["identical_spikes"] and row["reprolib_ms"] > 0 for row in encoders.values())
+
+
+def test_bench_network_steps_time_the_configs_of_committed_records():
+    """Each benchmarked network step is the paper-scale config of a committed Table 2 record (seed 0), so its time
+    is that of the training that record made; and the stand-in images light MNIST's share of pixels."""
+    from reprolib.config import config_hash
+    from reprolib.kernels import bench
+    from reprolib.paths import REPO_ROOT
+
+    for name, (experiment, _, _) in bench.NETWORK_STEPS.items():
+        config = bench.network_step_config(name)
+        assert config.scale == "paper" and config.seed == 0
+        assert (REPO_ROOT / "results" / experiment / f"{config_hash(config)}.json").is_file(), name
+    images = bench.synthetic_mnist(256, torch.Generator().manual_seed(0))
+    assert images.shape == (256, 1, 28, 28) and 0 <= images.min() and images.max() == 1
+    lit = images[images > 0]
+    assert abs(lit.numel() / images.numel() - 0.18) < 0.01 and abs(float(lit.mean()) - 0.69) < 0.02
+    with pytest.raises(ValueError, match="batch=0 is not allowed"):
+        bench.synthetic_mnist(0, torch.Generator())
+    with pytest.raises(ValueError, match="unknown network step 'src-mnist'"):
+        bench.network_step_config("src-mnist")
 
 
 def test_bench_exits_1_when_an_encoder_changes_the_spikes(tmp_path, monkeypatch, capsys, no_cupy):
@@ -411,7 +439,7 @@ def test_bench_exits_1_when_an_encoder_changes_the_spikes(tmp_path, monkeypatch,
     monkeypatch.setattr(bench, "_encoder_reference", lambda name, T, options: (
         (lambda x, g: 1 - real(name, T, options)(x, g)) if name == "poisson" else real(name, T, options)))
     rc = main(["bench", "--repeats", "1", "--warmup", "0", "--shapes", "4,2,3", "--neurons", "LIF", "--device", "cpu",
-               "--iterations", "none", "--output", str(tmp_path / "bench.json")])
+               "--iterations", "none", "--networks", "none", "--output", str(tmp_path / "bench.json")])
     assert rc == 1 and "the poisson encoder(s) gave other spikes" in capsys.readouterr().out
     table = bench.encoder_table({"run": json.loads((tmp_path / "bench.json").read_text()), "older": {"device": "x"}})
     assert list(table["encoder"]) == ["rate", "poisson"] and list(table["identical_spikes"]) == [True, False]
@@ -454,7 +482,7 @@ def test_bench_check_failures_are_recorded_and_the_timing_still_runs(tmp_path, m
     monkeypatch.setattr(verify, "check_li", broken)
     out = tmp_path / "bench.json"
     rc = main(["bench", "--device", "cpu", "--check", "--neurons", "LIF", "--shapes", "4,2,3", "--iterations", "none",
-               "--repeats", "1", "--warmup", "0", "--no-spikingjelly", "--output", str(out)])
+               "--networks", "none", "--repeats", "1", "--warmup", "0", "--no-spikingjelly", "--output", str(out)])
     assert rc == 1
     assert "check failed: li readout: RuntimeError: nvrtc: error: planted" in capsys.readouterr().out
     record = json.loads(out.read_text())
@@ -481,7 +509,7 @@ def test_bench_check_on_cpu_compares_every_cpp_build_with_torch(tmp_path, capsys
     from reprolib.cli import main
 
     rc = main(["bench", "--device", "cpu", "--check", "--neurons", "LIF", "--shapes", "4,2,3", "--iterations", "none",
-               "--repeats", "1", "--warmup", "0", "--output", str(tmp_path / "b.json")])
+               "--networks", "none", "--repeats", "1", "--warmup", "0", "--output", str(tmp_path / "b.json")])
     out = capsys.readouterr().out
     assert rc == 0 and "reprolib bench --check: 0 failure(s)" in out
 

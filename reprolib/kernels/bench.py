@@ -24,6 +24,10 @@ write and read back one saved state per element, and read the spike gradient and
 (``2 x memory clock x bus width``, from the CUDA device properties; ``--peak-bandwidth`` overrides). For the
 recurrent types the matmuls are not counted, so their roofline is a loose lower bound.
 
+``networks``: one training step of the SRC paper's 1-layer MNIST networks of Table 2 (SRC latency- and
+rate-coded, LIF latency-coded) at their paper-scale configs, PyTorch loops vs the fused backend (on a CPU the
+``cpp`` path its CPU records were trained with): see :data:`NETWORK_STEPS`.
+
 ``encoders``: the spike encoders that draw random numbers, at the sizes of the runs that use them (``rate``: the
 SRC paper's MNIST batch, T = 200, B = 64, gain 0.25; ``poisson``: SpikingJelly's clock-driven MNIST, T = 50,
 B = 128), timed against the formulation of their sources (snnTorch's ``repeat`` / ``torch.bernoulli``;
@@ -54,7 +58,8 @@ import torch
 if TYPE_CHECKING:  # pandas is imported where a table is made, not when the benchmark runs
     import pandas as pd
 
-__all__ = ["configure", "main", "run_bench", "run_iterations", "run_encoders", "encoder_table", "SHAPES", "NEURONS", "ITERATION_TASKS", "peak_bandwidth"]
+__all__ = ["configure", "main", "run_bench", "run_iterations", "run_network_steps", "run_encoders", "encoder_table",
+           "SHAPES", "NEURONS", "ITERATION_TASKS", "NETWORK_STEPS", "peak_bandwidth"]
 
 SHAPES = ((200, 64, 512), (784, 256, 256), (200, 256, 512), (28, 128, 32))
 CPU_SHAPES = ((28, 128, 32),)
@@ -92,6 +97,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iterations", nargs="+", default=None, choices=[*ITERATION_TASKS, "none"],
                         help="also time one full training iteration of the BRF paper's network on these tasks "
                              "(default: smnist and ecg on CUDA, ecg on CPU; 'none' skips)")
+    parser.add_argument("--networks", nargs="+", default=None, choices=[*NETWORK_STEPS, "none"],
+                        help="also time one training step of these networks of the SRC paper's Table 2 at their "
+                             "paper-scale configs (default: all three; 'none' skips)")
     parser.add_argument("--output", default=None, help="JSON path (default: results/bench/<device>.json)")
 
 
@@ -361,26 +369,142 @@ def run_iterations(tasks, device: torch.device, repeats: int = 5, warmup: int = 
                    log=print, on_row=None) -> list[dict]:
     """Time one BRF training iteration per task with the PyTorch loops and with the fused backend;
     ``on_row(rows)`` after each task, as in :func:`run_bench`."""
-    engine, reason = kernel_engine_for(device)
     gen = torch.Generator().manual_seed(0)
     rows = []
     for task in tasks:
         spec = ITERATION_TASKS[task]
         row = {"task": task, "neuron": "BRF", "B": spec["batch"], "T": spec["T"], "notes": {},
                "source_ms": SOURCE_ITERATION_MS.get(task)}
-        for impl, backend in (("torch", "torch"), ("kernel", engine)):
-            if impl == "kernel" and reason is not None:
-                row["kernel_ms"], row["notes"]["kernel"] = None, reason
-                continue
-            run = _iteration_case(task, backend, device, gen)
-            budget = max_torch_seconds if impl == "torch" else float("inf")
-            ms, n = _time(run, device, warmup, repeats, budget)
-            row[f"{impl}_ms"] = ms
-            if n < repeats:
-                row["notes"][impl] = f"{n} repeats (time budget)"
-            log(f"iteration {task:6s} B={spec['batch']} T={spec['T']} {impl:7s} ({backend}) {ms:10.3f} ms")
-        t, k = row.get("torch_ms"), row.get("kernel_ms")
-        row["speedup_vs_torch"] = t / k if t and k else None
+        _time_torch_and_kernel(row, f"iteration {task:6s}", lambda backend: _iteration_case(task, backend, device, gen),
+                               device, warmup, repeats, max_torch_seconds, log)
+        rows.append(row)
+        if on_row is not None:
+            on_row(rows)
+    return rows
+
+
+def _time_torch_and_kernel(row: dict, label: str, make_run, device: torch.device, warmup: int, repeats: int,
+                           max_torch_seconds: float, log) -> None:
+    """Fill ``row``'s ``torch_ms``, ``kernel_ms`` (the device's fused engine; ``None`` and a note where it cannot
+    run), ``speedup_vs_torch`` and timing notes, timing ``make_run(backend)()`` for each backend."""
+    engine, reason = kernel_engine_for(device)
+    for impl, backend in (("torch", "torch"), ("kernel", engine)):
+        if impl == "kernel" and reason is not None:
+            row["kernel_ms"], row["notes"]["kernel"] = None, reason
+            continue
+        run = make_run(backend)
+        budget = max_torch_seconds if impl == "torch" else float("inf")
+        ms, n = _time(run, device, warmup, repeats, budget)
+        row[f"{impl}_ms"] = ms
+        if n < repeats:
+            row["notes"][impl] = f"{n} repeats (time budget)"
+        log(f"{label} B={row['B']} T={row['T']} {impl:7s} ({backend}) {ms:10.3f} ms")
+    t, k = row.get("torch_ms"), row.get("kernel_ms")
+    row["speedup_vs_torch"] = t / k if t and k else None
+
+
+# --------------------------------------------------------------------------------------------------
+# end to end: one training step of the SRC paper's Table 2 networks, as `reprolib sweep src-table2` trains them
+
+#: name -> (preset, grid choices, neuron type): the 1-layer MNIST networks of the SRC paper's Table 2 with records
+#: trained on a CPU (the others of the table differ in depth and data set, not in what a step runs)
+NETWORK_STEPS = {
+    "src-mnist-latency": ("src-table2", {"input": "mnist-latency", "layers": 1, "model": "src"}, "SRC"),
+    "src-mnist-rate": ("src-table2", {"input": "mnist-rate", "layers": 1, "model": "src"}, "SRC"),
+    "lif-mnist-latency": ("src-table2", {"input": "mnist-latency", "layers": 1, "model": "lif"}, "LEAKY"),
+}
+NETWORK_WORKLOAD = (
+    "one training step of a network of the SRC paper's Table 2 at its paper-scale config (`reprolib sweep src-table2 "
+    "--scale paper`): encode a batch of images into spikes, forward, loss, backward, optimiser step and the model's "
+    "own after-step (the LIF's leak clamp), with the config's flush_denormal and, on a CPU, the host-memory setting "
+    "of a training run; `torch`: the PyTorch time loops and dense input matmuls, `kernel`: the run's fused backend "
+    "(`cpp` on a CPU: C++ scans and sparse input matmuls); synthetic images with MNIST's share of lit pixels, "
+    "input_density: the share of input spikes in the encoded batch")
+
+
+def synthetic_mnist(batch: int, generator: torch.Generator) -> torch.Tensor:
+    """Images ``[batch, 1, 28, 28]`` in [0, 1] with MNIST's pixel statistics to first order: 18 % of the pixels
+    lit, 43 % of those at 1 and the others uniform below 0.9 (MNIST's test images: 18 % lit, 43 % of them above
+    0.9, mean lit value 0.67). The spike encoders' cost, and the sparse input matmul's, follow how many pixels are
+    lit and how bright."""
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch={batch!r} is not allowed; expected a positive integer")
+    shape = (batch, 1, 28, 28)
+    lit = torch.rand(shape, generator=generator) < 0.18
+    full = torch.rand(shape, generator=generator) < 0.43
+    value = torch.where(full, 1.0, 0.9 * torch.rand(shape, generator=generator))
+    return torch.where(lit, value, 0.0)
+
+
+def network_step_config(name: str):
+    """The paper-scale config (seed 0) of the network step ``name`` (:data:`NETWORK_STEPS`)."""
+    from reprolib.experiments import get_configs  # noqa: PLC0415
+
+    if name not in NETWORK_STEPS:
+        raise ValueError(f"unknown network step {name!r}; expected one of {sorted(NETWORK_STEPS)}")
+    experiment, choices, _ = NETWORK_STEPS[name]
+    (config,) = get_configs(experiment, "paper", seeds=[0], **{key: [value] for key, value in choices.items()})
+    return config
+
+
+def _network_step_case(name: str, backend: str, device: torch.device):
+    """``run()`` doing one training step of :func:`network_step_config` with ``backend`` on ``device`` (its
+    initial weights seeded as a run of seed 0 seeds them; the same images for every backend), and the share of
+    input spikes in its encoded batch."""
+    from reprolib.config import with_overrides  # noqa: PLC0415
+    from reprolib.training.build import build_parts  # noqa: PLC0415
+    from reprolib.training.schedules import build_optimizer  # noqa: PLC0415
+
+    config = with_overrides(network_step_config(name), {"backend": backend, "device": str(device)})
+    parts = build_parts(config, before_model=lambda: torch.manual_seed(config.seed))
+    model = parts.model.to(device)
+    optimizer = build_optimizer(config, model.parameters())
+    after_step = getattr(model, "after_optimizer_step", None)
+    gen = torch.Generator().manual_seed(0)
+    x = synthetic_mnist(config.batch_size, gen).to(device)
+    y = torch.randint(0, int(config.model_options.get("classes", 10)), (config.batch_size,), generator=gen).to(device)
+    encode_gen = torch.Generator(device=device).manual_seed(0)
+    with torch.no_grad():
+        density = float(parts.encoder(x, generator=encode_gen).float().mean())
+
+    def run():
+        with torch.no_grad():  # as the training loop encodes: outside autograd
+            x_seq = parts.encoder(x, generator=encode_gen)
+        loss = parts.loss_fn(model(x_seq), y).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        if after_step is not None:
+            after_step()
+    return run, density
+
+
+def run_network_steps(names, device: torch.device, repeats: int = 5, warmup: int = 2, max_torch_seconds: float = 60.0,
+                      log=print, on_row=None) -> list[dict]:
+    """Time one training step of each network of :data:`NETWORK_STEPS` in ``names`` with the PyTorch loops and
+    with the fused backend; ``on_row(rows)`` after each network, as in :func:`run_bench`. The config's
+    ``flush_denormal`` holds while its steps run (as in training) and is switched off after."""
+    if device.type == "cpu":  # as a CPU training run sets it (reprolib.training.host_memory)
+        from reprolib.training.host_memory import keep_freed_host_memory  # noqa: PLC0415
+
+        keep_freed_host_memory()
+    rows = []
+    for name in names:
+        config = network_step_config(name)
+        row = {"task": name, "neuron": NETWORK_STEPS[name][2], "B": config.batch_size,
+               "T": config.encoding_options["num_steps"], "notes": {}}
+
+        def make_run(backend, name=name, row=row):
+            run, row["input_density"] = _network_step_case(name, backend, device)
+            return run
+        torch.set_flush_denormal(config.flush_denormal)
+        try:
+            _time_torch_and_kernel(row, f"network step {name:17s}", make_run, device, warmup, repeats,
+                                   max_torch_seconds, log)
+        finally:
+            torch.set_flush_denormal(False)
         rows.append(row)
         if on_row is not None:
             on_row(rows)
@@ -663,6 +787,16 @@ def main(args) -> int:
     record["iterations"] = run_iterations(tasks, device, repeats=min(args.repeats, 5), warmup=min(args.warmup, 2),
                                           max_torch_seconds=args.max_torch_seconds,
                                           on_row=lambda rows: _save({**record, "iterations": rows}, out, complete=False))
+    networks = [n for n in (args.networks if args.networks is not None else NETWORK_STEPS) if n != "none"]
+    if networks:
+        record["network_workload"] = NETWORK_WORKLOAD
+        record["networks"] = run_network_steps(
+            networks, device, repeats=min(args.repeats, 5), warmup=min(args.warmup, 2),
+            max_torch_seconds=args.max_torch_seconds,
+            on_row=lambda rows: _save({**record, "networks": rows}, out, complete=False))
+        from reprolib.training.host_memory import current_setting  # noqa: PLC0415
+
+        record["host_memory"] = current_setting()
     record["encoders"] = run_encoders(device, repeats=min(args.repeats, 10), warmup=min(args.warmup, 2))
     _save(record, out, complete=True)
     print(f"reprolib bench: wrote {out}")

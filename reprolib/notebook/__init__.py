@@ -59,8 +59,9 @@ from reprolib.notebook.src import (SRC_TABLE2_COLUMNS, src_minus_lif, activity_o
                                    lif_reset_activity_findings)
 from reprolib.notebook.spikingjelly import SJ_RECURRENT_METRICS, sj_clock_table, sj_recurrent_table
 from reprolib.notebook.status import reproduction_status, spot_check_record, show_spot_check, show_published_reruns
-from reprolib.notebook.benchmarks import (BENCH_COLUMNS, ITERATION_COLUMNS, bench_code_version, bench_heading,
-                                          bench_records, no_bench_note, no_gpu_bench_note, show_bench_record)
+from reprolib.notebook.benchmarks import (BENCH_COLUMNS, ITERATION_COLUMNS, NETWORK_COLUMNS, bench_code_version,
+                                          bench_heading, bench_records, no_bench_note, no_gpu_bench_note,
+                                          show_bench_record)
 
 # what ``from reprolib.notebook import *`` gives: the helpers above, in the order of the modules
 __all__ = ["SCALES", "Parameters", "resolve_device", "check_choice", "check_subset", "check_positive",
@@ -89,5 +90,6 @@ __all__ = ["SCALES", "Parameters", "resolve_device", "check_choice", "check_subs
            "fixed_lif_activity", "fixed_lif_findings", "LIF_RESETS", "SUBTRACT_MINUS_ZERO", "lif_reset_table",
            "lif_reset_findings", "lif_reset_activity_findings",
            "SJ_RECURRENT_METRICS", "sj_clock_table", "sj_recurrent_table", "reproduction_status", "spot_check_record",
-           "show_spot_check", "show_published_reruns", "BENCH_COLUMNS", "ITERATION_COLUMNS", "bench_code_version",
-           "bench_heading", "bench_records", "no_bench_note", "no_gpu_bench_note", "show_bench_record"]
+           "show_spot_check", "show_published_reruns", "BENCH_COLUMNS", "ITERATION_COLUMNS", "NETWORK_COLUMNS",
+           "bench_code_version", "bench_heading", "bench_records", "no_bench_note", "no_gpu_bench_note",
+           "show_bench_record"]

@@ -1,6 +1,6 @@
 """The kernel-benchmark records of ``reprolib bench`` (``results/bench/<device>.json``) as the performance page shows
 them: per record its provenance, what ``--check`` found, the timings per neuron and shape with a speed-up figure,
-and the training-iteration rows."""
+the training-iteration rows and the training steps of the SRC paper's networks."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ BENCH_COLUMNS = ["neuron", "T", "B", "N", "torch_ms", "kernel_ms", "spikingjelly
                  "speedup_vs_torch", "kernel_over_roofline", "torch_scan_ms", "kernel_scan_ms", "scan_speedup_vs_torch"]
 #: the same for its training-iteration rows
 ITERATION_COLUMNS = ["task", "neuron", "B", "T", "torch_ms", "kernel_ms", "speedup_vs_torch", "source_ms"]
+#: the same for its training-step rows of the SRC paper's networks
+NETWORK_COLUMNS = ["task", "neuron", "B", "T", "input_density", "torch_ms", "kernel_ms", "speedup_vs_torch"]
 
 
 def bench_records(bench_dir: str | Path = "results/bench") -> dict[str, dict]:
@@ -98,7 +100,8 @@ def _source_times(iterations: pd.DataFrame) -> str:
 
 def show_bench_record(name: str, record: Mapping) -> None:
     """Display one benchmark record: :func:`bench_heading`, its timing table and speed-up figure, why columns are
-    empty, and its training-iteration rows beside the source's time."""
+    empty, its training-iteration rows beside the source's time, and its training steps of the SRC paper's
+    networks."""
     import matplotlib.pyplot as plt  # noqa: PLC0415
     from IPython.display import display  # noqa: PLC0415
 
@@ -126,3 +129,8 @@ def show_bench_record(name: str, record: Mapping) -> None:
                       f"below.")
         display(for_display(iterations[[c for c in ITERATION_COLUMNS if c in iterations.columns]], 2,
                             missing=NOT_AVAILABLE))
+    networks = pd.DataFrame(record.get("networks", []))
+    if not networks.empty:
+        show_markdown("**One training step of the SRC paper's networks**: " + record.get("network_workload", "") + ".")
+        display(for_display(networks[[c for c in NETWORK_COLUMNS if c in networks.columns]],
+                            {"input_density": 5}, missing=NOT_AVAILABLE))
