@@ -431,6 +431,28 @@ def test_bench_network_steps_time_the_configs_of_committed_records():
         bench.network_step_config("src-mnist")
 
 
+def test_bench_network_step_that_fails_is_noted_and_the_benchmark_goes_on(tmp_path, monkeypatch, no_cupy):
+    from reprolib.cli import main
+    from reprolib.kernels import bench
+
+    real = bench._network_step_case
+
+    def kernel_fails(name, backend, device):
+        if backend != "torch":
+            raise RuntimeError("planted build failure")
+        return real(name, backend, device)
+
+    monkeypatch.setattr(bench, "_network_step_case", kernel_fails)
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "--repeats", "1", "--warmup", "0", "--shapes", "4,2,3", "--neurons", "LIF", "--device", "cpu",
+               "--iterations", "none", "--networks", "lif-mnist-latency", "--output", str(out)])
+    record = json.loads(out.read_text())
+    (step,) = record["networks"]
+    assert rc == 0 and record["complete"] is True and record["encoders"]
+    assert step["torch_ms"] > 0 and step["kernel_ms"] is None and step["speedup_vs_torch"] is None
+    assert step["notes"]["kernel"] == "RuntimeError: planted build failure"
+
+
 def test_bench_exits_1_when_an_encoder_changes_the_spikes(tmp_path, monkeypatch, capsys, no_cupy):
     from reprolib.cli import main
     from reprolib.kernels import bench

@@ -386,15 +386,20 @@ def run_iterations(tasks, device: torch.device, repeats: int = 5, warmup: int = 
 def _time_torch_and_kernel(row: dict, label: str, make_run, device: torch.device, warmup: int, repeats: int,
                            max_torch_seconds: float, log) -> None:
     """Fill ``row``'s ``torch_ms``, ``kernel_ms`` (the device's fused engine; ``None`` and a note where it cannot
-    run), ``speedup_vs_torch`` and timing notes, timing ``make_run(backend)()`` for each backend."""
+    run or fails: one failing column must not lose the rows after it on a lent GPU), ``speedup_vs_torch`` and
+    timing notes, timing ``make_run(backend)()`` for each backend."""
     engine, reason = kernel_engine_for(device)
     for impl, backend in (("torch", "torch"), ("kernel", engine)):
         if impl == "kernel" and reason is not None:
             row["kernel_ms"], row["notes"]["kernel"] = None, reason
             continue
-        run = make_run(backend)
         budget = max_torch_seconds if impl == "torch" else float("inf")
-        ms, n = _time(run, device, warmup, repeats, budget)
+        try:
+            ms, n = _time(make_run(backend), device, warmup, repeats, budget)
+        except Exception as err:  # noqa: BLE001 - as in run_bench: the record names the failure
+            row[f"{impl}_ms"], row["notes"][impl] = None, f"{type(err).__name__}: {err}"
+            log(f"{label} {impl}: failed: {type(err).__name__}: {err}")
+            continue
         row[f"{impl}_ms"] = ms
         if n < repeats:
             row["notes"][impl] = f"{n} repeats (time budget)"
