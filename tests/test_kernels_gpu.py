@@ -194,6 +194,10 @@ def test_bench_gpu_small(tmp_path):
     assert record["cupy"] and record["peak_bandwidth_GBps"]
     for row in record["results"]:
         assert row["kernel_ms"] > 0 and row["torch_ms"] > 0 and row["roofline_ms"] > 0
+    # the SRC paper's Table 2 networks, one training step each, with the CuPy kernels
+    assert {row["task"] for row in record["networks"]} == {"src-mnist-latency", "src-mnist-rate", "lif-mnist-latency"}
+    for row in record["networks"]:
+        assert row["kernel_ms"] > 0 and row["torch_ms"] > 0, row["notes"]
 
 
 def bench_args(out):
