@@ -402,7 +402,10 @@ def test_bench_cpu_writes_json(tmp_path, no_cupy):
     assert (step["task"], step["neuron"], step["B"], step["T"]) == ("src-mnist-latency", "SRC", 64, 200)
     assert step["torch_ms"] > 0 and 3e-4 < step["input_density"] < 3e-3
     assert (step["kernel_ms"] > 0) if HAS_CXX else (step["kernel_ms"] is None)
-    assert "training step" in record["network_workload"] and record["host_memory"]
+    # and the whole record was timed with a CPU training run's host-memory setting, which it names
+    from reprolib.training import host_memory
+    assert record["host_memory"] == host_memory.current_setting()
+    assert not record["host_memory"].startswith("not set")
     # the random encoders at the sizes of their runs, beside their sources' formulations, with the same spikes
     encoders = {row["encoder"]: row for row in record["encoders"]}
     assert set(encoders) == {"rate", "poisson"}
@@ -411,8 +414,8 @@ def test_bench_cpu_writes_json(tmp_path, no_cupy):
 
 
 def test_bench_network_steps_time_the_configs_of_committed_records():
-    """Each benchmarked network step is the paper-scale config of a committed Table 2 record (seed 0), so its time
-    is that of the training that record made; and the stand-in images light MNIST's share of pixels."""
+    """Each benchmarked network step is the paper-scale config of a committed Table 2 record (seed 0), trained by
+    today's code; and the stand-in images light MNIST's share of pixels."""
     from reprolib.config import config_hash
     from reprolib.kernels import bench
     from reprolib.paths import REPO_ROOT
@@ -429,6 +432,28 @@ def test_bench_network_steps_time_the_configs_of_committed_records():
         bench.synthetic_mnist(0, torch.Generator())
     with pytest.raises(ValueError, match="unknown network step 'src-mnist'"):
         bench.network_step_config("src-mnist")
+
+
+@needs_cxx
+def test_bench_network_steps_compute_the_same_steps_with_each_backend():
+    """A speed-up counts only if the fused step trains as the PyTorch one does: from the same weights and images,
+    the first step's loss agrees to float32 rounding (the sparse input matmul sums in another order), the second,
+    after one Adam update (which scales tiny gradient differences up to the learning rate), within 0.1 %; and
+    timing them leaves the caller's RNG and flush-to-zero setting as they were."""
+    from reprolib.kernels import bench
+
+    for name in bench.NETWORK_STEPS:
+        (torch_step, density), (cpp_step, cpp_density) = (bench._network_step_case(name, backend, torch.device("cpu"))
+                                                          for backend in ("torch", "cpp"))
+        assert density == cpp_density > 0
+        for rtol in (1e-5, 1e-3):
+            torch.testing.assert_close(cpp_step(), torch_step(), rtol=rtol, atol=0)
+    before = torch.random.get_rng_state()
+    (row,) = bench.run_network_steps(["lif-mnist-latency"], torch.device("cpu"), repeats=1, warmup=0,
+                                     log=lambda _: None)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert float(torch.tensor([1e-39]) * 1.0) > 0  # subnormal numbers are not flushed to zero after it
+    assert row["torch_ms"] > 0 and row["kernel_ms"] > 0
 
 
 def test_bench_network_step_that_fails_is_noted_and_the_benchmark_goes_on(tmp_path, monkeypatch, no_cupy):
@@ -569,6 +594,8 @@ def test_bench_rejects_bad_shape(capsys):
     (["--device", "cpu", "--max-torch-seconds", "0"], "--max-torch-seconds 0.0 is not allowed"),
     (["--device", "cpu", "--output", "{folder}"], "is a folder; expected a file name"),
     (["--device", "cpu", "--output", "{file}/bench.json"], "is below the file"),
+    (["--device", "cpu", "--networks", "none", "src-mnist-rate"], "--networks none src-mnist-rate is not allowed"),
+    (["--device", "cpu", "--iterations", "ecg", "none"], "--iterations ecg none is not allowed"),
 ])
 def test_bench_rejects_bad_arguments_before_timing(tmp_path, capsys, monkeypatch, arguments, message):
     from reprolib.cli import main

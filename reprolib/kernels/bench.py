@@ -420,18 +420,21 @@ NETWORK_STEPS = {
 }
 NETWORK_WORKLOAD = (
     "one training step of a network of the SRC paper's Table 2 at its paper-scale config (`reprolib sweep src-table2 "
-    "--scale paper`): encode a batch of images into spikes, forward, loss, backward, optimiser step and the model's "
-    "own after-step (the LIF's leak clamp), with the config's flush_denormal and, on a CPU, the host-memory setting "
-    "of a training run; `torch`: the PyTorch time loops and dense input matmuls, `kernel`: the run's fused backend "
-    "(`cpp` on a CPU: C++ scans and sparse input matmuls); synthetic images with MNIST's share of lit pixels, "
-    "input_density: the share of input spikes in the encoded batch")
+    "--scale paper`) with today's code: encode a batch of images into spikes, forward, loss, backward, gradient "
+    "clipping, optimiser step and the model's own after-step (the SRC cells' bias projection), with the config's "
+    "flush_denormal and, on a CPU, the host-memory setting of a training run (host_memory, for the whole record); "
+    "`torch`: the PyTorch time loops and dense input matmuls, `kernel`: the run's fused backend (`cpp` on a CPU: "
+    "C++ scans and sparse input matmuls). One batch of synthetic images with MNIST's share of lit pixels, reused "
+    "from the seed-0 initial weights; input_density: the share of input spikes in the encoded batch. Not timed: "
+    "data loading and the training loop's bookkeeping, so an epoch of a record (844 such steps and its "
+    "evaluations) takes longer than 844 of these")
 
 
 def synthetic_mnist(batch: int, generator: torch.Generator) -> torch.Tensor:
     """Images ``[batch, 1, 28, 28]`` in [0, 1] with MNIST's pixel statistics to first order: 18 % of the pixels
-    lit, 43 % of those at 1 and the others uniform below 0.9 (MNIST's test images: 18 % lit, 43 % of them above
-    0.9, mean lit value 0.67). The spike encoders' cost, and the sparse input matmul's, follow how many pixels are
-    lit and how bright."""
+    lit, 43 % of those at 1 and the others uniform below 0.9, a mean lit value of 0.69 (MNIST's test images: 18 %
+    lit, 43 % of them above 0.9, mean lit value 0.67). The spike encoders' cost, and the sparse input matmul's,
+    follow how many pixels are lit and how bright."""
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch={batch!r} is not allowed; expected a positive integer")
     shape = (batch, 1, 28, 28)
@@ -453,15 +456,17 @@ def network_step_config(name: str):
 
 
 def _network_step_case(name: str, backend: str, device: torch.device):
-    """``run()`` doing one training step of :func:`network_step_config` with ``backend`` on ``device`` (its
-    initial weights seeded as a run of seed 0 seeds them; the same images for every backend), and the share of
-    input spikes in its encoded batch."""
+    """``run()`` doing one training step of :func:`network_step_config` with ``backend`` on ``device`` and
+    returning its loss (the initial weights seeded as a run of seed 0 seeds them, without touching the global
+    RNGs; the same images for every backend), and the share of input spikes in its encoded batch."""
     from reprolib.config import with_overrides  # noqa: PLC0415
     from reprolib.training.build import build_parts  # noqa: PLC0415
     from reprolib.training.schedules import build_optimizer  # noqa: PLC0415
 
     config = with_overrides(network_step_config(name), {"backend": backend, "device": str(device)})
-    parts = build_parts(config, before_model=lambda: torch.manual_seed(config.seed))
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        parts = build_parts(config, before_model=lambda: torch.manual_seed(config.seed))
     model = parts.model.to(device)
     optimizer = build_optimizer(config, model.parameters())
     after_step = getattr(model, "after_optimizer_step", None)
@@ -483,6 +488,7 @@ def _network_step_case(name: str, backend: str, device: torch.device):
         optimizer.step()
         if after_step is not None:
             after_step()
+        return loss.detach()
     return run, density
 
 
@@ -490,11 +496,9 @@ def run_network_steps(names, device: torch.device, repeats: int = 5, warmup: int
                       log=print, on_row=None) -> list[dict]:
     """Time one training step of each network of :data:`NETWORK_STEPS` in ``names`` with the PyTorch loops and
     with the fused backend; ``on_row(rows)`` after each network, as in :func:`run_bench`. The config's
-    ``flush_denormal`` holds while its steps run (as in training) and is switched off after."""
-    if device.type == "cpu":  # as a CPU training run sets it (reprolib.training.host_memory)
-        from reprolib.training.host_memory import keep_freed_host_memory  # noqa: PLC0415
-
-        keep_freed_host_memory()
+    ``flush_denormal`` holds while its steps run (as in training) and is switched off after, as training does; at
+    least one untimed step first (the kernels' first-call builds). :func:`main` applies a CPU training run's
+    host-memory setting to the whole benchmark."""
     rows = []
     for name in names:
         config = network_step_config(name)
@@ -506,7 +510,7 @@ def run_network_steps(names, device: torch.device, repeats: int = 5, warmup: int
             return run
         torch.set_flush_denormal(config.flush_denormal)
         try:
-            _time_torch_and_kernel(row, f"network step {name:17s}", make_run, device, warmup, repeats,
+            _time_torch_and_kernel(row, f"network step {name:17s}", make_run, device, max(warmup, 1), repeats,
                                    max_torch_seconds, log)
         finally:
             torch.set_flush_denormal(False)
@@ -731,6 +735,18 @@ def run_bench(neurons, shapes, device: torch.device, repeats: int = 20, warmup: 
     return record
 
 
+def _task_list(flag: str, chosen, default) -> list[str]:
+    """The ``--iterations`` / ``--networks`` names to time: ``default`` when the flag is absent, none for
+    ``none``, each name once; ValueError for ``none`` beside names."""
+    if chosen is None:
+        return list(default)
+    if "none" in chosen:
+        if len(chosen) > 1:
+            raise ValueError(f"{flag} {' '.join(chosen)} is not allowed; expected 'none' alone or names without it")
+        return []
+    return list(dict.fromkeys(chosen))
+
+
 def _checked_arguments(args) -> tuple[torch.device, list, Path]:
     """The device, shapes and output file of ``reprolib bench``, or ValueError naming the bad argument: all
     checked before the first kernel is timed."""
@@ -747,6 +763,8 @@ def _checked_arguments(args) -> tuple[torch.device, list, Path]:
         if value is not None and not (value > 0 and math.isfinite(value)):
             raise ValueError(f"{flag} {value} is not allowed; expected a positive number")
     shapes = [_parse_shape(s) for s in args.shapes] if args.shapes else list(SHAPES if device.type == "cuda" else CPU_SHAPES)
+    _task_list("--iterations", args.iterations, ())
+    _task_list("--networks", args.networks, ())
     if args.output:
         out = Path(args.output)
     else:
@@ -760,8 +778,12 @@ def _checked_arguments(args) -> tuple[torch.device, list, Path]:
 
 
 def main(args) -> int:
+    from reprolib.training.host_memory import current_setting, keep_freed_host_memory  # noqa: PLC0415
+
     try:
         device, shapes, out = _checked_arguments(args)
+        # a CPU training run keeps freed host memory (reprolib.training.host_memory); the benchmark times what it runs
+        host_memory = keep_freed_host_memory() if device.type == "cpu" else current_setting()
     except ValueError as err:
         print(f"reprolib bench: error: {err}", file=sys.stderr)
         return 2
@@ -783,25 +805,21 @@ def main(args) -> int:
                        peak_gbps=args.peak_bandwidth, spikingjelly=not args.no_spikingjelly,
                        max_torch_seconds=args.max_torch_seconds,
                        on_row=lambda so_far: _save({**so_far, **extra}, out, complete=False))
-    record.update(extra)
-    tasks = args.iterations if args.iterations is not None else (["smnist", "ecg"] if device.type == "cuda" else ["ecg"])
-    tasks = [t for t in tasks if t != "none"]
+    record.update(extra, host_memory=host_memory)
+    tasks = _task_list("--iterations", args.iterations, ["smnist", "ecg"] if device.type == "cuda" else ["ecg"])
     record["iteration_workload"] = ("one training iteration of the BRF paper's RSNN (BRF, hidden 256 on S-MNIST, 36 on "
                                     "ECG): forward, per-step log-softmax NLL, backward, clipping where the source "
                                     "clips, Adam step; random inputs of the task's shape")
     record["iterations"] = run_iterations(tasks, device, repeats=min(args.repeats, 5), warmup=min(args.warmup, 2),
                                           max_torch_seconds=args.max_torch_seconds,
                                           on_row=lambda rows: _save({**record, "iterations": rows}, out, complete=False))
-    networks = [n for n in (args.networks if args.networks is not None else NETWORK_STEPS) if n != "none"]
+    networks = _task_list("--networks", args.networks, NETWORK_STEPS)
     if networks:
         record["network_workload"] = NETWORK_WORKLOAD
         record["networks"] = run_network_steps(
             networks, device, repeats=min(args.repeats, 5), warmup=min(args.warmup, 2),
             max_torch_seconds=args.max_torch_seconds,
             on_row=lambda rows: _save({**record, "networks": rows}, out, complete=False))
-        from reprolib.training.host_memory import current_setting  # noqa: PLC0415
-
-        record["host_memory"] = current_setting()
     record["encoders"] = run_encoders(device, repeats=min(args.repeats, 10), warmup=min(args.warmup, 2))
     _save(record, out, complete=True)
     print(f"reprolib bench: wrote {out}")

@@ -7,7 +7,7 @@ weight gradient) were about 60 % of a training step (measured once, 3ff493a, 202
 from the dense batch with PyTorch operators (``nonzero``, ``argsort``) cost 0.16 s; a C++ builder (one read of the
 batch into buffers sized from a sample of rows, the transpose by counting sort) does it faster, and PyTorch's
 builder remains where no C++ compiler exists (measured on the 2-core development machine; ``reprolib bench``
-does not cover this path).
+times this path only inside the training steps of its ``networks`` rows, not on its own).
 
 :func:`event_linear` is ``torch.nn.functional.linear`` with that shortcut: for a float32 CPU input with at most
 ``max_density`` non-zero entries it multiplies the sparse input; otherwise it is ``F.linear`` itself. The
