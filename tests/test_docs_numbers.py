@@ -58,6 +58,21 @@ def test_contributing_quotes_the_ecg_speedups():
     assert _agrees(alif, _row(bench["results"], neuron="ALIF", T=1300)["speedup_vs_torch"])
 
 
+def test_readme_and_contributing_quote_the_src_network_steps():
+    bench = _bench()
+    tasks = ("src-mnist-latency", "src-mnist-rate", "lif-mnist-latency")
+    steps = [_row(bench["networks"], task=task) for task in tasks]
+    speedups = _quote("README.md", r"latency-coded SRC ([\d.]+)x, rate-coded SRC ([\d.]+)x, "
+                                   r"latency-coded LIF ([\d.]+)x PyTorch's speed")
+    for quoted, step in zip(speedups, steps):
+        assert _agrees(quoted, step["speedup_vs_torch"]), (quoted, step)
+    times = _quote("CONTRIBUTING.md", r"([\d.]+) ms with `cpp` against ([\d.]+) ms with the PyTorch loops "
+                                      r"\(latency-coded SRC\), ([\d.]+) against ([\d.]+) ms \(rate-coded SRC\), "
+                                      r"([\d.]+) against ([\d.]+) ms \(latency-coded LIF\)")
+    for (kernel, loop), step in zip(zip(times[::2], times[1::2]), steps):
+        assert _agrees(kernel, step["kernel_ms"]) and _agrees(loop, step["torch_ms"]), (kernel, loop, step)
+
+
 @pytest.mark.parametrize("quoted, value, ok", [("1.07", 1.0684, True), ("1.07", 1.0751, False), ("32", 31.67, True),
                                                ("31", 31.67, False), ("0.034", 0.03374, True)])
 def test_agrees_rounds_to_the_quoted_digits(quoted, value, ok):
