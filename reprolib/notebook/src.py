@@ -213,8 +213,8 @@ def initial_activity_findings(table: pd.DataFrame, tolerance: float = 0.1) -> st
             small = change.abs().max() < 10
             text += (f" With snnTorch's subtracting reset the untrained LIF's activity changes by "
                      f"{value_range(change, '{:+.0f}')} %: the reset choice "
-                     f"{'barely moves' if small else 'moves'} the starting point (what it does to training is not "
-                     "measured here).")
+                     f"{'barely moves' if small else 'moves'} the starting point (what it does to training: the "
+                     "section on the LIF with snnTorch's reset, below).")
         lines.append(text)
     return "\n".join(lines)
 
