@@ -420,9 +420,10 @@ NETWORK_STEPS = {
 }
 NETWORK_WORKLOAD = (
     "one training step of a network of the SRC paper's Table 2 at its paper-scale config (`reprolib sweep src-table2 "
-    "--scale paper`) with the code of this benchmark record: encode a batch of images into spikes, forward, loss, backward, gradient "
-    "clipping, optimiser step and the model's own after-step (the SRC cells' bias projection), with the config's "
-    "flush_denormal and, on a CPU, the host-memory setting of a training run (host_memory, for the whole record); "
+    "--scale paper`) with the code of this benchmark record: encode a batch of images into spikes, forward, loss, "
+    "backward, gradient clipping, optimiser step and the model's own after-step (the SRC cells' bias projection), "
+    "with the config's flush_denormal and, on a CPU, the host-memory setting of a training run (host_memory, for "
+    "the whole record); "
     "`torch`: the PyTorch time loops and dense input matmuls, `kernel`: the run's fused backend (`cpp` on a CPU: "
     "C++ scans and sparse input matmuls). One batch of synthetic images with MNIST's share of lit pixels, reused "
     "from the seed-0 initial weights; input_density: the share of input spikes in the encoded batch. Not timed: "
