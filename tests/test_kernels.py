@@ -437,17 +437,23 @@ def test_bench_network_steps_time_the_configs_of_committed_records():
 @needs_cxx
 def test_bench_network_steps_compute_the_same_steps_with_each_backend():
     """A speed-up counts only if the fused step trains as the PyTorch one does: from the same weights and images,
-    the first step's loss agrees to float32 rounding (the sparse input matmul sums in another order), the second,
-    after one Adam update (which scales tiny gradient differences up to the learning rate), within 0.1 %; and
-    timing them leaves the caller's RNG and flush-to-zero setting as they were."""
+    the step's loss and its clipped gradients agree to float32 rounding (the sparse input matmul sums in another
+    order); and timing them leaves the caller's RNG and flush-to-zero setting as they were. (Losses after an Adam
+    update are not compared: its first step moves every weight by about the learning rate whatever the gradient's
+    size, so a rounding difference in a near-zero gradient's sign moves the loss by up to 0.2 %.)"""
     from reprolib.kernels import bench
 
     for name in bench.NETWORK_STEPS:
         (torch_step, density), (cpp_step, cpp_density) = (bench._network_step_case(name, backend, torch.device("cpu"))
                                                           for backend in ("torch", "cpp"))
         assert density == cpp_density > 0
-        for rtol in (1e-5, 1e-3):
-            torch.testing.assert_close(cpp_step(), torch_step(), rtol=rtol, atol=0)
+        torch.testing.assert_close(cpp_step(), torch_step(), rtol=1e-5, atol=0)
+        gradients = [dict((n, p.grad) for n, p in step.model.named_parameters() if p.grad is not None)
+                     for step in (torch_step, cpp_step)]
+        assert gradients[0].keys() == gradients[1].keys() and gradients[0]
+        for key, expected in gradients[0].items():
+            scale = float(expected.abs().max())
+            torch.testing.assert_close(gradients[1][key], expected, rtol=1e-3, atol=1e-4 * scale, msg=f"{name} {key}")
     before = torch.random.get_rng_state()
     (row,) = bench.run_network_steps(["lif-mnist-latency"], torch.device("cpu"), repeats=1, warmup=0,
                                      log=lambda _: None)

@@ -459,7 +459,8 @@ def network_step_config(name: str):
 def _network_step_case(name: str, backend: str, device: torch.device):
     """``run()`` doing one training step of :func:`network_step_config` with ``backend`` on ``device`` and
     returning its loss (the initial weights seeded as a run of seed 0 seeds them, without touching the global
-    RNGs; the same images for every backend), and the share of input spikes in its encoded batch."""
+    RNGs; the same images for every backend; ``run.model`` is the model), and the share of input spikes in its
+    encoded batch."""
     from reprolib.config import with_overrides  # noqa: PLC0415
     from reprolib.training.build import build_parts  # noqa: PLC0415
     from reprolib.training.schedules import build_optimizer  # noqa: PLC0415
@@ -490,6 +491,7 @@ def _network_step_case(name: str, backend: str, device: torch.device):
         if after_step is not None:
             after_step()
         return loss.detach()
+    run.model = model  # for tests: the gradients of its last step stay on the parameters
     return run, density
 
 
