@@ -462,6 +462,19 @@ def test_bench_network_steps_compute_the_same_steps_with_each_backend():
     assert row["torch_ms"] > 0 and row["kernel_ms"] > 0
 
 
+def test_bench_iteration_case_builds_its_model_without_moving_the_callers_rng():
+    """The BRF iteration seeds its model's weights as the source does, in a fork of the global RNGs: a benchmark
+    run inside a notebook or a test must not change the random draws after it; one step of it trains."""
+    from reprolib.kernels import bench
+
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    run = bench._iteration_case("ecg", "torch", torch.device("cpu"), torch.Generator().manual_seed(0))
+    assert torch.equal(torch.random.get_rng_state(), before)
+    run()
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
 def test_bench_network_step_that_fails_is_noted_and_the_benchmark_goes_on(tmp_path, monkeypatch, no_cupy):
     from reprolib.cli import main
     from reprolib.kernels import bench

@@ -340,13 +340,16 @@ def _iteration_case(task: str, backend: str, device, gen, neuron: str = "brf"):
     """One training iteration: forward over T steps, per-step log-softmax NLL (label-last on S-MNIST), backward,
     gradient clipping where the source clips, Adam step; random inputs of the task's shape."""
     from reprolib.models.resonate import RSNN_PRESETS, RSNN_TASK_SIZES, build_rsnn  # noqa: PLC0415
+    from reprolib.training.build import preserved_global_rng  # noqa: PLC0415
+    from reprolib.training.loop import optimizer_step  # noqa: PLC0415
     from reprolib.training.losses import make_seq_nll  # noqa: PLC0415
 
     spec = ITERATION_TASKS[task]
     m, _, classes = RSNN_TASK_SIZES[task]
     B, T = spec["batch"], spec["T"]
-    torch.manual_seed(0)
-    model = build_rsnn(**RSNN_PRESETS[(task, neuron)], backend=backend).to(device)
+    with preserved_global_rng():
+        torch.manual_seed(0)
+        model = build_rsnn(**RSNN_PRESETS[(task, neuron)], backend=backend).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=spec["lr"])
     loss_fn = make_seq_nll(label_last=spec["label_last"], skip_steps=0)
     if task == "smnist":
@@ -357,11 +360,7 @@ def _iteration_case(task: str, backend: str, device, gen, neuron: str = "brf"):
         y = torch.randint(0, classes, (B, T), generator=gen).to(device)
 
     def run():
-        optimizer.zero_grad(set_to_none=True)
-        loss_fn(model(x), y).loss.backward()
-        if spec["grad_clip"] is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), spec["grad_clip"])
-        optimizer.step()
+        optimizer_step(loss_fn(model(x), y).loss, model, optimizer, spec["grad_clip"])
     return run
 
 
@@ -462,16 +461,15 @@ def _network_step_case(name: str, backend: str, device: torch.device):
     RNGs; the same images for every backend; ``run.model`` is the model), and the share of input spikes in its
     encoded batch."""
     from reprolib.config import with_overrides  # noqa: PLC0415
-    from reprolib.training.build import build_parts  # noqa: PLC0415
+    from reprolib.training.build import build_parts, preserved_global_rng  # noqa: PLC0415
+    from reprolib.training.loop import optimizer_step  # noqa: PLC0415
     from reprolib.training.schedules import build_optimizer  # noqa: PLC0415
 
     config = with_overrides(network_step_config(name), {"backend": backend, "device": str(device)})
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
+    with preserved_global_rng():
         parts = build_parts(config, before_model=lambda: torch.manual_seed(config.seed))
     model = parts.model.to(device)
     optimizer = build_optimizer(config, model.parameters())
-    after_step = getattr(model, "after_optimizer_step", None)
     gen = torch.Generator().manual_seed(0)
     x = synthetic_mnist(config.batch_size, gen).to(device)
     y = torch.randint(0, int(config.model_options.get("classes", 10)), (config.batch_size,), generator=gen).to(device)
@@ -483,13 +481,7 @@ def _network_step_case(name: str, backend: str, device: torch.device):
         with torch.no_grad():  # as the training loop encodes: outside autograd
             x_seq = parts.encoder(x, generator=encode_gen)
         loss = parts.loss_fn(model(x_seq), y).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        if after_step is not None:
-            after_step()
+        optimizer_step(loss, model, optimizer, config.grad_clip)
         return loss.detach()
     run.model = model  # for tests: the gradients of its last step stay on the parameters
     return run, density

@@ -125,6 +125,30 @@ def _loss_of(model, encoder, loss_fn, x, y, generator, amp: bool):
         return loss_fn(model(x_seq), y)
 
 
+def optimizer_step(loss: torch.Tensor, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                   grad_clip: float | None, scaler: torch.amp.GradScaler | None = None) -> None:
+    """One optimiser step on ``loss``, as every training here takes it (the loop, and the benchmark's training
+    steps, which must time what the loop runs): gradients zeroed, backward (scaled by ``scaler`` under mixed
+    precision), the gradients' global norm clipped to ``grad_clip`` (after unscaling), the step, then the model's
+    own ``after_optimizer_step`` where it has one (the SRC cells' bias projection)."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        if grad_clip is not None:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+    after_step = getattr(model, "after_optimizer_step", None)
+    if after_step is not None:
+        after_step()
+
+
 @torch.no_grad()
 def evaluation_pass(model, encoder, loss_fn, dataset, config: ExperimentConfig, split: str, device: torch.device,
                     input_transform=None, bar=None) -> _Meter:
@@ -278,7 +302,6 @@ class _Run:
         config, model = self.config, self.model
         model.train()
         meter = _Meter()
-        after_step = getattr(model, "after_optimizer_step", None)
         batches = self._bar(self.train_loader, f"epoch {epoch}/{config.epochs} train")
         for index, batch in enumerate(batches):
             x, y = _batch_to(batch, self.device)
@@ -289,21 +312,7 @@ class _Run:
                     raise _StopTraining(epoch, index + 1, len(self.train_loader), loss)
                 raise _nonfinite_error(config, self.hash, loss, epoch, index + 1, len(self.train_loader),
                                        "the run is stopped and no record is written")
-            self.optimizer.zero_grad(set_to_none=True)
-            if self.scaler is not None:
-                self.scaler.scale(result.loss).backward()
-                if config.grad_clip is not None:
-                    self.scaler.unscale_(self.optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-            else:
-                result.loss.backward()
-                if config.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                self.optimizer.step()
-            if after_step is not None:
-                after_step()
+            optimizer_step(result.loss, model, self.optimizer, config.grad_clip, self.scaler)
             meter.add(model, result, x.shape[0])
             if hasattr(batches, "set_postfix") and index % 10 == 0:
                 batches.set_postfix(loss=f"{meter.loss_sum / meter.samples:.4g}")

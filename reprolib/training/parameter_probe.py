@@ -77,8 +77,9 @@ def silent_input_response(model: torch.nn.Module, config) -> dict | None:
     steps = config.encoding_options.get("num_steps") or getattr(config, "dataset_options", {}).get("n_time_bins")
     if not hasattr(model, "last_activity") or not isinstance(getattr(model, "in_features", None), int) or not steps:
         return None
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with torch.no_grad(), torch.random.fork_rng(devices=devices):
+    from reprolib.training.build import preserved_global_rng  # noqa: PLC0415
+
+    with torch.no_grad(), preserved_global_rng():
         torch.manual_seed(0)  # a model with noise draws it: the same noise every time the probe runs
         model(torch.zeros(int(steps), 1, model.in_features))
     if model.last_activity is None:
