@@ -127,18 +127,21 @@ def _test_samples(info, test_subset) -> int | None:
 def _run_drops(history: Sequence[Mapping], dataset, test_subset=None) -> list[tuple[int, float]]:
     """:func:`unstable_drops` of one run, on the samples it tested (:func:`_test_samples`: its data set's test
     split, or its ``test_subset``); ``[]`` where the catalog does not fix that split's size."""
+    samples = _run_test_samples(dataset, test_subset)
+    return unstable_drops(history, samples) if samples else []
+
+
+def _run_test_samples(dataset, test_subset=None) -> int | None:
+    """How many samples a run of ``dataset`` tested (:func:`_test_samples` of its catalog entry)."""
     from reprolib.data.catalog import CATALOG  # noqa: PLC0415
 
-    samples = _test_samples(CATALOG.get(str(dataset)), test_subset)
-    return unstable_drops(history, samples) if samples else []
+    return _test_samples(CATALOG.get(str(dataset)), test_subset)
 
 
 def _unstable_text(group: pd.DataFrame) -> str:
     """The runs of ``group`` whose test accuracy fell sharply between epochs (:func:`unstable_drops`), each with
     how often, where first and most, and how far the epoch it reports (``selected_epoch``; the last where not
     recorded) sits below its best: a run that reports an epoch in a dip reports less than it had reached."""
-    from reprolib.data.catalog import CATALOG  # noqa: PLC0415
-
     if "dataset" not in group or "history" not in group:
         return ""
     selected = group["selected_epoch"] if "selected_epoch" in group else [None] * len(group)
@@ -146,10 +149,11 @@ def _unstable_text(group: pd.DataFrame) -> str:
     parts, sizes = [], set()
     for seed, dataset, history, reported, subset in zip(group["seed"], group["dataset"], group["history"], selected,
                                                         subsets):
-        drops = _run_drops(history, dataset, subset)
+        samples = _run_test_samples(dataset, subset)
+        drops = unstable_drops(history, samples) if samples else []
         if not drops:
             continue
-        sizes.add(_test_samples(CATALOG.get(str(dataset)), subset))
+        sizes.add(samples)
         worst = max(drops, key=lambda d: d[1])
         times = f"{len(drops)} time{'s' if len(drops) != 1 else ''}"
         part = (f"seed {seed}: {times}, first at epoch {drops[0][0]}, the largest {100 * worst[1]:.2f} pp at epoch "
