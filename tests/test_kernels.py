@@ -464,15 +464,21 @@ def test_bench_network_steps_compute_the_same_steps_with_each_backend():
 
 def test_bench_iteration_case_builds_its_model_without_moving_the_callers_rng():
     """The BRF iteration seeds its model's weights as the source does, in a fork of the global RNGs: a benchmark
-    run inside a notebook or a test must not change the random draws after it; one step of it trains."""
+    run inside a notebook or a test must not change the random draws after it; its weights are the same each time,
+    and one step of it moves them."""
     from reprolib.kernels import bench
+
+    def case():
+        return bench._iteration_case("ecg", "torch", torch.device("cpu"), torch.Generator().manual_seed(0))
 
     torch.manual_seed(123)
     before = torch.random.get_rng_state()
-    run = bench._iteration_case("ecg", "torch", torch.device("cpu"), torch.Generator().manual_seed(0))
+    run, again = case(), case()
     assert torch.equal(torch.random.get_rng_state(), before)
+    initial = {name: p.detach().clone() for name, p in run.model.named_parameters()}
+    assert all(torch.equal(initial[name], p) for name, p in again.model.named_parameters())
     run()
-    assert torch.equal(torch.random.get_rng_state(), before)
+    assert any(not torch.equal(initial[name], p) for name, p in run.model.named_parameters())
 
 
 def test_bench_network_step_that_fails_is_noted_and_the_benchmark_goes_on(tmp_path, monkeypatch, no_cupy):

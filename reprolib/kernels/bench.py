@@ -338,7 +338,9 @@ def training_time_table(records: dict) -> pd.DataFrame:
 
 def _iteration_case(task: str, backend: str, device, gen, neuron: str = "brf"):
     """One training iteration: forward over T steps, per-step log-softmax NLL (label-last on S-MNIST), backward,
-    gradient clipping where the source clips, Adam step; random inputs of the task's shape."""
+    gradient clipping where the source clips, Adam step; random inputs of the task's shape. The weights are
+    seeded in a fork of the global RNGs (:func:`~reprolib.training.build.preserved_global_rng`), so the caller's
+    random state is left as it was."""
     from reprolib.models.resonate import RSNN_PRESETS, RSNN_TASK_SIZES, build_rsnn  # noqa: PLC0415
     from reprolib.training.build import preserved_global_rng  # noqa: PLC0415
     from reprolib.training.loop import optimizer_step  # noqa: PLC0415
@@ -361,6 +363,7 @@ def _iteration_case(task: str, backend: str, device, gen, neuron: str = "brf"):
 
     def run():
         optimizer_step(loss_fn(model(x), y).loss, model, optimizer, spec["grad_clip"])
+    run.model = model  # for tests
     return run
 
 

@@ -124,18 +124,14 @@ def _test_samples(info, test_subset) -> int | None:
     return min(int(test_subset), int(info.test_size))
 
 
-def _run_drops(history: Sequence[Mapping], dataset, test_subset=None) -> list[tuple[int, float]]:
-    """:func:`unstable_drops` of one run, on the samples it tested (:func:`_test_samples`: its data set's test
-    split, or its ``test_subset``); ``[]`` where the catalog does not fix that split's size."""
-    samples = _run_test_samples(dataset, test_subset)
-    return unstable_drops(history, samples) if samples else []
-
-
-def _run_test_samples(dataset, test_subset=None) -> int | None:
-    """How many samples a run of ``dataset`` tested (:func:`_test_samples` of its catalog entry)."""
+def _run_drops(history: Sequence[Mapping], dataset, test_subset=None) -> tuple[int | None, list[tuple[int, float]]]:
+    """``(samples, drops)`` of one run: how many samples it tested (:func:`_test_samples`: its data set's test
+    split, or its ``test_subset``; None where the catalog does not fix that split's size) and :func:`unstable_drops`
+    of its history on them (``[]`` without a size)."""
     from reprolib.data.catalog import CATALOG  # noqa: PLC0415
 
-    return _test_samples(CATALOG.get(str(dataset)), test_subset)
+    samples = _test_samples(CATALOG.get(str(dataset)), test_subset)
+    return samples, (unstable_drops(history, samples) if samples else [])
 
 
 def _unstable_text(group: pd.DataFrame) -> str:
@@ -149,8 +145,7 @@ def _unstable_text(group: pd.DataFrame) -> str:
     parts, sizes = [], set()
     for seed, dataset, history, reported, subset in zip(group["seed"], group["dataset"], group["history"], selected,
                                                         subsets):
-        samples = _run_test_samples(dataset, subset)
-        drops = unstable_drops(history, samples) if samples else []
+        samples, drops = _run_drops(history, dataset, subset)
         if not drops:
             continue
         sizes.add(samples)

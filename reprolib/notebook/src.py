@@ -616,7 +616,7 @@ def lif_reset_table(runs: Runs, reset_runs: Runs) -> pd.DataFrame:
             paper = src_table2_number({"input": name, "layers": 1, "model": "lif"})
             values = own["test_accuracy"].astype(float)
             subsets = own["test_subset"] if "test_subset" in own else [None] * len(own)
-            falls = sum(bool(_run_drops(h, d, s)) for h, d, s in zip(own["history"], own["dataset"], subsets))
+            falls = sum(bool(_run_drops(h, d, s)[1]) for h, d, s in zip(own["history"], own["dataset"], subsets))
             rows.append({"input": name, "reset": LIF_RESETS[reset], "runs": len(own),
                          "seeds": ", ".join(map(str, sorted(own["seed"].unique()))),
                          "test accuracy (%)": _mean_spread(values), "paper (LIF)": paper,

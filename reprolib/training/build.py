@@ -76,15 +76,6 @@ def build_model(config: ExperimentConfig) -> torch.nn.Module:
     return builder(**options)
 
 
-def initial_model(config: ExperimentConfig) -> torch.nn.Module:
-    """The model a run of ``config`` starts from, on the CPU: built right after ``torch.manual_seed(config.seed)``,
-    as :func:`build_parts` builds it for the training loop, so its weights are the run's initial ones. The global
-    RNGs (the CPU's and every CUDA device's, which ``manual_seed`` seeds too) are left as they were."""
-    with preserved_global_rng():
-        torch.manual_seed(config.seed)
-        return build_model(config)
-
-
 @contextmanager
 def preserved_global_rng():
     """Run the block with the global RNGs restored after it: the CPU's and every CUDA device's (``manual_seed``
@@ -93,6 +84,15 @@ def preserved_global_rng():
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=devices):
         yield
+
+
+def initial_model(config: ExperimentConfig) -> torch.nn.Module:
+    """The model a run of ``config`` starts from, on the CPU: built right after ``torch.manual_seed(config.seed)``,
+    as :func:`build_parts` builds it for the training loop, so its weights are the run's initial ones. The global
+    RNGs (the CPU's and every CUDA device's, which ``manual_seed`` seeds too) are left as they were."""
+    with preserved_global_rng():
+        torch.manual_seed(config.seed)
+        return build_model(config)
 
 
 def build_encoder(config: ExperimentConfig):
