@@ -10,7 +10,7 @@ import pytest
 
 from reprolib.paths import REPO_ROOT
 
-BENCH = REPO_ROOT / "results" / "bench" / "cpu-x86-64-1-threads.json"
+BENCH = REPO_ROOT / "results" / "bench" / "cpu-intel-xeon-processor-1-threads.json"
 
 
 def _bench() -> dict:
@@ -38,9 +38,10 @@ def _quote(path: str, pattern: str) -> tuple[str, ...]:
 
 def test_readme_quotes_the_ecg_iteration_and_the_wide_recurrent_layers():
     bench = _bench()
-    torch_s, kernel_s, name = _quote("README.md", r"training iteration ([\d.]+) s -> ([\d.]+) s on one core in "
-                                                  r"`results/bench/([\w.-]+)`")
+    torch_s, kernel_s, cpu, name = _quote("README.md", r"training iteration ([\d.]+) s -> ([\d.]+) s on one core "
+                                                       r"of an? ([\w ]+?) in `results/bench/([\w.-]+)`")
     assert name == BENCH.name
+    assert re.sub(r"\((R|TM)\)", "", bench["cpu"]["model"]).split()[:len(cpu.split())] == cpu.split(), cpu
     ecg = _row(bench["iterations"], task="ecg")
     assert _agrees(torch_s, ecg["torch_ms"] / 1000), (torch_s, ecg["torch_ms"])
     assert _agrees(kernel_s, ecg["kernel_ms"] / 1000), (kernel_s, ecg["kernel_ms"])

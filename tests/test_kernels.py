@@ -462,6 +462,21 @@ def test_bench_network_steps_compute_the_same_steps_with_each_backend():
     assert row["torch_ms"] > 0 and row["kernel_ms"] > 0
 
 
+def test_bench_file_name_tells_cpu_models_apart(monkeypatch):
+    """A CPU benchmark record is named after the CPU model and the threads, so a record of another CPU model does
+    not overwrite it; the committed Intel Xeon record has the name this gives."""
+    from reprolib.kernels import bench
+    from reprolib.paths import REPO_ROOT
+    from reprolib.results import provenance
+
+    for model, stem in (("Intel(R) Xeon(R) Processor", "cpu-intel-xeon-processor-1-threads"),
+                        ("AMD EPYC", "cpu-amd-epyc-1-threads")):
+        monkeypatch.setattr(provenance, "cpu_description", lambda model=model: {"model": model})
+        monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+        assert bench.bench_file_stem(torch.device("cpu")) == stem
+    assert (REPO_ROOT / "results" / "bench" / "cpu-intel-xeon-processor-1-threads.json").is_file()
+
+
 def test_bench_iteration_case_builds_its_model_without_moving_the_callers_rng():
     """The BRF iteration seeds its model's weights as the source does, in a fork of the global RNGs: a benchmark
     run inside a notebook or a test must not change the random draws after it; its weights are the same each time,

@@ -886,6 +886,10 @@ def test_bench_records_reads_a_folder_in_name_order_and_names_a_missing_one(tmp_
     heading = nb.bench_heading("a-cpu", records["a-cpu"])
     assert heading.startswith("### A\n") and "code 01234567+dirty" in heading and "Incomplete record" in heading
     assert "Kernel check" not in heading  # no --check ran
+    # two CPU models' records are told apart by their headings
+    cpu_record = {"device": "cpu (x86_64, 1 threads)", "device_type": "cpu",
+                  "cpu": {"model": "AMD EPYC", "torch_capability": "AVX512"}}
+    assert nb.bench_heading("c", cpu_record).startswith("### cpu (x86_64, 1 threads), AMD EPYC (AVX512)\n")
     # CPU records only: the page says that the GPU kernels have neither timings nor checks in the book
     assert nb.no_gpu_bench_note(records).startswith("**No benchmark record from a GPU is committed yet**")
     assert "(fused implementation: `cpp`)" in nb.no_gpu_bench_note({"a": {"kernel_engine": "cpp"}})

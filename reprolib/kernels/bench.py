@@ -35,9 +35,9 @@ B = 128), timed against the formulation of their sources (snnTorch's ``repeat`` 
 
 Timing: CUDA events around each forward + backward, after warm-up (which also compiles the kernels), median of
 the repeats (``time.perf_counter`` on CPU). The JSON record (device, date, versions, git commit) goes to
-``results/bench/<device>.json`` for the book's performance chapter. On a machine without CUDA the PyTorch loop
-and the C++ build run (by default at the small shape 28,128,32); the SpikingJelly column is ``null`` with the
-reason.
+``results/bench/<device>.json`` (:func:`bench_file_stem`) for the book's performance chapter. On a machine without
+CUDA the PyTorch loop and the C++ build run (by default at the small shape 28,128,32); the SpikingJelly column is
+``null`` with the reason.
 """
 
 from __future__ import annotations
@@ -100,7 +100,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--networks", nargs="+", default=None, choices=[*NETWORK_STEPS, "none"],
                         help="also time one training step of these networks of the SRC paper's Table 2 at their "
                              "paper-scale configs (default: all three; 'none' skips)")
-    parser.add_argument("--output", default=None, help="JSON path (default: results/bench/<device>.json)")
+    parser.add_argument("--output", default=None,
+                        help="JSON path (default: results/bench/<device>.json, on a CPU cpu-<model>-<N>-threads.json)")
 
 
 def _parse_shape(text: str) -> tuple[int, int, int]:
@@ -628,6 +629,18 @@ def device_slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower() or "device"
 
 
+def bench_file_stem(device: torch.device) -> str:
+    """The default name (without ``.json``) of a benchmark record made on ``device``: the GPU's name, or on a CPU
+    its model and thread count, ``cpu-amd-epyc-1-threads``: the times of two CPU models differ, so a record of one
+    must not overwrite the other's."""
+    from reprolib.results.provenance import cpu_description, device_name  # noqa: PLC0415
+
+    if device.type == "cuda":
+        return device_slug(device_name(device))
+    model = re.sub(r"\((R|TM)\)", " ", cpu_description()["model"], flags=re.IGNORECASE)
+    return device_slug(f"cpu {model} {torch.get_num_threads()} threads")
+
+
 def kernel_engine_for(device: torch.device) -> tuple[str, str | None]:
     """The fused implementation timed in the ``kernel`` columns on ``device`` and why it cannot run (or None):
     the CuPy kernels on CUDA, the same sources built as C++ (``backend="cpp"``) on the CPU."""
@@ -767,9 +780,8 @@ def _checked_arguments(args) -> tuple[torch.device, list, Path]:
         out = Path(args.output)
     else:
         from reprolib.paths import results_dir  # noqa: PLC0415
-        from reprolib.results.provenance import device_name  # noqa: PLC0415
 
-        out = results_dir() / "bench" / f"{device_slug(device_name(device))}.json"
+        out = results_dir() / "bench" / f"{bench_file_stem(device)}.json"
     from reprolib.paths import check_output_file  # noqa: PLC0415
 
     return device, shapes, check_output_file(out)

@@ -76,7 +76,10 @@ def bench_heading(name: str, record: Mapping) -> str:
     cpu = cpu_text(record.get("cpu"))
     host = f"CPU {cpu} · " if cpu else ""
     timing = record.get("timing", {})
-    return (f"### {record.get('device', name)}\n\n*{record.get('date', 'unknown date')} · "
+    title = str(record.get("device", name))
+    if record.get("device_type") == "cpu" and cpu:  # records of two CPU models differ by the model alone
+        title += f", {cpu}"
+    return (f"### {title}\n\n*{record.get('date', 'unknown date')} · "
             f"code {bench_code_version(record)} · {host}torch {record.get('torch')} · CUDA {record.get('cuda')} · "
             f"CuPy {record.get('cupy') or 'not installed'} · "
             f"kernel columns: {record.get('kernel_engine', 'cupy')} · "
