@@ -350,8 +350,7 @@ def _iteration_case(task: str, backend: str, device, gen, neuron: str = "brf"):
     spec = ITERATION_TASKS[task]
     m, _, classes = RSNN_TASK_SIZES[task]
     B, T = spec["batch"], spec["T"]
-    with preserved_global_rng():
-        torch.manual_seed(0)
+    with preserved_global_rng(seed=0):
         model = build_rsnn(**RSNN_PRESETS[(task, neuron)], backend=backend).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=spec["lr"])
     loss_fn = make_seq_nll(label_last=spec["label_last"], skip_steps=0)

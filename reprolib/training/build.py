@@ -77,12 +77,15 @@ def build_model(config: ExperimentConfig) -> torch.nn.Module:
 
 
 @contextmanager
-def preserved_global_rng():
+def preserved_global_rng(seed: int | None = None):
     """Run the block with the global RNGs restored after it: the CPU's and every CUDA device's (``manual_seed``
     seeds them all, so a block that seeds as a run does must fork them all), for code that rebuilds a run's
-    random draws without moving the caller's."""
+    random draws without moving the caller's; seeded with ``torch.manual_seed(seed)`` first where ``seed`` is
+    given."""
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=devices):
+        if seed is not None:
+            torch.manual_seed(seed)
         yield
 
 
@@ -90,8 +93,7 @@ def initial_model(config: ExperimentConfig) -> torch.nn.Module:
     """The model a run of ``config`` starts from, on the CPU: built right after ``torch.manual_seed(config.seed)``,
     as :func:`build_parts` builds it for the training loop, so its weights are the run's initial ones. The global
     RNGs (the CPU's and every CUDA device's, which ``manual_seed`` seeds too) are left as they were."""
-    with preserved_global_rng():
-        torch.manual_seed(config.seed)
+    with preserved_global_rng(config.seed):
         return build_model(config)
 
 

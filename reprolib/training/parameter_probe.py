@@ -79,8 +79,8 @@ def silent_input_response(model: torch.nn.Module, config) -> dict | None:
         return None
     from reprolib.training.build import preserved_global_rng  # noqa: PLC0415
 
-    with torch.no_grad(), preserved_global_rng():
-        torch.manual_seed(0)  # a model with noise draws it: the same noise every time the probe runs
+    # a model with noise draws it: the same noise every time the probe runs
+    with torch.no_grad(), preserved_global_rng(seed=0):
         model(torch.zeros(int(steps), 1, model.in_features))
     if model.last_activity is None:
         return None
